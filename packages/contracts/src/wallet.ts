@@ -1,0 +1,69 @@
+import { z } from 'zod';
+import { BaseUnits, Chain, IdempotencyKey, Timestamp, UserId, Uuid } from './common.js';
+
+export const Wallet = z.object({
+  walletId: Uuid,
+  userId: UserId,
+  chain: Chain,
+  address: z.string().describe('Base58 (SOL), EIP-55 (ETH) or 0x-hex (APTOS) address'),
+  label: z.string().max(100).nullable(),
+  isActive: z.boolean(),
+  createdAt: Timestamp,
+});
+export type Wallet = z.infer<typeof Wallet>;
+
+export const WalletCreateRequest = z
+  .object({
+    userId: UserId,
+    chain: Chain,
+    label: z.string().max(100).optional(),
+    idempotencyKey: IdempotencyKey.optional().describe('Same key and payload → same wallet'),
+  })
+  .strict();
+export const WalletListRequest = z.object({ userId: UserId, chain: Chain.optional() }).strict();
+export const WalletRef = z.object({ userId: UserId, walletId: Uuid }).strict();
+export const WalletList = z.object({ items: z.array(Wallet) });
+
+export const Balance = z.object({
+  walletId: Uuid,
+  chain: Chain,
+  amount: BaseUnits,
+  decimals: z.number().int(),
+  symbol: z.string(),
+});
+export const TokenBalance = z.object({
+  mint: z.string().describe('Token mint (SPL) or contract (ERC-20) address'),
+  account: z.string().optional(),
+  amount: BaseUnits,
+  decimals: z.number().int(),
+});
+export const TokenBalances = z.object({ walletId: Uuid, chain: Chain, tokens: z.array(TokenBalance) });
+
+export const TransferSolRequest = z
+  .object({
+    userId: UserId,
+    walletId: Uuid,
+    recipient: z.string().min(32).max(44),
+    amount: BaseUnits.describe('Lamports'),
+    idempotencyKey: IdempotencyKey.optional(),
+  })
+  .strict();
+export const TransferResult = z.object({
+  signature: z.string(),
+  status: z.enum(['confirmed', 'finalized', 'submitted', 'failed']),
+});
+
+export const SignRequest = z
+  .object({
+    userId: UserId,
+    walletId: Uuid,
+    transaction: z.string().min(1).max(65536).describe('Serialized transaction: base64 (SOL, APTOS BCS) or 0x-hex (ETH)'),
+  })
+  .strict();
+export const SignResult = z.object({
+  signedTransaction: z.string(),
+  hash: z.string().optional().describe('Transaction hash (ETH) or signature (SOL)'),
+});
+
+/** Event `wallet.created`. */
+export const WalletCreated = Wallet;

@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import {
+  AuditEvent,
+  ErrorCode,
+  FleetError,
+  buildAsyncApi,
+  eventNameOf,
+  events,
+  fieldErrors,
+  isFleetError,
+  operations,
+  replySchema,
+} from '@wallet-fleet/contracts';
+import { z } from 'zod';
+
+describe('contracts', () => {
+  it('should keep docs/asyncapi.json in step with the schemas (run `pnpm asyncapi` after a change)', () => {
+    const file = fileURLToPath(new URL('../../../docs/asyncapi.json', import.meta.url));
+    const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8'));
+    const committed = JSON.parse(readFileSync(file, 'utf8'));
+    assert.deepEqual(committed, JSON.parse(JSON.stringify(buildAsyncApi(pkg.version))));
+  });
+
+  it('should document every fixed operation and event name', () => {
+    for (const op of [
+      'wallet.management.create', 'wallet.management.list', 'wallet.management.get', 'wallet.management.setActive',
+      'wallet.balance.get', 'wallet.balance.getTokens', 'wallet.transaction.transferSol', 'wallet.transaction.sign',
+      'wallet.provisioning.status', 'wallet.audit.query', 'wallet.audit.verify',
+    ]) assert.ok(op in operations, op);
+    for (const ev of ['kyc.approved', 'wallet.created', 'wallet.provisioning.completed', 'wallet.provisioning.failed',
+      'deposit.received', 'deposit.credited', 'deposit.failed']) assert.ok(ev in events, ev);
+    const doc = buildAsyncApi('0') as { channels: Record<string, { address: string | null }> };
+    const addresses = Object.values(doc.channels).map((c) => c.address);
+    assert.ok(addresses.includes('wallet.audit.query'));
+    assert.ok(addresses.includes('audit.#'));
+  });
+
+  it('should map audit routing keys to the audit event schema and nothing else', () => {
+    assert.equal(eventNameOf('audit.wallet.create'), 'audit.#');
+    assert.equal(eventNameOf('audit.provisioning.wallet.create'), 'audit.#');
+    assert.equal(eventNameOf('wallet.created'), 'wallet.created');
+    assert.equal(eventNameOf('audit'), undefined);
+    assert.equal(eventNameOf('something.else'), undefined);
+  });
+
+  it('should reject an audit event with a missing field or an unknown one, naming the field', () => {
+    const good = {
+      eventId: '0b6b8a52-3c5c-4a57-9a7e-0c1b1f3f0a10',
+      occurredAt: '2026-11-23T10:00:00.000Z',
+      actor: { type: 'service', id: 'wallet' },
+      action: 'wallet.create',
+      resource: { type: 'wallet', id: 'w1' },
+      status: 'success',
+    };
+    assert.ok(AuditEvent.safeParse(good).success);
+    const missing = AuditEvent.safeParse({ ...good, resource: { type: 'wallet' } });
+    assert.ok(!missing.success);
+    assert.deepEqual(fieldErrors(missing.error).map((f) => f.path), ['resource.id']);
+    const extra = AuditEvent.safeParse({ ...good, privateKey: 'x' });
+    assert.ok(!extra.success);
+  });
+
+  it('should give errors a retryable default per code and keep an explicit choice', () => {
+    assert.equal(new FleetError(ErrorCode.UNAVAILABLE, 'down').retryable, true);
+    assert.equal(new FleetError(ErrorCode.INTERNAL, 'boom').retryable, false);
+    assert.equal(FleetError.retryable(ErrorCode.INTERNAL, 'safe to retry').retryable, true);
+    const e = FleetError.fromBody({ code: 'NOT_FOUND', message: 'x'.repeat(2000), retryable: false });
+    assert.ok(isFleetError(e, ErrorCode.NOT_FOUND));
+    assert.ok(e.message.length <= 256);
+  });
+
+  it('should accept only well-formed replies', () => {
+    const reply = replySchema(z.object({ n: z.number() }));
+    assert.ok(reply.safeParse({ ok: true, result: { n: 1 } }).success);
+    assert.ok(reply.safeParse({ ok: false, error: { code: 'INTERNAL', message: 'm', retryable: false } }).success);
+    assert.ok(!reply.safeParse({ ok: false, error: { code: 'INTERNAL' } }).success);
+  });
+});
