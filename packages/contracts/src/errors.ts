@@ -99,7 +99,7 @@ export class FleetError extends Error {
     return new FleetError(code, message, { retryable: false, ...(details ? { details } : {}) });
   }
 
-  static validation(fields: FieldError[], message = 'message failed validation'): FleetError {
+  static validation(fields: FieldError[], message = describeFields(fields)): FleetError {
     return new FleetError(ErrorCode.VALIDATION_FAILED, message, { retryable: false, details: { fields } });
   }
 
@@ -124,6 +124,10 @@ export class FleetError extends Error {
 /** Narrows `e` to a FleetError, optionally of one code. */
 export function isFleetError<C extends ErrorCode>(e: unknown, code?: C): e is FleetError & { code: C } {
   return e instanceof FleetError && (code === undefined || e.code === code);
+}
+
+function describeFields(fields: FieldError[]): string {
+  return fields.length === 0 ? 'invalid message' : `invalid ${fields.map((f) => `${f.path}: ${f.message}`).join('; ')}`;
 }
 
 /** Collapses whitespace and cuts to 256 characters. */

@@ -1,0 +1,238 @@
+import type { AuditEvent, AuditQueryResult, AuditVerifyResult, StoredAuditEvent } from '@wallet-fleet/contracts';
+import { FleetError, ErrorCode } from '@wallet-fleet/contracts';
+import type pg from 'pg';
+import { GENESIS_HASH, canonicalPayload, rowHash } from '../chain.js';
+
+export type AppendOutcome = 'stored' | 'duplicate';
+
+export interface AuditQuery {
+  userId?: string | undefined;
+  action?: string | undefined;
+  resourceType?: string | undefined;
+  resourceId?: string | undefined;
+  from?: string | undefined;
+  to?: string | undefined;
+  limit: number;
+  cursor?: string | undefined;
+}
+
+export interface AuditStore {
+  /** Appends events in order, skipping those whose eventId is stored already (or repeated in `events`). */
+  append(events: readonly AuditEvent[]): Promise<AppendOutcome[]>;
+  /** Newest first. Throws VALIDATION_FAILED for a cursor we did not issue. */
+  query(q: AuditQuery): Promise<AuditQueryResult>;
+  /** Walks the whole chain in one snapshot. */
+  verify(): Promise<AuditVerifyResult>;
+  /** Number of rows in the chain (from its head). */
+  length(): Promise<number>;
+}
+
+interface Row {
+  sequence: string;
+  event_id: string;
+  occurred_at: Date;
+  recorded_at: Date;
+  actor_type: string;
+  actor_id: string;
+  action: string;
+  resource_type: string;
+  resource_id: string;
+  user_id: string | null;
+  status: string;
+  correlation_id: string | null;
+  payload: string;
+  prev_hash: Buffer;
+  hash: Buffer;
+}
+
+const VERIFY_PAGE = 2000;
+
+/** SQL of the audit log. `pool` connections must have the service's schema on their search_path. */
+export function createAuditStore(pool: pg.Pool): AuditStore {
+  return {
+    append: (events) => append(pool, events),
+    query: (q) => query(pool, q),
+    verify: () => verify(pool),
+    length: async () => {
+      const { rows } = await pool.query<{ sequence: string }>('SELECT sequence FROM audit_chain_head');
+      return Number(rows[0]?.sequence ?? 0);
+    },
+  };
+}
+
+async function append(pool: pg.Pool, events: readonly AuditEvent[]): Promise<AppendOutcome[]> {
+  if (events.length === 0) return [];
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    // The head row lock serialises appends of every replica: the chain needs one order. Duplicates
+    // are looked up under the same lock, so two replicas cannot both decide an event is new.
+    const head = await client.query<{ sequence: string; hash: Buffer }>(
+      'SELECT sequence, hash FROM audit_chain_head FOR UPDATE',
+    );
+    if (!head.rows[0]) throw new FleetError(ErrorCode.INTERNAL, 'audit chain head is missing');
+    const known = await client.query<{ event_id: string }>(
+      'SELECT event_id FROM audit_events WHERE event_id = ANY($1::uuid[])',
+      [events.map((e) => e.eventId)],
+    );
+    const seen = new Set(known.rows.map((r) => r.event_id));
+
+    let sequence = Number(head.rows[0].sequence);
+    let prev = head.rows[0].hash;
+    const recordedAt = new Date().toISOString();
+    const cols: unknown[][] = Array.from({ length: 15 }, () => []);
+    const outcomes: AppendOutcome[] = [];
+    for (const event of events) {
+      const id = event.eventId.toLowerCase();
+      if (seen.has(id)) {
+        outcomes.push('duplicate');
+        continue;
+      }
+      seen.add(id);
+      sequence += 1;
+      const payload = canonicalPayload(event);
+      const hash = rowHash(prev, sequence, recordedAt, payload);
+      const values = [
+        sequence, id, event.occurredAt, recordedAt, event.actor.type, event.actor.id, event.action,
+        event.resource.type, event.resource.id, event.userId ?? null, event.status, event.correlationId ?? null,
+        payload, prev, hash,
+      ];
+      values.forEach((v, i) => cols[i]!.push(v));
+      prev = hash;
+      outcomes.push('stored');
+    }
+    if (cols[0]!.length > 0) {
+      await client.query(
+        `INSERT INTO audit_events (sequence, event_id, occurred_at, recorded_at, actor_type, actor_id, action,
+           resource_type, resource_id, user_id, status, correlation_id, payload, prev_hash, hash)
+         SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::text[],
+           $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bytea[], $15::bytea[])`,
+        cols,
+      );
+      await client.query('UPDATE audit_chain_head SET sequence = $1, hash = $2', [sequence, prev]);
+    }
+    await client.query('COMMIT');
+    return outcomes;
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw e;
+  } finally {
+    client.release();
+  }
+}
+
+function encodeCursor(sequence: number): string {
+  return Buffer.from(`s:${sequence}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): number {
+  const m = /^s:([1-9][0-9]{0,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!m) throw FleetError.validation([{ path: 'cursor', message: 'not a cursor returned by wallet.audit.query' }]);
+  return Number(m[1]);
+}
+
+function toStored(row: Row): StoredAuditEvent {
+  return {
+    ...(JSON.parse(row.payload) as AuditEvent),
+    sequence: Number(row.sequence),
+    recordedAt: row.recorded_at.toISOString(),
+    hash: row.hash.toString('hex'),
+  };
+}
+
+async function query(pool: pg.Pool, q: AuditQuery): Promise<AuditQueryResult> {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const add = (sql: string, value: unknown) => {
+    params.push(value);
+    where.push(sql.replace('?', `$${params.length}`));
+  };
+  if (q.userId !== undefined) add('user_id = ?', q.userId);
+  if (q.action !== undefined) add('action = ?', q.action);
+  if (q.resourceType !== undefined) add('resource_type = ?', q.resourceType);
+  if (q.resourceId !== undefined) add('resource_id = ?', q.resourceId);
+  if (q.from !== undefined) add('occurred_at >= ?', q.from);
+  if (q.to !== undefined) add('occurred_at < ?', q.to);
+  if (q.cursor !== undefined) add('sequence < ?', decodeCursor(q.cursor));
+  params.push(q.limit + 1);
+  const { rows } = await pool.query<Row>(
+    `SELECT * FROM audit_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+     ORDER BY sequence DESC LIMIT $${params.length}`,
+    params,
+  );
+  const page = rows.slice(0, q.limit);
+  const last = page[page.length - 1];
+  return {
+    items: page.map(toStored),
+    nextCursor: rows.length > q.limit && last ? encodeCursor(Number(last.sequence)) : null,
+  };
+}
+
+/** Why a row does not verify, or undefined when it does. */
+function checkRow(row: Row, expectedSequence: number, prev: Buffer): string | undefined {
+  const sequence = Number(row.sequence);
+  if (sequence !== expectedSequence) return `expected sequence ${expectedSequence}, found ${sequence} (rows missing or inserted)`;
+  if (!row.prev_hash.equals(prev)) return 'previous-hash link does not match the previous row';
+  const hash = rowHash(prev, sequence, row.recorded_at.toISOString(), row.payload);
+  if (!hash.equals(row.hash)) return 'row content does not match its hash';
+  let event: AuditEvent;
+  try {
+    event = JSON.parse(row.payload) as AuditEvent;
+  } catch {
+    return 'payload is not JSON';
+  }
+  const copies: Array<[unknown, unknown]> = [
+    [row.event_id, event.eventId?.toLowerCase()],
+    [row.occurred_at.getTime(), Date.parse(event.occurredAt)],
+    [row.actor_type, event.actor?.type],
+    [row.actor_id, event.actor?.id],
+    [row.action, event.action],
+    [row.resource_type, event.resource?.type],
+    [row.resource_id, event.resource?.id],
+    [row.user_id, event.userId ?? null],
+    [row.status, event.status],
+    [row.correlation_id, event.correlationId ?? null],
+  ];
+  if (copies.some(([a, b]) => a !== b)) return 'query columns do not match the hashed payload';
+  return undefined;
+}
+
+async function verify(pool: pg.Pool): Promise<AuditVerifyResult> {
+  const client = await pool.connect();
+  try {
+    // One snapshot for the head and every page: appends running meanwhile are neither half-seen nor
+    // mistaken for tampering.
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const head = await client.query<{ sequence: string; hash: Buffer }>('SELECT sequence, hash FROM audit_chain_head');
+    const headSequence = Number(head.rows[0]?.sequence ?? 0);
+    let prev: Buffer = GENESIS_HASH;
+    let expected = 1;
+    let checked = 0;
+    for (;;) {
+      const { rows } = await client.query<Row>(
+        'SELECT * FROM audit_events WHERE sequence >= $1 ORDER BY sequence LIMIT $2',
+        [expected, VERIFY_PAGE],
+      );
+      for (const row of rows) {
+        const problem = checkRow(row, expected, prev);
+        if (problem) return { valid: false, checked, brokenAt: expected, reason: problem };
+        prev = row.hash;
+        expected += 1;
+        checked += 1;
+      }
+      if (rows.length < VERIFY_PAGE) break;
+    }
+    if (checked !== headSequence || !(head.rows[0]?.hash ?? GENESIS_HASH).equals(prev)) {
+      return {
+        valid: false,
+        checked,
+        brokenAt: checked + 1,
+        reason: `chain ends at ${checked} but its head says ${headSequence} (rows removed from the end)`,
+      };
+    }
+    return { valid: true, checked };
+  } finally {
+    await client.query('ROLLBACK').catch(() => undefined);
+    client.release();
+  }
+}

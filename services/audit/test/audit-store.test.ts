@@ -1,0 +1,159 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import type { AuditEvent } from '@wallet-fleet/contracts';
+import { createSchemaName, type TestSchema } from '@wallet-fleet/testing';
+import { runner } from 'node-pg-migrate';
+import pg from 'pg';
+import { createAuditStore, type AuditStore } from '../src/store/audit-store.js';
+
+const migrations = fileURLToPath(new URL('../migrations', import.meta.url));
+
+function event(over: Partial<AuditEvent> = {}): AuditEvent {
+  return {
+    eventId: randomUUID(),
+    occurredAt: new Date().toISOString(),
+    actor: { type: 'service', id: 'wallet' },
+    action: 'wallet.create',
+    resource: { type: 'wallet', id: randomUUID() },
+    userId: 'user-1',
+    status: 'success',
+    after: { chain: 'SOL', address: 'So1ana' },
+    ...over,
+  };
+}
+
+describe('audit store (PostgreSQL)', () => {
+  let schema: TestSchema;
+  let pool: pg.Pool;
+  let store: AuditStore;
+
+  beforeEach(async () => {
+    schema = await createSchemaName('audit');
+    await runner({
+      databaseUrl: schema.databaseUrl, dir: migrations, schema: schema.schema, createSchema: true,
+      migrationsTable: 'pgmigrations', direction: 'up', log: () => undefined,
+    });
+    pool = new pg.Pool({ connectionString: schema.databaseUrl, options: `-c search_path=${schema.schema}`, max: 8 });
+    store = createAuditStore(pool);
+  });
+  afterEach(async () => {
+    await pool.end();
+    await schema.drop();
+  });
+
+  // Tampering needs the append-only trigger out of the way: an attacker with owner rights can do that.
+  async function tamper(sql: string, params: unknown[] = []): Promise<void> {
+    const c = await pool.connect();
+    try {
+      await c.query('BEGIN');
+      await c.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only');
+      await c.query(sql, params);
+      await c.query('ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only');
+      await c.query('COMMIT');
+    } finally {
+      c.release();
+    }
+  }
+
+  it('should store each event once, however often it arrives', async () => {
+    const a = event();
+    const b = event();
+    assert.deepEqual(await store.append([a, b, a]), ['stored', 'stored', 'duplicate']);
+    assert.deepEqual(await store.append([b, event()]), ['duplicate', 'stored']);
+    assert.equal(await store.length(), 3);
+    assert.deepEqual(await store.verify(), { valid: true, checked: 3 });
+  });
+
+  it('should keep one valid chain when several replicas append at once', async () => {
+    const shared = event();
+    const batches = Array.from({ length: 8 }, () => [shared, ...Array.from({ length: 25 }, () => event())]);
+    await Promise.all(batches.map((b) => store.append(b)));
+    assert.equal(await store.length(), 8 * 25 + 1);
+    assert.deepEqual(await store.verify(), { valid: true, checked: 201 });
+  });
+
+  it('should refuse updates and deletes of stored rows', async () => {
+    await store.append([event()]);
+    await assert.rejects(pool.query("UPDATE audit_events SET status = 'failed'"), /append-only/);
+    await assert.rejects(pool.query('DELETE FROM audit_events'), /append-only/);
+  });
+
+  it('should filter by user, action, resource and time, newest first, across cursor pages', async () => {
+    const t0 = Date.parse('2026-01-01T00:00:00Z');
+    const at = (m: number) => new Date(t0 + m * 60_000).toISOString();
+    const events = [
+      ...Array.from({ length: 7 }, (_, i) => event({ userId: 'alice', occurredAt: at(i), resource: { type: 'wallet', id: 'w-a' } })),
+      ...Array.from({ length: 3 }, (_, i) => event({ userId: 'bob', action: 'wallet.setActive', occurredAt: at(i) })),
+    ];
+    await store.append(events);
+
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await store.query({ userId: 'alice', limit: 3, cursor });
+      assert.ok(page.items.length <= 3);
+      seen.push(...page.items.map((e) => e.eventId));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    assert.deepEqual(seen, events.slice(0, 7).map((e) => e.eventId).reverse());
+
+    const bob = await store.query({ action: 'wallet.setActive', limit: 50 });
+    assert.deepEqual(new Set(bob.items.map((e) => e.userId)), new Set(['bob']));
+    const window = await store.query({ userId: 'alice', from: at(2), to: at(5), limit: 50 });
+    assert.deepEqual(window.items.map((e) => e.occurredAt).sort(), [at(2), at(3), at(4)]);
+    const byResource = await store.query({ resourceType: 'wallet', resourceId: 'w-a', limit: 50 });
+    assert.equal(byResource.items.length, 7);
+    assert.equal(byResource.items[0]?.after?.address, 'So1ana');
+    await assert.rejects(store.query({ limit: 5, cursor: 'bogus' }), /cursor/);
+  });
+
+  describe('verify', () => {
+    beforeEach(async () => {
+      await store.append(Array.from({ length: 10 }, () => event()));
+    });
+
+    it('should report an edited payload at its row', async () => {
+      await tamper(`UPDATE audit_events SET payload = replace(payload, 'So1ana', 'Attacker') WHERE sequence = 4`);
+      assert.deepEqual(await store.verify(), { valid: false, checked: 3, brokenAt: 4, reason: 'row content does not match its hash' });
+    });
+
+    it('should report an edited query column even when the payload is intact', async () => {
+      await tamper(`UPDATE audit_events SET user_id = 'mallory' WHERE sequence = 7`);
+      const r = await store.verify();
+      assert.equal(r.valid, false);
+      assert.equal(r.brokenAt, 7);
+    });
+
+    it('should report a deleted row in the middle', async () => {
+      await tamper('DELETE FROM audit_events WHERE sequence = 5');
+      const r = await store.verify();
+      assert.equal(r.valid, false);
+      assert.equal(r.brokenAt, 5);
+    });
+
+    it('should report rows deleted from the end', async () => {
+      await tamper('DELETE FROM audit_events WHERE sequence > 8');
+      const r = await store.verify();
+      assert.equal(r.valid, false);
+      assert.equal(r.brokenAt, 9);
+    });
+
+    it('should report two rows swapped', async () => {
+      await tamper('UPDATE audit_events SET sequence = 1000 WHERE sequence = 2');
+      await tamper('UPDATE audit_events SET sequence = 2 WHERE sequence = 3');
+      await tamper('UPDATE audit_events SET sequence = 3 WHERE sequence = 1000');
+      const r = await store.verify();
+      assert.equal(r.valid, false);
+      assert.equal(r.brokenAt, 2);
+    });
+
+    it('should report a rehashed row by the broken link of its successor', async () => {
+      // An attacker who edits a row and recomputes its hash still breaks the next row's link.
+      await tamper(`UPDATE audit_events SET status = 'failed', hash = sha256(hash) WHERE sequence = 6`);
+      const r = await store.verify();
+      assert.equal(r.valid, false);
+      assert.equal(r.brokenAt, 6);
+    });
+  });
+});
