@@ -1,0 +1,138 @@
+// The deployment files cannot run here (no Docker engine, no cluster): check what can be checked
+// without one. They parse, and they agree with each other and with the services that exist (names,
+// commands, ports, probes, backing-service hostnames). And the container health check really works.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const read = (p: string) => readFileSync(join(repoRoot, p), 'utf8');
+
+// js-yaml comes with mocha (no dependency of our own just to read YAML in a test); it supports the
+// `<<` merge keys the compose file uses.
+const requireFromMocha = createRequire(createRequire(import.meta.url).resolve('mocha/package.json'));
+const yaml = requireFromMocha('js-yaml') as { load(s: string): unknown; loadAll(s: string): unknown[] };
+
+/** The product's services and their HTTP ports (README.md and docs/operations.md say the same). */
+const PORTS: Record<string, number> = { audit: 8081, wallet: 8082, provisioning: 8083, webhooks: 8084, reconciliation: 8085 };
+
+interface ComposeService {
+  image?: string;
+  build?: unknown;
+  command?: string[];
+  environment?: Record<string, string>;
+  ports?: string[];
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test: string[] };
+  volumes?: string[];
+}
+
+describe('deployment files', () => {
+  const compose = yaml.load(read('docker-compose.yml')) as { services: Record<string, ComposeService> };
+  const services = compose.services;
+  const existing = readdirSync(join(repoRoot, 'services')).filter((n) => existsSync(join(repoRoot, 'services', n, 'package.json')));
+
+  it('should run the backing services from the agreed images, each with a health check', () => {
+    assert.equal(services.rabbitmq?.image, 'rabbitmq:3.13-management');
+    assert.equal(services.postgres?.image, 'postgres:15');
+    assert.equal(services.redis?.image, 'redis:7');
+    for (const name of ['rabbitmq', 'postgres', 'redis']) assert.ok(services[name]?.healthcheck?.test?.length, `${name} health check`);
+    for (const mount of services.rabbitmq?.volumes ?? []) {
+      const host = mount.split(':')[0]!;
+      if (host.startsWith('./')) assert.ok(existsSync(join(repoRoot, host)), `mounted file ${host} exists`);
+    }
+  });
+
+  it('should have a compose service for every product service that exists under services/', () => {
+    for (const name of existing.filter((n) => n in PORTS)) assert.ok(services[name], `docker-compose.yml has no service ${name}`);
+  });
+
+  it('should start each fleet service from the one Dockerfile with its own command, port, schema and /ready health check', () => {
+    assert.ok(existsSync(join(repoRoot, 'Dockerfile')));
+    const fleet = Object.entries(services).filter(([name]) => !['rabbitmq', 'postgres', 'redis'].includes(name));
+    assert.ok(fleet.length >= 1);
+    for (const [name, s] of fleet) {
+      assert.equal(s.build, '.', `${name} builds the Dockerfile`);
+      assert.deepEqual(s.command, ['node', `services/${name}/dist/main.js`], `${name} command`);
+      const port = PORTS[name];
+      assert.ok(port, `${name} has an agreed port`);
+      assert.equal(s.environment?.HTTP_PORT, String(port), `${name} HTTP_PORT`);
+      assert.ok(s.ports?.includes(`${port}:${port}`), `${name} publishes ${port}`);
+      assert.equal(s.environment?.DATABASE_SCHEMA, name, `${name} schema`);
+      assert.deepEqual(s.healthcheck?.test, ['CMD', 'node', 'scripts/healthcheck.mjs', '/ready'], `${name} health check`);
+      for (const dep of ['rabbitmq', 'postgres', 'redis']) assert.equal(s.depends_on?.[dep]?.condition, 'service_healthy', `${name} waits for ${dep}`);
+      // The URLs must name the compose services; 127.0.0.1 would be the container itself.
+      assert.equal(new URL(s.environment!.AMQP_URL!).hostname, 'rabbitmq');
+      assert.notEqual(new URL(s.environment!.AMQP_URL!).username, 'guest', 'RabbitMQ refuses guest from other hosts');
+      assert.equal(new URL(s.environment!.DATABASE_URL!).hostname, 'postgres');
+      assert.equal(new URL(s.environment!.REDIS_URL!).hostname, 'redis');
+    }
+  });
+
+  it('should give the Kubernetes example the same command and port, probes on /live and /ready, and scrape /metrics', () => {
+    const docs = yaml.loadAll(read('infra/k8s/audit.yaml')) as Array<Record<string, any>>;
+    const deployment = docs.find((d) => d.kind === 'Deployment')!;
+    const pod = deployment.spec.template;
+    const container = pod.spec.containers[0];
+    assert.deepEqual(container.command, services.audit!.command);
+    assert.equal(container.ports[0].containerPort, PORTS.audit);
+    assert.equal(container.livenessProbe.httpGet.path, '/live');
+    assert.equal(container.readinessProbe.httpGet.path, '/ready');
+    assert.equal(pod.metadata.annotations['prometheus.io/path'], '/metrics');
+    assert.equal(pod.metadata.annotations['prometheus.io/port'], String(PORTS.audit));
+    assert.deepEqual(deployment.spec.selector.matchLabels, { 'app.kubernetes.io/name': 'audit' });
+  });
+
+  describe('container health check (scripts/healthcheck.mjs)', () => {
+    let server: Server;
+    let status = 200;
+    let seenPath = '';
+    before(async () => {
+      server = createServer((req, res) => {
+        seenPath = req.url ?? '';
+        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: status === 200 }));
+      });
+      await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    });
+    after(() => new Promise<void>((done) => server.close(() => done())));
+
+    const check = (port: number | undefined, args: string[] = []) =>
+      new Promise<number | null>((done) => {
+        const env: Record<string, string | undefined> = { ...process.env, HTTP_PORT: port === undefined ? undefined : String(port) };
+        if (port === undefined) delete env.HTTP_PORT;
+        const child = spawn(process.execPath, [join(repoRoot, 'scripts/healthcheck.mjs'), ...args], { env, stdio: 'ignore' });
+        child.on('close', done);
+      });
+
+    it('should report healthy when /ready answers 200', async () => {
+      status = 200;
+      assert.equal(await check((server.address() as AddressInfo).port), 0);
+      assert.equal(seenPath, '/ready');
+    });
+
+    it('should report unhealthy when /ready answers 503', async () => {
+      status = 503;
+      assert.equal(await check((server.address() as AddressInfo).port), 1);
+    });
+
+    it('should probe another path when given one', async () => {
+      status = 200;
+      assert.equal(await check((server.address() as AddressInfo).port, ['/live']), 0);
+      assert.equal(seenPath, '/live');
+    });
+
+    it('should report unhealthy when nothing listens or HTTP_PORT is missing', async () => {
+      const closed = createServer();
+      await new Promise<void>((done) => closed.listen(0, '127.0.0.1', done));
+      const port = (closed.address() as AddressInfo).port;
+      await new Promise<void>((done) => closed.close(() => done()));
+      assert.equal(await check(port), 1);
+      assert.equal(await check(undefined), 1);
+    });
+  });
+});
