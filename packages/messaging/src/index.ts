@@ -1,1 +1,13 @@
-export {};
+export { createBroker } from './broker.js';
+export { defineTopology, type QueueSpec, type Topology } from './topology.js';
+export { computeRetryDelay, type RetryPolicy, type ErrorHistoryEntry } from './retry.js';
+export type { PublishProps } from './publisher.js';
+export type {
+  Broker,
+  BrokerOptions,
+  BatchHandler,
+  CommandHandlers,
+  EventHandlers,
+  Handler,
+  HandlerContext,
+} from './types.js';

@@ -1,0 +1,322 @@
+import { randomUUID } from 'node:crypto';
+import {
+  DIRECT_REPLY_TO,
+  Exchanges,
+  FleetError,
+  Headers,
+  eventNameOf,
+  events,
+  fieldErrors,
+  operations,
+  type EventName,
+  type OperationName,
+  type PayloadOf,
+  type RequestOf,
+  type ResultOf,
+} from '@wallet-fleet/contracts';
+import { safeUrl } from '@wallet-fleet/service-kit';
+import type { ChannelModel } from 'amqplib';
+import { openConnection, sleep } from './connection.js';
+import { QueueConsumer } from './consumer.js';
+import { isPermanentBrokerError, unavailable } from './errors.js';
+import { CORRELATION_HEADER, outgoingTrace } from './headers.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { Publisher, type PublishProps } from './publisher.js';
+import { computeRetryDelay } from './retry.js';
+import { RpcClient } from './rpc-client.js';
+import { assertTopology, defineTopology, type ResolvedQueueSpec, type Topology } from './topology.js';
+import type { BatchHandler, Broker, BrokerOptions, CommandHandlers, EventHandlers, Handler } from './types.js';
+
+/** idle → starting → running → stopping → stopped; stop() from any state ends in stopped. */
+type State = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+/** One connection and what lives on it; replaced whole after any loss. */
+interface Session {
+  conn: ChannelModel;
+  publisher?: Publisher;
+  ready: boolean;
+  lost: boolean;
+}
+
+const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+
+class MessageBroker implements Broker {
+  private state: State = 'idle';
+  private session: Session | undefined;
+  private startCall: Promise<void> | undefined;
+  private stopCall: Promise<void> | undefined;
+  private reconnecting: Promise<void> | undefined;
+  /** Aborted by stop(): cuts backoff sleeps short and ends the connect loops. */
+  private readonly life = new AbortController();
+  private readonly consumers = new Map<string, QueueConsumer>();
+  private readonly rpc = new RpcClient();
+  private readonly metrics: Metrics;
+  private readonly topology: Topology;
+  private readonly log: BrokerOptions['logger'];
+
+  constructor(private readonly o: BrokerOptions) {
+    this.topology = defineTopology(o.topology);
+    this.metrics = createMetrics(o.registry);
+    this.log = o.logger.child({ component: 'messaging' });
+    this.metrics.connectionUp.set(0);
+    for (const q of this.topology.queues) {
+      this.consumers.set(
+        q.name,
+        new QueueConsumer(q as ResolvedQueueSpec, {
+          logger: o.logger,
+          metrics: this.metrics,
+          appId: o.service,
+          publisher: () => this.currentPublisher(),
+          publishEvent: (rk, payload, opts) => this.publishEvent(rk, payload, opts),
+        }),
+      );
+    }
+  }
+
+  handleCommands(queue: string, handlers: CommandHandlers): void {
+    const c = this.consumerFor(queue, 'rpc');
+    for (const [op, h] of Object.entries(handlers)) {
+      if (!(op in operations)) throw new Error(`${op} is not an operation of the catalogue`);
+      if (h) c.addHandler(op, h as Handler<unknown, unknown>);
+    }
+  }
+
+  handleEvents(queue: string, handlers: EventHandlers): void {
+    const c = this.consumerFor(queue, 'events');
+    for (const [ev, h] of Object.entries(handlers)) {
+      if (!(ev in events)) throw new Error(`${ev} is not an event of the catalogue`);
+      if (h) c.addHandler(ev, h as Handler<unknown, unknown>);
+    }
+  }
+
+  handleEventBatch<E extends EventName>(queue: string, event: E, handler: BatchHandler<E>, opts: { maxSize?: number; maxWaitMs?: number } = {}): void {
+    const c = this.consumerFor(queue, 'events');
+    if (!(event in events)) throw new Error(`${event} is not an event of the catalogue`);
+    const maxSize = opts.maxSize ?? 100;
+    const maxWaitMs = opts.maxWaitMs ?? 50;
+    if (!Number.isInteger(maxSize) || maxSize < 1 || maxSize > 5_000) throw new Error('maxSize must be an integer in 1..5000');
+    if (!(maxWaitMs >= 0)) throw new Error('maxWaitMs must be >= 0');
+    c.addBatchHandler(event, handler as unknown as BatchHandler<EventName>, maxSize, maxWaitMs);
+  }
+
+  private consumerFor(queue: string, kind: 'rpc' | 'events'): QueueConsumer {
+    if (this.state !== 'idle') throw new Error('handlers are registered before start()');
+    const c = this.consumers.get(queue);
+    if (!c) throw new Error(`queue ${queue} is not in the topology`);
+    if (c.spec.kind !== kind) throw new Error(`queue ${queue} is an ${c.spec.kind} queue, not ${kind}`);
+    return c;
+  }
+
+  start(): Promise<void> {
+    if (this.startCall) return this.startCall;
+    if (this.state !== 'idle') return Promise.reject(new Error(`broker is ${this.state}; create a new one`));
+    this.state = 'starting';
+    this.startCall = this.connectLoop(true).then(
+      () => {
+        if (this.state === 'starting') this.state = 'running';
+      },
+      (err: unknown) => {
+        if (this.state === 'starting') this.state = 'stopped';
+        throw err;
+      },
+    );
+    return this.startCall;
+  }
+
+  stop(opts: { timeoutMs?: number } = {}): Promise<void> {
+    this.stopCall ??= this.shutdown(opts.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS);
+    return this.stopCall;
+  }
+
+  private async shutdown(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const was = this.state;
+    this.state = 'stopping';
+    this.life.abort();
+    if (was === 'idle' || was === 'stopped') {
+      this.state = 'stopped';
+      return;
+    }
+    await this.startCall?.catch(() => undefined);
+    await this.reconnecting?.catch(() => undefined);
+    const consumers = [...this.consumers.values()].filter((c) => c.hasHandlers);
+    // Order matters: no new deliveries, then let running handlers finish (their replies, retries
+    // and dead letters need the publisher), then requeue the rest, then wait for confirms.
+    await Promise.all(consumers.map((c) => c.cancel()));
+    const left = (await Promise.all(consumers.map((c) => c.waitIdle(deadline)))).reduce((a, b) => a + b, 0);
+    if (left > 0) {
+      const requeued = consumers.reduce((n, c) => n + c.requeueUnfinished(), 0);
+      this.log.warn({ requeued }, 'stop deadline reached; unfinished messages requeued');
+    }
+    const s = this.session;
+    await s?.publisher?.drain(Math.max(50, deadline - Date.now()));
+    this.rpc.failAll(unavailable('broker stopped'));
+    await Promise.all(consumers.map((c) => c.close()));
+    if (s) {
+      this.markLost(s, unavailable('broker stopped'));
+      await s.conn.close().catch(() => undefined);
+    }
+    this.metrics.connectionUp.set(0);
+    this.state = 'stopped';
+    this.log.info('broker stopped');
+  }
+
+  status(): { connected: boolean; consumers: Record<string, boolean> } {
+    const consumers: Record<string, boolean> = {};
+    for (const [name, c] of this.consumers) if (c.hasHandlers) consumers[name] = c.active;
+    return { connected: !!this.session?.ready, consumers };
+  }
+
+  async publishEvent<E extends EventName>(routingKey: string, payload: PayloadOf<E>, opts: { messageId?: string; headers?: Record<string, string> } = {}): Promise<void> {
+    const name = eventNameOf(routingKey);
+    if (!name) {
+      throw FleetError.validation([{ path: 'routingKey', message: `${routingKey} is not an event of the catalogue` }], 'unknown event');
+    }
+    const checked = events[name].payload.safeParse(payload);
+    if (!checked.success) throw FleetError.validation(fieldErrors(checked.error), `payload of ${routingKey} failed validation`);
+    const messageId = opts.messageId ?? randomUUID();
+    const trace = outgoingTrace(messageId);
+    await this.livePublisher().publish(
+      Exchanges.events,
+      routingKey,
+      Buffer.from(JSON.stringify(payload)),
+      {
+        messageId,
+        correlationId: trace.correlationId,
+        contentType: 'application/json',
+        persistent: true,
+        timestamp: Math.floor(Date.now() / 1000),
+        appId: this.o.service,
+        type: routingKey,
+        headers: { ...opts.headers, [CORRELATION_HEADER]: trace.correlationId, [Headers.traceparent]: trace.traceparent },
+      },
+      name,
+    );
+  }
+
+  publish(exchange: string, routingKey: string, body: Buffer, props: PublishProps = {}): Promise<void> {
+    try {
+      return this.livePublisher().publish(exchange, routingKey, body, { appId: this.o.service, ...props }, exchange === Exchanges.events ? (eventNameOf(routingKey) ?? 'other') : 'raw');
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  request<Op extends OperationName>(op: Op, body: RequestOf<Op>, opts?: { timeoutMs?: number; headers?: Record<string, string> }): Promise<ResultOf<Op>> {
+    return this.rpc.request(() => this.livePublisher(), op, body, opts);
+  }
+
+  /** The session's publisher while the session lives (also while consumers attach and while stopping). */
+  private currentPublisher(): Publisher | undefined {
+    const s = this.session;
+    return s && !s.lost ? s.publisher : undefined;
+  }
+
+  private livePublisher(): Publisher {
+    const p = this.currentPublisher();
+    if (!p) throw unavailable(this.state === 'stopped' ? 'broker stopped' : 'not connected to the broker');
+    return p;
+  }
+
+  private async connectLoop(initial: boolean): Promise<void> {
+    const { initialDelayMs = 500, maxDelayMs = 30_000 } = this.o.reconnect ?? {};
+    const signal = this.life.signal;
+    for (let attempt = 1; ; attempt++) {
+      if (!initial || attempt > 1) {
+        await sleep(computeRetryDelay(attempt, { initialDelayMs, maxDelayMs: Math.max(maxDelayMs, initialDelayMs), factor: 2, jitter: 0.5 }), signal);
+      }
+      if (signal.aborted) throw unavailable('broker stopped');
+      try {
+        await this.openSession();
+        if (!initial) this.metrics.reconnects.inc();
+        this.log.info({ url: safeUrl(this.o.url), attempt }, initial ? 'connected to the broker' : 'reconnected to the broker');
+        return;
+      } catch (err) {
+        if (signal.aborted) throw unavailable('broker stopped', err);
+        if (initial && isPermanentBrokerError(err)) {
+          this.log.error({ err, url: safeUrl(this.o.url) }, 'broker refused us; not retrying');
+          throw err;
+        }
+        this.log.warn({ err, attempt, url: safeUrl(this.o.url) }, 'broker connection failed; retrying');
+      }
+    }
+  }
+
+  private async openSession(): Promise<void> {
+    const conn = await openConnection(this.o.url, this.o.service, this.o.heartbeatSeconds);
+    const s: Session = { conn, ready: false, lost: false };
+    conn.on('error', (err: Error) => this.log.warn({ err }, 'broker connection error'));
+    conn.on('close', (err?: Error) => this.onLost(s, err ?? new Error('connection closed')));
+    conn.on('blocked', (reason: string) => this.log.warn({ reason }, 'broker blocked publishing (resource alarm)'));
+    conn.on('unblocked', () => this.log.info('broker unblocked publishing'));
+    try {
+      // A separate channel for declarations: a 406 on one of them closes the channel it came on.
+      const setup = await conn.createChannel();
+      setup.on('error', () => undefined);
+      await assertTopology(setup, this.topology);
+      await setup.close();
+      const pubCh = await conn.createConfirmChannel();
+      pubCh.on('error', (err: Error) => this.log.warn({ err }, 'publisher channel error'));
+      pubCh.on('close', () => this.onLost(s, new Error('publisher channel closed')));
+      s.publisher = new Publisher(pubCh, this.o.maxUnconfirmed ?? 256, this.metrics);
+      // Direct reply-to: consume before the first request is published, on the same channel.
+      await pubCh.consume(DIRECT_REPLY_TO, this.rpc.onReply, { noAck: true });
+      this.session = s;
+      for (const c of this.consumers.values()) {
+        if (c.hasHandlers) await c.attach(conn, (err) => this.onLost(s, err));
+      }
+      if (s.lost) throw unavailable('connection lost while starting');
+      s.ready = true;
+      this.metrics.connectionUp.set(1);
+    } catch (err) {
+      this.markLost(s, unavailable('connection setup failed', err));
+      await conn.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Any loss (connection, publisher or consumer channel) recycles the whole session. */
+  private onLost(s: Session, err: Error): void {
+    const wasReady = s.ready;
+    if (!this.markLost(s, unavailable('connection to the broker lost', err))) return;
+    // A channel died but the connection may live: close it so all channels go together.
+    void s.conn.close().catch(() => undefined);
+    if (wasReady && (this.state === 'running' || this.state === 'starting')) {
+      this.log.warn({ err }, 'broker connection lost; reconnecting');
+      this.reconnecting ??= this.connectLoop(false)
+        .catch((e: unknown) => this.log.info({ err: e }, 'reconnect loop ended'))
+        .finally(() => {
+          this.reconnecting = undefined;
+        });
+    }
+  }
+
+  private markLost(s: Session, err: Error): boolean {
+    if (s.lost) return false;
+    s.lost = true;
+    s.ready = false;
+    if (this.session === s) {
+      this.session = undefined;
+      this.metrics.connectionUp.set(0);
+      for (const c of this.consumers.values()) c.detach();
+    }
+    // Unconfirmed means not sent: reject them rather than guess. Replies can only reach the
+    // channel that asked, which is gone, so pending calls fail too.
+    s.publisher?.failAll(err);
+    this.rpc.failAll(err);
+    return true;
+  }
+}
+
+/**
+ * A broker for one service: validates the topology at once (throws Error on a bad one), connects
+ * on start().
+ */
+export function createBroker(options: BrokerOptions): Broker {
+  if (!options.url) throw new Error('url is required');
+  if (!options.service) throw new Error('service is required');
+  if (options.maxUnconfirmed !== undefined && !(Number.isInteger(options.maxUnconfirmed) && options.maxUnconfirmed >= 1)) {
+    throw new Error('maxUnconfirmed must be an integer >= 1');
+  }
+  return new MessageBroker(options);
+}

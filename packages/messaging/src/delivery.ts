@@ -1,0 +1,51 @@
+import type { Channel, ConsumeMessage } from 'amqplib';
+
+/** A consuming channel and whether it is still open (acks on a closed channel are void). */
+export class ChannelHandle {
+  closed = false;
+  constructor(readonly ch: Channel) {
+    ch.once('close', () => {
+      this.closed = true;
+    });
+  }
+}
+
+/**
+ * One delivery, settled (acked or nacked) at most once: a late handler finishing after stop()
+ * requeued its message must not ack it again (a second ack of a tag is a channel error, 406).
+ */
+export class Delivery {
+  readonly abort = new AbortController();
+  private settled = false;
+
+  constructor(
+    readonly handle: ChannelHandle,
+    readonly msg: ConsumeMessage,
+  ) {}
+
+  /** Still ours to settle on an open channel: only then publish retries, dead letters or replies. */
+  get live(): boolean {
+    return !this.settled && !this.handle.closed;
+  }
+
+  ack(): boolean {
+    return this.settle((ch) => ch.ack(this.msg));
+  }
+
+  nack(requeue: boolean): boolean {
+    return this.settle((ch) => ch.nack(this.msg, false, requeue));
+  }
+
+  private settle(fn: (ch: Channel) => void): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    if (this.handle.closed) return false;
+    try {
+      fn(this.handle.ch);
+      return true;
+    } catch {
+      // Closed under our feet (IllegalOperationError): the broker requeues it.
+      return false;
+    }
+  }
+}

@@ -1,0 +1,90 @@
+import { createLogger, type Logger } from '@wallet-fleet/service-kit';
+import { createVhost, rabbitAdmin, type TestVhost } from '@wallet-fleet/testing';
+import amqp, { type Channel, type ChannelModel, type GetMessage } from 'amqplib';
+import { Registry } from 'prom-client';
+import { createBroker, type Broker, type BrokerOptions, type Topology } from '@wallet-fleet/messaging';
+
+/** Logs stay quiet unless LOG_LEVEL is set (e.g. LOG_LEVEL=debug pnpm exec mocha …). */
+export const logger: Logger = createLogger({ service: 'messaging-test', level: process.env.LOG_LEVEL ?? 'silent' });
+
+/** A broker into `vhost`, stopped by `cleanup()`. Fast reconnects for tests. */
+export function broker(vhost: TestVhost, topology: Topology, extra: Partial<BrokerOptions> = {}): Broker {
+  const b = createBroker({
+    url: vhost.url,
+    service: 'test',
+    topology,
+    logger,
+    registry: new Registry(),
+    reconnect: { initialDelayMs: 20, maxDelayMs: 200 },
+    ...extra,
+  });
+  started.push(b);
+  return b;
+}
+
+const started: Broker[] = [];
+const opened: ChannelModel[] = [];
+
+/** A plain amqplib channel for doing what our library would refuse to do (malformed messages). */
+export async function rawChannel(vhost: TestVhost): Promise<Channel> {
+  const conn = await amqp.connect(vhost.url, { noDelay: true });
+  conn.on('error', () => undefined);
+  opened.push(conn);
+  const ch = await conn.createChannel();
+  ch.on('error', () => undefined);
+  return ch;
+}
+
+/**
+ * Closes every connection into the vhost from the broker side. The management API lists a new
+ * connection only after its next statistics emission (up to 5 s here), so this waits until at
+ * least `expected` connections were seen and closed.
+ */
+export async function killConnections(vhost: TestVhost, expected: number): Promise<void> {
+  let closed = 0;
+  const end = Date.now() + 15_000;
+  while (closed < expected) {
+    if (Date.now() > end) throw new Error(`only ${closed} of ${expected} connections ever became visible`);
+    closed += await rabbitAdmin.closeConnections(vhost.vhost);
+    if (closed < expected) await sleep(100);
+  }
+}
+
+/** Ready messages in a queue, straight from the broker (the management API lags by seconds). */
+export async function depth(vhost: TestVhost, queue: string): Promise<number> {
+  const ch = await rawChannel(vhost);
+  try {
+    return (await ch.checkQueue(queue)).messageCount;
+  } finally {
+    await ch.close().catch(() => undefined);
+  }
+}
+
+/** Takes every message off a queue (acking them), with headers as amqplib decodes them. */
+export async function takeAll(vhost: TestVhost, queue: string): Promise<GetMessage[]> {
+  const ch = await rawChannel(vhost);
+  const out: GetMessage[] = [];
+  for (;;) {
+    const m = await ch.get(queue, { noAck: true });
+    if (!m) break;
+    out.push(m);
+  }
+  await ch.close().catch(() => undefined);
+  return out;
+}
+
+export async function cleanup(): Promise<void> {
+  await Promise.all(started.splice(0).map((b) => b.stop({ timeoutMs: 1000 }).catch(() => undefined)));
+  await Promise.all(opened.splice(0).map((c) => c.close().catch(() => undefined)));
+}
+
+export async function freshVhost(): Promise<TestVhost> {
+  return createVhost('messaging');
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Header value as text (the management API and amqplib differ in how they hand them back). */
+export function text(v: unknown): string {
+  return Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
+}
