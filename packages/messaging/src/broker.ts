@@ -18,7 +18,7 @@ import { safeUrl } from '@wallet-fleet/service-kit';
 import type { ChannelModel } from 'amqplib';
 import { openConnection, sleep } from './connection.js';
 import { QueueConsumer } from './consumer.js';
-import { isPermanentBrokerError, unavailable } from './errors.js';
+import { isPermanentBrokerError, unavailable, validationFailed } from './errors.js';
 import { CORRELATION_HEADER, outgoingTrace } from './headers.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { Publisher, type PublishProps } from './publisher.js';
@@ -170,10 +170,10 @@ class MessageBroker implements Broker {
   async publishEvent<E extends EventName>(routingKey: string, payload: PayloadOf<E>, opts: { messageId?: string; headers?: Record<string, string> } = {}): Promise<void> {
     const name = eventNameOf(routingKey);
     if (!name) {
-      throw FleetError.validation([{ path: 'routingKey', message: `${routingKey} is not an event of the catalogue` }], 'unknown event');
+      throw validationFailed([{ path: 'routingKey', message: `${routingKey} is not an event of the catalogue` }]);
     }
     const checked = events[name].payload.safeParse(payload);
-    if (!checked.success) throw FleetError.validation(fieldErrors(checked.error), `payload of ${routingKey} failed validation`);
+    if (!checked.success) throw validationFailed(fieldErrors(checked.error));
     const messageId = opts.messageId ?? randomUUID();
     const trace = outgoingTrace(messageId);
     await this.livePublisher().publish(

@@ -16,7 +16,7 @@ import type { ChannelModel, ConsumeMessage, MessageProperties } from 'amqplib';
 import type { z } from 'zod';
 import { Batcher } from './batcher.js';
 import { ChannelHandle, Delivery } from './delivery.js';
-import { asFleetError } from './errors.js';
+import { asFleetError, validationFailed } from './errors.js';
 import { CORRELATION_HEADER, headerNumber, headerString } from './headers.js';
 import type { Metrics } from './metrics.js';
 import type { PublishProps, Publisher } from './publisher.js';
@@ -247,13 +247,13 @@ export class QueueConsumer {
         json = JSON.parse(msg.content.toString('utf8'));
       } catch (e) {
         const fields: FieldError[] = [{ path: '(root)', message: `malformed JSON: ${(e as Error).message}` }];
-        return this.refuse(d, m, FleetError.validation(fields, 'message body is not valid JSON'), 'malformed_json');
+        return this.refuse(d, m, validationFailed(fields), 'malformed_json');
       }
       const schema: z.ZodType =
         this.spec.kind === 'rpc' ? operations[m.key as OperationName].request : events[m.key as EventName].payload;
       const parsed = schema.safeParse(json);
       if (!parsed.success) {
-        return this.refuse(d, m, FleetError.validation(fieldErrors(parsed.error), `${m.routingKey} failed validation`), 'validation');
+        return this.refuse(d, m, validationFailed(fieldErrors(parsed.error)), 'validation');
       }
 
       const ctx = this.context(d, m, work, deadline, entry.kind === 'batch');
@@ -392,8 +392,9 @@ export class QueueConsumer {
   private forwardHeaders(d: Delivery, m: MessageMeta, err: FleetError): Record<string, unknown> {
     const headers: Record<string, unknown> = { ...m.headers };
     for (const h of BROKER_DEATH_HEADERS) delete headers[h];
+    // The error message is cut to 256 characters; field errors get the header's larger budget.
     const fields = err.details?.fields as FieldError[] | undefined;
-    const text = fields?.length ? `${err.message}: ${fields.map((f) => `${f.path}: ${f.message}`).join('; ')}` : err.message;
+    const text = fields?.length ? `invalid ${fields.map((f) => `${f.path}: ${f.message}`).join('; ')}` : err.message;
     headers[Headers.errorCode] = err.code;
     headers[Headers.errorMessage] = text.length > HEADER_TEXT_MAX ? `${text.slice(0, HEADER_TEXT_MAX - 1)}…` : text;
     headers[Headers.errorHistory] = appendHistory(m.headers[Headers.errorHistory], {

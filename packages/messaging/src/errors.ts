@@ -1,4 +1,4 @@
-import { ErrorCode, FleetError } from '@wallet-fleet/contracts';
+import { ErrorCode, FleetError, type FieldError } from '@wallet-fleet/contracts';
 
 /**
  * What a thrown value means to the message runtime. Anything that is not a FleetError counts as
@@ -22,4 +22,10 @@ export function isPermanentBrokerError(e: unknown): boolean {
   const code = typeof err?.code === 'number' ? err.code : undefined;
   if (code === 403 || code === 406 || code === 530) return true;
   return typeof err?.message === 'string' && /ACCESS_REFUSED|PRECONDITION_FAILED|NOT_ALLOWED/.test(err.message);
+}
+
+/** VALIDATION_FAILED listing the failing fields in its message (`invalid userId: …; chain: …`) and in details.fields. */
+export function validationFailed(fields: FieldError[]): FleetError {
+  const list = fields.map((f) => `${f.path}: ${f.message}`).join('; ');
+  return FleetError.validation(fields, `invalid ${list}`);
 }

@@ -13,6 +13,7 @@ import {
   type ResultOf,
 } from '@wallet-fleet/contracts';
 import type { ConsumeMessage } from 'amqplib';
+import { validationFailed } from './errors.js';
 import { CORRELATION_HEADER, outgoingTrace } from './headers.js';
 import type { Publisher } from './publisher.js';
 
@@ -48,7 +49,7 @@ export class RpcClient {
     const spec = operations[op];
     if (!spec) throw new FleetError(ErrorCode.UNKNOWN_OPERATION, `unknown operation ${String(op)}`);
     const checked = spec.request.safeParse(body);
-    if (!checked.success) throw FleetError.validation(fieldErrors(checked.error), `request of ${op} failed validation`);
+    if (!checked.success) throw validationFailed(fieldErrors(checked.error));
 
     // Validation comes first: a bad body is the caller's bug whether or not we are connected.
     const publisher = publisherOf();
