@@ -1,0 +1,73 @@
+import { createHash } from 'node:crypto';
+import { ErrorCode, FleetError } from '@wallet-fleet/contracts';
+import { runner } from 'node-pg-migrate';
+import { scrubCredentials, type Logger } from './logger.js';
+
+const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** The table, inside the service's schema, recording which migrations ran. */
+export const MIGRATIONS_TABLE = 'pgmigrations';
+
+/**
+ * The advisory lock key of one schema's migrations: replicas of one service exclude each other,
+ * while services migrating their own schemas in the same database do not wait on each other (as
+ * they would on node-pg-migrate's single default key). 48 bits keep it a safe JS integer.
+ */
+export function migrationLockKey(schema: string): number {
+  return createHash('sha256').update(`wallet-fleet:migrate:${schema}`).digest().readUIntBE(0, 6);
+}
+
+// Connection-level failures are worth a retry (the process restarts); anything else is a broken
+// migration that a retry would only repeat.
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EAI_AGAIN', '57P03', '53300']);
+
+/**
+ * Migrates `schema` up to the latest migration in `dir` (`.sql` files, or `.js` modules exporting
+ * `up`), with node-pg-migrate's runner: the schema is created if missing, the migrations table
+ * lives in it, and all pending migrations run in one transaction.
+ *
+ * Runs under a PostgreSQL advisory lock (`migrationLockKey(schema)`) in wait mode: replicas that
+ * start at once queue up, and each one after the first finds nothing left to run. The lock is
+ * taken before `CREATE SCHEMA IF NOT EXISTS`, which itself races (a unique violation) when two
+ * sessions create the same schema concurrently.
+ *
+ * Returns the names of the migrations this call ran (empty when up to date).
+ *
+ * @throws TypeError when `schema` is not a lower-case identifier.
+ * @throws FleetError `UNAVAILABLE` (retryable) when the database cannot be reached, `INTERNAL`
+ *   when a migration fails (the transaction is rolled back; nothing of this run stays applied).
+ */
+export async function migrate(opts: { databaseUrl: string; schema: string; dir: string; logger: Logger }): Promise<string[]> {
+  if (!IDENTIFIER.test(opts.schema)) {
+    throw new TypeError(`schema must be a lower-case identifier (a-z, 0-9, _), got ${JSON.stringify(opts.schema)}`);
+  }
+  const log = opts.logger.child({ component: 'migrate', schema: opts.schema });
+  const say = (level: 'debug' | 'info' | 'warn' | 'error') => (msg: string) => log[level](scrubCredentials(String(msg)));
+  try {
+    const ran = await runner({
+      databaseUrl: opts.databaseUrl,
+      dir: opts.dir,
+      schema: opts.schema,
+      createSchema: true,
+      migrationsSchema: opts.schema,
+      migrationsTable: MIGRATIONS_TABLE,
+      direction: 'up',
+      count: Number.POSITIVE_INFINITY,
+      singleTransaction: true,
+      checkOrder: true,
+      lockValue: migrationLockKey(opts.schema),
+      advisoryLockMode: 'wait',
+      logger: { debug: say('debug'), info: say('info'), warn: say('warn'), error: say('error') },
+    });
+    const names = ran.map((m) => m.name);
+    log.info({ ran: names }, names.length > 0 ? 'migrations applied' : 'schema up to date');
+    return names;
+  } catch (err) {
+    const code = (err as { code?: string; cause?: { code?: string } })?.code ?? (err as { cause?: { code?: string } })?.cause?.code;
+    const message = scrubCredentials(err instanceof Error ? err.message : String(err));
+    if (code && UNAVAILABLE_CODES.has(code)) {
+      throw new FleetError(ErrorCode.UNAVAILABLE, `migrate ${opts.schema}: database unreachable: ${message}`, { cause: err });
+    }
+    throw new FleetError(ErrorCode.INTERNAL, `migrate ${opts.schema}: ${message}`, { retryable: false, cause: err });
+  }
+}
