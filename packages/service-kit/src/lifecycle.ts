@@ -159,7 +159,7 @@ export function createService(opts: {
     name: opts.name,
     state: () => state,
     start() {
-      if (startCall) return startCall;
+      if (startCall && (state === 'starting' || state === 'running')) return startCall;
       if (state !== 'idle') {
         return Promise.reject(
           new FleetError(ErrorCode.INTERNAL, `service ${opts.name}: illegal transition ${state} → starting`, { retryable: false }),

@@ -1,0 +1,219 @@
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { after, before, describe, it } from 'mocha';
+import { Counter } from 'prom-client';
+import { backingServices, createSchemaName } from '@wallet-fleet/testing';
+import {
+  createHttpServer,
+  createLogger,
+  createMetrics,
+  createPgPool,
+  createRedis,
+  createService,
+  type Check,
+  type PgPool,
+  type RedisHandle,
+} from '@wallet-fleet/service-kit';
+
+const quiet = () => createLogger({ service: 'http-test', level: 'silent', destination: new Writable({ write: (_c, _e, d) => d() }) });
+
+async function get(port: number, path: string) {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  const text = await res.text();
+  let body: any;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = text;
+  }
+  return { status: res.status, headers: res.headers, body };
+}
+
+describe('createHttpServer', () => {
+  let db: PgPool;
+  let redis: RedisHandle;
+  let dropSchema: () => Promise<void>;
+  const flags = { brokerUp: true };
+  const broker: Check = {
+    name: 'broker',
+    check: async () => {
+      if (!flags.brokerUp) throw new Error('connection to amqp://guest:brokerpw@127.0.0.1:5672 closed');
+      return { channels: 2 };
+    },
+  };
+  const hung: Check = { name: 'kms', check: () => new Promise(() => {}), timeoutMs: 50, readiness: false };
+
+  before(async () => {
+    const { databaseUrl, redisUrl } = await backingServices();
+    const s = await createSchemaName('kit_http');
+    dropSchema = s.drop;
+    db = createPgPool({ url: databaseUrl, schema: s.schema });
+    redis = createRedis({ url: redisUrl, keyPrefix: `kit_http_${s.schema}:`, logger: quiet() });
+    await redis.component.start();
+  });
+  after(async () => {
+    await db.component.stop();
+    await redis.component.stop();
+    await dropSchema();
+  });
+
+  const server = (checks: Check[]) => {
+    const registry = createMetrics('probe-svc');
+    return { registry, http: createHttpServer({ port: 0, host: '127.0.0.1', registry, checks, logger: quiet() }) };
+  };
+
+  it('should answer /live with 200 and helmet security headers', async () => {
+    const { http } = server([]);
+    await http.start();
+    try {
+      const res = await get(http.port(), '/live');
+      assert.equal(res.status, 200);
+      assert.deepEqual(res.body, { status: 'live' });
+      assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
+      assert.equal(res.headers.get('x-powered-by'), null);
+    } finally {
+      await http.stop();
+    }
+  });
+
+  it('should answer /ready with 200 when PostgreSQL, Redis and the broker check pass (a non-readiness check failing does not matter)', async () => {
+    flags.brokerUp = true;
+    const { http } = server([db.check, redis.check, broker, hung]);
+    await http.start();
+    try {
+      const res = await get(http.port(), '/ready');
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.status, 'ready');
+      assert.deepEqual(Object.keys(res.body.checks).sort(), ['broker', 'postgres', 'redis']);
+    } finally {
+      await http.stop();
+    }
+  });
+
+  it('should answer /ready with 503 naming the failed check, with credentials masked', async () => {
+    flags.brokerUp = false;
+    const { http } = server([db.check, redis.check, broker]);
+    await http.start();
+    try {
+      const res = await get(http.port(), '/ready');
+      assert.equal(res.status, 503);
+      assert.equal(res.body.status, 'not_ready');
+      assert.deepEqual(res.body.failed, ['broker']);
+      assert.equal(res.body.checks.postgres.status, 'up');
+      assert.match(res.body.checks.broker.error, /connection to amqp:\/\/guest:\*\*\*@127\.0\.0\.1:5672 closed/);
+      assert.doesNotMatch(JSON.stringify(res.body), /brokerpw/);
+      flags.brokerUp = true;
+      assert.equal((await get(http.port(), '/ready')).status, 200);
+    } finally {
+      flags.brokerUp = true;
+      await http.stop();
+    }
+  });
+
+  it('should answer /ready with 503 instead of hanging when a readiness check hangs', async () => {
+    const stuck: Check = { name: 'database', check: () => new Promise(() => {}), timeoutMs: 100 };
+    const { http } = server([redis.check, stuck]);
+    await http.start();
+    try {
+      const res = await get(http.port(), '/ready');
+      assert.equal(res.status, 503);
+      assert.deepEqual(res.body.failed, ['database']);
+      assert.match(res.body.checks.database.error, /timed out after 100 ms/);
+    } finally {
+      await http.stop();
+    }
+  });
+
+  it('should show each dependency on /health with status, latency and error text', async () => {
+    flags.brokerUp = true;
+    const { http } = server([db.check, redis.check, broker, hung]);
+    await http.start();
+    try {
+      const res = await get(http.port(), '/health');
+      assert.equal(res.status, 503);
+      assert.equal(res.body.status, 'down');
+      const { postgres, redis: r, broker: b, kms } = res.body.checks;
+      assert.equal(postgres.status, 'up');
+      assert.equal(typeof postgres.latencyMs, 'number');
+      assert.equal(typeof postgres.details.total, 'number');
+      assert.equal(r.status, 'up');
+      assert.deepEqual(b.details, { channels: 2 });
+      assert.equal(kms.status, 'down');
+      assert.equal(kms.readiness, false);
+      assert.match(kms.error, /timed out/);
+    } finally {
+      await http.stop();
+    }
+  });
+
+  it('should serve default metrics and the service registry labelled with the service on /metrics', async () => {
+    const { http, registry } = server([]);
+    const jobs = new Counter({ name: 'jobs_done_total', help: 'jobs', registers: [registry] });
+    jobs.inc(3);
+    await http.start();
+    try {
+      const res = await get(http.port(), '/metrics');
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get('content-type') ?? '', /text\/plain/);
+      assert.match(res.body, /^jobs_done_total\{service="probe-svc"\} 3$/m);
+      assert.match(res.body, /^process_cpu_user_seconds_total\{service="probe-svc"\} /m);
+      assert.match(res.body, /^nodejs_eventloop_lag_seconds\{service="probe-svc"\} /m);
+    } finally {
+      await http.stop();
+    }
+  });
+
+  it('should answer unknown paths with a 404 JSON error', async () => {
+    const { http } = server([]);
+    await http.start();
+    try {
+      const res = await get(http.port(), '/admin/secrets');
+      assert.equal(res.status, 404);
+      assert.deepEqual(res.body, { error: { code: 'NOT_FOUND', message: 'no such endpoint' } });
+    } finally {
+      await http.stop();
+    }
+  });
+
+  it('should report not ready as soon as its service is stopping, while /live still answers', async () => {
+    const { http } = server([redis.check]);
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let stopEntered!: () => void;
+    const entered = new Promise<void>((r) => (stopEntered = r));
+    const consumers = {
+      name: 'consumers',
+      start: async () => {},
+      stop: async () => {
+        stopEntered();
+        await released;
+      },
+    };
+    const svc = createService({ name: 'probe-svc', logger: quiet(), components: [http, consumers] });
+    await svc.start();
+    const port = http.port();
+    assert.equal((await get(port, '/ready')).status, 200);
+    const stopping = svc.stop();
+    await entered;
+    const ready = await get(port, '/ready');
+    assert.equal(ready.status, 503);
+    assert.deepEqual(ready.body.failed, ['service']);
+    assert.equal(ready.body.service, 'stopping');
+    assert.equal((await get(port, '/live')).status, 200);
+    release();
+    await stopping;
+    await assert.rejects(fetch(`http://127.0.0.1:${port}/live`));
+  });
+
+  it('should reject start with the listen error when the port is taken', async () => {
+    const { http: first } = server([]);
+    await first.start();
+    try {
+      const registry = createMetrics('probe-svc');
+      const second = createHttpServer({ port: first.port(), host: '127.0.0.1', registry, checks: [], logger: quiet() });
+      await assert.rejects(second.start(), /EADDRINUSE/);
+    } finally {
+      await first.stop();
+    }
+  });
+});
