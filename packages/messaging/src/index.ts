@@ -11,3 +11,5 @@ export type {
   Handler,
   HandlerContext,
 } from './types.js';
+export { createOutbox, outboxTableSql, type Outbox, type OutboxMessage, type OutboxOptions } from './outbox.js';
+export { createIdempotencyStore, idempotencyTableSql, type IdempotencyStore } from './idempotency.js';

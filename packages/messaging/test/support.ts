@@ -78,8 +78,13 @@ export async function cleanup(): Promise<void> {
   await Promise.all(opened.splice(0).map((c) => c.close().catch(() => undefined)));
 }
 
+/**
+ * A fresh vhost whose drop() retries once: the management API sometimes closes a kept-alive
+ * HTTP connection just as the next request goes out ("other side closed").
+ */
 export async function freshVhost(): Promise<TestVhost> {
-  return createVhost('messaging');
+  const v = await createVhost('messaging');
+  return { ...v, drop: () => v.drop().catch(async () => { await sleep(200); await v.drop(); }) };
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { ErrorCode, Exchanges, Headers, isFleetError } from '@wallet-fleet/contracts';
+import { runWithContext } from '@wallet-fleet/service-kit';
+import { createSchemaName, waitFor, type TestSchema, type TestVhost } from '@wallet-fleet/testing';
+import pg from 'pg';
+import { createOutbox, defineTopology, outboxTableSql, type Outbox } from '@wallet-fleet/messaging';
+import { broker, cleanup, depth, freshVhost, logger, rawChannel, takeAll, text } from './support.js';
+
+const deposit = (n: number) => ({
+  depositId: `d-${n}`,
+  chain: 'SOL' as const,
+  txHash: `tx${n}`,
+  token: 'native',
+  amount: String(n),
+  toAddress: 'addr',
+});
+
+describe('messaging: transactional outbox', () => {
+  let vhost: TestVhost;
+  let db: TestSchema;
+  let pool: pg.Pool;
+  const relays: Outbox[] = [];
+
+  beforeEach(async () => {
+    vhost = await freshVhost();
+    db = await createSchemaName('outbox');
+    pool = new pg.Pool({ connectionString: db.databaseUrl, max: 12 });
+    await pool.query(outboxTableSql(db.schema));
+    await pool.query(outboxTableSql(db.schema)); // idempotent DDL
+    const ch = await rawChannel(vhost);
+    await ch.assertExchange(Exchanges.events, 'topic', { durable: true });
+    await ch.assertQueue('sink', { durable: true });
+    await ch.bindQueue('sink', Exchanges.events, 'deposit.#');
+  });
+  afterEach(async () => {
+    await Promise.all(relays.splice(0).map((r) => r.stop()));
+    await cleanup();
+    await pool.end();
+    await db.drop();
+    await vhost.drop();
+  });
+
+  async function inTx(fn: (c: pg.PoolClient) => Promise<void>, commit = true): Promise<void> {
+    const c = await pool.connect();
+    try {
+      await c.query('BEGIN');
+      await fn(c);
+      await c.query(commit ? 'COMMIT' : 'ROLLBACK');
+    } finally {
+      c.release();
+    }
+  }
+
+  it('should publish committed rows exactly once with three relays at once, and never rolled-back ones', async () => {
+    const b = broker(vhost, defineTopology({ queues: [] }));
+    await b.start();
+    const mk = () => createOutbox({ pool, schema: db.schema, broker: b, logger, pollIntervalMs: 20, batchSize: 25 });
+    const outboxes = [mk(), mk(), mk()];
+    relays.push(...outboxes);
+    const committed: string[] = [];
+    for (let t = 0; t < 6; t++) {
+      const batch = Array.from({ length: 50 }, (_, i) => ({ routingKey: 'deposit.received', payload: deposit(t * 50 + i), messageId: randomUUID() }));
+      committed.push(...batch.map((m) => m.messageId));
+      await inTx((c) => outboxes[0]!.enqueue(c, batch));
+    }
+    const rolledBack = Array.from({ length: 40 }, (_, i) => ({ routingKey: 'deposit.received', payload: deposit(1000 + i), messageId: `rb-${i}` }));
+    await inTx((c) => outboxes[0]!.enqueue(c, rolledBack), false);
+    // All three relays race over the same rows: background passes plus explicit flushes.
+    await Promise.all(outboxes.map((o) => o.start()));
+    const flushed = await Promise.all(outboxes.map((o) => o.flush()));
+    await waitFor(async () => Number((await pool.query(`SELECT count(*) FROM ${db.schema}.outbox`)).rows[0].count) === 0, { what: 'an empty outbox' });
+    await Promise.all(outboxes.map((o) => o.stop()));
+    assert.ok(flushed.every((n) => n >= 0));
+    // Every publish was confirmed before its row was deleted, so the sink holds them all now.
+    assert.equal(await depth(vhost, 'sink'), committed.length);
+    const got = (await takeAll(vhost, 'sink')).map((m) => m.properties.messageId as string);
+    assert.equal(new Set(got).size, got.length, 'no row published twice');
+    assert.deepEqual([...got].sort(), [...committed].sort());
+    assert.ok(!got.some((id) => id.startsWith('rb-')), 'rolled-back rows are never published');
+  });
+
+  it('should be woken by NOTIFY at commit and send the work context as headers', async () => {
+    const b = broker(vhost, defineTopology({ queues: [] }));
+    await b.start();
+    // A poll interval far beyond the test's patience: only NOTIFY can get the row out in time.
+    const outbox = createOutbox({ pool, schema: db.schema, broker: b, logger, pollIntervalMs: 600_000 });
+    relays.push(outbox);
+    await outbox.start();
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    await runWithContext({ correlationId: 'corr-outbox', traceparent }, () =>
+      inTx((c) => outbox.enqueue(c, { routingKey: 'deposit.received', payload: deposit(1), messageId: 'm-1', headers: { 'x-tenant': 't1' } })),
+    );
+    await waitFor(async () => (await depth(vhost, 'sink')) === 1, { what: 'the relayed message' });
+    const [m] = await takeAll(vhost, 'sink');
+    assert.equal(m!.properties.messageId, 'm-1');
+    assert.equal(m!.fields.routingKey, 'deposit.received');
+    assert.deepEqual(JSON.parse(m!.content.toString()), deposit(1));
+    const h = m!.properties.headers!;
+    assert.equal(text(h['x-correlation-id']), 'corr-outbox');
+    assert.equal(text(h[Headers.traceparent]), traceparent);
+    assert.equal(text(h['x-tenant']), 't1');
+  });
+
+  it('should refuse an invalid event at enqueue, inserting nothing', async () => {
+    const b = broker(vhost, defineTopology({ queues: [] }));
+    const outbox = createOutbox({ pool, schema: db.schema, broker: b, logger });
+    await assert.rejects(
+      inTx((c) => outbox.enqueue(c, [{ routingKey: 'deposit.received', payload: deposit(1) }, { routingKey: 'deposit.received', payload: { depositId: 1 } }])),
+      (e: unknown) => isFleetError(e, ErrorCode.VALIDATION_FAILED),
+    );
+    assert.equal(Number((await pool.query(`SELECT count(*) FROM ${db.schema}.outbox`)).rows[0].count), 0);
+  });
+
+  it('should keep rows when the broker is unreachable and publish them once it is back', async () => {
+    const b = broker(vhost, defineTopology({ queues: [] }));
+    const outbox = createOutbox({ pool, schema: db.schema, broker: b, logger, pollIntervalMs: 20 });
+    relays.push(outbox);
+    await inTx((c) => outbox.enqueue(c, { routingKey: 'deposit.received', payload: deposit(7), messageId: 'm-7' }));
+    await assert.rejects(outbox.flush(), (e: unknown) => isFleetError(e, ErrorCode.UNAVAILABLE));
+    assert.equal(Number((await pool.query(`SELECT count(*) FROM ${db.schema}.outbox`)).rows[0].count), 1, 'row kept');
+    await b.start();
+    assert.equal(await outbox.flush(), 1);
+    assert.equal(await depth(vhost, 'sink'), 1);
+  });
+});
