@@ -167,7 +167,7 @@ function start(name) {
 
 function onDeath(name, code, signal) {
   if (stopping) return;
-  say(paint('31', `${name} died (exit code ${code ?? 'none'}${signal ? `, signal ${signal}` : ''}); stopping the others`));
+  say(paint('31', `${name} exited unexpectedly (exit code ${code ?? 'none'}${signal ? `, signal ${signal}` : ''}); stopping the others`));
   exitCode = 1;
   void stopAll('SIGTERM');
 }

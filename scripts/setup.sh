@@ -160,7 +160,7 @@ if [[ $PG_DB_STATUS -eq 3 ]] && is_local "$PG_HOST"; then
   say "creating database $PG_DB (createdb -h $PG_HOST -p $PG_PORT -U $PG_USER $PG_DB)"
   createdb -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" "$PG_DB" >&2 || die "could not create database $PG_DB"
 elif [[ $PG_DB_STATUS -eq 4 ]]; then
-  die "PostgreSQL refused the login of DATABASE_URL ($PG_DB_ERROR); for local development allow it in pg_hba.conf, e.g. 'host all all 127.0.0.1/32 trust', then pg_ctlcluster $PG_VERSION main reload"
+  die "PostgreSQL refused the login of DATABASE_URL ($PG_DB_ERROR): create that role, or fix the password in DATABASE_URL; for local development pg_hba.conf may trust loopback ('host all all 127.0.0.1/32 trust', then pg_ctlcluster <version> main reload)"
 elif [[ $PG_DB_STATUS -ne 0 ]]; then
   die "PostgreSQL at $PG_HOST:$PG_PORT: $PG_DB_ERROR"
 fi

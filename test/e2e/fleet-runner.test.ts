@@ -111,7 +111,7 @@ describe('fleet runner (scripts/fleet.mjs)', () => {
     const r = track(runFleet({ alpha: POLITE, beta: DIES }));
     const code = await r.exited;
     assert.equal(code, 1);
-    assert.ok(lines(r.output()).some((l) => /^fleet │ .*beta died \(exit code 3\)/.test(l)), r.output());
+    assert.ok(lines(r.output()).some((l) => /^fleet │ .*beta exited unexpectedly \(exit code 3\)/.test(l)), r.output());
     assert.ok(lines(r.output()).includes('alpha │ got SIGTERM'), 'the surviving service was stopped');
   });
 
