@@ -11,12 +11,13 @@ import { waitFor } from '@wallet-fleet/testing';
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 // A service that logs like pino, echoes a few env vars, and stops on SIGTERM/SIGINT after a moment.
+// Handlers first: the tests signal as soon as they see the output.
 const POLITE = `
+for (const s of ['SIGTERM', 'SIGINT']) process.on(s, () => { console.log('got ' + s); setTimeout(() => process.exit(0), 20); });
 const log = (o) => console.log(JSON.stringify({ time: new Date().toISOString(), service: 'x', pid: process.pid, ...o }));
 log({ level: 'info', msg: 'listening', correlationId: 'corr-1', queue: 'audit.events' });
-console.log('plain line ' + process.argv[1].split('/').at(-3));
 console.log('env HTTP_PORT=' + (process.env.HTTP_PORT ?? 'unset') + ' LOG_LEVEL=' + (process.env.LOG_LEVEL ?? 'unset'));
-for (const s of ['SIGTERM', 'SIGINT']) process.on(s, () => { console.log('got ' + s); setTimeout(() => process.exit(0), 20); });
+console.log('plain line ' + process.argv[1].split('/').at(-3));
 setInterval(() => {}, 1000);
 `;
 const DIES = `console.log('about to die'); setTimeout(() => process.exit(3), 100);`;
