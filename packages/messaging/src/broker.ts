@@ -108,6 +108,7 @@ class MessageBroker implements Broker {
   }
 
   start(): Promise<void> {
+    if (this.state === 'stopping' || this.state === 'stopped') return Promise.reject(new Error(`broker is ${this.state}; create a new one`));
     if (this.startCall) return this.startCall;
     if (this.state !== 'idle') return Promise.reject(new Error(`broker is ${this.state}; create a new one`));
     this.state = 'starting';

@@ -60,7 +60,8 @@ const queueSchema = z
   .object({
     name: queueName,
     kind: z.enum(['rpc', 'events']),
-    bindings: z.array(z.object({ exchange: name, pattern: name }).strict()),
+    // An empty pattern is how fanout exchanges are bound.
+    bindings: z.array(z.object({ exchange: name, pattern: z.string().max(255) }).strict()),
     prefetch: z.number().int().min(1).max(10_000).default(DEFAULT_PREFETCH),
     deliveryLimit: z.number().int().min(1).max(1_000).default(DEFAULT_DELIVERY_LIMIT),
     retry: retrySchema.optional(),

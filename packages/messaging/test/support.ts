@@ -1,5 +1,5 @@
 import { createLogger, type Logger } from '@wallet-fleet/service-kit';
-import { createVhost, rabbitAdmin, type TestVhost } from '@wallet-fleet/testing';
+import { backingServices, createVhost, rabbitAdmin, type TestVhost } from '@wallet-fleet/testing';
 import amqp, { type Channel, type ChannelModel, type GetMessage } from 'amqplib';
 import { Registry } from 'prom-client';
 import { createBroker, type Broker, type BrokerOptions, type Topology } from '@wallet-fleet/messaging';
@@ -47,6 +47,21 @@ export async function killConnections(vhost: TestVhost, expected: number): Promi
     if (Date.now() > end) throw new Error(`only ${closed} of ${expected} connections ever became visible`);
     closed += await rabbitAdmin.closeConnections(vhost.vhost);
     if (closed < expected) await sleep(100);
+  }
+}
+
+/** Waits until the management API lists `n` connections into the vhost (it lags by up to 5 s). */
+export async function waitForConnections(vhost: TestVhost, n: number): Promise<void> {
+  const { managementUrl } = await backingServices();
+  const u = new URL(managementUrl);
+  const auth = Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64');
+  const end = Date.now() + 15_000;
+  for (;;) {
+    const res = await fetch(`${u.protocol}//${u.host}/api/vhosts/${encodeURIComponent(vhost.vhost)}/connections`, { headers: { authorization: `Basic ${auth}` } });
+    const list = (await res.json()) as unknown[];
+    if (list.length >= n) return;
+    if (Date.now() > end) throw new Error(`only ${list.length} of ${n} connections visible`);
+    await sleep(100);
   }
 }
 

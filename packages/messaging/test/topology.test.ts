@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { Exchanges } from '@wallet-fleet/contracts';
+import { rabbitAdmin, type TestVhost } from '@wallet-fleet/testing';
+import { defineTopology, type QueueSpec } from '@wallet-fleet/messaging';
+import { broker, cleanup, depth, freshVhost } from './support.js';
+
+const events = (over: Partial<QueueSpec> = {}): QueueSpec => ({
+  name: 'prov.events',
+  kind: 'events',
+  bindings: [{ exchange: Exchanges.events, pattern: 'kyc.approved' }],
+  ...over,
+});
+
+describe('messaging: topology', () => {
+  it('should fill defaults: prefetch 32, delivery limit 10, retries for event queues only', () => {
+    const t = defineTopology({ queues: [events(), { name: 'prov.commands', kind: 'rpc', bindings: [] }] });
+    const [ev, rpc] = t.queues;
+    assert.equal(ev!.prefetch, 32);
+    assert.equal(ev!.deliveryLimit, 10);
+    assert.deepEqual(ev!.retry, { maxAttempts: 5, initialDelayMs: 1000, maxDelayMs: 300_000, factor: 2, jitter: 0.2 });
+    assert.equal(rpc!.retry, undefined);
+  });
+
+  it('should refuse a bad topology, naming the offending field', () => {
+    assert.throws(() => defineTopology({ queues: [{ name: 'x.commands', kind: 'rpc', bindings: [], retry: { maxAttempts: 2, initialDelayMs: 1, maxDelayMs: 2 } }] }), /retry: rpc queues never retry/);
+    assert.throws(() => defineTopology({ queues: [events(), events()] }), /declared twice/);
+    assert.throws(() => defineTopology({ queues: [events({ bindings: [{ exchange: 'nowhere', pattern: '#' }] })] }), /exchange nowhere is not declared/);
+    assert.throws(() => defineTopology({ queues: [events({ name: 'Events' })] }), /queues\.0\.name/);
+    assert.throws(() => defineTopology({ queues: [events({ name: 'prov.events.dlq' })] }), /derived/);
+    assert.throws(() => defineTopology({ queues: [events({ prefetch: 0 })] }), /prefetch/);
+  });
+
+  describe('on the broker', () => {
+    let vhost: TestVhost;
+    beforeEach(async () => {
+      vhost = await freshVhost();
+    });
+    afterEach(async () => {
+      await cleanup();
+      await vhost.drop();
+    });
+
+    it('should declare quorum work queues with a delivery limit, their DLQ and one delay queue per retry level', async () => {
+      const t = defineTopology({
+        exchanges: [{ name: 'partner.events', type: 'fanout' }],
+        queues: [
+          events({ deliveryLimit: 4, retry: { maxAttempts: 3, initialDelayMs: 10, maxDelayMs: 100 }, bindings: [{ exchange: 'partner.events', pattern: '' }] }),
+          { name: 'prov.commands', kind: 'rpc', bindings: [{ exchange: Exchanges.commands, pattern: 'wallet.provisioning.*' }] },
+        ],
+      });
+      const b = broker(vhost, t);
+      await b.start();
+      const queues = new Map((await rabbitAdmin.queues(vhost.vhost)).map((q) => [q.name, q]));
+      assert.deepEqual([...queues.keys()].sort(), ['prov.commands', 'prov.commands.dlq', 'prov.events', 'prov.events.dlq', 'prov.events.retry.1', 'prov.events.retry.2']);
+      const work = queues.get('prov.events')!;
+      assert.equal(work.arguments['x-queue-type'], 'quorum');
+      assert.equal(work.arguments['x-delivery-limit'], 4);
+      assert.equal(work.arguments['x-dead-letter-routing-key'], 'prov.events.dlq');
+      assert.equal(queues.get('prov.events.retry.2')!.arguments['x-dead-letter-routing-key'], 'prov.events');
+      // A second service instance with the same topology starts fine (declarations are idempotent).
+      const again = broker(vhost, t);
+      await again.start();
+      assert.equal(await depth(vhost, 'prov.events'), 0);
+    });
+
+    it('should refuse to start when the broker holds a different declaration of a queue', async () => {
+      await broker(vhost, defineTopology({ queues: [events({ deliveryLimit: 3 })] })).start();
+      await assert.rejects(broker(vhost, defineTopology({ queues: [events({ deliveryLimit: 5 })] })).start(), /PRECONDITION_FAILED/);
+    });
+  });
+});
