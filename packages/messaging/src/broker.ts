@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import {
   DIRECT_REPLY_TO,
   Exchanges,
-  FleetError,
   Headers,
   eventNameOf,
   events,
