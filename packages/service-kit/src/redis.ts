@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { ErrorCode, FleetError } from '@wallet-fleet/contracts';
 import { Redis } from 'ioredis';
 import type { Check } from './http.js';
@@ -70,6 +71,9 @@ export function createRedis(opts: { url: string; keyPrefix?: string; logger: Log
     check: {
       name: 'redis',
       check: async () => {
+        // A command on a lazy client that has not started would connect it behind start()'s back
+        // (and make start's connect() fail with "already connecting"): probes must not do that.
+        if (client.status === 'wait') throw new Error('not started');
         await client.ping();
       },
     },
@@ -80,6 +84,9 @@ export function createRedis(opts: { url: string; keyPrefix?: string; logger: Log
           try {
             await client.connect();
           } catch (err) {
+            // ioredis has already scheduled its reconnect by now; without the offline queue,
+            // commands on this dead client reject instead of waiting for a connection forever.
+            client.options.enableOfflineQueue = false;
             client.disconnect();
             throw new FleetError(
               ErrorCode.UNAVAILABLE,
@@ -93,15 +100,20 @@ export function createRedis(opts: { url: string; keyPrefix?: string; logger: Log
       },
       stop() {
         stopCall ??= (async () => {
-          if (client.status === 'end' || client.status === 'wait') {
+          client.options.enableOfflineQueue = false;
+          if (client.status === 'end') return;
+          if (client.status !== 'ready') {
             client.disconnect();
             return;
           }
+          const ended = once(client, 'end');
           try {
+            // QUIT lets replies to commands already sent arrive; disconnect() would drop them.
             await client.quit();
           } catch {
             client.disconnect();
           }
+          await ended;
         })();
         return stopCall;
       },
