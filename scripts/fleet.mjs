@@ -213,6 +213,13 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
     }
   });
 }
+// A closed stdout (`fleet.sh | head`) must stop the fleet, not crash the runner and orphan it.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e) => {
+    if (e.code !== 'EPIPE') throw e;
+    if (!stopping) void stopAll('SIGTERM');
+  });
+}
 // The children are in their own process groups: if the runner goes down some other way, do not leave
 // them behind.
 process.on('exit', () => signalAll('SIGKILL'));
