@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { AuditEvent } from '@wallet-fleet/contracts';
 import { createSchemaName, type TestSchema } from '@wallet-fleet/testing';
-import { runner } from 'node-pg-migrate';
+import { createLogger, migrate } from '@wallet-fleet/service-kit';
 import pg from 'pg';
 import { createAuditStore, type AuditStore } from '../src/store/audit-store.js';
 
@@ -30,10 +30,7 @@ describe('audit store (PostgreSQL)', () => {
 
   beforeEach(async () => {
     schema = await createSchemaName('audit');
-    await runner({
-      databaseUrl: schema.databaseUrl, dir: migrations, schema: schema.schema, createSchema: true,
-      migrationsTable: 'pgmigrations', direction: 'up', log: () => undefined,
-    });
+    await migrate({ databaseUrl: schema.databaseUrl, dir: migrations, schema: schema.schema, logger: createLogger({ service: 'test', level: 'silent' }) });
     pool = new pg.Pool({ connectionString: schema.databaseUrl, options: `-c search_path=${schema.schema}`, max: 8 });
     store = createAuditStore(pool);
   });

@@ -1,0 +1,39 @@
+import { Exchanges } from '@wallet-fleet/contracts';
+import { defineTopology, type Topology } from '@wallet-fleet/messaging';
+import type { AuditConfig } from './config.js';
+
+/** Queue names are contracts: renaming one strands its messages (a migration, not a refactor). */
+export const QUEUES = {
+  /** Every `audit.<service>.<action>` event, stored in batches. */
+  events: 'audit.events',
+  /** `wallet.audit.query` and `wallet.audit.verify` requests. */
+  commands: 'audit.commands',
+} as const;
+
+export function auditTopology(config: AuditConfig): Topology {
+  return defineTopology({
+    queues: [
+      {
+        name: QUEUES.events,
+        kind: 'events',
+        bindings: [{ exchange: Exchanges.events, pattern: 'audit.#' }],
+        // Room for two full batches: one being written while the next one fills.
+        prefetch: config.AUDIT_BATCH_MAX * 2,
+        retry: {
+          maxAttempts: config.AUDIT_RETRY_MAX_ATTEMPTS,
+          initialDelayMs: config.AUDIT_RETRY_INITIAL_DELAY_MS,
+          maxDelayMs: config.AUDIT_RETRY_MAX_DELAY_MS,
+        },
+      },
+      {
+        name: QUEUES.commands,
+        kind: 'rpc',
+        bindings: [
+          { exchange: Exchanges.commands, pattern: 'wallet.audit.query' },
+          { exchange: Exchanges.commands, pattern: 'wallet.audit.verify' },
+        ],
+        prefetch: 16,
+      },
+    ],
+  });
+}
