@@ -23,6 +23,11 @@ die() {
   exit 1
 }
 
+# --- node ----------------------------------------------------------------------------------------
+command -v node >/dev/null 2>&1 || die "node is missing: install Node.js 20 (e.g. from nodesource or Debian's nodejs package, >= 20.19)"
+node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' ||
+  die "Node.js >= 20.19 is required, found $(node -v)"
+
 # --- pnpm ------------------------------------------------------------------------------------------
 # corepack cannot fetch pnpm on this kind of machine (the registry metadata has no signatures it
 # accepts), so pnpm comes from npm itself.
@@ -102,8 +107,9 @@ ensure() {
     return 0
   fi
   command -v "${start_cmd[0]}" >/dev/null 2>&1 || die "$name is not running on $SERVICE_HOST:$SERVICE_PORT and not installed: $INSTALL_HINT"
-  say "starting $name: ${start_cmd[*]}"
-  "${start_cmd[@]}" >&2 || die "could not start $name (${start_cmd[*]} failed)"
+  say "starting $name: ${start_cmd[*]@Q}"
+  # A failed start is not final: another set-up running at the same time may have started it first.
+  "${start_cmd[@]}" >&2 || say "warning: ${start_cmd[*]} failed; waiting to see whether $name answers anyway"
   STARTED+=("$name")
   PENDING+=("$name")
   return 0
