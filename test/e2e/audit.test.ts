@@ -18,7 +18,7 @@ async function plainClient(url: string) {
     if (msg) pending.get(msg.properties.correlationId)?.(JSON.parse(msg.content.toString()));
   }, { noAck: true });
   return {
-    async call(op: string, body: unknown, timeoutMs = 5000): Promise<Reply> {
+    async call(op: string, body: unknown, timeoutMs = 15_000): Promise<Reply> {
       const correlationId = randomUUID();
       const reply = new Promise<Reply>((resolve, reject) => {
         const t = setTimeout(() => reject(new Error(`no reply to ${op}`)), timeoutMs);

@@ -279,6 +279,11 @@ export class QueueConsumer {
   }
 
   private context(d: Delivery, m: MessageMeta, work: WorkContext, deadline: number | undefined, bindLogger: boolean): HandlerContext {
+    const base = this.deps.logger;
+    let logger: Logger | undefined;
+    // `signal` and the per-item logger are built on first use: on a batch queue taking thousands
+    // of messages a second, an AbortController and a pino child per message are most of the cost
+    // of consuming, and few handlers look at either.
     return {
       routingKey: m.routingKey,
       ...(work.messageId ? { messageId: work.messageId } : {}),
@@ -287,10 +292,15 @@ export class QueueConsumer {
       attempt: m.attempt,
       headers: m.headers,
       ...(deadline === undefined ? {} : { deadline }),
-      signal: d.abort.signal,
+      get signal() {
+        return d.abort.signal;
+      },
       // Batch handlers run outside any single message's work context, so their per-item logger
       // carries the ids itself; single handlers get them from the logger's context mixin.
-      logger: bindLogger ? this.deps.logger.child({ ...work }) : this.deps.logger,
+      get logger() {
+        logger ??= bindLogger ? base.child({ ...work }) : base;
+        return logger;
+      },
       publishEvent: (rk, payload, opts) => runWithContext(work, () => this.deps.publishEvent(rk, payload, opts)),
     };
   }

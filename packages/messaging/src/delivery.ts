@@ -15,8 +15,14 @@ export class ChannelHandle {
  * requeued its message must not ack it again (a second ack of a tag is a channel error, 406).
  */
 export class Delivery {
-  readonly abort = new AbortController();
+  private controller: AbortController | undefined;
   private settled = false;
+
+  /** Created on first use: most deliveries never need one, and it is costly per message. */
+  get abort(): AbortController {
+    this.controller ??= new AbortController();
+    return this.controller;
+  }
 
   constructor(
     readonly handle: ChannelHandle,

@@ -1,0 +1,101 @@
+// Raw infrastructure baselines, measured in the same run as the fleet's figures: what amqplib and
+// pg do with no fleet code in between. Settings match the fleet's (noDelay, persistent messages,
+// confirms, quorum queues, 16 PostgreSQL connections).
+import { randomUUID } from 'node:crypto';
+import amqp from 'amqplib';
+import pg from 'pg';
+import { runConcurrent, type Measurement } from './stats.js';
+
+const socketOptions = { noDelay: true };
+
+/** Persistent messages with confirms (window 256) into a quorum queue, consumed and acked. */
+export async function rawPublishConsume(url: string, total: number): Promise<Measurement> {
+  const conn = await amqp.connect(url, socketOptions);
+  try {
+    const pub = await conn.createConfirmChannel();
+    const sub = await conn.createChannel();
+    const queue = `bench.raw.${randomUUID()}`;
+    await sub.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+    await sub.prefetch(1000);
+    const body = Buffer.from(JSON.stringify({ eventId: randomUUID(), action: 'bench', padding: 'x'.repeat(300) }));
+    let consumed = 0;
+    const done = new Promise<void>((resolve) => {
+      void sub.consume(queue, (msg) => {
+        if (!msg) return;
+        sub.ack(msg);
+        if (++consumed === total) resolve();
+      });
+    });
+    const start = process.hrtime.bigint();
+    let inFlight = 0;
+    const waiters: Array<() => void> = [];
+    for (let i = 0; i < total; i++) {
+      while (inFlight >= 256) await new Promise<void>((r) => waiters.push(r));
+      inFlight++;
+      pub.publish('', queue, body, { persistent: true, contentType: 'application/json' }, () => {
+        inFlight--;
+        waiters.shift()?.();
+      });
+    }
+    await pub.waitForConfirms();
+    await done;
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    await sub.deleteQueue(queue);
+    return { name: 'raw amqplib publish+consume', ops: total, seconds, latencies: [] };
+  } finally {
+    await conn.close();
+  }
+}
+
+/** Sequential request/response over direct reply-to against a raw amqplib responder. */
+export async function rawRpc(url: string, total: number): Promise<Measurement> {
+  const conn = await amqp.connect(url, socketOptions);
+  try {
+    const server = await conn.createChannel();
+    const queue = `bench.rpc.${randomUUID()}`;
+    await server.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+    await server.prefetch(32);
+    await server.consume(queue, (msg) => {
+      if (!msg) return;
+      server.sendToQueue(msg.properties.replyTo, Buffer.from('{"ok":true,"result":{}}'), {
+        correlationId: msg.properties.correlationId,
+      });
+      server.ack(msg);
+    });
+    const client = await conn.createChannel();
+    const pending = new Map<string, () => void>();
+    await client.consume('amq.rabbitmq.reply-to', (msg) => {
+      if (msg) pending.get(msg.properties.correlationId)?.();
+    }, { noAck: true });
+    const m = await runConcurrent('raw amqplib RPC (direct reply-to)', total, 1, () => {
+      const id = randomUUID();
+      return new Promise<void>((resolve) => {
+        pending.set(id, () => {
+          pending.delete(id);
+          resolve();
+        });
+        client.publish('', queue, Buffer.from('{}'), { correlationId: id, replyTo: 'amq.rabbitmq.reply-to' });
+      });
+    });
+    await server.deleteQueue(queue);
+    return m;
+  } finally {
+    await conn.close();
+  }
+}
+
+/** Single-row INSERTs with a unique constraint, 16 connections in flight. */
+export async function rawInsert(databaseUrl: string, total: number): Promise<Measurement> {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 16 });
+  const table = `bench_raw_${randomUUID().replace(/-/g, '')}`;
+  try {
+    await pool.query(`CREATE TABLE ${table} (id bigserial PRIMARY KEY, event_id uuid UNIQUE NOT NULL, payload text NOT NULL)`);
+    const payload = JSON.stringify({ action: 'bench', padding: 'x'.repeat(300) });
+    return await runConcurrent('raw INSERT (16 in flight)', total, 16, () =>
+      pool.query(`INSERT INTO ${table} (event_id, payload) VALUES ($1, $2)`, [randomUUID(), payload]),
+    );
+  } finally {
+    await pool.query(`DROP TABLE IF EXISTS ${table}`).catch(() => undefined);
+    await pool.end();
+  }
+}
