@@ -6,4 +6,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/setup.sh"
 cd "$ROOT"
+# tsx runs tests without type-checking them: check them (and benchmarks, scripts) first.
+pnpm --silent typecheck
 exec pnpm --silent test:only "$@"

@@ -184,3 +184,51 @@ describe('audit service over plain amqplib', function () {
     assert.deepEqual(await rabbitAdmin.drain(vhost.vhost, 'audit.events.dlq', 10), []);
   });
 });
+
+describe('audit service process', function () {
+  this.timeout(30_000);
+
+  it('should refuse to start on a malformed variable, naming it, before connecting anywhere', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, ['services/audit/dist/main.js'], {
+      env: { ...process.env, HTTP_PORT: 'eighty', MIGRATE: 'yes', AMQP_URL: 'http://nope' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise((resolve) => child.once('exit', resolve));
+    assert.equal(code, 78);
+    for (const variable of ['HTTP_PORT', 'MIGRATE', 'AMQP_URL']) assert.match(stderr, new RegExp(variable));
+  });
+
+  it('should expose probes and metrics of what it stored', async () => {
+    const vhost = await createVhost('audit-metrics');
+    const schema = await createSchemaName('audit_metrics');
+    const { databaseUrl } = await backingServices();
+    const service = await startService('audit', { AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema });
+    const client = await plainClient(vhost.url);
+    try {
+      assert.equal((await fetch(service.url('/live'))).status, 200);
+      const health = (await (await fetch(service.url('/health'))).json()) as Record<string, unknown>;
+      assert.match(JSON.stringify(health), /postgres/);
+      assert.match(JSON.stringify(health), /rabbitmq/);
+      assert.match(JSON.stringify(health), /redis/);
+      const e = auditEvent('dave');
+      await client.publishMany([e, e, auditEvent('dave', 1)].map((body) => ({ routingKey: 'audit.kyc.review', body })));
+      const text = await waitFor(async () => {
+        const t = await (await fetch(service.url('/metrics'))).text();
+        return /audit_events_duplicate_total(\{[^}]*\})? 1\b/.test(t) ? t : undefined;
+      }, { what: 'the duplicate counted in /metrics' });
+      assert.match(text, /audit_events_stored_total(\{[^}]*\})? 2\b/);
+      assert.match(text, /audit_chain_length(\{[^}]*\})? 2\b/);
+      assert.match(text, /messaging_/);
+      assert.match(text, /process_cpu_seconds_total/);
+      assert.doesNotMatch(text, /guest:guest/);
+    } finally {
+      await client.close();
+      await service.stop();
+      await vhost.drop();
+      await schema.drop();
+    }
+  });
+});
