@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { Timestamp, UserId, Uuid } from './common.js';
+import { Text, Timestamp, UserId, Uuid } from './common.js';
 
 /** Who did it: a service of the fleet, a user, an operator, or an outside system. */
 export const AuditActor = z.object({
   type: z.enum(['service', 'user', 'operator', 'system']),
-  id: z.string().min(1).max(128),
+  id: Text(1, 128),
 });
 
 export const AuditStatus = z
@@ -21,8 +21,8 @@ export const AuditEvent = z
     eventId: Uuid.describe('Unique id of this event; duplicates are stored once'),
     occurredAt: Timestamp,
     actor: AuditActor,
-    action: z.string().min(1).max(128).describe('What was attempted, e.g. `wallet.create`'),
-    resource: z.object({ type: z.string().min(1).max(64), id: z.string().min(1).max(256) }),
+    action: Text(1, 128).describe('What was attempted, e.g. `wallet.create`'),
+    resource: z.object({ type: Text(1, 64), id: Text(1, 256) }),
     userId: UserId.optional(),
     status: AuditStatus,
     before: z.record(z.string(), z.unknown()).nullable().optional().describe('State before (no secrets)'),
@@ -30,7 +30,7 @@ export const AuditEvent = z
     error: z
       .object({ code: z.string(), message: z.string().max(1024), retryable: z.boolean().optional() })
       .optional(),
-    correlationId: z.string().max(128).optional(),
+    correlationId: Text(0, 128).optional(),
   })
   .strict();
 export type AuditEvent = z.infer<typeof AuditEvent>;

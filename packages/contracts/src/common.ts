@@ -21,3 +21,10 @@ export const BaseUnits = z
   .regex(/^(0|[1-9][0-9]{0,77})$/, 'a non-negative integer in base units, as a decimal string')
   .describe('Amount in base units (lamports, wei, octas) as a decimal string');
 export const IdempotencyKey = z.string().min(1).max(200);
+
+/**
+ * Text that may be stored in a PostgreSQL text column: any string without NUL characters, which
+ * PostgreSQL refuses (one such value would fail a whole batch of inserts).
+ */
+export const Text = (min: number, max: number) =>
+  z.string().min(min).max(max).refine((v) => !v.includes('\u0000'), 'must not contain NUL characters');

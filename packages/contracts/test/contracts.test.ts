@@ -60,6 +60,10 @@ describe('contracts', () => {
     assert.deepEqual(fieldErrors(missing.error).map((f) => f.path), ['resource.id']);
     const extra = AuditEvent.safeParse({ ...good, privateKey: 'x' });
     assert.ok(!extra.success);
+    // PostgreSQL text refuses NUL: such an event must fail validation, not a whole batch insert.
+    const nul = AuditEvent.safeParse({ ...good, action: 'wallet.\u0000create' });
+    assert.ok(!nul.success);
+    assert.deepEqual(fieldErrors(nul.error).map((f) => f.path), ['action']);
   });
 
   it('should give errors a retryable default per code and keep an explicit choice', () => {

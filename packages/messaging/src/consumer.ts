@@ -454,6 +454,12 @@ export class QueueConsumer {
       this.observe({ key: event } as MessageMeta, started, 'error');
       outcomes = items.map(() => (e instanceof Error ? e : new Error(String(e))));
     }
+    // The usual case, all stored: one `ack multiple` frame instead of one frame per message.
+    if (outcomes.every((o) => o === undefined) && Delivery.ackAll(items.map((i) => i.d), this.deliveries)) {
+      this.deps.metrics.consumed.inc({ queue: this.spec.name, routing_key: event, outcome: 'ack' }, items.length);
+      for (const i of items) i.done();
+      return;
+    }
     await Promise.all(
       items.map(async (item, n) => {
         try {

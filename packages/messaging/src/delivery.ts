@@ -38,6 +38,31 @@ export class Delivery {
     return this.settle((ch) => ch.ack(this.msg));
   }
 
+  /**
+   * Acks every delivery of `batch` with one `basic.ack multiple` frame when that is exactly the
+   * same as acking each: all are live on one channel and no other unsettled delivery of that
+   * channel (in `tracked`) has a lower tag. Returns false, changing nothing, when it is not.
+   */
+  static ackAll(batch: readonly Delivery[], tracked: Iterable<Delivery>): boolean {
+    const first = batch[0];
+    if (!first || batch.some((d) => !d.live || d.handle !== first.handle)) return false;
+    let last = first;
+    for (const d of batch) if (d.msg.fields.deliveryTag > last.msg.fields.deliveryTag) last = d;
+    const mine = new Set(batch);
+    for (const d of tracked) {
+      if (!mine.has(d) && d.handle === first.handle && !d.settled && d.msg.fields.deliveryTag < last.msg.fields.deliveryTag) {
+        return false;
+      }
+    }
+    try {
+      first.handle.ch.ack(last.msg, true);
+    } catch {
+      return false;
+    }
+    for (const d of batch) d.settled = true;
+    return true;
+  }
+
   nack(requeue: boolean): boolean {
     return this.settle((ch) => ch.nack(this.msg, false, requeue));
   }

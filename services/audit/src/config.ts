@@ -8,7 +8,7 @@ export const configShape = {
   HTTP_PORT: envVar.port(8081),
   DATABASE_SCHEMA: envVar.identifier('audit'),
   /** Events written per INSERT at most; more per batch means fewer round trips under load. */
-  AUDIT_BATCH_MAX: int(500, 1, 5000),
+  AUDIT_BATCH_MAX: int(1000, 1, 5000),
   /** How long a partial batch waits for more events before it is written (ms). */
   AUDIT_BATCH_WAIT_MS: int(5, 0, 1000),
   /** Broker-side retries of events whose storing failed transiently (database down). */

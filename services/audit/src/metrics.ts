@@ -1,9 +1,11 @@
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { AuditStore } from './store/audit-store.js';
 
 export interface AuditMetrics {
   stored: Counter;
   duplicates: Counter;
+  batchSize: Histogram;
+  batchSeconds: Histogram;
 }
 
 export function createAuditMetrics(registry: Registry, store: AuditStore): AuditMetrics {
@@ -25,6 +27,18 @@ export function createAuditMetrics(registry: Registry, store: AuditStore): Audit
     duplicates: new Counter({
       name: 'audit_events_duplicate_total',
       help: 'Audit events received again and not stored a second time',
+      registers: [registry],
+    }),
+    batchSize: new Histogram({
+      name: 'audit_batch_size',
+      help: 'Events per stored batch (one transaction)',
+      buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500],
+      registers: [registry],
+    }),
+    batchSeconds: new Histogram({
+      name: 'audit_batch_duration_seconds',
+      help: 'Time to store one batch',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers: [registry],
     }),
   };

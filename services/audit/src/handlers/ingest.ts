@@ -11,10 +11,14 @@ import type { AuditMetrics } from '../metrics.js';
 export function createIngestHandler(store: AuditStore, metrics: AuditMetrics) {
   return async (items: ReadonlyArray<{ input: AuditEvent }>): Promise<ReadonlyArray<Error | undefined>> => {
     let outcomes;
+    const end = metrics.batchSeconds.startTimer();
     try {
       outcomes = await store.append(items.map((i) => i.input));
     } catch (e) {
       throw databaseError(e);
+    } finally {
+      end();
+      metrics.batchSize.observe(items.length);
     }
     for (const o of outcomes) (o === 'stored' ? metrics.stored : metrics.duplicates).inc();
     return outcomes.map(() => undefined);
