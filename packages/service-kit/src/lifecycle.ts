@@ -1,5 +1,5 @@
 import { ErrorCode, FleetError } from '@wallet-fleet/contracts';
-import type { Logger } from './logger.js';
+import { drainLogger, type Logger } from './logger.js';
 
 /** A part of a service with a start and a stop: a pool, a broker connection, consumers, the HTTP server. */
 export interface Component {
@@ -135,7 +135,9 @@ export function createService(opts: {
       transition('stopped');
       return;
     }
-    if (state === 'starting') {
+    // doStop runs once (memoised by stop()), so `stopping` here means a failing start is
+    // already stopping the started components: wait for it like for a start in progress.
+    if (state === 'starting' || state === 'stopping') {
       stopRequested = true;
       // The start loop sees the flag after the component it is starting, and stops the started ones.
       await startCall?.catch(() => undefined);
@@ -197,9 +199,17 @@ export function runService(service: Service, logger: Logger): void {
   let stopping = false;
   let exitCode = 0;
 
+  // Exit once the log lines written so far are out (see drainLogger): the last lines are the ones
+  // that say why the process ends.
+  let exiting = false;
   const exit = (code: number) => {
-    logger.flush();
-    process.exit(code);
+    if (exiting) {
+      if (code === 2) process.exit(code);
+      return;
+    }
+    exiting = true;
+    process.exitCode = code;
+    void drainLogger(logger).then(() => process.exit(code));
   };
 
   const shutdown = (code: number) => {

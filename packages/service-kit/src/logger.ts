@@ -84,3 +84,25 @@ export function safeUrl(url: string): string {
     return '[unparseable url]';
   }
 }
+
+/**
+ * Resolves once everything logged so far has reached the destination (at most `timeoutMs`).
+ * pino's default stdout stream writes asynchronously, and its `flush(cb)` calls back at once when
+ * it buffers nothing, even with a write still in flight; exiting then lets pino's exit-time sync
+ * flush overtake that write (lines reordered) or lose it. So wait for the stream's 'drain'
+ * (sonic-boom emits it when its last write completed and nothing is buffered). `_writing` is
+ * sonic-boom's internal flag: absent on other streams, which are then not waited for.
+ */
+export function drainLogger(logger: Logger, timeoutMs = 1000): Promise<void> {
+  const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as
+    | { _writing?: boolean; once?: (event: string, fn: () => void) => void }
+    | undefined;
+  if (!stream?._writing || typeof stream.once !== 'function') return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    stream.once!('drain', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

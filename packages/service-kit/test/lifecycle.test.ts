@@ -76,6 +76,24 @@ describe('createService', () => {
     assert.deepEqual(events, ['start http', 'start db', 'start broker', 'stop db', 'stop http']);
   });
 
+  it('should make a stop() during a failing start wait until the started components are stopped', async () => {
+    const { events, make } = recorder();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const svc = createService({ name: 's', logger: quiet(), components: [make('db', { stop: () => gate }), make('broker', { failStart: true })] });
+    const starting = svc.start().catch((e: Error) => e);
+    await waitFor(() => events.includes('stop db'));
+    assert.equal(svc.state(), 'stopping');
+    let stopped = false;
+    const stopping = svc.stop().then(() => (stopped = true));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(stopped, false);
+    release();
+    await stopping;
+    assert.equal(svc.state(), 'stopped');
+    assert.match(String(await starting), /broker refused to start/);
+  });
+
   it('should bound each stop by the timeout, still stop the others, and reject naming the stuck component', async () => {
     const { events, make } = recorder();
     const svc = createService({
@@ -143,6 +161,8 @@ const has = (run: Run, msg: string) => run.lines.some((l) => l.msg === msg);
 const msgs = (run: Run) => run.lines.map((l) => (l.fixture ? `${l.msg} ${l.fixture}` : l.msg));
 
 describe('runService', () => {
+  // Also checks that the log lines come out in the order they were written: exiting before the
+  // logger drained used to put 'exiting' ahead of the last component's line.
   it('should stop gracefully in reverse order on SIGTERM and exit 0', async () => {
     const run = runFixture('ok');
     await waitFor(() => has(run, 'service running'), { what: 'service running' });
@@ -150,6 +170,7 @@ describe('runService', () => {
     assert.equal(await run.exited, 0);
     const order = msgs(run).filter((m) => /signal received|fixture component closed|exiting/.test(String(m)));
     assert.deepEqual(order, [
+
       'signal received: stopping',
       'fixture component closed consumers',
       'fixture component closed broker',

@@ -68,6 +68,18 @@ describe('createRedis', () => {
     assert.equal(r.client.status, 'end');
   });
 
+  it('should fail its check before start without connecting, so an early probe cannot break start', async () => {
+    const r = createRedis({ url: redisUrl, logger: quiet() });
+    await assert.rejects(r.check.check(), /not started/);
+    assert.equal(r.client.status, 'wait');
+    await r.component.start();
+    try {
+      await r.check.check();
+    } finally {
+      await r.component.stop();
+    }
+  });
+
   it('should fail start with UNAVAILABLE and no password when Redis cannot be reached', async () => {
     const r = createRedis({ url: 'redis://:redis-pw-321@127.0.0.1:1', logger: quiet() });
     await assert.rejects(r.component.start(), (e: unknown) => {
