@@ -23,6 +23,17 @@ describe('contracts', () => {
     assert.deepEqual(committed, JSON.parse(JSON.stringify(buildAsyncApi(pkg.version))));
   });
 
+  it('should generate a document the AsyncAPI 3 parser accepts without errors or warnings', async function () {
+    this.timeout(20_000);
+    const { Parser } = await import('@asyncapi/parser');
+    const { document, diagnostics } = await new Parser().parse(JSON.stringify(buildAsyncApi('0.0.0')));
+    const problems = diagnostics.filter((d) => d.severity <= 1).map((d) => `${d.code}: ${d.message} at ${d.path.join('.')}`);
+    assert.deepEqual(problems, []);
+    assert.ok(document);
+    assert.equal(document.version(), '3.0.0');
+    assert.ok(document.operations().length >= 12);
+  });
+
   it('should document every fixed operation and event name', () => {
     for (const op of [
       'wallet.management.create', 'wallet.management.list', 'wallet.management.get', 'wallet.management.setActive',
