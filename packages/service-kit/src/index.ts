@@ -9,3 +9,4 @@ export { createRedis, type Redis, type RedisHandle } from './redis.js';
 export { createRateLimiter, type RateLimiter, type RateLimitResult } from './rate-limit.js';
 export { createBreaker, type Breaker, type BreakerOptions, type BreakerState } from './breaker.js';
 export { createMetrics, type Registry } from './metrics.js';
+export { databaseError } from './db-errors.js';

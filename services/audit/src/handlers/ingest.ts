@@ -1,6 +1,6 @@
 import type { AuditEvent } from '@wallet-fleet/contracts';
 import type { AuditStore } from '../store/audit-store.js';
-import { databaseError } from '../store/db-errors.js';
+import { databaseError } from '@wallet-fleet/service-kit';
 import type { AuditMetrics } from '../metrics.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { AuditQueryResult, AuditVerifyResult, ParsedRequestOf } from '@wallet-fleet/contracts';
 import type { AuditStore } from '../store/audit-store.js';
-import { databaseError } from '../store/db-errors.js';
+import { databaseError } from '@wallet-fleet/service-kit';
 
 /** `wallet.audit.query`. Throws VALIDATION_FAILED for a foreign cursor, UNAVAILABLE when the database is down. */
 export function createQueryHandler(store: AuditStore) {
