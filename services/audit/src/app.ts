@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, FleetError } from '@wallet-fleet/contracts';
-import { createBroker } from '@wallet-fleet/messaging';
+import { brokerCheck, createBroker } from '@wallet-fleet/messaging';
 import {
   type Component,
   type Logger,
@@ -74,16 +74,7 @@ export function createAuditService(config: AuditConfig, logger: Logger): Service
     checks: [
       pg.check,
       redis.check,
-      {
-        name: 'rabbitmq',
-        check: async () => {
-          const s = broker.status();
-          const stopped = Object.entries(s.consumers).filter(([, running]) => !running).map(([q]) => q);
-          if (!s.connected) throw new Error('not connected');
-          if (stopped.length > 0) throw new Error(`consumers not running: ${stopped.join(', ')}`);
-          return { consumers: s.consumers };
-        },
-      },
+      brokerCheck(broker),
     ],
   });
   // Probes first (they answer while the rest starts, and say not-ready while it drains); the broker
