@@ -4,7 +4,7 @@ export { baseConfigShape, envVar, loadConfig, ConfigError, type ConfigProblem } 
 export { createHttpServer, type Check } from './http.js';
 export { createService, runService, type Component, type Service, type ServiceState } from './lifecycle.js';
 export { createPgPool, type PgPool } from './postgres.js';
-export { migrate, migrationLockKey } from './migrate.js';
+export { migrate, migrationLockKey, migrationsComponent } from './migrate.js';
 export { createRedis, type Redis, type RedisHandle } from './redis.js';
 export { createRateLimiter, type RateLimiter, type RateLimitResult } from './rate-limit.js';
 export { createBreaker, type Breaker, type BreakerOptions, type BreakerState } from './breaker.js';

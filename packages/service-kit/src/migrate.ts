@@ -71,3 +71,18 @@ export async function migrate(opts: { databaseUrl: string; schema: string; dir: 
     throw new FleetError(ErrorCode.INTERNAL, `migrate ${opts.schema}: ${message}`, { retryable: false, cause: err });
   }
 }
+
+/**
+ * A service component that migrates `schema` at start (`enabled`, i.e. `MIGRATE`, true) or only says
+ * it expects the schema migrated by a separate step. Nothing to stop.
+ */
+export function migrationsComponent(opts: { enabled: boolean; databaseUrl: string; schema: string; dir: string; logger: Logger }) {
+  return {
+    name: 'migrations',
+    start: async () => {
+      if (opts.enabled) await migrate(opts);
+      else opts.logger.info({ schema: opts.schema }, 'MIGRATE=false: expecting the schema to be migrated already');
+    },
+    stop: async () => undefined,
+  };
+}

@@ -11,7 +11,7 @@ import {
   createRateLimiter,
   createRedis,
   createService,
-  migrate,
+  migrationsComponent,
 } from '@wallet-fleet/service-kit';
 import type { AuditConfig } from './config.js';
 import { createIngestHandler } from './handlers/ingest.js';
@@ -54,14 +54,7 @@ export function createAuditService(config: AuditConfig, logger: Logger): Service
     },
   });
 
-  const migrations: Component = {
-    name: 'migrations',
-    start: async () => {
-      if (config.MIGRATE) await migrate({ databaseUrl: config.DATABASE_URL, schema, dir: MIGRATIONS, logger });
-      else logger.info('MIGRATE=false: expecting the schema to be migrated already');
-    },
-    stop: async () => undefined,
-  };
+  const migrations = migrationsComponent({ enabled: config.MIGRATE, databaseUrl: config.DATABASE_URL, schema, dir: MIGRATIONS, logger });
   const brokerComponent: Component = {
     name: 'broker',
     start: () => broker.start(),
