@@ -1,0 +1,47 @@
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { secp256k1 } from '@noble/curves/secp256k1.js';
+
+/**
+ * Signs raw message bytes with pure Ed25519 (Solana, Aptos). The custody package's KMS signer
+ * implements this; `localEd25519Signer()` does it in memory for tests.
+ */
+export interface Ed25519Signer {
+  /** 32-byte Ed25519 public key. */
+  readonly publicKey: Uint8Array;
+  /** Returns the 64-byte signature over `message` (not a digest: Ed25519 hashes internally). */
+  sign(message: Uint8Array): Promise<Uint8Array>;
+}
+
+/**
+ * Signs a 32-byte digest with secp256k1 ECDSA (Ethereum: the keccak-256 of the unsigned tx).
+ * The signer returns a low-s signature (EIP-2); the recovery id is found by the caller against the
+ * address of `publicKey`, because KMS does not return one.
+ */
+export interface Secp256k1Signer {
+  /** 65-byte uncompressed public key (0x04 || x || y). */
+  readonly publicKey: Uint8Array;
+  signDigest(digest: Uint8Array): Promise<{ r: bigint; s: bigint }>;
+}
+
+/** An in-memory Ed25519 signer (tests and development only: the key lives in process memory). */
+export function localEd25519Signer(secretKey: Uint8Array = ed25519.utils.randomPrivateKey()): Ed25519Signer {
+  const secret = Uint8Array.from(secretKey);
+  const publicKey = ed25519.getPublicKey(secret);
+  return {
+    publicKey,
+    sign: async (message) => ed25519.sign(message, secret),
+  };
+}
+
+/** An in-memory secp256k1 signer (tests and development only) that returns low-s signatures. */
+export function localSecp256k1Signer(secretKey: Uint8Array = secp256k1.utils.randomPrivateKey()): Secp256k1Signer {
+  const secret = Uint8Array.from(secretKey);
+  const publicKey = secp256k1.getPublicKey(secret, false);
+  return {
+    publicKey,
+    signDigest: async (digest) => {
+      const sig = secp256k1.sign(digest, secret, { lowS: true, prehash: false });
+      return { r: sig.r, s: sig.s };
+    },
+  };
+}

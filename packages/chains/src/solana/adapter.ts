@@ -1,0 +1,264 @@
+import {
+  Connection,
+  PublicKey,
+  SystemProgram,
+  Transaction,
+  VersionedTransaction,
+  SendTransactionError,
+  type Commitment,
+  type TransactionError,
+} from '@solana/web3.js';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import bs58 from 'bs58';
+import { TOKEN_PROGRAM_ID as TOKEN_PROGRAM, TOKEN_2022_PROGRAM_ID as TOKEN_2022_PROGRAM } from '@solana/spl-token';
+import { FleetError, ErrorCode } from '@wallet-fleet/contracts';
+import type { Ed25519Signer } from '../signers.js';
+
+
+export interface SolanaAdapterOptions {
+  rpcUrl: string;
+  /** Commitment for reads and for confirmation; default `confirmed`. */
+  commitment?: 'processed' | 'confirmed' | 'finalized';
+  /** Deadline of one RPC call; default 10 s. */
+  requestTimeoutMs?: number;
+}
+
+export interface SolanaTokenBalance {
+  mint: string;
+  /** The token account holding the balance. */
+  account: string;
+  /** Base units. */
+  amount: bigint;
+  decimals: number;
+}
+
+export interface SolanaAdapter {
+  /** Lamports held by `address` (0 for an account that does not exist). Throws VALIDATION_FAILED, UNAVAILABLE. */
+  getBalance(address: string): Promise<bigint>;
+  /** SPL token accounts (Token and Token-2022 programs) owned by `owner`. Throws VALIDATION_FAILED, UNAVAILABLE. */
+  getTokenBalances(owner: string): Promise<SolanaTokenBalance[]>;
+  /**
+   * A serialized, unsigned legacy transaction moving `lamports` from `from` (fee payer and only
+   * signer) to `to`, with the cluster's latest blockhash. Throws INVALID_RECIPIENT,
+   * VALIDATION_FAILED, UNAVAILABLE.
+   */
+  buildTransfer(params: { from: string; to: string; lamports: bigint }): Promise<Uint8Array>;
+  /**
+   * Adds the signer's signature to a serialized transaction (legacy or v0) and returns the new
+   * bytes; other signatures are kept. Throws VALIDATION_FAILED (not a transaction, or the signer
+   * is not one of its required signers) and SIGNING_FAILED (the signer returned a signature that
+   * does not verify).
+   */
+  signTransaction(transaction: Uint8Array, signer: Ed25519Signer): Promise<Uint8Array>;
+  /**
+   * Submits a fully signed transaction (with preflight) and polls getSignatureStatuses until it
+   * reaches the adapter's commitment. Returns the base58 signature.
+   * Throws INSUFFICIENT_FUNDS, INVALID_RECIPIENT (recipient left below rent exemption),
+   * SIGNING_FAILED (a signature does not verify), SUBMISSION_FAILED (rejected or failed; retryable
+   * when the blockhash expired), UNAVAILABLE (RPC unreachable before the transaction was accepted:
+   * resending the same bytes is safe), TIMEOUT (accepted but not confirmed in `timeoutMs`: check
+   * `details.signature` before building a new transaction, it may still land).
+   */
+  sendAndConfirm(signedTransaction: Uint8Array, options?: { timeoutMs?: number; pollMs?: number }): Promise<string>;
+}
+
+/** A Solana adapter over JSON-RPC over HTTP only (no websocket: confirmation polls). */
+export function createSolanaAdapter(options: SolanaAdapterOptions): SolanaAdapter {
+  const commitment: Commitment = options.commitment ?? 'confirmed';
+  const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+  const connection = new Connection(options.rpcUrl, {
+    commitment,
+    disableRetryOnRateLimit: true,
+    // Every call gets a deadline: without one a hung RPC node hangs the caller.
+    fetch: (input, init) => fetch(input as string, { ...(init as RequestInit), signal: AbortSignal.timeout(requestTimeoutMs) }) as never,
+  });
+
+  const rpc = async <T>(what: string, call: () => Promise<T>): Promise<T> => {
+    try {
+      return await call();
+    } catch (e) {
+      throw rpcFailure(what, e);
+    }
+  };
+
+  return {
+    async getBalance(address) {
+      const key = parseKey(address, ErrorCode.VALIDATION_FAILED, 'address');
+      return BigInt(await rpc('getBalance', () => connection.getBalance(key, commitment)));
+    },
+
+    async getTokenBalances(owner) {
+      const key = parseKey(owner, ErrorCode.VALIDATION_FAILED, 'owner');
+      const lists = await Promise.all(
+        [TOKEN_PROGRAM, TOKEN_2022_PROGRAM].map((programId) =>
+          rpc('getTokenAccountsByOwner', () => connection.getParsedTokenAccountsByOwner(key, { programId }, commitment)),
+        ),
+      );
+      const out: SolanaTokenBalance[] = [];
+      for (const list of lists) {
+        for (const { pubkey, account } of list.value) {
+          const info = (account.data as { parsed?: { info?: Record<string, any> } }).parsed?.info;
+          if (!info?.mint || !info.tokenAmount) continue;
+          out.push({
+            mint: String(info.mint),
+            account: pubkey.toBase58(),
+            amount: BigInt(info.tokenAmount.amount),
+            decimals: Number(info.tokenAmount.decimals),
+          });
+        }
+      }
+      return out;
+    },
+
+    async buildTransfer({ from, to, lamports }) {
+      const fromKey = parseKey(from, ErrorCode.VALIDATION_FAILED, 'from');
+      const toKey = parseKey(to, ErrorCode.INVALID_RECIPIENT, 'recipient');
+      if (typeof lamports !== 'bigint' || lamports <= 0n || lamports >= 2n ** 64n) {
+        throw FleetError.validation([{ path: 'lamports', message: 'must be a positive 64-bit integer' }]);
+      }
+      const { blockhash, lastValidBlockHeight } = await rpc('getLatestBlockhash', () => connection.getLatestBlockhash(commitment));
+      const tx = new Transaction({ feePayer: fromKey, blockhash, lastValidBlockHeight });
+      tx.add(SystemProgram.transfer({ fromPubkey: fromKey, toPubkey: toKey, lamports }));
+      return tx.serialize({ requireAllSignatures: false, verifySignatures: false });
+    },
+
+    async signTransaction(transaction, signer) {
+      const tx = parseTransaction(transaction);
+      const signerKey = new PublicKey(signer.publicKey);
+      const required = tx.message.header.numRequiredSignatures;
+      const index = tx.message.staticAccountKeys.slice(0, required).findIndex((k) => k.equals(signerKey));
+      if (index < 0) {
+        throw new FleetError(ErrorCode.VALIDATION_FAILED, `${signerKey.toBase58()} is not a required signer of the transaction`);
+      }
+      const message = tx.message.serialize();
+      let signature: Uint8Array;
+      try {
+        signature = await signer.sign(message);
+      } catch (e) {
+        if (e instanceof FleetError) throw e;
+        throw new FleetError(ErrorCode.SIGNING_FAILED, 'the signer failed', { cause: e });
+      }
+      // A signature that does not verify would be rejected by the cluster with a confusing error
+      // (or, worse, be a sign of a wrong key): check it before it leaves.
+      if (signature.length !== 64 || !ed25519.verify(signature, message, signer.publicKey)) {
+        throw new FleetError(ErrorCode.SIGNING_FAILED, 'the signer returned a signature that does not verify');
+      }
+      tx.signatures[index] = signature;
+      return tx.serialize();
+    },
+
+    async sendAndConfirm(signedTransaction, opts = {}) {
+      const timeoutMs = opts.timeoutMs ?? 30_000;
+      const pollMs = opts.pollMs ?? 400;
+      const deadline = Date.now() + timeoutMs;
+      const tx = parseTransaction(signedTransaction);
+      const first = tx.signatures[0];
+      if (!first || first.every((b) => b === 0)) {
+        throw new FleetError(ErrorCode.VALIDATION_FAILED, 'the transaction is not signed by its fee payer');
+      }
+      const signature = bs58.encode(first);
+      try {
+        await connection.sendRawTransaction(signedTransaction, { skipPreflight: false, preflightCommitment: commitment, maxRetries: 0 });
+      } catch (e) {
+        throw sendFailure(e);
+      }
+      const wanted = commitment === 'finalized' ? ['finalized'] : commitment === 'confirmed' ? ['confirmed', 'finalized'] : ['processed', 'confirmed', 'finalized'];
+      for (;;) {
+        try {
+          const { value } = await connection.getSignatureStatuses([signature]);
+          const status = value[0];
+          if (status?.err) throw executionFailure(status.err, signature);
+          if (status?.confirmationStatus && wanted.includes(status.confirmationStatus)) return signature;
+        } catch (e) {
+          if (e instanceof FleetError) throw e;
+          // The transaction was accepted: an RPC hiccup while polling is not a failure of it.
+        }
+        if (Date.now() + pollMs > deadline) {
+          throw new FleetError(ErrorCode.TIMEOUT, `transaction ${signature} not confirmed within ${timeoutMs} ms`, {
+            retryable: false,
+            details: { signature },
+          });
+        }
+        await new Promise((r) => setTimeout(r, pollMs));
+      }
+    },
+  };
+}
+
+function parseKey(s: string, code: ErrorCode, what: string): PublicKey {
+  try {
+    if (typeof s !== 'string' || s.length < 32 || s.length > 44) throw new Error('length');
+    return new PublicKey(s);
+  } catch {
+    return code === ErrorCode.VALIDATION_FAILED
+      ? (() => {
+          throw FleetError.validation([{ path: what, message: 'not a Solana address' }]);
+        })()
+      : (() => {
+          throw new FleetError(code, `${what} is not a Solana address`);
+        })();
+  }
+}
+
+function parseTransaction(bytes: Uint8Array): VersionedTransaction {
+  try {
+    return VersionedTransaction.deserialize(bytes);
+  } catch (e) {
+    throw new FleetError(ErrorCode.VALIDATION_FAILED, 'not a serialized Solana transaction', { cause: e });
+  }
+}
+
+function rpcFailure(what: string, e: unknown): FleetError {
+  if (e instanceof FleetError) return e;
+  const message = e instanceof Error ? e.message : String(e);
+  if (/invalid param|Invalid param/.test(message)) return new FleetError(ErrorCode.VALIDATION_FAILED, `${what}: ${message}`, { cause: e });
+  return new FleetError(ErrorCode.UNAVAILABLE, `Solana RPC ${what} failed: ${message}`, { cause: e });
+}
+
+/**
+ * Maps a refused submission. web3.js keeps only the RPC's message and logs (not the structured
+ * error), so this reads the validator's own wording of TransactionError and the system program's
+ * log lines, which are stable across versions.
+ */
+function sendFailure(e: unknown): FleetError {
+  if (!(e instanceof SendTransactionError)) return rpcFailure('sendTransaction', e);
+  const message = e.transactionError.message;
+  const logs = (e.logs ?? []).join('\n');
+  if (/insufficient lamports/i.test(logs) || /insufficient funds for fee|no record of a prior credit/i.test(message)) {
+    return new FleetError(ErrorCode.INSUFFICIENT_FUNDS, message, { cause: e });
+  }
+  const rent = /account \((\d+)\) with insufficient funds for rent/i.exec(message);
+  if (rent) {
+    return rent[1] === '0'
+      ? new FleetError(ErrorCode.INSUFFICIENT_FUNDS, `the payer would be left below rent exemption: ${message}`, { cause: e })
+      : new FleetError(ErrorCode.INVALID_RECIPIENT, `the recipient would hold less than the rent-exempt minimum: ${message}`, { cause: e });
+  }
+  if (/signature verification|did not pass signature/i.test(message)) {
+    return new FleetError(ErrorCode.SIGNING_FAILED, message, { cause: e });
+  }
+  if (/blockhash not found/i.test(message)) {
+    return new FleetError(ErrorCode.SUBMISSION_FAILED, `the blockhash expired, build the transaction again: ${message}`, { retryable: true, cause: e });
+  }
+  return new FleetError(ErrorCode.SUBMISSION_FAILED, message, { cause: e, details: { logs: e.logs?.slice(-5) ?? [] } });
+}
+
+function executionFailure(err: TransactionError, signature: string): FleetError {
+  const text = JSON.stringify(err);
+  const details = { signature, err: text.slice(0, 200) };
+  if (err === 'InsufficientFundsForFee' || err === 'AccountNotFound') {
+    return new FleetError(ErrorCode.INSUFFICIENT_FUNDS, `transaction failed: ${text}`, { details });
+  }
+  if (typeof err === 'object' && err !== null) {
+    const o = err as Record<string, unknown>;
+    // System program error 1 is ResultWithNegativeLamports (a transfer larger than the balance).
+    const ie = o.InstructionError as [number, unknown] | undefined;
+    if (ie && (ie[1] as { Custom?: number })?.Custom === 1) {
+      return new FleetError(ErrorCode.INSUFFICIENT_FUNDS, `transaction failed: ${text}`, { details });
+    }
+    const rent = o.InsufficientFundsForRent as { account_index?: number } | undefined;
+    if (rent) {
+      return new FleetError(rent.account_index === 0 ? ErrorCode.INSUFFICIENT_FUNDS : ErrorCode.INVALID_RECIPIENT, `transaction failed: ${text}`, { details });
+    }
+  }
+  return new FleetError(ErrorCode.SUBMISSION_FAILED, `transaction failed: ${text}`, { details });
+}

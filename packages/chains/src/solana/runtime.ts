@@ -1,0 +1,398 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import type { LiteSVM } from 'litesvm';
+import { PublicKey, VersionedMessage, VersionedTransaction } from '@solana/web3.js';
+import bs58 from 'bs58';
+import { TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID } from '@solana/spl-token';
+import { ed25519 } from '@noble/curves/ed25519.js';
+
+export interface SolanaRuntimeOptions {
+  /** TCP port on 127.0.0.1; 0 (the default) picks a free one. */
+  port?: number;
+  host?: string;
+  /** How often the slot and blockhash advance; default 400 ms (a cluster's slot time). */
+  slotMs?: number;
+}
+
+export interface SolanaRuntime {
+  readonly url: string;
+  readonly port: number;
+  /** The in-process VM, for tests that need to set accounts up directly. */
+  readonly svm: LiteSVM;
+  /** Credits `lamports` to `address` (base58); returns the airdrop's signature. */
+  airdrop(address: string, lamports: bigint): string;
+  stop(): Promise<void>;
+}
+
+const TOKEN_PROGRAMS = new Set([TOKEN_PROGRAM_ID.toBase58(), TOKEN_2022_PROGRAM_ID.toBase58()]);
+const LAMPORTS_PER_SIGNATURE = 5000;
+/** A blockhash stays valid for this many slots, as on a real cluster. */
+const BLOCKHASH_WINDOW = 150;
+const MAX_BODY = 2 * 1024 * 1024;
+
+// Display texts of solana_sdk's TransactionError / InstructionError (what a real validator puts in
+// "Transaction simulation failed: …"); clients parse these, so they are kept verbatim.
+const TX_ERRORS = [
+  'AccountInUse', 'AccountLoadedTwice', 'AccountNotFound', 'ProgramAccountNotFound', 'InsufficientFundsForFee',
+  'InvalidAccountForFee', 'AlreadyProcessed', 'BlockhashNotFound', 'CallChainTooDeep', 'MissingSignatureForFee',
+  'InvalidAccountIndex', 'SignatureFailure', 'InvalidProgramForExecution', 'SanitizeFailure', 'ClusterMaintenance',
+  'AccountBorrowOutstanding', 'WouldExceedMaxBlockCostLimit', 'UnsupportedVersion', 'InvalidWritableAccount',
+  'WouldExceedMaxAccountCostLimit', 'WouldExceedAccountDataBlockLimit', 'TooManyAccountLocks',
+  'AddressLookupTableNotFound', 'InvalidAddressLookupTableOwner', 'InvalidAddressLookupTableData',
+  'InvalidAddressLookupTableIndex', 'InvalidRentPayingAccount', 'WouldExceedMaxVoteCostLimit',
+  'WouldExceedAccountDataTotalLimit', 'MaxLoadedAccountsDataSizeExceeded', 'ResanitizationNeeded',
+  'InvalidLoadedAccountsDataSizeLimit', 'UnbalancedTransaction', 'ProgramCacheHitMaxLimit', 'CommitCancelled',
+] as const;
+const TX_ERROR_TEXT: Record<string, string> = {
+  AccountNotFound: 'Attempt to debit an account but found no record of a prior credit.',
+  InsufficientFundsForFee: 'Insufficient funds for fee',
+  AlreadyProcessed: 'This transaction has already been processed',
+  BlockhashNotFound: 'Blockhash not found',
+  SignatureFailure: 'Transaction did not pass signature verification',
+};
+const IX_ERRORS = [
+  'GenericError', 'InvalidArgument', 'InvalidInstructionData', 'InvalidAccountData', 'AccountDataTooSmall',
+  'InsufficientFunds', 'IncorrectProgramId', 'MissingRequiredSignature', 'AccountAlreadyInitialized',
+  'UninitializedAccount', 'UnbalancedInstruction', 'ModifiedProgramId', 'ExternalAccountLamportSpend',
+  'ExternalAccountDataModified', 'ReadonlyLamportChange', 'ReadonlyDataModified', 'DuplicateAccountIndex',
+  'ExecutableModified', 'RentEpochModified', 'NotEnoughAccountKeys', 'AccountDataSizeChanged', 'AccountNotExecutable',
+  'AccountBorrowFailed', 'AccountBorrowOutstanding', 'DuplicateAccountOutOfSync', 'InvalidError',
+  'ExecutableDataModified', 'ExecutableLamportChange', 'ExecutableAccountNotRentExempt', 'UnsupportedProgramId',
+  'CallDepth', 'MissingAccount', 'ReentrancyNotAllowed', 'MaxSeedLengthExceeded', 'InvalidSeeds', 'InvalidRealloc',
+  'ComputationalBudgetExceeded', 'PrivilegeEscalation', 'ProgramEnvironmentSetupFailure', 'ProgramFailedToComplete',
+  'ProgramFailedToCompile', 'Immutable', 'IncorrectAuthority', 'AccountNotRentExempt', 'InvalidAccountOwner',
+  'ArithmeticOverflow', 'UnsupportedSysvar', 'IllegalOwner', 'MaxAccountsDataAllocationsExceeded',
+  'MaxAccountsExceeded', 'MaxInstructionTraceLengthExceeded', 'BuiltinProgramsMustConsumeComputeUnits', 'BorshIoError',
+] as const;
+
+class RpcError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+interface Status {
+  slot: number;
+  err: unknown;
+}
+
+/**
+ * A Solana JSON-RPC endpoint (HTTP only, no websocket) over an in-process litesvm: real
+ * transaction execution and signature checks, one node, every transaction final at once. Serves
+ * what @solana/web3.js's Connection calls for balances, transfers, token accounts and
+ * confirmation by polling. Development and tests only.
+ */
+export async function startSolanaRuntime(options: SolanaRuntimeOptions = {}): Promise<SolanaRuntime> {
+  // litesvm accepts only its latest blockhash; a real cluster accepts any of the last 150. Its
+  // own check is off and the window is kept here, so a transaction built a moment before the
+  // blockhash advanced still lands (and one built with an unknown blockhash still fails).
+  // Loaded on demand: the native module is for development and tests, and services importing
+  // this package for its adapters should not load it.
+  const { LiteSVM, FailedTransactionMetadata, TransactionMetadata } = await import('litesvm');
+  const svm = new LiteSVM().withBlockhashCheck(false);
+  const recent: string[] = [svm.latestBlockhash()];
+  let slot = 0;
+  const genesisHash = bs58.encode(randomBytes(32));
+  const statuses = new Map<string, Status>();
+  // litesvm cannot enumerate accounts: remember every key a transaction touched, for
+  // getTokenAccountsByOwner.
+  const known = new Set<string>();
+
+  const advance = (): void => {
+    slot += 1;
+    svm.warpToSlot(BigInt(slot));
+    svm.expireBlockhash();
+    recent.push(svm.latestBlockhash());
+    if (recent.length > BLOCKHASH_WINDOW) recent.shift();
+  };
+  const timer = setInterval(advance, options.slotMs ?? 400);
+  timer.unref();
+
+  const context = () => ({ apiVersion: '2.1.0', slot });
+
+  const execute = (tx: VersionedTransaction, preflight: boolean): string => {
+    const signature = bs58.encode(tx.signatures[0] ?? new Uint8Array(64));
+    // A real node verifies signatures before anything else and answers -32003.
+    if (!verifySignatures(tx)) throw new RpcError(-32003, 'Transaction signature verification failure');
+    if (!recent.includes(tx.message.recentBlockhash)) {
+      if (preflight) throw preflightFailure('BlockhashNotFound', []);
+      return signature; // dropped silently, as a cluster does: it never lands
+    }
+    if (preflight) {
+      const sim = svm.simulateTransaction(tx);
+      if (sim instanceof FailedTransactionMetadata) throw preflightFailure(txErrorJson(sim.err()), sim.meta().logs());
+    }
+    const result = svm.sendTransaction(tx);
+    for (const k of tx.message.staticAccountKeys) known.add(k.toBase58());
+    if (result instanceof FailedTransactionMetadata) {
+      const err = txErrorJson(result.err());
+      if (err === 'AlreadyProcessed') throw preflightFailure(err, []);
+      statuses.set(signature, { slot, err });
+    } else {
+      statuses.set(signature, { slot, err: null });
+    }
+    return signature;
+  };
+
+  const handlers: Record<string, (params: any[]) => unknown> = {
+    getVersion: () => ({ 'solana-core': '2.1.0', 'feature-set': 0 }),
+    getHealth: () => 'ok',
+    getGenesisHash: () => genesisHash,
+    getSlot: () => slot,
+    getBlockHeight: () => slot,
+    getEpochInfo: () => ({ absoluteSlot: slot, blockHeight: slot, epoch: 0, slotIndex: slot, slotsInEpoch: 432000, transactionCount: statuses.size }),
+    getLatestBlockhash: () => ({
+      context: context(),
+      value: { blockhash: recent[recent.length - 1], lastValidBlockHeight: slot + BLOCKHASH_WINDOW },
+    }),
+    isBlockhashValid: ([hash]) => ({ context: context(), value: recent.includes(String(hash)) }),
+    getBalance: ([address]) => ({ context: context(), value: Number(svm.getBalance(key(address)) ?? 0n) }),
+    getAccountInfo: ([address, config]) => ({ context: context(), value: accountJson(String(address), config?.encoding) }),
+    getMultipleAccounts: ([addresses, config]) => ({
+      context: context(),
+      value: (addresses as string[]).map((a) => accountJson(String(a), config?.encoding)),
+    }),
+    getMinimumBalanceForRentExemption: ([len]) => Number(svm.minimumBalanceForRentExemption(BigInt(len ?? 0))),
+    getFeeForMessage: ([message]) => {
+      const msg = VersionedMessage.deserialize(Buffer.from(String(message), 'base64'));
+      return { context: context(), value: msg.header.numRequiredSignatures * LAMPORTS_PER_SIGNATURE };
+    },
+    requestAirdrop: ([address, lamports]) => airdrop(String(address), BigInt(lamports)),
+    sendTransaction: ([encoded, config]) => execute(decodeTx(String(encoded), config?.encoding), !config?.skipPreflight),
+    simulateTransaction: ([encoded, config]) => {
+      const tx = decodeTx(String(encoded), config?.encoding);
+      if (config?.sigVerify && !verifySignatures(tx)) throw new RpcError(-32003, 'Transaction signature verification failure');
+      if (config?.replaceRecentBlockhash) tx.message.recentBlockhash = recent[recent.length - 1]!;
+      else if (!recent.includes(tx.message.recentBlockhash)) {
+        return { context: context(), value: { err: 'BlockhashNotFound', logs: [], accounts: null, unitsConsumed: 0, returnData: null } };
+      }
+      const sim = svm.simulateTransaction(tx);
+      const failed = sim instanceof FailedTransactionMetadata;
+      const meta = failed ? sim.meta() : sim.meta();
+      return {
+        context: context(),
+        value: {
+          err: failed ? txErrorJson(sim.err()) : null,
+          logs: meta.logs(),
+          accounts: null,
+          unitsConsumed: Number(meta.computeUnitsConsumed()),
+          returnData: null,
+        },
+      };
+    },
+    getSignatureStatuses: ([signatures]) => ({
+      context: context(),
+      value: (signatures as string[]).map((s) => {
+        const st = statuses.get(String(s));
+        if (!st) return null;
+        // One node, no forks: what executed is final.
+        return {
+          slot: st.slot,
+          confirmations: null,
+          err: st.err,
+          status: st.err === null ? { Ok: null } : { Err: st.err },
+          confirmationStatus: 'finalized',
+        };
+      }),
+    }),
+    getTokenAccountsByOwner: ([owner, filter, config]) => {
+      const ownerKey = key(owner);
+      const out: unknown[] = [];
+      for (const address of known) {
+        const acc = svm.getAccount(new PublicKey(address));
+        if (!acc || !TOKEN_PROGRAMS.has(acc.owner.toBase58()) || acc.data.length < 165) continue;
+        if (filter?.programId && acc.owner.toBase58() !== filter.programId) continue;
+        const data = Buffer.from(acc.data);
+        if (filter?.mint && bs58.encode(data.subarray(0, 32)) !== filter.mint) continue;
+        if (!new PublicKey(data.subarray(32, 64)).equals(ownerKey)) continue;
+        out.push({ pubkey: address, account: accountJson(address, config?.encoding) });
+      }
+      return { context: context(), value: out };
+    },
+  };
+
+  function airdrop(address: string, lamports: bigint): string {
+    const result = svm.airdrop(key(address), lamports);
+    known.add(address);
+    if (!(result instanceof TransactionMetadata)) throw new RpcError(-32603, `airdrop failed: ${result?.toString() ?? 'unknown'}`);
+    const signature = bs58.encode(result.signature());
+    statuses.set(signature, { slot, err: null });
+    return signature;
+  }
+
+  function accountJson(address: string, encoding: string | undefined): unknown {
+    const acc = svm.getAccount(key(address));
+    if (!acc) return null;
+    const base = { executable: acc.executable, lamports: acc.lamports, owner: acc.owner.toBase58(), rentEpoch: 0, space: acc.data.length };
+    if (encoding === 'jsonParsed') {
+      const parsed = parseTokenAccount(acc.owner.toBase58(), Buffer.from(acc.data));
+      if (parsed) return { ...base, data: parsed };
+    }
+    if (encoding === 'base58') return { ...base, data: [bs58.encode(acc.data), 'base58'] };
+    return { ...base, data: [Buffer.from(acc.data).toString('base64'), 'base64'] };
+  }
+
+  function parseTokenAccount(program: string, data: Buffer): unknown {
+    if (!TOKEN_PROGRAMS.has(program) || data.length < 165) return undefined;
+    const mint = new PublicKey(data.subarray(0, 32));
+    const mintAcc = svm.getAccount(mint);
+    const decimals = mintAcc && mintAcc.data.length >= 45 ? mintAcc.data[44]! : 0;
+    const amount = data.readBigUInt64LE(64);
+    const state = data[108] === 2 ? 'frozen' : data[108] === 1 ? 'initialized' : 'uninitialized';
+    const ui = Number(amount) / 10 ** decimals;
+    return {
+      program: program === TOKEN_PROGRAM_ID.toBase58() ? 'spl-token' : 'spl-token-2022',
+      parsed: {
+        type: 'account',
+        info: {
+          mint: mint.toBase58(),
+          owner: new PublicKey(data.subarray(32, 64)).toBase58(),
+          isNative: data.readUInt32LE(109) === 1,
+          state,
+          tokenAmount: { amount: amount.toString(), decimals, uiAmount: ui, uiAmountString: String(ui) },
+        },
+      },
+      space: data.length,
+    };
+  }
+
+  const server: Server = createServer((req, res) => {
+    void handle(req).then(
+      (body) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body));
+      },
+      () => {
+        res.writeHead(400);
+        res.end();
+      },
+    );
+  });
+
+  async function handle(req: IncomingMessage): Promise<unknown> {
+    if (req.method !== 'POST') return { jsonrpc: '2.0', id: null, error: { code: -32600, message: 'POST only' } };
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const c of req) {
+      size += (c as Buffer).length;
+      if (size > MAX_BODY) throw new Error('body too large');
+      chunks.push(c as Buffer);
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      return { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error' } };
+    }
+    return Array.isArray(body) ? body.map(call) : call(body);
+  }
+
+  function call(request: any): unknown {
+    const id = request?.id ?? null;
+    const handler = typeof request?.method === 'string' ? handlers[request.method] : undefined;
+    if (!handler) return { jsonrpc: '2.0', id, error: { code: -32601, message: 'Method not found' } };
+    try {
+      return { jsonrpc: '2.0', id, result: handler(Array.isArray(request.params) ? request.params : []) };
+    } catch (e) {
+      if (e instanceof RpcError) return { jsonrpc: '2.0', id, error: { code: e.code, message: e.message, ...(e.data === undefined ? {} : { data: e.data }) } };
+      return { jsonrpc: '2.0', id, error: { code: -32602, message: `Invalid params: ${e instanceof Error ? e.message : String(e)}` } };
+    }
+  }
+
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  let stopping: Promise<void> | undefined;
+
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    svm,
+    airdrop,
+    stop: () =>
+      (stopping ??= new Promise<void>((resolve) => {
+        clearInterval(timer);
+        server.close(() => resolve());
+        server.closeAllConnections();
+      })),
+  };
+}
+
+function key(address: unknown): PublicKey {
+  return new PublicKey(String(address));
+}
+
+function decodeTx(encoded: string, encoding: string | undefined): VersionedTransaction {
+  // The RPC's default encoding is base58 (deprecated, but still the default); web3.js sends base64.
+  const bytes = encoding === 'base64' ? Buffer.from(encoded, 'base64') : bs58.decode(encoded);
+  return VersionedTransaction.deserialize(bytes);
+}
+
+function verifySignatures(tx: VersionedTransaction): boolean {
+  const message = tx.message.serialize();
+  const keys = tx.message.staticAccountKeys;
+  const n = tx.message.header.numRequiredSignatures;
+  if (tx.signatures.length !== n) return false;
+  return tx.signatures.every((sig, i) => {
+    const k = keys[i];
+    return k !== undefined && ed25519Verify(sig, message, k.toBytes());
+  });
+}
+
+function ed25519Verify(sig: Uint8Array, msg: Uint8Array, pub: Uint8Array): boolean {
+  try {
+    return ed25519.verify(sig, msg, pub);
+  } catch {
+    return false;
+  }
+}
+
+/** The JSON form a real RPC gives a TransactionError (`"BlockhashNotFound"`, `{"InstructionError":[0,{"Custom":1}]}`). */
+function txErrorJson(err: unknown): unknown {
+  if (typeof err === 'number') return TX_ERRORS[err] ?? `Unknown(${err})`;
+  const e = err as Record<string, any>;
+  if (typeof e?.index === 'number' && typeof e.err === 'function') {
+    const inner = e.err();
+    if (typeof inner === 'number') return { InstructionError: [e.index, IX_ERRORS[inner] ?? 'GenericError'] };
+    if (typeof inner?.code === 'number') return { InstructionError: [e.index, { Custom: inner.code }] };
+    if (typeof inner?.msg === 'string') return { InstructionError: [e.index, { BorshIoError: inner.msg }] };
+    return { InstructionError: [e.index, 'GenericError'] };
+  }
+  if (typeof e?.index === 'number') return { DuplicateInstruction: e.index };
+  if (typeof e?.accountIndex === 'number') {
+    return String(e.constructor?.name).includes('Rent')
+      ? { InsufficientFundsForRent: { account_index: e.accountIndex } }
+      : { ProgramExecutionTemporarilyRestricted: { account_index: e.accountIndex } };
+  }
+  return String(err);
+}
+
+function errorText(err: unknown): string {
+  if (typeof err === 'string') return TX_ERROR_TEXT[err] ?? err;
+  const e = err as Record<string, any>;
+  if (e?.InstructionError) {
+    const [i, ie] = e.InstructionError as [number, any];
+    const what = typeof ie?.Custom === 'number' ? `custom program error: 0x${ie.Custom.toString(16)}` : typeof ie === 'string' ? ie : JSON.stringify(ie);
+    return `Error processing Instruction ${i}: ${what}`;
+  }
+  if (e?.InsufficientFundsForRent) return `Transaction results in an account (${e.InsufficientFundsForRent.account_index}) with insufficient funds for rent`;
+  return JSON.stringify(err);
+}
+
+function preflightFailure(err: unknown, logs: string[]): RpcError {
+  return new RpcError(-32002, `Transaction simulation failed: ${errorText(err)}`, {
+    err,
+    logs,
+    accounts: null,
+    unitsConsumed: 0,
+    returnData: null,
+  });
+}
