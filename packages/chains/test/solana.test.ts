@@ -1,0 +1,165 @@
+import assert from 'node:assert/strict';
+import { Connection, Keypair, PublicKey, SystemProgram, Transaction, VersionedTransaction } from '@solana/web3.js';
+import {
+  ACCOUNT_SIZE,
+  MINT_SIZE,
+  TOKEN_PROGRAM_ID,
+  createAssociatedTokenAccountInstruction,
+  createInitializeMint2Instruction,
+  createMintToInstruction,
+  getAssociatedTokenAddressSync,
+} from '@solana/spl-token';
+import { isFleetError } from '@wallet-fleet/contracts';
+import {
+  createSolanaAdapter,
+  localEd25519Signer,
+  solanaAddress,
+  startSolanaRuntime,
+  type SolanaAdapter,
+  type SolanaRuntime,
+} from '../src/index.js';
+
+const FEE = 5000n;
+const SOL = 1_000_000_000n;
+
+describe('Solana adapter over the litesvm runtime', () => {
+  let runtime: SolanaRuntime;
+  let solana: SolanaAdapter;
+  const confirm = { timeoutMs: 5000, pollMs: 10 };
+
+  before(async () => {
+    runtime = await startSolanaRuntime({ port: 0, slotMs: 20 });
+    solana = createSolanaAdapter({ rpcUrl: runtime.url });
+  });
+  after(async () => {
+    await runtime?.stop();
+  });
+
+  it('should execute a SOL transfer signed through the signer interface, balances adding up minus the fee', async () => {
+    const signer = localEd25519Signer();
+    const from = solanaAddress(signer.publicKey);
+    const to = solanaAddress(localEd25519Signer().publicKey);
+    runtime.airdrop(from, 2n * SOL);
+    assert.equal(await solana.getBalance(from), 2n * SOL);
+
+    const unsigned = await solana.buildTransfer({ from, to, lamports: SOL / 2n });
+    const signed = await solana.signTransaction(unsigned, signer);
+    const signature = await solana.sendAndConfirm(signed, confirm);
+
+    assert.equal(await solana.getBalance(to), SOL / 2n);
+    assert.equal(await solana.getBalance(from), 2n * SOL - SOL / 2n - FEE);
+    const { value } = await new Connection(runtime.url).getSignatureStatuses([signature]);
+    assert.equal(value[0]?.err, null);
+  });
+
+  it('should still accept a transaction built on a blockhash a few slots old', async () => {
+    const signer = localEd25519Signer();
+    const from = solanaAddress(signer.publicKey);
+    const to = solanaAddress(localEd25519Signer().publicKey);
+    runtime.airdrop(from, SOL);
+    const unsigned = await solana.buildTransfer({ from, to, lamports: 1_000_000n });
+    const before = (await new Connection(runtime.url).getLatestBlockhash()).blockhash;
+    await new Promise((r) => setTimeout(r, 100)); // several 20 ms slots
+    assert.notEqual((await new Connection(runtime.url).getLatestBlockhash()).blockhash, before);
+    await solana.sendAndConfirm(await solana.signTransaction(unsigned, signer), confirm);
+    assert.equal(await solana.getBalance(to), 1_000_000n);
+  });
+
+  it('should map a transfer larger than the balance to INSUFFICIENT_FUNDS and charge nothing', async () => {
+    const signer = localEd25519Signer();
+    const from = solanaAddress(signer.publicKey);
+    runtime.airdrop(from, SOL);
+    const unsigned = await solana.buildTransfer({ from, to: solanaAddress(localEd25519Signer().publicKey), lamports: 5n * SOL });
+    await assert.rejects(solana.sendAndConfirm(await solana.signTransaction(unsigned, signer), confirm), (e) => isFleetError(e, 'INSUFFICIENT_FUNDS'));
+    // Preflight refused it, so it never executed and no fee was taken.
+    assert.equal(await solana.getBalance(from), SOL);
+  });
+
+  it('should map a transfer from an account that was never funded to INSUFFICIENT_FUNDS', async () => {
+    const signer = localEd25519Signer();
+    const from = solanaAddress(signer.publicKey);
+    const unsigned = await solana.buildTransfer({ from, to: solanaAddress(localEd25519Signer().publicKey), lamports: 1000n });
+    await assert.rejects(solana.sendAndConfirm(await solana.signTransaction(unsigned, signer), confirm), (e) => isFleetError(e, 'INSUFFICIENT_FUNDS'));
+  });
+
+  it('should refuse a malformed recipient with INVALID_RECIPIENT', async () => {
+    const from = solanaAddress(localEd25519Signer().publicKey);
+    await assert.rejects(solana.buildTransfer({ from, to: 'not-an-address', lamports: 1n }), (e) => isFleetError(e, 'INVALID_RECIPIENT'));
+    await assert.rejects(solana.buildTransfer({ from, to: `0x${'11'.repeat(20)}`, lamports: 1n }), (e) => isFleetError(e, 'INVALID_RECIPIENT'));
+    await assert.rejects(solana.buildTransfer({ from, to: from, lamports: 0n }), (e) => isFleetError(e, 'VALIDATION_FAILED'));
+  });
+
+  it('should map a new recipient left below the rent-exempt minimum to INVALID_RECIPIENT', async () => {
+    const signer = localEd25519Signer();
+    const from = solanaAddress(signer.publicKey);
+    runtime.airdrop(from, SOL);
+    const unsigned = await solana.buildTransfer({ from, to: solanaAddress(localEd25519Signer().publicKey), lamports: 10n });
+    await assert.rejects(solana.sendAndConfirm(await solana.signTransaction(unsigned, signer), confirm), (e) => isFleetError(e, 'INVALID_RECIPIENT'));
+  });
+
+  it('should refuse to sign a transaction the signer is not a required signer of', async () => {
+    const payer = localEd25519Signer();
+    const unsigned = await solana.buildTransfer({ from: solanaAddress(payer.publicKey), to: solanaAddress(localEd25519Signer().publicKey), lamports: 1000n });
+    await assert.rejects(solana.signTransaction(unsigned, localEd25519Signer()), (e) => isFleetError(e, 'VALIDATION_FAILED'));
+    await assert.rejects(solana.signTransaction(new Uint8Array([1, 2, 3]), payer), (e) => isFleetError(e, 'VALIDATION_FAILED'));
+  });
+
+  it('should add its signature to a transaction with another signer, keeping theirs', async () => {
+    // A fee payer (the wallet) and a second required signer (e.g. a new account being created).
+    const wallet = localEd25519Signer();
+    const walletKey = new PublicKey(wallet.publicKey);
+    const created = Keypair.generate();
+    runtime.airdrop(walletKey.toBase58(), SOL);
+    const conn = new Connection(runtime.url);
+    const tx = new Transaction({ feePayer: walletKey, ...(await conn.getLatestBlockhash()) });
+    tx.add(SystemProgram.createAccount({ fromPubkey: walletKey, newAccountPubkey: created.publicKey, lamports: 2_000_000, space: 0, programId: SystemProgram.programId }));
+    tx.partialSign(created);
+    const bytes = tx.serialize({ requireAllSignatures: false });
+    const signed = await solana.signTransaction(bytes, wallet);
+    assert.equal(VersionedTransaction.deserialize(signed).signatures.filter((s) => s.some((b) => b !== 0)).length, 2);
+    await solana.sendAndConfirm(signed, confirm);
+    assert.equal(await solana.getBalance(created.publicKey.toBase58()), 2_000_000n);
+  });
+
+  it('should refuse a transaction with a forged signature with SIGNING_FAILED and leave balances alone', async () => {
+    const signer = localEd25519Signer();
+    const from = solanaAddress(signer.publicKey);
+    runtime.airdrop(from, SOL);
+    const unsigned = await solana.buildTransfer({ from, to: solanaAddress(localEd25519Signer().publicKey), lamports: 1_000_000n });
+    const forged = VersionedTransaction.deserialize(unsigned);
+    forged.signatures[0] = new Uint8Array(64).fill(9);
+    await assert.rejects(solana.sendAndConfirm(forged.serialize(), confirm), (e) => isFleetError(e, 'SIGNING_FAILED'));
+    assert.equal(await solana.getBalance(from), SOL);
+  });
+
+  it('should read an SPL token balance back', async () => {
+    const owner = localEd25519Signer();
+    const ownerKey = new PublicKey(owner.publicKey);
+    const payer = Keypair.generate();
+    const mint = Keypair.generate();
+    runtime.airdrop(payer.publicKey.toBase58(), SOL);
+    const conn = new Connection(runtime.url);
+    const mintRent = await conn.getMinimumBalanceForRentExemption(MINT_SIZE);
+    assert.ok(mintRent > 0 && ACCOUNT_SIZE === 165);
+    const ata = getAssociatedTokenAddressSync(mint.publicKey, ownerKey);
+    const tx = new Transaction({ feePayer: payer.publicKey, ...(await conn.getLatestBlockhash()) }).add(
+      SystemProgram.createAccount({ fromPubkey: payer.publicKey, newAccountPubkey: mint.publicKey, lamports: mintRent, space: MINT_SIZE, programId: TOKEN_PROGRAM_ID }),
+      createInitializeMint2Instruction(mint.publicKey, 6, payer.publicKey, null),
+      createAssociatedTokenAccountInstruction(payer.publicKey, ata, ownerKey, mint.publicKey),
+      createMintToInstruction(mint.publicKey, ata, payer.publicKey, 4_200_000n),
+    );
+    tx.sign(payer, mint);
+    await solana.sendAndConfirm(tx.serialize(), confirm);
+
+    const balances = await solana.getTokenBalances(ownerKey.toBase58());
+    assert.deepEqual(balances, [{ mint: mint.publicKey.toBase58(), account: ata.toBase58(), amount: 4_200_000n, decimals: 6 }]);
+    assert.deepEqual(await solana.getTokenBalances(solanaAddress(localEd25519Signer().publicKey)), []);
+  });
+
+  it('should answer UNAVAILABLE when the RPC endpoint is down', async () => {
+    const down = createSolanaAdapter({ rpcUrl: 'http://127.0.0.1:1', requestTimeoutMs: 1000 });
+    const addr = solanaAddress(localEd25519Signer().publicKey);
+    await assert.rejects(down.getBalance(addr), (e) => isFleetError(e, 'UNAVAILABLE'));
+    await assert.rejects(down.buildTransfer({ from: addr, to: addr, lamports: 1n }), (e) => isFleetError(e, 'UNAVAILABLE'));
+  });
+});
