@@ -171,13 +171,22 @@ export async function startSolanaRuntime(options: SolanaRuntimeOptions = {}): Pr
       else if (!recent.includes(tx.message.recentBlockhash)) {
         return { context: context(), value: { err: 'BlockhashNotFound', logs: [], accounts: null, unitsConsumed: 0, returnData: null } };
       }
-      const sim = svm.simulateTransaction(tx);
-      const failed = sim instanceof FailedTransactionMetadata;
-      const meta = failed ? sim.meta() : sim.meta();
+      // A real node simulates without checking signatures unless asked to (web3.js relies on
+      // that for unsigned transactions); litesvm always checks, so it is switched off around
+      // this one call (single-threaded: nothing else runs in between).
+      if (!config?.sigVerify) svm.withSigverify(false);
+      let sim;
+      try {
+        sim = svm.simulateTransaction(tx);
+      } finally {
+        svm.withSigverify(true);
+      }
+      const err = sim instanceof FailedTransactionMetadata ? txErrorJson(sim.err()) : null;
+      const meta = sim.meta();
       return {
         context: context(),
         value: {
-          err: failed ? txErrorJson(sim.err()) : null,
+          err,
           logs: meta.logs(),
           accounts: null,
           unitsConsumed: Number(meta.computeUnitsConsumed()),
@@ -217,7 +226,7 @@ export async function startSolanaRuntime(options: SolanaRuntimeOptions = {}): Pr
   };
 
   function airdrop(address: string, lamports: bigint): string {
-    const result = svm.airdrop(key(address), lamports);
+    const result = svm.airdrop(key(address), BigInt(lamports));
     known.add(address);
     if (!(result instanceof TransactionMetadata)) throw new RpcError(-32603, `airdrop failed: ${result?.toString() ?? 'unknown'}`);
     const signature = bs58.encode(result.signature());
