@@ -22,6 +22,11 @@ export interface KmsEmulatorOptions {
   dataDir?: string;
   /** How long a new key version stays PENDING_GENERATION before it is ENABLED (default 50 ms). */
   pendingMs?: number;
+  /**
+   * Test hook: sees every successful response before it is sent and may return a replacement, so a
+   * client's integrity checks can be exercised (a flipped signature byte, a wrong checksum).
+   */
+  intercept?: (method: string, request: Record<string, unknown>, response: Record<string, unknown>) => unknown;
   /** Where the emulator's few log lines go (default: nowhere). */
   log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -255,16 +260,17 @@ export async function startKmsEmulator(opts: KmsEmulatorOptions = {}): Promise<K
       const digest = req.digest as { sha256?: unknown; sha384?: unknown; sha512?: unknown } | undefined | null;
       const dataCrc = int64Value(req.dataCrc32c);
       const digestCrc = int64Value(req.digestCrc32c);
+      // proto3 does not put empty bytes on the wire: absent data is empty data.
       const hasData = data !== undefined && data.length > 0;
       if (hasData && digest) throw new RpcError(grpc.status.INVALID_ARGUMENT, 'Only one of data and digest may be set.');
-      if (dataCrc !== undefined && (!hasData || crc32cOf(data) !== dataCrc)) {
+      if (dataCrc !== undefined && crc32cOf(data ?? new Uint8Array(0)) !== dataCrc) {
         throw new RpcError(grpc.status.INVALID_ARGUMENT, 'The checksum in field data_crc32c did not match the data in field data.');
       }
       const privateKey = Buffer.from(v.privateKeyHex, 'hex');
       let signature: Uint8Array;
       if (v.algorithm === 'EC_SIGN_ED25519') {
-        if (!hasData) throw new RpcError(grpc.status.INVALID_ARGUMENT, `${v.algorithm} signs data: the data field must be set (digest is not accepted).`);
-        signature = signEd25519(privateKey, data);
+        if (digest) throw new RpcError(grpc.status.INVALID_ARGUMENT, `${v.algorithm} signs data: digest is not accepted.`);
+        signature = signEd25519(privateKey, data ?? new Uint8Array(0));
       } else {
         let toSign: Uint8Array;
         if (digest) {
@@ -300,6 +306,7 @@ export async function startKmsEmulator(opts: KmsEmulatorOptions = {}): Promise<K
     implementation[method] = (call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       Promise.resolve()
         .then(() => handler(call.request))
+        .then((response) => (opts.intercept ? opts.intercept(method, call.request, response as Record<string, unknown>) : response))
         .then(
           (response) => callback(null, response),
           (err: unknown) => {

@@ -1,0 +1,114 @@
+import { createPublicKey } from 'node:crypto';
+import { crc32c } from '@aws-crypto/crc32c';
+import { ErrorCode, FleetError } from '@wallet-fleet/contracts';
+import { ed25519 } from '@noble/curves/ed25519';
+import { secp256k1 } from '@noble/curves/secp256k1';
+import { keccak_256 } from '@noble/hashes/sha3';
+
+export type KeyAlgorithm = 'ed25519' | 'secp256k1';
+
+/** An ECDSA signature over secp256k1 with s in the lower half of the order (EIP-2). */
+export interface EcdsaSignature {
+  r: bigint;
+  s: bigint;
+}
+
+/** An Ethereum signature: low-s `r`, `s` and the recovery bit (`yParity`, `v = 27 + yParity` in legacy form). */
+export interface EthSignature extends EcdsaSignature {
+  yParity: 0 | 1;
+}
+
+export function crc32cOf(data: Uint8Array | string): number {
+  return crc32c(typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+}
+
+export function signingFailed(message: string, retryable = false, cause?: unknown): FleetError {
+  return new FleetError(ErrorCode.SIGNING_FAILED, message, { retryable, ...(cause === undefined ? {} : { cause }) });
+}
+
+/**
+ * The raw public key inside a KMS PEM (SubjectPublicKeyInfo): Ed25519 → 32 bytes, secp256k1 → 65
+ * bytes uncompressed. node:crypto parses the DER, so a PEM of another curve cannot pass for ours.
+ * @throws FleetError `SIGNING_FAILED` when the PEM does not hold a key of `algorithm`.
+ */
+export function rawPublicKeyFromPem(pem: string, algorithm: KeyAlgorithm): Uint8Array {
+  let jwk: { kty?: string; crv?: string; x?: string; y?: string };
+  try {
+    jwk = createPublicKey(pem).export({ format: 'jwk' });
+  } catch (err) {
+    throw signingFailed('KMS returned a public key that does not parse', false, err);
+  }
+  if (algorithm === 'ed25519' && jwk.kty === 'OKP' && jwk.crv === 'Ed25519' && jwk.x) {
+    const raw = Buffer.from(jwk.x, 'base64url');
+    if (raw.length === 32) return new Uint8Array(raw);
+  }
+  if (algorithm === 'secp256k1' && jwk.kty === 'EC' && jwk.crv === 'secp256k1' && jwk.x && jwk.y) {
+    const raw = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]);
+    if (raw.length === 65) return new Uint8Array(raw);
+  }
+  throw signingFailed(`KMS returned a public key that is not ${algorithm}`);
+}
+
+/** Verifies an Ed25519 signature (pure EdDSA over the message). */
+export function verifyEd25519(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
+  try {
+    return ed25519.verify(signature, message, publicKey);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A DER ECDSA signature (as Cloud KMS returns it) as `{ r, s }` with s normalised to low-s (EIP-2):
+ * KMS leaves s as it falls, and Ethereum rejects high-s transactions.
+ * @throws FleetError `SIGNING_FAILED` when the DER does not parse.
+ */
+export function parseDerSignature(der: Uint8Array): EcdsaSignature {
+  let sig;
+  try {
+    sig = secp256k1.Signature.fromDER(der);
+  } catch (err) {
+    throw signingFailed('KMS returned a signature that is not valid DER', false, err);
+  }
+  const low = sig.normalizeS();
+  return { r: low.r, s: low.s };
+}
+
+/** Whether `{ r, s }` is a low-s secp256k1 signature of the 32-byte `digest` (taken as is, not hashed) by `publicKey`. */
+export function verifySecp256k1Digest(sig: EcdsaSignature, digest: Uint8Array, publicKey: Uint8Array): boolean {
+  try {
+    return secp256k1.verify(new secp256k1.Signature(sig.r, sig.s).toCompactRawBytes(), digest, publicKey, { prehash: false, lowS: true });
+  } catch {
+    return false;
+  }
+}
+
+/** The lower-case `0x…` Ethereum address of a secp256k1 public key (keccak-256 of the uncompressed key without its 0x04 prefix, last 20 bytes). */
+export function ethereumAddressOf(publicKey: Uint8Array): string {
+  const uncompressed = secp256k1.ProjectivePoint.fromHex(publicKey).toRawBytes(false);
+  return `0x${Buffer.from(keccak_256(uncompressed.subarray(1)).subarray(12)).toString('hex')}`;
+}
+
+/**
+ * The recovery bit of `sig` over `digest32`: the one of 0 and 1 whose recovered key is `publicKey`
+ * (33 or 65 bytes). KMS does not return it, so it is found by trying both.
+ * @throws FleetError `SIGNING_FAILED` when neither recovers `publicKey` (wrong key or digest) or s is high.
+ */
+export function toEthSignature(sig: EcdsaSignature, digest32: Uint8Array, publicKey: Uint8Array): EthSignature {
+  if (sig.s > secp256k1.CURVE.n >> 1n) throw signingFailed('signature is not low-s');
+  let expected;
+  try {
+    expected = secp256k1.ProjectivePoint.fromHex(publicKey);
+  } catch (err) {
+    throw signingFailed('not a secp256k1 public key', false, err);
+  }
+  for (const yParity of [0, 1] as const) {
+    try {
+      const recovered = new secp256k1.Signature(sig.r, sig.s).addRecoveryBit(yParity).recoverPublicKey(digest32);
+      if (recovered.equals(expected)) return { r: sig.r, s: sig.s, yParity };
+    } catch {
+      // This bit does not recover any point; try the other.
+    }
+  }
+  throw signingFailed('no recovery id yields the expected public key');
+}
