@@ -5,6 +5,7 @@ import {
   MINT_SIZE,
   TOKEN_PROGRAM_ID,
   createAssociatedTokenAccountInstruction,
+  createInitializeAccount3Instruction,
   createInitializeMint2Instruction,
   createMintToInstruction,
   getAssociatedTokenAddressSync,
@@ -132,28 +133,62 @@ describe('Solana adapter over the litesvm runtime', () => {
     assert.equal(await solana.getBalance(from), SOL);
   });
 
-  it('should read an SPL token balance back', async () => {
-    const owner = localEd25519Signer();
-    const ownerKey = new PublicKey(owner.publicKey);
-    const payer = Keypair.generate();
-    const mint = Keypair.generate();
-    runtime.airdrop(payer.publicKey.toBase58(), SOL);
+  async function createMint(payer: Keypair, decimals: number): Promise<Keypair> {
     const conn = new Connection(runtime.url);
-    const mintRent = await conn.getMinimumBalanceForRentExemption(MINT_SIZE);
-    assert.ok(mintRent > 0 && ACCOUNT_SIZE === 165);
-    const ata = getAssociatedTokenAddressSync(mint.publicKey, ownerKey);
+    const mint = Keypair.generate();
     const tx = new Transaction({ feePayer: payer.publicKey, ...(await conn.getLatestBlockhash()) }).add(
-      SystemProgram.createAccount({ fromPubkey: payer.publicKey, newAccountPubkey: mint.publicKey, lamports: mintRent, space: MINT_SIZE, programId: TOKEN_PROGRAM_ID }),
-      createInitializeMint2Instruction(mint.publicKey, 6, payer.publicKey, null),
-      createAssociatedTokenAccountInstruction(payer.publicKey, ata, ownerKey, mint.publicKey),
-      createMintToInstruction(mint.publicKey, ata, payer.publicKey, 4_200_000n),
+      SystemProgram.createAccount({
+        fromPubkey: payer.publicKey,
+        newAccountPubkey: mint.publicKey,
+        lamports: await conn.getMinimumBalanceForRentExemption(MINT_SIZE),
+        space: MINT_SIZE,
+        programId: TOKEN_PROGRAM_ID,
+      }),
+      createInitializeMint2Instruction(mint.publicKey, decimals, payer.publicKey, null),
     );
     tx.sign(payer, mint);
     await solana.sendAndConfirm(tx.serialize(), confirm);
+    return mint;
+  }
 
-    const balances = await solana.getTokenBalances(ownerKey.toBase58());
-    assert.deepEqual(balances, [{ mint: mint.publicKey.toBase58(), account: ata.toBase58(), amount: 4_200_000n, decimals: 6 }]);
+  it('should read an SPL token balance back', async () => {
+    const owner = new PublicKey(localEd25519Signer().publicKey);
+    const payer = Keypair.generate();
+    runtime.airdrop(payer.publicKey.toBase58(), SOL);
+    const conn = new Connection(runtime.url);
+    const mint = await createMint(payer, 6);
+    // A plain token account (the ATA program cannot run on this runtime, see the next test).
+    const account = Keypair.generate();
+    const tx = new Transaction({ feePayer: payer.publicKey, ...(await conn.getLatestBlockhash()) }).add(
+      SystemProgram.createAccount({
+        fromPubkey: payer.publicKey,
+        newAccountPubkey: account.publicKey,
+        lamports: await conn.getMinimumBalanceForRentExemption(ACCOUNT_SIZE),
+        space: ACCOUNT_SIZE,
+        programId: TOKEN_PROGRAM_ID,
+      }),
+      createInitializeAccount3Instruction(account.publicKey, mint.publicKey, owner),
+      createMintToInstruction(mint.publicKey, account.publicKey, payer.publicKey, 4_200_000n),
+    );
+    tx.sign(payer, account);
+    await solana.sendAndConfirm(tx.serialize(), confirm);
+
+    const balances = await solana.getTokenBalances(owner.toBase58());
+    assert.deepEqual(balances, [{ mint: mint.publicKey.toBase58(), account: account.publicKey.toBase58(), amount: 4_200_000n, decimals: 6 }]);
     assert.deepEqual(await solana.getTokenBalances(solanaAddress(localEd25519Signer().publicKey)), []);
+  });
+
+  it('should refuse an Associated Token Account instruction with a clear error instead of crashing', async () => {
+    const payer = Keypair.generate();
+    runtime.airdrop(payer.publicKey.toBase58(), SOL);
+    const mint = await createMint(payer, 0);
+    const owner = Keypair.generate().publicKey;
+    const conn = new Connection(runtime.url);
+    const tx = new Transaction({ feePayer: payer.publicKey, ...(await conn.getLatestBlockhash()) }).add(
+      createAssociatedTokenAccountInstruction(payer.publicKey, getAssociatedTokenAddressSync(mint.publicKey, owner), owner, mint.publicKey),
+    );
+    tx.sign(payer);
+    await assert.rejects(solana.sendAndConfirm(tx.serialize(), confirm), (e) => isFleetError(e, 'SUBMISSION_FAILED') && /Associated Token Account/.test(e.message));
   });
 
   it('should answer UNAVAILABLE when the RPC endpoint is down', async () => {
@@ -161,5 +196,31 @@ describe('Solana adapter over the litesvm runtime', () => {
     const addr = solanaAddress(localEd25519Signer().publicKey);
     await assert.rejects(down.getBalance(addr), (e) => isFleetError(e, 'UNAVAILABLE'));
     await assert.rejects(down.buildTransfer({ from: addr, to: addr, lamports: 1n }), (e) => isFleetError(e, 'UNAVAILABLE'));
+    await assert.rejects(down.getTokenBalances(addr), (e) => isFleetError(e, 'UNAVAILABLE'));
+    // Nothing reached a node: the same signed bytes may be sent again.
+    const signer = localEd25519Signer();
+    const from = solanaAddress(signer.publicKey);
+    runtime.airdrop(from, SOL);
+    const signed = await solana.signTransaction(await solana.buildTransfer({ from, to: addr, lamports: 1_000_000n }), signer);
+    await assert.rejects(down.sendAndConfirm(signed, confirm), (e) => isFleetError(e, 'UNAVAILABLE') && e.retryable);
+    await solana.sendAndConfirm(signed, confirm);
+    assert.equal(await solana.getBalance(addr), 1_000_000n);
+  });
+
+  it('should sign 100 random transactions so that every signature verifies for its signer', async () => {
+    const conn = new Connection(runtime.url);
+    const { blockhash } = await conn.getLatestBlockhash();
+    for (let i = 0; i < 100; i++) {
+      const signer = localEd25519Signer();
+      const key = new PublicKey(signer.publicKey);
+      const tx = new Transaction({ feePayer: key, blockhash, lastValidBlockHeight: 0 });
+      for (let j = 0; j <= i % 4; j++) {
+        tx.add(SystemProgram.transfer({ fromPubkey: key, toPubkey: Keypair.generate().publicKey, lamports: 1 + Math.floor(Math.random() * 1e9) }));
+      }
+      const signed = await solana.signTransaction(tx.serialize({ requireAllSignatures: false }), signer);
+      const back = Transaction.from(signed);
+      assert.equal(back.verifySignatures(), true, `tx ${i}`);
+      assert.equal(back.instructions.length, tx.instructions.length);
+    }
   });
 });

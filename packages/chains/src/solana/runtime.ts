@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { LiteSVM } from 'litesvm';
 import { PublicKey, VersionedMessage, VersionedTransaction } from '@solana/web3.js';
 import bs58 from 'bs58';
-import { TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID } from '@solana/spl-token';
+import { ASSOCIATED_TOKEN_PROGRAM_ID, TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID } from '@solana/spl-token';
 import { ed25519 } from '@noble/curves/ed25519.js';
 
 export interface SolanaRuntimeOptions {
@@ -30,6 +30,8 @@ const LAMPORTS_PER_SIGNATURE = 5000;
 /** A blockhash stays valid for this many slots, as on a real cluster. */
 const BLOCKHASH_WINDOW = 150;
 const MAX_BODY = 2 * 1024 * 1024;
+/** Signature statuses kept (oldest dropped first), so a long-running dev node does not grow without bound. */
+const MAX_STATUSES = 100_000;
 
 // Display texts of solana_sdk's TransactionError / InstructionError (what a real validator puts in
 // "Transaction simulation failed: …"); clients parse these, so they are kept verbatim.
@@ -103,6 +105,11 @@ export async function startSolanaRuntime(options: SolanaRuntimeOptions = {}): Pr
   // getTokenAccountsByOwner.
   const known = new Set<string>();
 
+  const record = (signature: string, status: Status): void => {
+    statuses.set(signature, status);
+    if (statuses.size > MAX_STATUSES) statuses.delete(statuses.keys().next().value!);
+  };
+
   const advance = (): void => {
     slot += 1;
     svm.warpToSlot(BigInt(slot));
@@ -115,7 +122,25 @@ export async function startSolanaRuntime(options: SolanaRuntimeOptions = {}): Pr
 
   const context = () => ({ apiVersion: '2.1.0', slot });
 
+  // litesvm 0.8's x86 JIT corrupts the V8 heap when a program makes cross-program invocations
+  // under the old ABI (the Associated Token Account program always does): the process aborts
+  // later, at some garbage collection, with std::bad_alloc (LiteSVM/litesvm#171, PoC in #352; the
+  // suggested feature flag breaks the bundled token program). Refusing those transactions up front
+  // turns a random crash of the whole process into a clear error.
+  const refuseUnsafe = (tx: VersionedTransaction): void => {
+    const keys = tx.message.staticAccountKeys;
+    for (const ix of tx.message.compiledInstructions) {
+      if (keys[ix.programIdIndex]?.equals(ASSOCIATED_TOKEN_PROGRAM_ID)) {
+        throw new RpcError(
+          -32602,
+          'the local Solana runtime does not run Associated Token Account instructions (litesvm corrupts memory on cross-program invocations); create the token account with SystemProgram.createAccount and InitializeAccount3',
+        );
+      }
+    }
+  };
+
   const execute = (tx: VersionedTransaction, preflight: boolean): string => {
+    refuseUnsafe(tx);
     const signature = bs58.encode(tx.signatures[0] ?? new Uint8Array(64));
     // A real node verifies signatures before anything else and answers -32003.
     if (!verifySignatures(tx)) throw new RpcError(-32003, 'Transaction signature verification failure');
@@ -132,9 +157,9 @@ export async function startSolanaRuntime(options: SolanaRuntimeOptions = {}): Pr
     if (result instanceof FailedTransactionMetadata) {
       const err = txErrorJson(result.err());
       if (err === 'AlreadyProcessed') throw preflightFailure(err, []);
-      statuses.set(signature, { slot, err });
+      record(signature, { slot, err });
     } else {
-      statuses.set(signature, { slot, err: null });
+      record(signature, { slot, err: null });
     }
     return signature;
   };
@@ -166,6 +191,7 @@ export async function startSolanaRuntime(options: SolanaRuntimeOptions = {}): Pr
     sendTransaction: ([encoded, config]) => execute(decodeTx(String(encoded), config?.encoding), !config?.skipPreflight),
     simulateTransaction: ([encoded, config]) => {
       const tx = decodeTx(String(encoded), config?.encoding);
+      refuseUnsafe(tx);
       if (config?.sigVerify && !verifySignatures(tx)) throw new RpcError(-32003, 'Transaction signature verification failure');
       if (config?.replaceRecentBlockhash) tx.message.recentBlockhash = recent[recent.length - 1]!;
       else if (!recent.includes(tx.message.recentBlockhash)) {
@@ -230,7 +256,7 @@ export async function startSolanaRuntime(options: SolanaRuntimeOptions = {}): Pr
     known.add(address);
     if (!(result instanceof TransactionMetadata)) throw new RpcError(-32603, `airdrop failed: ${result?.toString() ?? 'unknown'}`);
     const signature = bs58.encode(result.signature());
-    statuses.set(signature, { slot, err: null });
+    record(signature, { slot, err: null });
     return signature;
   }
 
