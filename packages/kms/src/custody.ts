@@ -321,7 +321,7 @@ export function createKmsCustody(opts: KmsCustodyOptions): KmsCustody {
 
   const publicKeys = new Map<string, Promise<Uint8Array>>();
 
-  function getPublicKey(keyVersionName: string, algorithm: KeyAlgorithm): Promise<Uint8Array> {
+  async function getPublicKey(keyVersionName: string, algorithm: KeyAlgorithm): Promise<Uint8Array> {
     requireVersionName(keyVersionName);
     const cacheKey = `${algorithm} ${keyVersionName}`;
     let cached = publicKeys.get(cacheKey);

@@ -168,6 +168,28 @@ describe('kms custody', () => {
     assert.equal(clash.retryable, false);
   });
 
+  it('should wait for a new key version to leave PENDING_GENERATION, and give up with UNAVAILABLE past the bound', async () => {
+    const slow = await startKmsEmulator({ port: 0, pendingMs: 400 });
+    try {
+      const { custody: c } = custody({ apiEndpoint: slow.endpoint });
+      await c.ensureKeyRing();
+      // Signing right after createKey: a version still pending would answer FAILED_PRECONDITION.
+      const key = await c.createKey('slow-key', 'ed25519');
+      const signature = await c.signEd25519(key.keyVersionName, Buffer.from('right away'));
+      assert.equal(ed25519.verify(signature, Buffer.from('right away'), key.publicKey), true);
+
+      const { custody: impatient } = custody({ apiEndpoint: slow.endpoint, keyRingId: `ring-${process.pid}-${suite}`, enableTimeoutMs: 50 });
+      const err = await rejection(impatient.createKey('slower-key', 'secp256k1'));
+      assert.equal(err.code, ErrorCode.UNAVAILABLE);
+      assert.equal(err.retryable, true);
+      // The retry the caller makes later finds the key and reuses it.
+      const again = await c.createKey('slower-key', 'secp256k1');
+      assert.equal(again.publicKey.length, 65);
+    } finally {
+      await slow.stop();
+    }
+  });
+
   it('should answer NOT_FOUND for an unknown key version and count it in kms_errors_total', async () => {
     const { custody: c, registry } = custody();
     await c.ensureKeyRing();
@@ -218,7 +240,7 @@ describe('kms custody', () => {
     assert.equal(err.code, ErrorCode.SIGNING_FAILED);
 
     // A public key whose checksum does not match is refused, and the refusal is not cached.
-    const fresh = custody({ keyRingId: `ring-${process.pid}-${suite - 1}` }).custody;
+    const fresh = custody({ keyRingId: `ring-${process.pid}-${suite}` }).custody;
     intercept = (method, _req, res) => (method === 'GetPublicKey' ? { ...res, pemCrc32c: { value: '7' } } : res);
     err = await rejection(fresh.getPublicKey(ed.keyVersionName, 'ed25519'));
     assert.equal(err.code, ErrorCode.SIGNING_FAILED);
