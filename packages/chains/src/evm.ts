@@ -36,8 +36,14 @@ export async function startAnvil(options: { port?: number; startTimeoutMs?: numb
   const child = spawn(bin, ['--host', '127.0.0.1', '--port', String(options.port ?? 0), '--chain-id', '31337'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // Do not leave an orphaned node behind when this process exits without calling stop().
+  const killOnExit = (): void => {
+    child.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const stop = async (): Promise<void> => {
+    process.removeListener('exit', killOnExit);
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     await exited;
   };
