@@ -1,0 +1,19 @@
+// What the wallet handlers need from the outside world, as narrow interfaces: the KMS custody
+// (packages/kms) and the transactional outbox (packages/messaging) satisfy them in production;
+// tests use the same real implementations against the KMS emulator and the real broker.
+import type { Chain } from '@wallet-fleet/contracts';
+import type { OutboxMessage } from '@wallet-fleet/messaging';
+import type pg from 'pg';
+
+export type KeyAlgorithm = 'ed25519' | 'secp256k1';
+
+export interface KeyCustody {
+  /** Creates (or, for an existing id, returns) a key; resolves once its version can sign. */
+  createKey(keyId: string, algorithm: KeyAlgorithm): Promise<{ keyVersionName: string; publicKey: Uint8Array }>;
+}
+
+export interface OutboxWriter {
+  enqueue(client: pg.ClientBase, messages: OutboxMessage | readonly OutboxMessage[]): Promise<void>;
+}
+
+export const algorithmOf = (chain: Chain): KeyAlgorithm => (chain === 'ETH' ? 'secp256k1' : 'ed25519');

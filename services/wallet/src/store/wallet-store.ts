@@ -1,0 +1,134 @@
+import type { Chain, Wallet } from '@wallet-fleet/contracts';
+import type pg from 'pg';
+
+export interface WalletRecord extends Wallet {
+  kmsKeyVersion: string;
+  publicKey: Buffer;
+}
+
+interface Row {
+  wallet_id: string;
+  user_id: string;
+  chain: Chain;
+  address: string;
+  label: string | null;
+  is_active: boolean;
+  kms_key_version: string;
+  public_key: Buffer;
+  created_at: Date;
+}
+
+const toRecord = (r: Row): WalletRecord => ({
+  walletId: r.wallet_id,
+  userId: r.user_id,
+  chain: r.chain,
+  address: r.address,
+  label: r.label,
+  isActive: r.is_active,
+  createdAt: r.created_at.toISOString(),
+  kmsKeyVersion: r.kms_key_version,
+  publicKey: r.public_key,
+});
+
+/** The public view of a wallet: what replies and events carry (no key names, no key bytes). */
+export function publicWallet(w: WalletRecord): Wallet {
+  return {
+    walletId: w.walletId,
+    userId: w.userId,
+    chain: w.chain,
+    address: w.address,
+    label: w.label,
+    isActive: w.isActive,
+    createdAt: w.createdAt,
+  };
+}
+
+/** PostgreSQL unique violation, with the constraint that was violated. */
+export function uniqueViolation(e: unknown): string | undefined {
+  const err = e as { code?: string; constraint?: string };
+  return err?.code === '23505' ? (err.constraint ?? 'unknown') : undefined;
+}
+
+/** SQL of wallets. Functions taking a client run inside the caller's transaction. */
+export const walletStore = {
+  async get(db: pg.Pool | pg.ClientBase, userId: string, walletId: string, forUpdate = false): Promise<WalletRecord | undefined> {
+    const { rows } = await db.query<Row>(
+      `SELECT * FROM wallets WHERE wallet_id = $1 AND user_id = $2${forUpdate ? ' FOR UPDATE' : ''}`,
+      [walletId, userId],
+    );
+    return rows[0] && toRecord(rows[0]);
+  },
+
+  async list(db: pg.Pool, userId: string, chain?: Chain): Promise<WalletRecord[]> {
+    const { rows } = await db.query<Row>(
+      `SELECT * FROM wallets WHERE user_id = $1 AND ($2::text IS NULL OR chain = $2) ORDER BY created_at, wallet_id`,
+      [userId, chain ?? null],
+    );
+    return rows.map(toRecord);
+  },
+
+  async findCreateRequest(db: pg.Pool | pg.ClientBase, userId: string, key: string): Promise<{ requestHash: string; walletId: string } | undefined> {
+    const { rows } = await db.query<{ request_hash: string; wallet_id: string }>(
+      'SELECT request_hash, wallet_id FROM create_requests WHERE user_id = $1 AND idempotency_key = $2',
+      [userId, key],
+    );
+    return rows[0] && { requestHash: rows[0].request_hash, walletId: rows[0].wallet_id };
+  },
+
+  /**
+   * Inserts a wallet; it is the active one when the user has no active wallet on that chain yet.
+   * Two first wallets created at once both try to be active: the partial unique index lets one
+   * win and the caller retries the other with `active: false`.
+   */
+  async insert(
+    client: pg.ClientBase,
+    w: { walletId: string; userId: string; chain: Chain; address: string; label: string | null; kmsKeyVersion: string; publicKey: Uint8Array },
+    active: 'if-first' | false,
+  ): Promise<WalletRecord> {
+    const { rows } = await client.query<Row>(
+      `INSERT INTO wallets (wallet_id, user_id, chain, address, label, is_active, kms_key_version, public_key)
+       VALUES ($1, $2, $3, $4, $5,
+               $6 AND NOT EXISTS (SELECT 1 FROM wallets WHERE user_id = $2 AND chain = $3 AND is_active),
+               $7, $8)
+       RETURNING *`,
+      [w.walletId, w.userId, w.chain, w.address, w.label, active === 'if-first', w.kmsKeyVersion, Buffer.from(w.publicKey)],
+    );
+    return toRecord(rows[0]!);
+  },
+
+  async insertCreateRequest(client: pg.ClientBase, userId: string, key: string, requestHash: string, walletId: string): Promise<void> {
+    await client.query(
+      'INSERT INTO create_requests (user_id, idempotency_key, request_hash, wallet_id) VALUES ($1, $2, $3, $4)',
+      [userId, key, requestHash, walletId],
+    );
+  },
+
+  /** Makes `walletId` the active wallet of its user and chain; returns the one active before, if any. */
+  async activate(client: pg.ClientBase, w: WalletRecord): Promise<string | undefined> {
+    // Lock every wallet of the user on the chain first: two setActive calls at once then run one
+    // after the other instead of both switching and colliding on the one-active index.
+    await client.query('SELECT 1 FROM wallets WHERE user_id = $1 AND chain = $2 ORDER BY wallet_id FOR UPDATE', [w.userId, w.chain]);
+    const { rows } = await client.query<{ wallet_id: string }>(
+      `UPDATE wallets SET is_active = false WHERE user_id = $1 AND chain = $2 AND is_active RETURNING wallet_id`,
+      [w.userId, w.chain],
+    );
+    await client.query('UPDATE wallets SET is_active = true WHERE wallet_id = $1', [w.walletId]);
+    return rows[0]?.wallet_id;
+  },
+};
+
+/** Runs `fn` in a transaction on a pooled client; rolls back when it throws. */
+export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw e;
+  } finally {
+    client.release();
+  }
+}
