@@ -40,6 +40,17 @@ describe('Aptos signing', () => {
     assert.equal(new Ed25519PublicKey(signer.publicKey).authKey().derivedAddress().toStringLong(), signed.raw_txn.sender.toStringLong());
   });
 
+  it('should sign 50 random raw transactions so that every signature verifies with the SDK', async () => {
+    for (let i = 0; i < 50; i++) {
+      const signer = localEd25519Signer();
+      const raw = rawTransfer(aptosAddress(signer.publicKey), BigInt(Math.floor(Math.random() * 1e9)));
+      const signed = SignedTransaction.deserialize(new Deserializer(await signAptosRawTransaction(raw.bcsToBytes(), signer)));
+      const auth = signed.authenticator as TransactionAuthenticatorEd25519;
+      const message = generateSigningMessageForTransaction(new SimpleTransaction(raw));
+      assert.equal(auth.public_key.verifySignature({ message, signature: auth.signature }), true, `tx ${i}`);
+    }
+  });
+
   it('should refuse a raw transaction whose sender is another account', async () => {
     const signer = localEd25519Signer();
     const raw = rawTransfer(aptosAddress(localEd25519Signer().publicKey), 0n);

@@ -104,6 +104,20 @@ describe('EVM', () => {
     await assert.rejects(evm.sendRawTransaction(signedTransaction, { pollMs: 20 }), (e) => isFleetError(e, 'INSUFFICIENT_FUNDS'));
   });
 
+  it('should map a replayed nonce to SUBMISSION_FAILED', async () => {
+    const { signer, address } = await fundedSigner();
+    const tx = (value: bigint) => serializeTransaction({
+      type: 'eip1559', chainId: 31337, nonce: 0, to: ethereumAddress(localSecp256k1Signer().publicKey) as Hex,
+      value, gas: 21000n, maxFeePerGas: parseGwei('20'), maxPriorityFeePerGas: parseGwei('1'),
+    });
+    await evm.sendRawTransaction((await signEvmTransaction(tx(1n), signer)).signedTransaction, { pollMs: 20 });
+    await assert.rejects(
+      evm.sendRawTransaction((await signEvmTransaction(tx(2n), signer)).signedTransaction, { pollMs: 20 }),
+      (e) => isFleetError(e, 'SUBMISSION_FAILED'),
+    );
+    assert.equal(await evm.getTransactionCount(address), 1);
+  });
+
   it('should sign 100 random transactions so that each recovers the signer’s address with a low s', async () => {
     const signer = localSecp256k1Signer();
     const address = ethereumAddress(signer.publicKey);

@@ -76,6 +76,16 @@ describe('Solana adapter over the litesvm runtime', () => {
     assert.equal(await solana.getBalance(from), SOL);
   });
 
+  it('should map a transfer that fails on chain without preflight to INSUFFICIENT_FUNDS, the fee being charged', async () => {
+    const signer = localEd25519Signer();
+    const from = solanaAddress(signer.publicKey);
+    runtime.airdrop(from, SOL);
+    const unsigned = await solana.buildTransfer({ from, to: solanaAddress(localEd25519Signer().publicKey), lamports: 5n * SOL });
+    const signed = await solana.signTransaction(unsigned, signer);
+    await assert.rejects(solana.sendAndConfirm(signed, { ...confirm, skipPreflight: true }), (e) => isFleetError(e, 'INSUFFICIENT_FUNDS') && typeof e.details?.signature === 'string');
+    assert.equal(await solana.getBalance(from), SOL - FEE);
+  });
+
   it('should map a transfer from an account that was never funded to INSUFFICIENT_FUNDS', async () => {
     const signer = localEd25519Signer();
     const from = solanaAddress(signer.publicKey);

@@ -51,7 +51,8 @@ export interface SolanaAdapter {
    */
   signTransaction(transaction: Uint8Array, signer: Ed25519Signer): Promise<Uint8Array>;
   /**
-   * Submits a fully signed transaction (with preflight) and polls getSignatureStatuses until it
+   * Submits a fully signed transaction (with preflight unless `skipPreflight`: then a failing
+   * transaction executes, pays its fee and its error comes from the status) and polls getSignatureStatuses until it
    * reaches the adapter's commitment. Returns the base58 signature.
    * Throws INSUFFICIENT_FUNDS, INVALID_RECIPIENT (recipient left below rent exemption),
    * SIGNING_FAILED (a signature does not verify), SUBMISSION_FAILED (rejected or failed; retryable
@@ -59,7 +60,7 @@ export interface SolanaAdapter {
    * resending the same bytes is safe), TIMEOUT (accepted but not confirmed in `timeoutMs`: check
    * `details.signature` before building a new transaction, it may still land).
    */
-  sendAndConfirm(signedTransaction: Uint8Array, options?: { timeoutMs?: number; pollMs?: number }): Promise<string>;
+  sendAndConfirm(signedTransaction: Uint8Array, options?: { timeoutMs?: number; pollMs?: number; skipPreflight?: boolean }): Promise<string>;
 }
 
 /** A Solana adapter over JSON-RPC over HTTP only (no websocket: confirmation polls). */
@@ -158,7 +159,7 @@ export function createSolanaAdapter(options: SolanaAdapterOptions): SolanaAdapte
       }
       const signature = bs58.encode(first);
       try {
-        await connection.sendRawTransaction(signedTransaction, { skipPreflight: false, preflightCommitment: commitment, maxRetries: 0 });
+        await connection.sendRawTransaction(signedTransaction, { skipPreflight: opts.skipPreflight ?? false, preflightCommitment: commitment, maxRetries: 0 });
       } catch (e) {
         throw sendFailure(e);
       }
