@@ -90,12 +90,16 @@ export function ethereumAddressOf(publicKey: Uint8Array): string {
 }
 
 /**
- * The recovery bit of `sig` over `digest32`: the one of 0 and 1 whose recovered key is `publicKey`
- * (33 or 65 bytes). KMS does not return it, so it is found by trying both.
- * @throws FleetError `SIGNING_FAILED` when neither recovers `publicKey` (wrong key or digest) or s is high.
+ * `sig` as an Ethereum signature: s normalised to low-s (EIP-2) if it was not, and the recovery bit,
+ * the one of 0 and 1 whose recovered key is `publicKey` (33 or 65 bytes). KMS does not return it,
+ * so it is found by trying both.
+ * @throws FleetError `SIGNING_FAILED` when neither recovers `publicKey` (wrong key or digest).
  */
 export function toEthSignature(sig: EcdsaSignature, digest32: Uint8Array, publicKey: Uint8Array): EthSignature {
-  if (sig.s > secp256k1.CURVE.n >> 1n) throw signingFailed('signature is not low-s');
+  const n = secp256k1.CURVE.n;
+  // (r, n - s) is the same signature for the other point parity: normalising before the search
+  // keeps the found bit consistent with the s we return.
+  if (sig.s > n >> 1n) sig = { r: sig.r, s: n - sig.s };
   let expected;
   try {
     expected = secp256k1.ProjectivePoint.fromHex(publicKey);

@@ -153,6 +153,28 @@ describe('kms custody', () => {
     assert.equal(wrong.code, ErrorCode.SIGNING_FAILED);
   });
 
+  it('should turn any valid signature, high-s included, into a low-s Ethereum signature that recovers the signer', () => {
+    const privateKey = secp256k1.utils.randomPrivateKey();
+    const publicKey = secp256k1.getPublicKey(privateKey, false);
+    let highS = 0;
+    for (let i = 0; i < 40; i++) {
+      const digest = keccak_256(randomBytes(32));
+      const raw = secp256k1.sign(digest, privateKey, { lowS: false });
+      if (raw.s > N / 2n) highS++;
+      const eth = toEthSignature({ r: raw.r, s: raw.s }, digest, publicKey);
+      assert.ok(eth.s <= N / 2n);
+      const recovered = new secp256k1.Signature(eth.r, eth.s).addRecoveryBit(eth.yParity).recoverPublicKey(digest).toRawBytes(false);
+      assert.equal(addressOf(recovered), addressOf(publicKey));
+      // The compressed form of the key works as well.
+      assert.deepEqual(toEthSignature(eth, digest, secp256k1.getPublicKey(privateKey, true)), eth);
+    }
+    assert.ok(highS > 0, 'some raw signatures were high-s');
+    const other = secp256k1.getPublicKey(secp256k1.utils.randomPrivateKey(), false);
+    const digest = keccak_256(Buffer.from('x'));
+    const raw = secp256k1.sign(digest, privateKey);
+    assert.throws(() => toEthSignature({ r: raw.r, s: raw.s }, digest, other), (e: unknown) => e instanceof FleetError && e.code === ErrorCode.SIGNING_FAILED);
+  });
+
   it('should return the same key for a key id created twice and refuse it under another algorithm', async () => {
     const { custody: c } = custody();
     await c.ensureKeyRing();
