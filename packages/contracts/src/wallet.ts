@@ -45,7 +45,6 @@ export const TransferSolRequest = z
     walletId: Uuid,
     recipient: z.string().min(32).max(44),
     amount: BaseUnits.describe('Lamports'),
-    idempotencyKey: IdempotencyKey.optional(),
   })
   .strict();
 export const TransferResult = z.object({

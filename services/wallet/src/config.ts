@@ -20,6 +20,10 @@ export const configShape = {
   SOLANA_RPC_URL: envVar.url(['http', 'https'], 'http://127.0.0.1:8899'),
   EVM_RPC_URL: envVar.url(['http', 'https'], 'http://127.0.0.1:8545'),
   APTOS_NODE_URL: envVar.url(['http', 'https'], 'http://127.0.0.1:8080/v1'),
+  /** How long a native balance read from a chain is served from Redis (our own transfers invalidate it). */
+  BALANCE_CACHE_TTL_MS: int(5000, 1, 3_600_000),
+  /** How long a transfer waits for its confirmation before answering TIMEOUT. */
+  CONFIRM_TIMEOUT_MS: int(30_000, 1000, 600_000),
   /** Signing and transfer requests per user per minute (Redis, fleet-wide). */
   SIGN_RATE_PER_MINUTE: int(60, 1, 100_000),
 };

@@ -1,0 +1,178 @@
+import {
+  type Ed25519Signer,
+  type EvmAdapter,
+  type Secp256k1Signer,
+  type SolanaAdapter,
+  isValidAddress,
+  signAptosRawTransaction,
+  signEvmTransaction,
+} from '@wallet-fleet/chains';
+import { type Chain, ErrorCode, FleetError, type ParsedRequestOf, isFleetError } from '@wallet-fleet/contracts';
+import type { HandlerContext, OutboxMessage } from '@wallet-fleet/messaging';
+import { type RateLimiter, type Redis, databaseError } from '@wallet-fleet/service-kit';
+import type pg from 'pg';
+import type { OutboxWriter } from '../ports.js';
+import { type WalletRecord, inTransaction, walletStore } from '../store/wallet-store.js';
+import { auditMessage } from './audit.js';
+
+/** What signing needs of the KMS custody. */
+export interface WalletSigner {
+  signEd25519(keyVersionName: string, message: Uint8Array): Promise<Uint8Array>;
+  signSecp256k1Digest(keyVersionName: string, digest32: Uint8Array): Promise<{ r: bigint; s: bigint }>;
+}
+
+/** Reads of native balances, one per chain (each behind its own breaker in app.ts). */
+export interface BalanceReaders {
+  SOL(address: string): Promise<bigint>;
+  ETH(address: string): Promise<bigint>;
+  APTOS(address: string): Promise<bigint>;
+}
+
+export interface ChainDeps {
+  pool: pg.Pool;
+  signer: WalletSigner;
+  solana: Pick<SolanaAdapter, 'getTokenBalances' | 'buildTransfer' | 'signTransaction' | 'sendAndConfirm'>;
+  balances: BalanceReaders;
+  cache: Redis;
+  cacheTtlMs: number;
+  limiter: RateLimiter;
+  outbox: OutboxWriter;
+  confirmTimeoutMs: number;
+}
+
+const NATIVE: Record<Chain, { decimals: number; symbol: string }> = {
+  SOL: { decimals: 9, symbol: 'SOL' },
+  ETH: { decimals: 18, symbol: 'ETH' },
+  APTOS: { decimals: 8, symbol: 'APT' },
+};
+
+export function kmsEd25519Signer(signer: WalletSigner, w: WalletRecord): Ed25519Signer {
+  return { publicKey: new Uint8Array(w.publicKey), sign: (m) => signer.signEd25519(w.kmsKeyVersion, m) };
+}
+
+export function kmsSecp256k1Signer(signer: WalletSigner, w: WalletRecord): Secp256k1Signer {
+  return { publicKey: new Uint8Array(w.publicKey), signDigest: (d) => signer.signSecp256k1Digest(w.kmsKeyVersion, d) };
+}
+
+const balanceKey = (walletId: string) => `balance:${walletId}`;
+
+/**
+ * `wallet.balance.*` and `wallet.transaction.*`. Ownership first (WALLET_NOT_FOUND for a wallet of
+ * another user), then a per-user rate limit on signing and transfers (RATE_LIMITED), then the
+ * chain. Every signing attempt, successful or not, leaves an audit event.
+ */
+export function createChainHandlers(d: ChainDeps) {
+  async function owned(userId: string, walletId: string): Promise<WalletRecord> {
+    let w: WalletRecord | undefined;
+    try {
+      w = await walletStore.get(d.pool, userId, walletId);
+    } catch (e) {
+      throw databaseError(e);
+    }
+    if (!w) throw new FleetError(ErrorCode.WALLET_NOT_FOUND, 'wallet not found');
+    return w;
+  }
+
+  async function limit(userId: string): Promise<void> {
+    const r = await d.limiter.take(userId);
+    if (!r.allowed) {
+      throw new FleetError(ErrorCode.RATE_LIMITED, `too many signing requests; retry in ${Math.ceil(r.resetMs / 1000)} s`, {
+        details: { retryAfterMs: r.resetMs },
+      });
+    }
+  }
+
+  async function audit(message: OutboxMessage): Promise<void> {
+    await inTransaction(d.pool, (client) => d.outbox.enqueue(client, message)).catch((e) => Promise.reject(databaseError(e)));
+  }
+
+  /** Runs a signing action and audits its outcome either way. */
+  async function audited<T extends { hash?: string | undefined; signature?: string }>(
+    action: string,
+    w: WalletRecord,
+    ctx: HandlerContext,
+    extra: Record<string, unknown>,
+    run: () => Promise<T>,
+  ): Promise<T> {
+    const base = {
+      resource: { type: 'wallet', id: w.walletId },
+      userId: w.userId,
+      ...(ctx.correlationId ? { correlationId: ctx.correlationId } : {}),
+    };
+    try {
+      const result = await run();
+      await audit(auditMessage(action, { ...base, status: 'success', after: { chain: w.chain, ...extra, hash: result.hash ?? result.signature ?? null } }));
+      return result;
+    } catch (e) {
+      const err = isFleetError(e) ? e : new FleetError(ErrorCode.INTERNAL, 'unexpected failure', { cause: e });
+      await audit(auditMessage(action, { ...base, status: 'failed', after: { chain: w.chain, ...extra }, error: { code: err.code, message: err.message, retryable: err.retryable } })).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  return {
+    'wallet.balance.get': async (r: ParsedRequestOf<'wallet.balance.get'>) => {
+      const w = await owned(r.userId, r.walletId);
+      const cached = await d.cache.get(balanceKey(w.walletId)).catch(() => null);
+      const amount = cached ?? (await d.balances[w.chain](w.address)).toString();
+      if (cached === null) await d.cache.set(balanceKey(w.walletId), amount, 'PX', d.cacheTtlMs).catch(() => undefined);
+      return { walletId: w.walletId, chain: w.chain, amount, ...NATIVE[w.chain] };
+    },
+
+    'wallet.balance.getTokens': async (r: ParsedRequestOf<'wallet.balance.getTokens'>) => {
+      const w = await owned(r.userId, r.walletId);
+      if (w.chain !== 'SOL') throw new FleetError(ErrorCode.UNSUPPORTED_CHAIN, `token balances are available for SOL wallets only (not ${w.chain})`);
+      const tokens = await d.solana.getTokenBalances(w.address);
+      return {
+        walletId: w.walletId,
+        chain: w.chain,
+        tokens: tokens.map((t) => ({ mint: t.mint, account: t.account, amount: t.amount.toString(), decimals: t.decimals })),
+      };
+    },
+
+    'wallet.transaction.transferSol': async (r: ParsedRequestOf<'wallet.transaction.transferSol'>, ctx: HandlerContext) => {
+      const w = await owned(r.userId, r.walletId);
+      if (w.chain !== 'SOL') throw new FleetError(ErrorCode.UNSUPPORTED_CHAIN, `transferSol needs a SOL wallet, not ${w.chain}`);
+      if (!isValidAddress('SOL', r.recipient)) throw new FleetError(ErrorCode.INVALID_RECIPIENT, 'recipient is not a Solana address');
+      if (BigInt(r.amount) <= 0n) throw FleetError.validation([{ path: 'amount', message: 'must be at least 1 lamport' }]);
+      await limit(r.userId);
+      return audited('wallet.transferSol', w, ctx, { recipient: r.recipient, amount: r.amount }, async () => {
+        const unsigned = await d.solana.buildTransfer({ from: w.address, to: r.recipient, lamports: BigInt(r.amount) });
+        const signed = await d.solana.signTransaction(unsigned, kmsEd25519Signer(d.signer, w));
+        try {
+          const signature = await d.solana.sendAndConfirm(signed, { timeoutMs: d.confirmTimeoutMs });
+          return { signature, status: 'confirmed' as const };
+        } finally {
+          // Whatever happened, the cached balance may be stale now.
+          await d.cache.del(balanceKey(w.walletId)).catch(() => undefined);
+        }
+      });
+    },
+
+    'wallet.transaction.sign': async (r: ParsedRequestOf<'wallet.transaction.sign'>, ctx: HandlerContext) => {
+      const w = await owned(r.userId, r.walletId);
+      await limit(r.userId);
+      return audited('wallet.sign', w, ctx, {}, async () => {
+        switch (w.chain) {
+          case 'SOL': {
+            const signed = await d.solana.signTransaction(decodeBase64(r.transaction), kmsEd25519Signer(d.signer, w));
+            return { signedTransaction: Buffer.from(signed).toString('base64') };
+          }
+          case 'ETH': {
+            const { signedTransaction, hash } = await signEvmTransaction(r.transaction, kmsSecp256k1Signer(d.signer, w));
+            return { signedTransaction, hash };
+          }
+          case 'APTOS': {
+            const signed = await signAptosRawTransaction(decodeBase64(r.transaction), kmsEd25519Signer(d.signer, w));
+            return { signedTransaction: Buffer.from(signed).toString('base64') };
+          }
+        }
+      });
+    },
+  };
+}
+
+function decodeBase64(s: string): Uint8Array {
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(s)) throw FleetError.validation([{ path: 'transaction', message: 'expected base64' }]);
+  return Buffer.from(s, 'base64');
+}

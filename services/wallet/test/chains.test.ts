@@ -1,0 +1,160 @@
+// The wallet service against real chain runtimes: a litesvm-backed Solana JSON-RPC, anvil for EVM,
+// and the Aptos SDK verifying signatures offline. Keys live in the KMS emulator only.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import {
+  AccountAddress, ChainId, Deserializer, EntryFunction, RawTransaction, SignedTransaction, SimpleTransaction,
+  TransactionAuthenticatorEd25519, TransactionPayloadEntryFunction, U64, generateSigningMessageForTransaction,
+} from '@aptos-labs/ts-sdk';
+import { type Anvil, type SolanaRuntime, localEd25519Signer, solanaAddress, startAnvil, startSolanaRuntime } from '@wallet-fleet/chains';
+import { ErrorCode, isFleetError } from '@wallet-fleet/contracts';
+import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
+import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
+import { createLogger } from '@wallet-fleet/service-kit';
+import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost } from '@wallet-fleet/testing';
+import { PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
+import { type Hex, createPublicClient, createWalletClient, http, parseEther, parseGwei, serializeTransaction } from 'viem';
+import { privateKeyToAccount } from 'viem/accounts';
+import { foundry } from 'viem/chains';
+import { createWalletService } from '../src/app.js';
+import { loadWalletConfig } from '../src/config.js';
+
+const silent = createLogger({ service: 'test', level: 'silent' });
+// anvil's first dev account (public, well-known test key).
+const DEV_KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80';
+
+describe('wallet balances, transfers and signing on local chains', function () {
+  this.timeout(60_000);
+  let vhost: TestVhost;
+  let schema: TestSchema;
+  let kms: Awaited<ReturnType<typeof startKmsEmulator>>;
+  let solana: SolanaRuntime;
+  let anvil: Anvil;
+  let service: ReturnType<typeof createWalletService>;
+  let client: Broker;
+
+  before(async () => {
+    vhost = await createVhost('wallet-chains');
+    schema = await createSchemaName('wallet_chains');
+    kms = await startKmsEmulator({ port: 0 });
+    solana = await startSolanaRuntime({ port: 0 });
+    anvil = await startAnvil({ port: 0 });
+    const { databaseUrl, redisUrl } = await backingServices();
+    service = createWalletService(loadWalletConfig({
+      AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, REDIS_URL: redisUrl, HTTP_PORT: '0',
+      KMS_ENDPOINT: kms.endpoint, SOLANA_RPC_URL: solana.url, EVM_RPC_URL: anvil.url, APTOS_NODE_URL: 'http://127.0.0.1:9/v1',
+      SIGN_RATE_PER_MINUTE: '5', LOG_LEVEL: 'silent',
+    }), silent);
+    await service.start();
+    client = createBroker({ url: vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
+    await client.start();
+  });
+
+  after(async () => {
+    await client?.stop();
+    await service?.stop();
+    await anvil?.stop();
+    await solana?.stop();
+    await kms?.stop();
+    await vhost?.drop();
+    await schema?.drop();
+  });
+
+  it('should move lamports with a KMS signature that the Solana runtime executes, balances adding up', async () => {
+    const userId = `u-${randomUUID()}`;
+    const w = await client.request('wallet.management.create', { userId, chain: 'SOL' });
+    solana.airdrop(w.address, 2_000_000_000n);
+    const before = await client.request('wallet.balance.get', { userId, walletId: w.walletId });
+    assert.deepEqual(before, { walletId: w.walletId, chain: 'SOL', amount: '2000000000', decimals: 9, symbol: 'SOL' });
+
+    const recipient = solanaAddress(localEd25519Signer().publicKey);
+    const sent = await client.request('wallet.transaction.transferSol', { userId, walletId: w.walletId, recipient, amount: '500000000' }, { timeoutMs: 30_000 });
+    assert.equal(sent.status, 'confirmed');
+    assert.match(sent.signature, /^[1-9A-HJ-NP-Za-km-z]{64,88}$/);
+
+    // Our own transfer invalidated the cached balance: the new one is read from the chain.
+    const after = await client.request('wallet.balance.get', { userId, walletId: w.walletId });
+    const fee = 2_000_000_000n - 500_000_000n - BigInt(after.amount);
+    assert.equal(fee, 5000n, `fee of one signature, got ${fee}`);
+    const res = await fetch(solana.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'getBalance', params: [recipient] }) });
+    assert.equal(((await res.json()) as { result: { value: number } }).result.value, 500_000_000);
+  });
+
+  it('should refuse transfers it cannot make, with the right code', async () => {
+    const userId = `u-${randomUUID()}`;
+    const w = await client.request('wallet.management.create', { userId, chain: 'SOL' });
+    const eth = await client.request('wallet.management.create', { userId, chain: 'ETH' });
+    const to = solanaAddress(localEd25519Signer().publicKey);
+    const code = (p: Promise<unknown>) => p.then(() => 'ok', (e) => (isFleetError(e) ? e.code : String(e)));
+    assert.equal(await code(client.request('wallet.transaction.transferSol', { userId, walletId: w.walletId, recipient: to, amount: '1000' })), ErrorCode.INSUFFICIENT_FUNDS);
+    assert.equal(await code(client.request('wallet.transaction.transferSol', { userId, walletId: w.walletId, recipient: '0OIl'.repeat(10), amount: '1000' })), ErrorCode.INVALID_RECIPIENT);
+    assert.equal(await code(client.request('wallet.transaction.transferSol', { userId, walletId: eth.walletId, recipient: to, amount: '1000' })), ErrorCode.UNSUPPORTED_CHAIN);
+    assert.equal(await code(client.request('wallet.transaction.transferSol', { userId: 'mallory', walletId: w.walletId, recipient: to, amount: '1000' })), ErrorCode.WALLET_NOT_FOUND);
+  });
+
+  it('should sign a Solana transaction the wallet pays for, and refuse one it does not sign', async () => {
+    const userId = `u-${randomUUID()}`;
+    const w = await client.request('wallet.management.create', { userId, chain: 'SOL' });
+    const build = (payer: string) => {
+      const tx = new Transaction({ feePayer: new PublicKey(payer), recentBlockhash: '11111111111111111111111111111111' });
+      tx.add(SystemProgram.transfer({ fromPubkey: new PublicKey(payer), toPubkey: new PublicKey(solanaAddress(localEd25519Signer().publicKey)), lamports: 1 }));
+      return tx.serialize({ requireAllSignatures: false, verifySignatures: false }).toString('base64');
+    };
+    const signed = await client.request('wallet.transaction.sign', { userId, walletId: w.walletId, transaction: build(w.address) });
+    const tx = Transaction.from(Buffer.from(signed.signedTransaction, 'base64'));
+    assert.ok(tx.verifySignatures(), 'the signature verifies against the wallet address');
+    await assert.rejects(
+      client.request('wallet.transaction.sign', { userId, walletId: w.walletId, transaction: build(solanaAddress(localEd25519Signer().publicKey)) }),
+      (e) => isFleetError(e, ErrorCode.VALIDATION_FAILED),
+    );
+  });
+
+  it('should sign an EIP-1559 transfer that anvil mines from the derived address', async () => {
+    const userId = `u-${randomUUID()}`;
+    const w = await client.request('wallet.management.create', { userId, chain: 'ETH' });
+    const pub = createPublicClient({ chain: foundry, transport: http(anvil.url) });
+    const dev = createWalletClient({ account: privateKeyToAccount(DEV_KEY), chain: foundry, transport: http(anvil.url) });
+    await pub.waitForTransactionReceipt({ hash: await dev.sendTransaction({ to: w.address as Hex, value: parseEther('3') }), pollingInterval: 20 });
+    assert.equal((await client.request('wallet.balance.get', { userId, walletId: w.walletId })).amount, parseEther('3').toString());
+
+    const recipient = '0x000000000000000000000000000000000000dEaD';
+    const unsigned = serializeTransaction({
+      type: 'eip1559', chainId: 31337, nonce: 0, to: recipient, value: parseEther('1'), gas: 21000n,
+      maxFeePerGas: parseGwei('20'), maxPriorityFeePerGas: parseGwei('1'),
+    });
+    const signed = await client.request('wallet.transaction.sign', { userId, walletId: w.walletId, transaction: unsigned });
+    const hash = await pub.sendRawTransaction({ serializedTransaction: signed.signedTransaction as Hex });
+    assert.equal(hash, signed.hash);
+    const receipt = await pub.waitForTransactionReceipt({ hash, pollingInterval: 20 });
+    assert.equal(receipt.status, 'success');
+    assert.equal(receipt.from.toLowerCase(), w.address.toLowerCase());
+    assert.equal(await pub.getBalance({ address: recipient }), parseEther('1'));
+  });
+
+  it('should sign an Aptos raw transaction whose signature the Aptos SDK verifies', async () => {
+    const userId = `u-${randomUUID()}`;
+    const w = await client.request('wallet.management.create', { userId, chain: 'APTOS' });
+    const payload = new TransactionPayloadEntryFunction(
+      EntryFunction.build('0x1::aptos_account', 'transfer', [], [AccountAddress.from('0x2'), new U64(1234n)]),
+    );
+    const raw = new RawTransaction(AccountAddress.from(w.address), 0n, payload, 2000n, 100n, BigInt(Math.floor(Date.now() / 1000) + 600), new ChainId(4));
+    const signed = await client.request('wallet.transaction.sign', { userId, walletId: w.walletId, transaction: Buffer.from(raw.bcsToBytes()).toString('base64') });
+    const tx = SignedTransaction.deserialize(new Deserializer(Buffer.from(signed.signedTransaction, 'base64')));
+    const auth = tx.authenticator as TransactionAuthenticatorEd25519;
+    const message = generateSigningMessageForTransaction(new SimpleTransaction(raw));
+    assert.equal(auth.public_key.verifySignature({ message, signature: auth.signature }), true);
+    assert.equal(tx.raw_txn.sender.toStringLong(), w.address);
+  });
+
+  it('should rate-limit signing per user and answer UNAVAILABLE for a chain node that is down', async () => {
+    const userId = `u-${randomUUID()}`;
+    const w = await client.request('wallet.management.create', { userId, chain: 'APTOS' });
+    const payload = new TransactionPayloadEntryFunction(EntryFunction.build('0x1::aptos_account', 'transfer', [], [AccountAddress.from('0x2'), new U64(1n)]));
+    const raw = new RawTransaction(AccountAddress.from(w.address), 0n, payload, 2000n, 100n, 9_999_999_999n, new ChainId(4));
+    const body = { userId, walletId: w.walletId, transaction: Buffer.from(raw.bcsToBytes()).toString('base64') };
+    const outcomes = [];
+    for (let i = 0; i < 6; i++) outcomes.push(await client.request('wallet.transaction.sign', body).then(() => 'ok', (e) => (isFleetError(e) ? e.code : String(e))));
+    assert.deepEqual(outcomes, ['ok', 'ok', 'ok', 'ok', 'ok', ErrorCode.RATE_LIMITED]);
+    await assert.rejects(client.request('wallet.balance.get', { userId, walletId: w.walletId }), (e) => isFleetError(e, ErrorCode.UNAVAILABLE));
+  });
+});
