@@ -12,7 +12,8 @@ import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
 import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
 import { createLogger } from '@wallet-fleet/service-kit';
 import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost } from '@wallet-fleet/testing';
-import { PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
+import { Connection, Keypair, PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
+import { ACCOUNT_SIZE, MINT_SIZE, TOKEN_PROGRAM_ID, createInitializeAccount3Instruction, createInitializeMint2Instruction, createMintToInstruction } from '@solana/spl-token';
 import { type Hex, createPublicClient, createWalletClient, http, parseEther, parseGwei, serializeTransaction } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { foundry } from 'viem/chains';
@@ -79,6 +80,38 @@ describe('wallet balances, transfers and signing on local chains', function () {
     const res = await fetch(solana.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'getBalance', params: [recipient] }) });
     assert.equal(((await res.json()) as { result: { value: number } }).result.value, 500_000_000);
   });
+
+  it("should read back the SPL token balance of a wallet's token account", async () => {
+    const userId = `u-${randomUUID()}`;
+    const w = await client.request('wallet.management.create', { userId, chain: 'SOL' });
+    const payer = Keypair.generate();
+    solana.airdrop(payer.publicKey.toBase58(), 1_000_000_000n);
+    const conn = new Connection(solana.url, 'confirmed');
+    const mint = Keypair.generate();
+    const account = Keypair.generate();
+    const tx = new Transaction({ feePayer: payer.publicKey, ...(await conn.getLatestBlockhash()) }).add(
+      SystemProgram.createAccount({ fromPubkey: payer.publicKey, newAccountPubkey: mint.publicKey, lamports: await conn.getMinimumBalanceForRentExemption(MINT_SIZE), space: MINT_SIZE, programId: TOKEN_PROGRAM_ID }),
+      createInitializeMint2Instruction(mint.publicKey, 6, payer.publicKey, null),
+      SystemProgram.createAccount({ fromPubkey: payer.publicKey, newAccountPubkey: account.publicKey, lamports: await conn.getMinimumBalanceForRentExemption(ACCOUNT_SIZE), space: ACCOUNT_SIZE, programId: TOKEN_PROGRAM_ID }),
+      createInitializeAccount3Instruction(account.publicKey, mint.publicKey, new PublicKey(w.address)),
+      createMintToInstruction(mint.publicKey, account.publicKey, payer.publicKey, 4_200_000n),
+    );
+    tx.sign(payer, mint, account);
+    await conn.sendRawTransaction(tx.serialize());
+    const tokens = await waitForTokens(userId, w.walletId);
+    assert.deepEqual(tokens, [{ mint: mint.publicKey.toBase58(), account: account.publicKey.toBase58(), amount: '4200000', decimals: 6 }]);
+    const eth = await client.request('wallet.management.create', { userId, chain: 'ETH' });
+    await assert.rejects(client.request('wallet.balance.getTokens', { userId, walletId: eth.walletId }), (e) => isFleetError(e, ErrorCode.UNSUPPORTED_CHAIN));
+  });
+
+  async function waitForTokens(userId: string, walletId: string) {
+    for (let i = 0; i < 100; i++) {
+      const r = await client.request('wallet.balance.getTokens', { userId, walletId });
+      if (r.tokens.length > 0) return r.tokens;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    throw new Error('no token account appeared');
+  }
 
   it('should refuse transfers it cannot make, with the right code', async () => {
     const userId = `u-${randomUUID()}`;
