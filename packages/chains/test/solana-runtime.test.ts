@@ -72,6 +72,21 @@ describe('Solana runtime (JSON-RPC over litesvm)', () => {
     assert.equal(await conn.getBalance(to), 1_000_000);
   });
 
+  it('should refuse a replay even after many other transactions', async () => {
+    const from = Keypair.generate();
+    const to = Keypair.generate().publicKey;
+    runtime.airdrop(from.publicKey.toBase58(), BigInt(100 * LAMPORTS_PER_SOL));
+    const { blockhash } = await conn.getLatestBlockhash();
+    const first = transfer(from, to, 1_000_000, blockhash).serialize();
+    await conn.sendRawTransaction(first);
+    // Straight into the VM: litesvm's own history of processed signatures is short (about 30 here).
+    const bh = runtime.svm.latestBlockhash();
+    for (let i = 1; i <= 200; i++) runtime.svm.sendTransaction(transfer(from, Keypair.generate().publicKey, 1_000_000 + i, bh));
+    await assert.rejects(conn.sendRawTransaction(first), /already been processed/);
+    await assert.rejects(conn.sendRawTransaction(first, { skipPreflight: true }), /already been processed/);
+    assert.equal(await conn.getBalance(to), 1_000_000);
+  });
+
   it('should execute a failing transaction sent without preflight, charge its fee and report the error in its status', async () => {
     const from = Keypair.generate();
     runtime.airdrop(from.publicKey.toBase58(), BigInt(LAMPORTS_PER_SOL));

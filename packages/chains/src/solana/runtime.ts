@@ -30,8 +30,12 @@ const LAMPORTS_PER_SIGNATURE = 5000;
 /** A blockhash stays valid for this many slots, as on a real cluster. */
 const BLOCKHASH_WINDOW = 150;
 const MAX_BODY = 2 * 1024 * 1024;
-/** Signature statuses kept (oldest dropped first), so a long-running dev node does not grow without bound. */
-const MAX_STATUSES = 100_000;
+/**
+ * Signature statuses kept (oldest dropped first), so a long-running dev node does not grow without
+ * bound. They are also the replay protection, so this must exceed the transactions of one
+ * blockhash window (150 slots).
+ */
+const MAX_STATUSES = 200_000;
 
 // Display texts of solana_sdk's TransactionError / InstructionError (what a real validator puts in
 // "Transaction simulation failed: …"); clients parse these, so they are kept verbatim.
@@ -148,6 +152,10 @@ export async function startSolanaRuntime(options: SolanaRuntimeOptions = {}): Pr
       if (preflight) throw preflightFailure('BlockhashNotFound', []);
       return signature; // dropped silently, as a cluster does: it never lands
     }
+    // litesvm forgets processed signatures after a few thousand transactions, so an old
+    // transaction with a still-valid blockhash would execute again: replay protection, which a
+    // cluster gives for the whole blockhash window, comes from our own status history.
+    if (statuses.has(signature)) throw preflightFailure('AlreadyProcessed', []);
     if (preflight) {
       const sim = svm.simulateTransaction(tx);
       if (sim instanceof FailedTransactionMetadata) throw preflightFailure(txErrorJson(sim.err()), sim.meta().logs());
