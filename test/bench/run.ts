@@ -1,15 +1,24 @@
 // `pnpm bench [suite ...]`: the fleet's throughput and latency beside the raw infrastructure
 // measured in the same run, as ratios. Suites: audit (audit ingestion), rpc (request/response).
 // Sizes scale with BENCH_SCALE (default 1).
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
+import { createKmsCustody } from '@wallet-fleet/kms';
+import { Registry } from 'prom-client';
 import { backingServices, createSchemaName, createVhost } from '@wallet-fleet/testing';
 import amqp from 'amqplib';
 import pg from 'pg';
 import { createBroker, defineTopology } from '@wallet-fleet/messaging';
 import { createLogger } from '@wallet-fleet/service-kit';
-import { startService } from '../e2e/support/service-process.js';
+import { freePort, startService } from '../e2e/support/service-process.js';
 import { rawInsert, rawPublishConsume, rawRpc } from './raw.js';
-import { printTable, runConcurrent, type Measurement } from './stats.js';
+import { printTable, runConcurrent, summarize, type Measurement } from './stats.js';
 
 const scale = Number(process.env.BENCH_SCALE ?? 1);
 const n = (x: number) => Math.max(10, Math.round(x * scale));
@@ -133,7 +142,81 @@ async function rawRpcConcurrent(url: string, total: number, concurrency: number)
   };
 }
 
-const suites: Record<string, () => Promise<void>> = { audit: auditSuite, rpc: rpcSuite };
+/** Starts the KMS emulator as its own process (as the fleet runs it), with keys in a temp dir. */
+async function kmsEmulatorProcess(): Promise<{ endpoint: string; stop(): Promise<void> }> {
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), 'bench-kms-'));
+  const child = spawn(process.execPath, ['packages/kms-emulator/dist/main.js'], {
+    cwd: fileURLToPath(new URL('../../', import.meta.url)),
+    env: { ...process.env, KMS_EMULATOR_PORT: String(port), KMS_EMULATOR_DATA_DIR: dataDir },
+    stdio: 'ignore',
+  });
+  const endpoint = `127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    const open = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => (s.end(), resolve(true)));
+      s.on('error', () => resolve(false));
+    });
+    if (open) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    endpoint,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function walletSuite(): Promise<void> {
+  const { databaseUrl } = await backingServices();
+  const vhost = await createVhost('bench');
+  const schema = await createSchemaName('bench_wallet');
+  const kms = await kmsEmulatorProcess();
+  const wallet = await startService('wallet', {
+    AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, KMS_ENDPOINT: kms.endpoint,
+    SIGN_RATE_PER_MINUTE: '100000', LOG_LEVEL: 'warn',
+  });
+  const client = createBroker({ url: vhost.url, service: 'bench-client', logger: silent, topology: defineTopology({ queues: [] }) });
+  await client.start();
+  const custody = createKmsCustody({ projectId: 'bench', locationId: 'global', keyRingId: 'direct', apiEndpoint: kms.endpoint, logger: silent, registry: new Registry() });
+  try {
+    await custody.ensureKeyRing();
+    const creates = n(400);
+    const signs = n(2000);
+    const directCreate = await runConcurrent('direct KMS createKey (ed25519, 32 in flight)', creates, 32, (i) => custody.createKey(`direct-${i}-${randomUUID().slice(0, 8)}`, 'ed25519'));
+    const fleetCreate = await runConcurrent('wallet.management.create (SOL, 32 in flight)', creates, 32, (i) => client.request('wallet.management.create', { userId: `bench-${i % 50}`, chain: 'SOL' }));
+    const moderate = await runConcurrent('wallet.management.create (4 in flight)', n(200), 4, (i) => client.request('wallet.management.create', { userId: `moderate-${i % 50}`, chain: 'SOL' }));
+
+    const key = await custody.createKey(`direct-sign-${randomUUID().slice(0, 8)}`, 'ed25519');
+    const message = new Uint8Array(200).fill(7);
+    const directSign = await runConcurrent('direct KMS AsymmetricSign (32 in flight)', signs, 32, () => custody.signEd25519(key.keyVersionName, message));
+    const w = await client.request('wallet.management.create', { userId: 'signer', chain: 'SOL' });
+    const tx = new Transaction({ feePayer: new PublicKey(w.address), recentBlockhash: '11111111111111111111111111111111' })
+      .add(SystemProgram.transfer({ fromPubkey: new PublicKey(w.address), toPubkey: new PublicKey(w.address), lamports: 1 }))
+      .serialize({ requireAllSignatures: false, verifySignatures: false })
+      .toString('base64');
+    const fleetSign = await runConcurrent('wallet.transaction.sign (SOL, 32 in flight)', signs, 32, () =>
+      client.request('wallet.transaction.sign', { userId: 'signer', walletId: w.walletId, transaction: tx }),
+    );
+    printTable('Wallet service over RabbitMQ beside direct KMS calls (KMS emulator process, same run)', [
+      { fleet: fleetCreate, raw: directCreate },
+      { fleet: moderate, raw: directCreate, note: `p95 ${summarize(moderate).p95.toFixed(1)} ms at moderate load` },
+      { fleet: fleetSign, raw: directSign },
+    ]);
+  } finally {
+    await custody.close();
+    await client.stop();
+    await wallet.stop();
+    await kms.stop();
+    await vhost.drop();
+    await schema.drop();
+  }
+}
+
+const suites: Record<string, () => Promise<void>> = { audit: auditSuite, rpc: rpcSuite, wallet: walletSuite };
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const unknown = wanted.filter((w) => !(w in suites));
 if (unknown.length) {
