@@ -14,7 +14,8 @@ import { createLogger } from '@wallet-fleet/service-kit';
 import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost } from '@wallet-fleet/testing';
 import { Connection, Keypair, PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
 import { ACCOUNT_SIZE, MINT_SIZE, TOKEN_PROGRAM_ID, createInitializeAccount3Instruction, createInitializeMint2Instruction, createMintToInstruction } from '@solana/spl-token';
-import { type Hex, createPublicClient, createWalletClient, http, parseEther, parseGwei, serializeTransaction } from 'viem';
+import fc from 'fast-check';
+import { type Hex, createPublicClient, createWalletClient, http, parseEther, parseGwei, parseTransaction, recoverTransactionAddress, serializeTransaction } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { foundry } from 'viem/chains';
 import { createWalletService } from '../src/app.js';
@@ -44,7 +45,7 @@ describe('wallet balances, transfers and signing on local chains', function () {
     service = createWalletService(loadWalletConfig({
       AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, REDIS_URL: redisUrl, HTTP_PORT: '0',
       KMS_ENDPOINT: kms.endpoint, SOLANA_RPC_URL: solana.url, EVM_RPC_URL: anvil.url, APTOS_NODE_URL: 'http://127.0.0.1:9/v1',
-      SIGN_RATE_PER_MINUTE: '5', LOG_LEVEL: 'silent',
+      SIGN_RATE_PER_MINUTE: '40', LOG_LEVEL: 'silent',
     }), silent);
     await service.start();
     client = createBroker({ url: vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
@@ -164,6 +165,33 @@ describe('wallet balances, transfers and signing on local chains', function () {
     assert.equal(await pub.getBalance({ address: recipient }), parseEther('1'));
   });
 
+  it('should sign random EVM transactions so that every signature is low-s and recovers to the wallet', async () => {
+    const userId = `u-${randomUUID()}`;
+    const w = await client.request('wallet.management.create', { userId, chain: 'ETH' });
+    const HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
+    const tx = fc.record({
+      type: fc.constantFrom('eip1559' as const, 'legacy' as const),
+      nonce: fc.nat({ max: 1_000_000 }),
+      to: fc.uint8Array({ minLength: 20, maxLength: 20 }).map((b) => `0x${Buffer.from(b).toString('hex')}` as Hex),
+      value: fc.bigInt({ min: 0n, max: 10n ** 24n }),
+      gas: fc.bigInt({ min: 21000n, max: 10_000_000n }),
+      fee: fc.bigInt({ min: 1n, max: 10n ** 12n }),
+      data: fc.uint8Array({ maxLength: 64 }).map((b) => (b.length ? (`0x${Buffer.from(b).toString('hex')}` as Hex) : undefined)),
+    });
+    await fc.assert(
+      fc.asyncProperty(tx, async (t) => {
+        const unsigned = t.type === 'eip1559'
+          ? serializeTransaction({ type: 'eip1559', chainId: 31337, nonce: t.nonce, to: t.to, value: t.value, gas: t.gas, maxFeePerGas: t.fee, maxPriorityFeePerGas: t.fee, ...(t.data ? { data: t.data } : {}) })
+          : serializeTransaction({ type: 'legacy', chainId: 31337, nonce: t.nonce, to: t.to, value: t.value, gas: t.gas, gasPrice: t.fee, ...(t.data ? { data: t.data } : {}) });
+        const signed = await client.request('wallet.transaction.sign', { userId, walletId: w.walletId, transaction: unsigned });
+        const parsed = parseTransaction(signed.signedTransaction as Hex);
+        assert.ok(BigInt(parsed.s!) <= HALF_N, 'low s (EIP-2)');
+        assert.equal((await recoverTransactionAddress({ serializedTransaction: signed.signedTransaction as never })).toLowerCase(), w.address.toLowerCase());
+      }),
+      { numRuns: 30 },
+    );
+  });
+
   it('should sign an Aptos raw transaction whose signature the Aptos SDK verifies', async () => {
     const userId = `u-${randomUUID()}`;
     const w = await client.request('wallet.management.create', { userId, chain: 'APTOS' });
@@ -186,8 +214,8 @@ describe('wallet balances, transfers and signing on local chains', function () {
     const raw = new RawTransaction(AccountAddress.from(w.address), 0n, payload, 2000n, 100n, 9_999_999_999n, new ChainId(4));
     const body = { userId, walletId: w.walletId, transaction: Buffer.from(raw.bcsToBytes()).toString('base64') };
     const outcomes = [];
-    for (let i = 0; i < 6; i++) outcomes.push(await client.request('wallet.transaction.sign', body).then(() => 'ok', (e) => (isFleetError(e) ? e.code : String(e))));
-    assert.deepEqual(outcomes, ['ok', 'ok', 'ok', 'ok', 'ok', ErrorCode.RATE_LIMITED]);
+    for (let i = 0; i < 41; i++) outcomes.push(await client.request('wallet.transaction.sign', body).then(() => 'ok', (e) => (isFleetError(e) ? e.code : String(e))));
+    assert.deepEqual(outcomes, [...Array(40).fill('ok'), ErrorCode.RATE_LIMITED]);
     await assert.rejects(client.request('wallet.balance.get', { userId, walletId: w.walletId }), (e) => isFleetError(e, ErrorCode.UNAVAILABLE));
   });
 });
