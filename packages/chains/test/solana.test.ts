@@ -53,6 +53,18 @@ describe('Solana adapter over the litesvm runtime', () => {
     assert.equal(value[0]?.err, null);
   });
 
+  it('should answer a resend of the same signed bytes with the same signature, moving funds once', async () => {
+    const signer = localEd25519Signer();
+    const from = solanaAddress(signer.publicKey);
+    const to = solanaAddress(localEd25519Signer().publicKey);
+    runtime.airdrop(from, SOL);
+    const signed = await solana.signTransaction(await solana.buildTransfer({ from, to, lamports: 3_000_000n }), signer);
+    const first = await solana.sendAndConfirm(signed, confirm);
+    assert.equal(await solana.sendAndConfirm(signed, confirm), first);
+    assert.equal(await solana.getBalance(to), 3_000_000n);
+    assert.equal(await solana.getBalance(from), SOL - 3_000_000n - FEE);
+  });
+
   it('should still accept a transaction built on a blockhash a few slots old', async () => {
     const signer = localEd25519Signer();
     const from = solanaAddress(signer.publicKey);

@@ -161,7 +161,9 @@ export function createSolanaAdapter(options: SolanaAdapterOptions): SolanaAdapte
       try {
         await connection.sendRawTransaction(signedTransaction, { skipPreflight: opts.skipPreflight ?? false, preflightCommitment: commitment, maxRetries: 0 });
       } catch (e) {
-        throw sendFailure(e);
+        // The same bytes sent again (after UNAVAILABLE or TIMEOUT) are refused as already
+        // processed: that is the earlier attempt having landed, so its status is the answer.
+        if (!(e instanceof SendTransactionError && /already been processed/i.test(e.transactionError.message))) throw sendFailure(e);
       }
       const wanted = commitment === 'finalized' ? ['finalized'] : commitment === 'confirmed' ? ['confirmed', 'finalized'] : ['processed', 'confirmed', 'finalized'];
       for (;;) {
@@ -191,13 +193,8 @@ function parseKey(s: string, code: ErrorCode, what: string): PublicKey {
     if (typeof s !== 'string' || s.length < 32 || s.length > 44) throw new Error('length');
     return new PublicKey(s);
   } catch {
-    return code === ErrorCode.VALIDATION_FAILED
-      ? (() => {
-          throw FleetError.validation([{ path: what, message: 'not a Solana address' }]);
-        })()
-      : (() => {
-          throw new FleetError(code, `${what} is not a Solana address`);
-        })();
+    if (code === ErrorCode.VALIDATION_FAILED) throw FleetError.validation([{ path: what, message: 'not a Solana address' }]);
+    throw new FleetError(code, `${what} is not a Solana address`);
   }
 }
 
