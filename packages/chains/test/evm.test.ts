@@ -161,6 +161,10 @@ describe('EVM', () => {
     await assert.rejects(signEvmTransaction(signedTransaction, signer), (e) => isFleetError(e, 'VALIDATION_FAILED'));
   });
 
+  it('should fail to start anvil on a port that is taken with UNAVAILABLE', async () => {
+    await assert.rejects(startAnvil({ port: anvil.port }), (e) => isFleetError(e, 'UNAVAILABLE'));
+  });
+
   it('should answer UNAVAILABLE when the node is down', async () => {
     const down = createEvmAdapter({ rpcUrl: 'http://127.0.0.1:1', requestTimeoutMs: 1000 });
     await assert.rejects(down.getBalance(`0x${'11'.repeat(20)}`), (e) => isFleetError(e, 'UNAVAILABLE'));

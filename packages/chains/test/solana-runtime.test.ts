@@ -120,6 +120,10 @@ describe('Solana runtime (JSON-RPC over litesvm)', () => {
     assert.equal(r.error.code, -32601);
   });
 
+  it('should fail to start on a port that is taken', async () => {
+    await assert.rejects(startSolanaRuntime({ port: runtime.port }), /EADDRINUSE/);
+  });
+
   it('should run as a process on SOLANA_RUNTIME_PORT and stop on SIGTERM', async () => {
     const main = fileURLToPath(new URL('../src/solana-runtime-main.ts', import.meta.url));
     const child = spawn(process.execPath, ['--import', 'tsx', main], { env: { ...process.env, SOLANA_RUNTIME_PORT: '0' }, stdio: ['ignore', 'pipe', 'inherit'] });

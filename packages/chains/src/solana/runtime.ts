@@ -348,10 +348,15 @@ export async function startSolanaRuntime(options: SolanaRuntimeOptions = {}): Pr
   }
 
   const host = options.host ?? '127.0.0.1';
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 0, host, () => resolve());
+    });
+  } catch (e) {
+    clearInterval(timer);
+    throw e;
+  }
   const port = (server.address() as AddressInfo).port;
   let stopping: Promise<void> | undefined;
 
