@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { waitFor } from '@wallet-fleet/testing';
 import {
   createWalletClient,
   http,
@@ -163,6 +166,25 @@ describe('EVM', () => {
 
   it('should fail to start anvil on a port that is taken with UNAVAILABLE', async () => {
     await assert.rejects(startAnvil({ port: anvil.port }), (e) => isFleetError(e, 'UNAVAILABLE'));
+  });
+
+  it('should run anvil as a process on EVM_RUNTIME_PORT and stop it on SIGTERM', async () => {
+    const main = fileURLToPath(new URL('../src/anvil-main.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', main], { env: { ...process.env, EVM_RUNTIME_PORT: '0' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = new Promise((r) => child.once('exit', r));
+    let url: string | undefined;
+    try {
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      url = await waitFor(() => /"url":"([^"]+)"/.exec(out)?.[1], { timeoutMs: 20000, what: 'the listening line' });
+      assert.equal(await createEvmAdapter({ rpcUrl: url }).getChainId(), 31337);
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
+    assert.equal(child.exitCode, 0);
+    // The node went with it.
+    await assert.rejects(createEvmAdapter({ rpcUrl: url, requestTimeoutMs: 1000 }).getChainId(), (e) => isFleetError(e, 'UNAVAILABLE'));
   });
 
   it('should answer UNAVAILABLE when the node is down', async () => {
