@@ -25,6 +25,10 @@ const emulator = await startKmsEmulator({
   dataDir: process.env.KMS_EMULATOR_DATA_DIR || '.fleet/kms-emulator',
   pendingMs: intEnv('KMS_EMULATOR_PENDING_MS', 50),
   log: line,
+}).catch((err: unknown) => {
+  // A port in use or an unreadable data directory: one clear line and a non-zero exit.
+  line('error', 'kms emulator failed to start', { error: err instanceof Error ? err.message : String(err) });
+  process.exit(1);
 });
 line('info', 'kms emulator listening', { endpoint: emulator.endpoint });
 
