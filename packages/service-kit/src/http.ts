@@ -52,6 +52,12 @@ export function createHttpServer(opts: {
   registry: Registry;
   checks: Check[];
   logger: Logger;
+  /**
+   * The service's own endpoints (e.g. a webhook intake), mounted after the probes and before the
+   * 404 handler. They get helmet and `Cache-Control: no-store` like the probes; body parsing is
+   * theirs to choose (a signature check may need the raw body).
+   */
+  routes?: express.Router;
 }): Component & { port(): number } {
   const { registry, checks, logger } = opts;
   const log = logger.child({ component: 'http' });
@@ -127,6 +133,8 @@ export function createHttpServer(opts: {
   app.get('/metrics', async (_req, res) => {
     res.set('Content-Type', registry.contentType).send(await registry.metrics());
   });
+
+  if (opts.routes) app.use(opts.routes);
 
   app.use((_req, res) => {
     res.status(404).json({ error: { code: 'NOT_FOUND', message: 'no such endpoint' } });

@@ -217,3 +217,25 @@ describe('createHttpServer', () => {
     }
   });
 });
+
+describe('http server: service routes', () => {
+  it("should serve the service's own routes beside the probes, and 404 the rest", async () => {
+    const { createHttpServer, createLogger } = await import('@wallet-fleet/service-kit');
+    const { Registry } = await import('prom-client');
+    const express = (await import('express')).default;
+    const routes = express.Router();
+    routes.post('/hooks', express.raw({ type: '*/*' }), (req, res) => void res.status(202).json({ bytes: (req.body as Buffer).length }));
+    const server = createHttpServer({ port: 0, registry: new Registry(), checks: [], logger: createLogger({ service: 't', level: 'silent' }), routes });
+    await server.start();
+    try {
+      const base = `http://127.0.0.1:${server.port()}`;
+      const posted = await fetch(`${base}/hooks`, { method: 'POST', body: 'hello' });
+      assert.equal(posted.status, 202);
+      assert.deepEqual(await posted.json(), { bytes: 5 });
+      assert.equal((await fetch(`${base}/live`)).status, 200);
+      assert.equal((await fetch(`${base}/nope`)).status, 404);
+    } finally {
+      await server.stop();
+    }
+  });
+});
