@@ -10,7 +10,7 @@ import {
 } from '@aptos-labs/ts-sdk';
 import { FleetError, ErrorCode } from '@wallet-fleet/contracts';
 import { aptosAddress } from './addresses.js';
-import type { Ed25519Signer } from './signers.js';
+import { type Ed25519Signer, signVerifiedEd25519 } from './signers.js';
 
 // Domain separator of a single-signer RawTransaction's signing message.
 const RAW_TRANSACTION_PREFIX = sha3_256(new TextEncoder().encode('APTOS::RawTransaction'));
@@ -41,16 +41,7 @@ export async function signAptosRawTransaction(rawTransaction: Uint8Array, signer
   const message = new Uint8Array(RAW_TRANSACTION_PREFIX.length + body.length);
   message.set(RAW_TRANSACTION_PREFIX, 0);
   message.set(body, RAW_TRANSACTION_PREFIX.length);
-  let signature: Uint8Array;
-  try {
-    signature = await signer.sign(message);
-  } catch (e) {
-    if (e instanceof FleetError) throw e;
-    throw new FleetError(ErrorCode.SIGNING_FAILED, 'the signer failed', { cause: e });
-  }
-  if (signature.length !== 64 || !ed25519.verify(signature, message, signer.publicKey)) {
-    throw new FleetError(ErrorCode.SIGNING_FAILED, 'the signer returned a signature that does not verify');
-  }
+  const signature = await signVerifiedEd25519(signer, message);
   const authenticator = new TransactionAuthenticatorEd25519(new Ed25519PublicKey(signer.publicKey), new Ed25519Signature(signature));
   return new SignedTransaction(raw, authenticator).bcsToBytes();
 }

@@ -1,5 +1,6 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { ErrorCode, FleetError } from '@wallet-fleet/contracts';
 
 /**
  * Signs raw message bytes with pure Ed25519 (Solana, Aptos). The custody package's KMS signer
@@ -44,4 +45,25 @@ export function localSecp256k1Signer(secretKey: Uint8Array = secp256k1.utils.ran
       return { r: sig.r, s: sig.s };
     },
   };
+}
+
+/**
+ * Asks `signer` for an Ed25519 signature of `message` and verifies it against the signer's public
+ * key before returning it: a signature that does not verify would be refused by the chain with a
+ * confusing error, or be the sign of a wrong key.
+ * @throws FleetError SIGNING_FAILED (the signer failed, or its signature does not verify); a
+ *   FleetError of the signer (e.g. UNAVAILABLE from KMS) passes through.
+ */
+export async function signVerifiedEd25519(signer: Ed25519Signer, message: Uint8Array): Promise<Uint8Array> {
+  let signature: Uint8Array;
+  try {
+    signature = await signer.sign(message);
+  } catch (e) {
+    if (e instanceof FleetError) throw e;
+    throw new FleetError(ErrorCode.SIGNING_FAILED, 'the signer failed', { cause: e });
+  }
+  if (signature.length !== 64 || !ed25519.verify(signature, message, signer.publicKey)) {
+    throw new FleetError(ErrorCode.SIGNING_FAILED, 'the signer returned a signature that does not verify');
+  }
+  return signature;
 }

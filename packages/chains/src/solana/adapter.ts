@@ -12,7 +12,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import bs58 from 'bs58';
 import { TOKEN_PROGRAM_ID as TOKEN_PROGRAM, TOKEN_2022_PROGRAM_ID as TOKEN_2022_PROGRAM } from '@solana/spl-token';
 import { FleetError, ErrorCode } from '@wallet-fleet/contracts';
-import type { Ed25519Signer } from '../signers.js';
+import { type Ed25519Signer, signVerifiedEd25519 } from '../signers.js';
 
 
 export interface SolanaAdapterOptions {
@@ -132,18 +132,7 @@ export function createSolanaAdapter(options: SolanaAdapterOptions): SolanaAdapte
         throw new FleetError(ErrorCode.VALIDATION_FAILED, `${signerKey.toBase58()} is not a required signer of the transaction`);
       }
       const message = tx.message.serialize();
-      let signature: Uint8Array;
-      try {
-        signature = await signer.sign(message);
-      } catch (e) {
-        if (e instanceof FleetError) throw e;
-        throw new FleetError(ErrorCode.SIGNING_FAILED, 'the signer failed', { cause: e });
-      }
-      // A signature that does not verify would be rejected by the cluster with a confusing error
-      // (or, worse, be a sign of a wrong key): check it before it leaves.
-      if (signature.length !== 64 || !ed25519.verify(signature, message, signer.publicKey)) {
-        throw new FleetError(ErrorCode.SIGNING_FAILED, 'the signer returned a signature that does not verify');
-      }
+      const signature = await signVerifiedEd25519(signer, message);
       tx.signatures[index] = signature;
       return tx.serialize();
     },
