@@ -18,8 +18,21 @@
 //   <NAME>_HTTP_PORT, <NAME>_DATABASE_SCHEMA   per-service values, e.g. AUDIT_HTTP_PORT=9081
 //   Everything else (AMQP_URL, DATABASE_URL, REDIS_URL, LOG_LEVEL, MIGRATE ...) is passed to every service.
 //   NO_COLOR / FORCE_COLOR        colours are on when stdout is a terminal, unless told otherwise
+//
+// Development runtimes (NOT FOR PRODUCTION): before the services, the runner starts what they need
+// locally, as declared in infra/dev-runtimes.json (the Cloud KMS emulator on 9011, the Solana runtime
+// on 8899, anvil on 8545), each with its own prefix, waits until each answers its probe, and gives the
+// services the variables that point at them (KMS_ENDPOINT, SOLANA_RPC_URL, EVM_RPC_URL). They stop
+// after the services. A runtime is skipped when the operator set one of the variables it provides, or
+// when none of the started services uses it.
+//   FLEET_DEV_RUNTIMES=off        start none of them
+//   FLEET_DEV_RUNTIMES_FILE       another table (tests use a fake one)
+//   FLEET_RUNTIME_START_TIMEOUT_MS  how long a runtime may take to answer (default 30000)
+//   KMS_EMULATOR_PORT, SOLANA_RUNTIME_PORT, EVM_RUNTIME_PORT  the runtimes' ports; ANVIL_BIN  the anvil binary
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +42,8 @@ const servicesDir = resolve(process.env.FLEET_SERVICES_DIR ?? join(repoRoot, 'se
 const cwd = dirname(servicesDir);
 const raw = process.argv.includes('--json');
 const stopTimeoutMs = Number(process.env.FLEET_STOP_TIMEOUT_MS ?? 20_000);
+const runtimeStartTimeoutMs = Number(process.env.FLEET_RUNTIME_START_TIMEOUT_MS ?? 30_000);
+const runtimesFile = resolve(process.env.FLEET_DEV_RUNTIMES_FILE ?? join(repoRoot, 'infra', 'dev-runtimes.json'));
 
 const useColour =
   process.env.FORCE_COLOR !== undefined && process.env.FORCE_COLOR !== '0'
@@ -115,13 +130,114 @@ function pipeLines(name, stream, out) {
   });
 }
 
+// --- dev runtimes ---------------------------------------------------------------------------------
+/** The anvil binary: ANVIL_BIN, else the platform package of @foundry-rs/anvil (resolved the way
+ * packages/chains does), else whichever version pnpm's store folder holds. */
+function anvilBinary() {
+  if (process.env.ANVIL_BIN) return process.env.ANVIL_BIN;
+  const platform = `${process.platform}-${process.arch === 'x64' ? 'amd64' : process.arch}`;
+  const bin = (pkgJson) => join(dirname(pkgJson), 'bin', process.platform === 'win32' ? 'anvil.exe' : 'anvil');
+  try {
+    // The platform package is an optional dependency of @foundry-rs/anvil, itself a dependency of
+    // packages/chains: with pnpm's isolated layout only that chain of requires finds it.
+    const wrapper = createRequire(join(repoRoot, 'packages', 'chains', 'package.json')).resolve('@foundry-rs/anvil/package.json');
+    const found = bin(createRequire(wrapper).resolve(`@foundry-rs/anvil-${platform}/package.json`));
+    if (existsSync(found)) return found;
+  } catch {
+    // fall through to the store folder
+  }
+  const store = join(repoRoot, 'node_modules', '.pnpm');
+  const prefix = `@foundry-rs+anvil-${platform}@`;
+  const versions = existsSync(store) ? readdirSync(store).filter((d) => d.startsWith(prefix)) : [];
+  versions.sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  for (const dir of versions.reverse()) {
+    const found = bin(join(store, dir, 'node_modules', '@foundry-rs', `anvil-${platform}`, 'package.json'));
+    if (existsSync(found)) return found;
+  }
+  return undefined;
+}
+
+function loadRuntimes() {
+  if (!existsSync(runtimesFile)) fail(`no dev runtime table at ${runtimesFile}`);
+  let table;
+  try {
+    table = JSON.parse(readFileSync(runtimesFile, 'utf8'));
+  } catch (e) {
+    fail(`cannot read ${runtimesFile}: ${e.message}`);
+  }
+  return table.runtimes ?? [];
+}
+
+/** The runtimes to start for these services, each with its port, command and the env it provides. */
+function planRuntimes(serviceNames) {
+  const setting = (process.env.FLEET_DEV_RUNTIMES ?? 'on').toLowerCase();
+  if (['off', '0', 'false', 'no'].includes(setting)) return { start: [], skipped: ['all (FLEET_DEV_RUNTIMES=off)'] };
+  const start = [];
+  const skipped = [];
+  for (const rt of loadRuntimes()) {
+    if (!rt.usedBy.some((s) => serviceNames.includes(s))) continue;
+    const own = Object.keys(rt.provides).filter((k) => process.env[k] !== undefined && process.env[k] !== '');
+    if (own.length) {
+      skipped.push(`${rt.name} (${own.join(', ')} set)`);
+      continue;
+    }
+    const rawPort = process.env[rt.portEnv] || String(rt.port);
+    const port = Number(rawPort);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) fail(`${rt.portEnv} must be a port number, got ${JSON.stringify(rawPort)}`);
+    const fill = (v) => v.replaceAll('{port}', String(port));
+    const command = rt.command.map((part) => {
+      if (part === '{node}') return process.execPath;
+      if (part === '{anvil}') {
+        const bin = anvilBinary();
+        if (!bin) fail(`${rt.name}: the anvil binary is missing (pnpm install, or set ANVIL_BIN, or EVM_RPC_URL to a node of your own)`);
+        return bin;
+      }
+      return fill(part);
+    });
+    const env = { ...process.env };
+    for (const [k, v] of Object.entries(rt.env ?? {})) if (env[k] === undefined || env[k] === '') env[k] = fill(v);
+    if (rt.portEnv) env[rt.portEnv] = String(port);
+    const provides = Object.fromEntries(Object.entries(rt.provides).map(([k, v]) => [k, fill(v)]));
+    start.push({ name: rt.name, port, command, env, probe: rt.probe, provides });
+  }
+  return { start, skipped };
+}
+
+function probeTcp(port) {
+  return new Promise((done) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.setTimeout(1000);
+    socket.once('connect', () => (socket.destroy(), done(true)));
+    socket.once('timeout', () => (socket.destroy(), done(false)));
+    socket.once('error', () => done(false));
+  });
+}
+
+async function probeJsonRpc(port, method, expect) {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: [] }),
+      signal: AbortSignal.timeout(1000),
+    });
+    const body = await res.json();
+    return expect === undefined ? body.result !== undefined : body.result === expect;
+  } catch {
+    return false;
+  }
+}
+
+const answers = (rt) => (rt.probe?.type === 'jsonrpc' ? probeJsonRpc(rt.port, rt.probe.method, rt.probe.expect) : probeTcp(rt.port));
+
 // --- processes ------------------------------------------------------------------------------------
 const children = new Map(); // name -> { child, exited: Promise<{code, signal}> , done: boolean }
+const runtimes = new Map(); // the dev runtimes, same shape; stopped after the services
 let stopping = false;
 let exitCode = 0;
 
-function envFor(name) {
-  const env = { ...process.env };
+function envFor(name, provided) {
+  const env = { ...process.env, ...provided };
   // One HTTP_PORT or DATABASE_SCHEMA for all would make the services fight over a port or share a
   // schema: these are per service (their own defaults, or <NAME>_HTTP_PORT / <NAME>_DATABASE_SCHEMA).
   const key = name.toUpperCase().replace(/[^A-Z0-9]/g, '_');
@@ -134,11 +250,10 @@ function envFor(name) {
   return env;
 }
 
-function start(name) {
-  const main = join(servicesDir, name, 'dist', 'main.js');
-  // detached: the service gets its own process group, so a Ctrl-C in the terminal reaches the runner
-  // only and each service sees exactly one SIGINT (the forwarded one); a second one means "exit now".
-  const child = spawn(process.execPath, [main], { cwd, env: envFor(name), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+function launch(group, name, command, args, env, shown) {
+  // detached: the child gets its own process group, so a Ctrl-C in the terminal reaches the runner
+  // only and each child sees exactly one SIGINT (the forwarded one); a second one means "exit now".
+  const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   pipeLines(name, child.stdout, process.stdout);
   pipeLines(name, child.stderr, process.stderr);
   const entry = { child, done: false };
@@ -161,8 +276,57 @@ function start(name) {
       } else onDeath(name, code, signal);
     });
   });
-  children.set(name, entry);
-  say(`started ${name} (pid ${child.pid}): node ${join(servicesDir, name, 'dist', 'main.js').slice(cwd.length + 1)}`);
+  group.set(name, entry);
+  say(`started ${name} (pid ${child.pid}): ${shown}`);
+  return entry;
+}
+
+function start(name, provided) {
+  const main = join(servicesDir, name, 'dist', 'main.js');
+  launch(children, name, process.execPath, [main], envFor(name, provided), `node ${main.slice(cwd.length + 1)}`);
+}
+
+function startRuntime(rt) {
+  const [command, ...args] = rt.command;
+  const shown = [command === process.execPath ? 'node' : command.startsWith(cwd) ? command.slice(cwd.length + 1) : command, ...args].join(' ');
+  return launch(runtimes, rt.name, command, args, rt.env, `${shown} (port ${rt.port}, NOT FOR PRODUCTION)`);
+}
+
+/** Starts the runtimes together and resolves once each answers; false when one failed (the runner is
+ * then stopping). */
+async function startRuntimes(plan) {
+  // Something else on the port would answer the probe and the runtime itself would die on EADDRINUSE:
+  // say so plainly instead.
+  for (const rt of plan) {
+    if (await probeTcp(rt.port)) {
+      const vars = Object.keys(rt.provides).join(', ');
+      say(paint('31', `${rt.name}: port ${rt.port} is already in use; stop what listens there, or set ${vars} to use it`));
+      exitCode = 1;
+      void stopAll('SIGTERM');
+      return false;
+    }
+  }
+  const entries = plan.map((rt) => [rt, startRuntime(rt)]);
+  const results = await Promise.all(
+    entries.map(async ([rt, entry]) => {
+      const deadline = Date.now() + runtimeStartTimeoutMs;
+      while (!stopping && !entry.done) {
+        if (await answers(rt)) {
+          say(`${rt.name} answers on 127.0.0.1:${rt.port}`);
+          return true;
+        }
+        if (Date.now() > deadline) {
+          say(paint('31', `${rt.name} did not answer on port ${rt.port} within ${runtimeStartTimeoutMs} ms; stopping`));
+          exitCode = 1;
+          void stopAll('SIGTERM');
+          return false;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return false;
+    }),
+  );
+  return results.every(Boolean) && !stopping;
 }
 
 function onDeath(name, code, signal) {
@@ -172,8 +336,8 @@ function onDeath(name, code, signal) {
   void stopAll('SIGTERM');
 }
 
-function signalAll(signal) {
-  for (const [, entry] of children) {
+function signalAll(signal, group = children) {
+  for (const [, entry] of group) {
     if (entry.done) continue;
     try {
       entry.child.kill(signal);
@@ -183,29 +347,36 @@ function signalAll(signal) {
   }
 }
 
+/** Stops a group of processes; whatever still runs after stopTimeoutMs is killed. */
+function stopGroup(group, signal, what) {
+  signalAll(signal, group);
+  const timer = setTimeout(() => {
+    const left = [...group].filter(([, e]) => !e.done).map(([n]) => n);
+    say(paint('31', `still running after ${stopTimeoutMs} ms, killing: ${left.join(', ')}`));
+    exitCode = 1;
+    signalAll('SIGKILL', group);
+  }, stopTimeoutMs);
+  return Promise.all([...group.values()].map((e) => e.exited)).then(() => clearTimeout(timer));
+}
+
 let stopped;
 function stopAll(signal) {
   if (stopped) return stopped;
   stopping = true;
-  signalAll(signal);
-  const timer = setTimeout(() => {
-    const left = [...children].filter(([, e]) => !e.done).map(([n]) => n);
-    say(paint('31', `still running after ${stopTimeoutMs} ms, killing: ${left.join(', ')}`));
-    exitCode = 1;
-    signalAll('SIGKILL');
-  }, stopTimeoutMs);
-  stopped = Promise.all([...children.values()].map((e) => e.exited)).then(() => {
-    clearTimeout(timer);
-    say(exitCode === 0 ? 'all services stopped' : 'fleet stopped with errors');
-    process.exit(exitCode);
-  });
+  // Services first: while they drain they may still sign (KMS) or send (chains).
+  stopped = stopGroup(children, signal)
+    .then(() => stopGroup(runtimes, 'SIGTERM'))
+    .then(() => {
+      say(exitCode === 0 ? 'all services stopped' : 'fleet stopped with errors');
+      process.exit(exitCode);
+    });
   return stopped;
 }
 
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {
     if (!stopping) {
-      say(`${signal}: stopping ${[...children.keys()].join(', ')}`);
+      say(`${signal}: stopping ${[...children.keys(), ...runtimes.keys()].join(', ')}`);
       void stopAll(signal);
     } else {
       say(`${signal} again: forwarding (services exit at once)`);
@@ -222,13 +393,24 @@ for (const stream of [process.stdout, process.stderr]) {
 }
 // The children are in their own process groups: if the runner goes down some other way, do not leave
 // them behind.
-process.on('exit', () => signalAll('SIGKILL'));
+process.on('exit', () => {
+  signalAll('SIGKILL');
+  signalAll('SIGKILL', runtimes);
+});
 
 const names = discover();
 if (names.length === 0) fail(`no services found in ${servicesDir} (a service is a folder with a package.json)`);
 const missing = names.filter((n) => !existsSync(join(servicesDir, n, 'dist', 'main.js')));
 if (missing.length) fail(`not built: ${missing.map((n) => `${n}/dist/main.js`).join(', ')} (run pnpm build)`);
-width = Math.max(5, ...names.map((n) => n.length));
-names.forEach((n, i) => prefixes.set(n, `${paint(PALETTE[i % PALETTE.length], n.padEnd(width))} │ `));
+const plan = planRuntimes(names);
+const notBuilt = plan.start.filter((rt) => rt.command[0] === process.execPath && !existsSync(resolve(cwd, rt.command[1])));
+if (notBuilt.length) fail(`not built: ${notBuilt.map((rt) => rt.command[1]).join(', ')} (run pnpm build)`);
+const all = [...plan.start.map((rt) => rt.name), ...names];
+width = Math.max(5, ...all.map((n) => n.length));
+all.forEach((n, i) => prefixes.set(n, `${paint(PALETTE[i % PALETTE.length], n.padEnd(width))} │ `));
 prefixes.delete('fleet');
-for (const name of names) start(name);
+if (plan.skipped.length) say(`dev runtimes skipped: ${plan.skipped.join('; ')}`);
+if (await startRuntimes(plan.start)) {
+  const provided = Object.assign({}, ...plan.start.map((rt) => rt.provides));
+  for (const name of names) start(name, provided);
+}

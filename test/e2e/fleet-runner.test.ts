@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,14 +24,54 @@ setInterval(() => {}, 1000);
 const DIES = `console.log('about to die'); setTimeout(() => process.exit(3), 100);`;
 const STUBBORN = `process.on('SIGTERM', () => console.log('ignoring SIGTERM')); console.log('stubborn up'); setInterval(() => {}, 1000);`;
 
+// A dev runtime: answers TCP on its port after a moment (so the runner really has to wait), logs, and
+// stops on SIGTERM. FAKE_RT_DIE makes it exit before it ever listens.
+const FAKE_RUNTIME = `
+import { createServer } from 'node:net';
+if (process.env.FAKE_RT_DIE) { console.log('runtime dying'); process.exit(4); }
+const server = createServer((s) => s.end());
+process.on('SIGTERM', () => { console.log('runtime got SIGTERM'); server.close(); setTimeout(() => process.exit(0), 20); });
+setTimeout(() => server.listen(Number(process.env.FAKE_RT_PORT), '127.0.0.1', () => console.log('runtime up on ' + process.env.FAKE_RT_PORT + ' data=' + process.env.FAKE_RT_DATA)), 150);
+`;
+// Prints what the runtimes gave it.
+const RUNTIME_USER = POLITE.replace("console.log('plain line '", "console.log('FAKE_URL=' + (process.env.FAKE_URL ?? 'unset')); console.log('plain line '");
+
+interface FakeRuntime {
+  name: string;
+  port: number;
+  usedBy: string[];
+}
+
+/** A free TCP port on loopback (the fake runtimes need a fixed one, as the real ones have). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((done) => server.close(() => done()));
+  return port;
+}
+
 interface Run {
   child: ChildProcess;
   output: () => string;
   exited: Promise<number | null>;
 }
 
-function runFleet(services: Record<string, string>, env: Record<string, string> = {}, args: string[] = []): Run {
+function runFleet(services: Record<string, string>, env: Record<string, string> = {}, args: string[] = [], runtimes: FakeRuntime[] = []): Run {
   const dir = mkdtempSync(join(tmpdir(), 'fleet-runner-'));
+  writeFileSync(join(dir, 'fake-runtime.mjs'), FAKE_RUNTIME);
+  const table = runtimes.map((rt) => ({
+    name: rt.name,
+    command: ['{node}', 'fake-runtime.mjs'],
+    port: rt.port,
+    portEnv: 'FAKE_RT_PORT',
+    env: { FAKE_RT_DATA: '.fleet/{port}' },
+    probe: { type: 'tcp' },
+    provides: { FAKE_URL: 'tcp://127.0.0.1:{port}' },
+    usedBy: rt.usedBy,
+  }));
+  writeFileSync(join(dir, 'runtimes.json'), JSON.stringify({ runtimes: table }));
+  env = { FLEET_DEV_RUNTIMES_FILE: join(dir, 'runtimes.json'), ...env };
   for (const [name, code] of Object.entries(services)) {
     mkdirSync(join(dir, 'services', name, 'dist'), { recursive: true });
     writeFileSync(join(dir, 'services', name, 'package.json'), JSON.stringify({ name, type: 'module' }));
@@ -145,5 +186,84 @@ describe('fleet runner (scripts/fleet.mjs)', () => {
     const out = lines(r.output());
     assert.ok(out.includes('alpha │ env HTTP_PORT=9081 LOG_LEVEL=debug'), r.output());
     assert.ok(out.includes('beta  │ env HTTP_PORT=unset LOG_LEVEL=debug'), r.output());
+  });
+
+  describe('dev runtimes', () => {
+    it('should start a runtime before the services, wait until it answers, and give the services the variables it provides', async () => {
+      const port = await freePort();
+      const r = track(runFleet({ alpha: RUNTIME_USER }, {}, [], [{ name: 'fakechain', port, usedBy: ['alpha'] }]));
+      await waitFor(() => r.output().includes('plain line alpha'), { what: 'alpha' });
+      const out = lines(r.output());
+      assert.ok(out.includes(`fakechain │ runtime up on ${port} data=.fleet/${port}`), r.output());
+      assert.ok(out.includes(`alpha     │ FAKE_URL=tcp://127.0.0.1:${port}`), r.output());
+      const answered = out.findIndex((l) => l === `fleet     │ fakechain answers on 127.0.0.1:${port}`);
+      const started = out.findIndex((l) => l.startsWith('fleet     │ started alpha'));
+      assert.ok(answered >= 0 && started > answered, `alpha started only after the runtime answered:\n${r.output()}`);
+      assert.match(r.output(), /started fakechain \(pid \d+\): node fake-runtime\.mjs \(port \d+, NOT FOR PRODUCTION\)/);
+    });
+
+    it('should stop the runtimes after the services on SIGINT and leave the port free', async () => {
+      const port = await freePort();
+      const r = track(runFleet({ alpha: RUNTIME_USER }, {}, [], [{ name: 'fakechain', port, usedBy: ['alpha'] }]));
+      await waitFor(() => r.output().includes('plain line alpha'), { what: 'alpha' });
+      r.child.kill('SIGINT');
+      assert.equal(await r.exited, 0);
+      const out = lines(r.output());
+      const serviceStopped = out.indexOf('fleet     │ alpha stopped');
+      const runtimeSignalled = out.indexOf('fakechain │ runtime got SIGTERM');
+      assert.ok(serviceStopped >= 0 && runtimeSignalled > serviceStopped, `runtime stopped after the service:\n${r.output()}`);
+      assert.ok(out.includes('fleet     │ fakechain stopped') && out.includes('fleet     │ all services stopped'), r.output());
+      // Nothing left listening: the port can be taken again.
+      const server = createServer();
+      await new Promise<void>((done, fail) => server.once('error', fail).listen(port, '127.0.0.1', done));
+      await new Promise<void>((done) => server.close(() => done()));
+    });
+
+    it('should not start a runtime whose variable the operator set, and pass the operator value through', async () => {
+      const port = await freePort();
+      const r = track(runFleet({ alpha: RUNTIME_USER }, { FAKE_URL: 'tcp://elsewhere:1' }, [], [{ name: 'fakechain', port, usedBy: ['alpha'] }]));
+      await waitFor(() => r.output().includes('plain line alpha'), { what: 'alpha' });
+      assert.ok(lines(r.output()).includes('alpha │ FAKE_URL=tcp://elsewhere:1'), r.output());
+      assert.match(r.output(), /dev runtimes skipped: fakechain \(FAKE_URL set\)/);
+      assert.ok(!r.output().includes('runtime up'), r.output());
+    });
+
+    it('should start no runtime with FLEET_DEV_RUNTIMES=off', async () => {
+      const port = await freePort();
+      const r = track(runFleet({ alpha: RUNTIME_USER }, { FLEET_DEV_RUNTIMES: 'off' }, [], [{ name: 'fakechain', port, usedBy: ['alpha'] }]));
+      await waitFor(() => r.output().includes('plain line alpha'), { what: 'alpha' });
+      assert.ok(!r.output().includes('runtime up'), r.output());
+      assert.ok(r.output().includes('FAKE_URL=unset'), r.output());
+    });
+
+    it('should start no runtime when none of the started services uses it', async () => {
+      const port = await freePort();
+      const r = track(runFleet({ alpha: RUNTIME_USER, beta: RUNTIME_USER }, { FLEET_SERVICES: 'beta' }, [], [{ name: 'fakechain', port, usedBy: ['alpha'] }]));
+      await waitFor(() => r.output().includes('plain line beta'), { what: 'beta' });
+      assert.ok(!r.output().includes('fakechain'), r.output());
+      assert.ok(lines(r.output()).includes('beta  │ FAKE_URL=unset'), r.output());
+    });
+
+    it('should exit 1 naming a runtime that died before answering, without starting the services', async () => {
+      const port = await freePort();
+      const r = track(runFleet({ alpha: RUNTIME_USER }, { FAKE_RT_DIE: '1' }, [], [{ name: 'fakechain', port, usedBy: ['alpha'] }]));
+      assert.equal(await r.exited, 1);
+      assert.match(r.output(), /fakechain exited unexpectedly \(exit code 4\)/);
+      assert.ok(!r.output().includes('plain line alpha'), 'no service was started');
+    });
+
+    it('should refuse to start when the port of a runtime is already taken, and say how to use what is there', async () => {
+      const blocker = createServer((s) => s.end());
+      await new Promise<void>((done) => blocker.listen(0, '127.0.0.1', done));
+      const { port } = blocker.address() as AddressInfo;
+      try {
+        const r = track(runFleet({ alpha: RUNTIME_USER }, {}, [], [{ name: 'fakechain', port, usedBy: ['alpha'] }]));
+        assert.equal(await r.exited, 1);
+        assert.match(r.output(), new RegExp(`fakechain: port ${port} is already in use; stop what listens there, or set FAKE_URL to use it`));
+        assert.ok(!r.output().includes('plain line alpha'), 'no service was started');
+      } finally {
+        await new Promise<void>((done) => blocker.close(() => done()));
+      }
+    });
   });
 });
