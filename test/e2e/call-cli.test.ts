@@ -1,0 +1,114 @@
+// scripts/call.mjs as an operator uses it: a real broker (a vhost of its own), a responder written
+// here that plays the service, and the CLI as a separate process.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createVhost, type TestVhost } from '@wallet-fleet/testing';
+import amqp from 'amqplib';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function call(url: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [join(repoRoot, 'scripts/call.mjs'), ...args], {
+      env: { ...process.env, AMQP_URL: url, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => done({ code, stdout, stderr }));
+  });
+}
+
+describe('call CLI (scripts/call.mjs)', () => {
+  let vhost: TestVhost;
+  let conn: amqp.ChannelModel;
+  const seen: amqp.ConsumeMessage[] = [];
+
+  before(async () => {
+    vhost = await createVhost('call-cli');
+    conn = await amqp.connect(vhost.url, { noDelay: true });
+    const ch = await conn.createChannel();
+    await ch.assertExchange('wallet.commands', 'topic', { durable: true });
+    const { queue } = await ch.assertQueue('test.requests', { durable: false });
+    for (const key of ['test.echo', 'test.refuse', 'test.silent']) await ch.bindQueue(queue, 'wallet.commands', key);
+    // The service side: echo the body, refuse, or stay silent, always replying with the request's
+    // correlation id to its reply_to, as the messaging runtime does.
+    await ch.consume(queue, (msg) => {
+      if (!msg) return;
+      seen.push(msg);
+      ch.ack(msg);
+      const { replyTo, correlationId } = msg.properties;
+      const body = JSON.parse(msg.content.toString());
+      const reply =
+        msg.fields.routingKey === 'test.echo'
+          ? { ok: true, result: { echo: body, walletId: 'w-1' } }
+          : msg.fields.routingKey === 'test.refuse'
+            ? { ok: false, error: { code: 'NOT_FOUND', message: 'no such wallet', retryable: false } }
+            : undefined;
+      if (reply) ch.sendToQueue(replyTo, Buffer.from(JSON.stringify(reply)), { correlationId });
+    });
+  });
+  after(async () => {
+    await conn?.close();
+    await vhost?.drop();
+  });
+
+  it('should print the reply JSON and exit 0 on {ok:true}, having sent a request with correlation id, direct reply-to and expiration', async () => {
+    const r = await call(vhost.url, ['test.echo', '{"userId":"alice","n":1}'], { CALL_TIMEOUT_MS: '5000' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { ok: true, result: { echo: { userId: 'alice', n: 1 }, walletId: 'w-1' } });
+    const req = seen.find((m) => m.fields.routingKey === 'test.echo')!;
+    assert.match(req.properties.correlationId, /^[0-9a-f-]{36}$/);
+    assert.match(req.properties.replyTo, /^amq\.rabbitmq\.reply-to/);
+    assert.equal(req.properties.expiration, '5000');
+    assert.equal(req.properties.contentType, 'application/json');
+  });
+
+  it('should print only the value at --get for a shell variable', async () => {
+    const r = await call(vhost.url, ['test.echo', '{}', '--get', 'result.walletId']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'w-1\n');
+  });
+
+  it('should print the error reply and exit 1 on {ok:false}', async () => {
+    const r = await call(vhost.url, ['test.refuse', '{}', '--get', 'result.walletId']);
+    assert.equal(r.code, 1);
+    assert.equal(JSON.parse(r.stdout).error.code, 'NOT_FOUND');
+  });
+
+  it('should exit 1 at once saying so when no service is bound for the operation', async () => {
+    const r = await call(vhost.url, ['test.nobody', '{}'], { CALL_TIMEOUT_MS: '60000' });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /unroutable: no service is bound for test\.nobody on wallet\.commands/);
+    assert.equal(r.stdout, '');
+  });
+
+  it('should exit 1 naming the timeout when no reply comes', async () => {
+    const r = await call(vhost.url, ['test.silent', '{}'], { CALL_TIMEOUT_MS: '300' });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /no reply to test\.silent within 300 ms/);
+  });
+
+  it('should refuse a body that is not JSON with exit 2 before connecting', async () => {
+    const r = await call('amqp://nobody:nothing@127.0.0.1:1', ['test.echo', '{userId:alice}']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /the body is not JSON/);
+  });
+
+  it('should exit 1 without showing the password when the broker cannot be reached', async () => {
+    const r = await call('amqp://guest:s3cret@127.0.0.1:1', ['test.echo', '{}']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /cannot connect to RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1/);
+    assert.ok(!r.stderr.includes('s3cret'), r.stderr);
+  });
+});
