@@ -31,11 +31,11 @@
 //   KMS_EMULATOR_PORT, SOLANA_RUNTIME_PORT, EVM_RUNTIME_PORT  the runtimes' ports; ANVIL_BIN  the anvil binary
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { anvilBinary } from './lib/anvil-binary.mjs';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const servicesDir = resolve(process.env.FLEET_SERVICES_DIR ?? join(repoRoot, 'services'));
@@ -131,32 +131,6 @@ function pipeLines(name, stream, out) {
 }
 
 // --- dev runtimes ---------------------------------------------------------------------------------
-/** The anvil binary: ANVIL_BIN, else the platform package of @foundry-rs/anvil (resolved the way
- * packages/chains does), else whichever version pnpm's store folder holds. */
-function anvilBinary() {
-  if (process.env.ANVIL_BIN) return process.env.ANVIL_BIN;
-  const platform = `${process.platform}-${process.arch === 'x64' ? 'amd64' : process.arch}`;
-  const bin = (pkgJson) => join(dirname(pkgJson), 'bin', process.platform === 'win32' ? 'anvil.exe' : 'anvil');
-  try {
-    // The platform package is an optional dependency of @foundry-rs/anvil, itself a dependency of
-    // packages/chains: with pnpm's isolated layout only that chain of requires finds it.
-    const wrapper = createRequire(join(repoRoot, 'packages', 'chains', 'package.json')).resolve('@foundry-rs/anvil/package.json');
-    const found = bin(createRequire(wrapper).resolve(`@foundry-rs/anvil-${platform}/package.json`));
-    if (existsSync(found)) return found;
-  } catch {
-    // fall through to the store folder
-  }
-  const store = join(repoRoot, 'node_modules', '.pnpm');
-  const prefix = `@foundry-rs+anvil-${platform}@`;
-  const versions = existsSync(store) ? readdirSync(store).filter((d) => d.startsWith(prefix)) : [];
-  versions.sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
-  for (const dir of versions.reverse()) {
-    const found = bin(join(store, dir, 'node_modules', '@foundry-rs', `anvil-${platform}`, 'package.json'));
-    if (existsSync(found)) return found;
-  }
-  return undefined;
-}
-
 function loadRuntimes() {
   if (!existsSync(runtimesFile)) fail(`no dev runtime table at ${runtimesFile}`);
   let table;
@@ -188,7 +162,7 @@ function planRuntimes(serviceNames) {
     const command = rt.command.map((part) => {
       if (part === '{node}') return process.execPath;
       if (part === '{anvil}') {
-        const bin = anvilBinary();
+        const bin = anvilBinary(repoRoot);
         if (!bin) fail(`${rt.name}: the anvil binary is missing (pnpm install, or set ANVIL_BIN, or EVM_RPC_URL to a node of your own)`);
         return bin;
       }

@@ -5,6 +5,10 @@
 //   node scripts/probe.mjs amqp <host> <port>        AMQP 0-9-1 handshake starts (connection.start)
 //   node scripts/probe.mjs http <host> <port>        any HTTP response
 //   node scripts/probe.mjs redis <host> <port>       PING answered (LOADING counts as not yet)
+//   node scripts/probe.mjs tcp <host> <port>         the port accepts a connection (the KMS emulator's gRPC)
+//   node scripts/probe.mjs jsonrpc <host> <port> <method> [expected result]
+//                                                    a JSON-RPC call answers (with that result), e.g.
+//                                                    getHealth ok (Solana), eth_chainId 0x7a69 (anvil)
 //   node scripts/probe.mjs postgres <url>            the server accepts connections (not "starting up")
 //   node scripts/probe.mjs postgres-db <url>         ... and the URL's database and user are usable:
 //                                                    exit 3 = database missing, 4 = login refused
@@ -117,16 +121,39 @@ async function postgresDb(url) {
   return 2;
 }
 
-const [kind, a, b] = process.argv.slice(2);
+async function tcp(host, port) {
+  await new Promise((resolve, reject) => {
+    const socket = connect({ host, port });
+    const timer = setTimeout(() => (socket.destroy(), reject(new Error('timed out'))), TIMEOUT_MS);
+    socket.once('connect', () => (clearTimeout(timer), socket.destroy(), resolve()));
+    socket.once('error', (e) => (clearTimeout(timer), reject(e)));
+  });
+}
+
+async function jsonrpc(host, port, method, expected) {
+  const res = await fetch(`http://${host.includes(':') ? `[${host}]` : host}:${port}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: [] }),
+    signal: AbortSignal.timeout(TIMEOUT_MS),
+  });
+  const body = await res.json();
+  if (body.result === undefined) throw new Error(`${method}: ${JSON.stringify(body.error ?? body).slice(0, 200)}`);
+  if (expected !== undefined && body.result !== expected) throw new Error(`${method} answered ${JSON.stringify(body.result)}, expected ${expected}`);
+}
+
+const [kind, a, b, c, d] = process.argv.slice(2);
 try {
   let code = 0;
   if (kind === 'amqp') await amqp(a, Number(b));
   else if (kind === 'http') await http(a, Number(b));
   else if (kind === 'redis') await redis(a, Number(b));
+  else if (kind === 'tcp') await tcp(a, Number(b));
+  else if (kind === 'jsonrpc' && c) await jsonrpc(a, Number(b), c, d);
   else if (kind === 'postgres') await postgres(a);
   else if (kind === 'postgres-db') code = await postgresDb(a);
   else {
-    console.error('usage: probe.mjs amqp|http|redis <host> <port> | postgres|postgres-db <url>');
+    console.error('usage: probe.mjs amqp|http|redis|tcp <host> <port> | jsonrpc <host> <port> <method> [expected] | postgres|postgres-db <url>');
     code = 64;
   }
   process.exitCode = code;
