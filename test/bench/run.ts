@@ -175,14 +175,15 @@ async function walletSuite(): Promise<void> {
   const vhost = await createVhost('bench');
   const schema = await createSchemaName('bench_wallet');
   const kms = await kmsEmulatorProcess();
-  const wallet = await startService('wallet', {
-    AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, KMS_ENDPOINT: kms.endpoint,
-    SIGN_RATE_PER_MINUTE: '100000', LOG_LEVEL: 'warn',
-  });
   const client = createBroker({ url: vhost.url, service: 'bench-client', logger: silent, topology: defineTopology({ queues: [] }) });
-  await client.start();
   const custody = createKmsCustody({ projectId: 'bench', locationId: 'global', keyRingId: 'direct', apiEndpoint: kms.endpoint, logger: silent, registry: new Registry() });
+  let wallet: Awaited<ReturnType<typeof startService>> | undefined;
   try {
+    wallet = await startService('wallet', {
+      AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, KMS_ENDPOINT: kms.endpoint,
+      SIGN_RATE_PER_MINUTE: '100000', LOG_LEVEL: 'warn',
+    });
+    await client.start();
     await custody.ensureKeyRing();
     const creates = n(400);
     const signs = n(2000);
@@ -209,7 +210,7 @@ async function walletSuite(): Promise<void> {
   } finally {
     await custody.close();
     await client.stop();
-    await wallet.stop();
+    await wallet?.stop();
     await kms.stop();
     await vhost.drop();
     await schema.drop();
