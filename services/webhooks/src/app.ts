@@ -1,0 +1,102 @@
+import { fileURLToPath } from 'node:url';
+import { brokerCheck, createBroker, createOutbox } from '@wallet-fleet/messaging';
+import {
+  type Component,
+  type Logger,
+  type Service,
+  createHttpServer,
+  createMetrics,
+  createPgPool,
+  createRateLimiter,
+  createRedis,
+  createService,
+  migrationsComponent,
+} from '@wallet-fleet/service-kit';
+import { Counter } from 'prom-client';
+import { createChainChecker } from './chain-check.js';
+import type { WebhooksConfig } from './config.js';
+import { createIntakeRouter } from './handlers/intake.js';
+import { createDepositHandler } from './handlers/processing.js';
+import { createWalletCreatedHandler } from './handlers/wallets.js';
+import { createSignatureVerifier } from './signature.js';
+import { QUEUES, webhooksTopology } from './topology.js';
+
+const MIGRATIONS = fileURLToPath(new URL('../migrations', import.meta.url));
+
+/** Test and development switches that are not configuration of a production deployment. */
+export interface WebhooksServiceOptions {
+  /** See ChainCheckerOptions.solanaStatusOnly: for the local Solana runtime only. */
+  solanaStatusOnly?: boolean;
+}
+
+/**
+ * The webhooks service, wired but not started: migrations (unless `MIGRATE=false`), PostgreSQL,
+ * Redis (rate limit), the outbox relay, the broker with the deposit and wallet consumers, and one
+ * HTTP server with the probes and `POST /webhooks/deposits`.
+ */
+export function createWebhooksService(config: WebhooksConfig, logger: Logger, options: WebhooksServiceOptions = {}): Service & { port(): number } {
+  const schema = config.DATABASE_SCHEMA;
+  const registry = createMetrics('webhooks');
+  const pg = createPgPool({ url: config.DATABASE_URL, schema, max: config.DATABASE_POOL_MAX, applicationName: 'webhooks', logger });
+  const redis = createRedis({ url: config.REDIS_URL, keyPrefix: `webhooks:${schema}:`, logger, connectionName: 'webhooks' });
+  const retry = {
+    maxAttempts: config.DEPOSIT_MAX_ATTEMPTS,
+    initialDelayMs: config.DEPOSIT_RETRY_INITIAL_MS,
+    maxDelayMs: Math.max(config.DEPOSIT_RETRY_MAX_MS, config.DEPOSIT_RETRY_INITIAL_MS),
+  };
+  const broker = createBroker({ url: config.AMQP_URL, service: 'webhooks', topology: webhooksTopology(retry), logger, registry });
+  const outbox = createOutbox({ pool: pg.pool, schema, broker, logger, registry });
+  const chains = createChainChecker({
+    solanaRpcUrl: config.SOLANA_RPC_URL,
+    evmRpcUrl: config.EVM_RPC_URL,
+    evmMinConfirmations: config.EVM_MIN_CONFIRMATIONS,
+    timeoutMs: config.CHAIN_RPC_TIMEOUT_MS,
+    ...(options.solanaStatusOnly ? { solanaStatusOnly: true } : {}),
+  });
+  broker.handleEvents(QUEUES.deposits, {
+    'deposit.received': createDepositHandler({ pool: pg.pool, outbox, chains, maxAttempts: config.DEPOSIT_MAX_ATTEMPTS }),
+  });
+  broker.handleEvents(QUEUES.wallets, { 'wallet.created': createWalletCreatedHandler(pg.pool) });
+
+  const deliveries = new Counter({
+    name: 'webhooks_deliveries_total',
+    help: 'Deposit webhook deliveries by outcome (accepted, duplicate, unauthorized, bad_body, too_large, rate_limited, conflict, unavailable)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  const routes = createIntakeRouter({
+    pool: pg.pool,
+    outbox,
+    verifier: createSignatureVerifier(config.WEBHOOK_SECRETS),
+    limiter: createRateLimiter({ redis: redis.client, prefix: 'deliveries', limit: config.WEBHOOK_RATE_PER_MINUTE, windowMs: 60_000 }),
+    logger,
+    maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,
+    ...(config.WEBHOOK_SOURCE_HEADER ? { sourceHeader: config.WEBHOOK_SOURCE_HEADER } : {}),
+    deliveries,
+  });
+
+  const migrations = migrationsComponent({ enabled: config.MIGRATE, databaseUrl: config.DATABASE_URL, schema, dir: MIGRATIONS, logger });
+  const brokerComponent: Component = {
+    name: 'broker',
+    start: () => broker.start(),
+    stop: () => broker.stop({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS }),
+  };
+  const relay: Component = { name: 'outbox', start: () => outbox.start(), stop: () => outbox.stop() };
+  const http = createHttpServer({
+    port: config.HTTP_PORT,
+    registry,
+    logger,
+    routes,
+    checks: [pg.check, redis.check, brokerCheck(broker)],
+  });
+  // The HTTP server starts first (probes answer while the rest starts) but readiness waits for the
+  // service to run; a delivery arriving before then gets 503 from a pool or broker not yet up.
+  // Stopped in reverse: the relay ends after its pass, consumers drain, the pools close, HTTP last.
+  const service = createService({
+    name: 'webhooks',
+    logger,
+    components: [http, migrations, pg.component, redis.component, brokerComponent, relay],
+    stopTimeoutMs: config.SHUTDOWN_TIMEOUT_MS + 2000,
+  });
+  return Object.assign(service, { port: () => http.port() });
+}

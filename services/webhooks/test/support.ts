@@ -1,0 +1,110 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createLogger } from '@wallet-fleet/service-kit';
+import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost } from '@wallet-fleet/testing';
+import amqp from 'amqplib';
+import pg from 'pg';
+import { Webhook } from 'standardwebhooks';
+import { createWebhooksService, type WebhooksServiceOptions } from '../src/app.js';
+import { loadWebhooksConfig } from '../src/config.js';
+
+export const silent = createLogger({ service: 'test', level: 'silent' });
+export const newSecret = () => `whsec_${randomBytes(24).toString('base64')}`;
+
+/** One webhooks service in its own vhost and schema, a sender, and a view of what it publishes. */
+export interface Harness {
+  vhost: TestVhost;
+  schema: TestSchema;
+  service: ReturnType<typeof createWebhooksService>;
+  db: pg.Pool;
+  base: string;
+  secret: string;
+  /** Everything published on wallet.events under deposit.* and audit.webhooks.*. */
+  seen: Array<{ routingKey: string; body: any }>;
+  events: amqp.ChannelModel;
+  stop(): Promise<void>;
+}
+
+export async function startHarness(env: Record<string, string> = {}, options: WebhooksServiceOptions = {}): Promise<Harness> {
+  const { databaseUrl, redisUrl } = await backingServices();
+  const vhost = await createVhost('webhooks');
+  const schema = await createSchemaName('webhooks');
+  const secret = env.WEBHOOK_SECRETS ?? newSecret();
+  const events = await amqp.connect(vhost.url, { noDelay: true });
+  const seen: Harness['seen'] = [];
+  const ch = await events.createChannel();
+  await ch.assertExchange('wallet.events', 'topic', { durable: true });
+  const q = await ch.assertQueue('', { exclusive: true });
+  await ch.bindQueue(q.queue, 'wallet.events', 'deposit.*');
+  await ch.bindQueue(q.queue, 'wallet.events', 'audit.webhooks.#');
+  await ch.consume(q.queue, (m) => m && seen.push({ routingKey: m.fields.routingKey, body: JSON.parse(m.content.toString()) }), { noAck: true });
+  const config = loadWebhooksConfig({
+    AMQP_URL: vhost.url,
+    DATABASE_URL: databaseUrl,
+    DATABASE_SCHEMA: schema.schema,
+    REDIS_URL: redisUrl,
+    HTTP_PORT: '0',
+    LOG_LEVEL: 'silent',
+    WEBHOOK_SECRETS: secret,
+    DEPOSIT_RETRY_INITIAL_MS: '10',
+    DEPOSIT_RETRY_MAX_MS: '50',
+    DEPOSIT_MAX_ATTEMPTS: '3',
+    CHAIN_RPC_TIMEOUT_MS: '2000',
+    ...env,
+  });
+  const service = createWebhooksService(config, silent, options);
+  await service.start();
+  const db = new pg.Pool({ connectionString: databaseUrl, options: `-c search_path=${schema.schema}` });
+  return {
+    vhost,
+    schema,
+    service,
+    db,
+    base: `http://127.0.0.1:${service.port()}`,
+    secret: secret.split(',')[0]!,
+    seen,
+    events,
+    async stop() {
+      await service.stop();
+      await events.close().catch(() => undefined);
+      await db.end();
+      await vhost.drop();
+      await schema.drop();
+    },
+  };
+}
+
+export interface Delivery {
+  body?: unknown;
+  raw?: string;
+  secret?: string;
+  id?: string;
+  at?: Date;
+  headers?: Record<string, string | undefined>;
+}
+
+/** Posts a deposit webhook signed the way a `standardwebhooks` sender signs it. */
+export async function deliver(h: Pick<Harness, 'base' | 'secret'>, d: Delivery): Promise<{ status: number; body: any }> {
+  const raw = d.raw ?? JSON.stringify(d.body);
+  const id = d.id ?? `msg_${randomUUID()}`;
+  const at = d.at ?? new Date();
+  const signature = new Webhook(d.secret ?? h.secret).sign(id, at, raw);
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    'webhook-id': id,
+    'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+    'webhook-signature': signature,
+  };
+  for (const [k, v] of Object.entries(d.headers ?? {})) {
+    if (v === undefined) delete headers[k];
+    else headers[k] = v;
+  }
+  const res = await fetch(`${h.base}/webhooks/deposits`, { method: 'POST', headers, body: raw });
+  const text = await res.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = text;
+  }
+  return { status: res.status, body };
+}
