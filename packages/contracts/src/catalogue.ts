@@ -36,6 +36,7 @@ export const events = {
   'kyc.approved': { producer: 'kyc', summary: "A user's KYC was approved", payload: provisioning.KycApproved },
   'wallet.created': { producer: 'wallet', summary: 'A wallet was created', payload: wallet.WalletCreated },
   'wallet.provisioning.completed': { producer: 'provisioning', summary: 'All chains of a user are READY', payload: provisioning.ProvisioningCompleted },
+  'provisioning.chain.requested': { producer: 'provisioning', summary: 'Internal: one provisioning job (one chain of one user)', payload: provisioning.ProvisioningChainRequested },
   'wallet.provisioning.failed': { producer: 'provisioning', summary: 'A chain failed after its last attempt', payload: provisioning.ProvisioningFailed },
   'deposit.received': { producer: 'webhooks', summary: 'A deposit webhook was accepted', payload: deposits.DepositReceived },
   'deposit.credited': { producer: 'webhooks', summary: 'A deposit was credited to the ledger (once)', payload: deposits.DepositCredited },

@@ -29,3 +29,9 @@ export const ProvisioningFailed = z.object({
   attempts: z.number().int(),
   error: z.object({ code: z.string(), message: z.string() }),
 });
+
+/**
+ * Internal event `provisioning.chain.requested`: one provisioning job for one chain of a user,
+ * produced and consumed by the provisioning service (each chain retried on its own).
+ */
+export const ProvisioningChainRequested = z.object({ userId: UserId, chain: Chain }).strict();

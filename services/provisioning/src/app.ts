@@ -1,0 +1,100 @@
+import { fileURLToPath } from 'node:url';
+import { brokerCheck, createBroker, createOutbox } from '@wallet-fleet/messaging';
+import {
+  type Component,
+  type Logger,
+  type Service,
+  createBreaker,
+  createHttpServer,
+  createMetrics,
+  createPgPool,
+  createService,
+  migrationsComponent,
+} from '@wallet-fleet/service-kit';
+import type { ProvisioningConfig } from './config.js';
+import { createApprovalHandlers } from './handlers/approval.js';
+import { createChainJobHandler } from './handlers/chain-job.js';
+import { createProvisioningMetrics } from './metrics.js';
+import type { CreateWallet } from './ports.js';
+import { createSweep } from './sweep.js';
+import { QUEUES, provisioningTopology } from './topology.js';
+
+const MIGRATIONS = fileURLToPath(new URL('../migrations', import.meta.url));
+
+/**
+ * The provisioning service, wired but not started: migrations (unless `MIGRATE=false`),
+ * PostgreSQL, the outbox relay, the broker with its consumers, the stuck-job sweep and the HTTP
+ * probes. `main.ts` runs it; tests start it in-process.
+ */
+export function createProvisioningService(config: ProvisioningConfig, logger: Logger): Service & { port(): number; sweep(): Promise<number> } {
+  const schema = config.DATABASE_SCHEMA;
+  const registry = createMetrics('provisioning');
+  const metrics = createProvisioningMetrics(registry);
+  const pg = createPgPool({ url: config.DATABASE_URL, schema, max: config.DATABASE_POOL_MAX, applicationName: 'provisioning', logger });
+  const broker = createBroker({ url: config.AMQP_URL, service: 'provisioning', topology: provisioningTopology(config), logger, registry });
+  const outbox = createOutbox({ pool: pg.pool, schema, broker, logger, registry });
+
+  // The wallet service behind a breaker: while it is down, jobs are parked instead of each one
+  // waiting for its own timeout and using up an attempt. Permanent answers (validation,
+  // idempotency conflict) are answers, not outages, and do not trip it.
+  const walletCreate = createBreaker(
+    'wallet-service',
+    (req: Parameters<CreateWallet>[0]) => broker.request('wallet.management.create', req, { timeoutMs: config.PROVISIONING_WALLET_TIMEOUT_MS }),
+    {
+      // A little over the request deadline: the request's own TIMEOUT is the one that answers.
+      timeoutMs: config.PROVISIONING_WALLET_TIMEOUT_MS + 1000,
+      errorThresholdPercentage: 50,
+      resetTimeoutMs: config.PROVISIONING_BREAKER_RESET_MS,
+      volumeThreshold: config.PROVISIONING_BREAKER_VOLUME,
+    },
+    registry,
+  );
+  const approvals = createApprovalHandlers({ pool: pg.pool, outbox, leaseMs: config.PROVISIONING_STUCK_AFTER_MS });
+  broker.handleEvents(QUEUES.approvals, { 'kyc.approved': approvals['kyc.approved'] });
+  broker.handleEvents(QUEUES.chains, {
+    'provisioning.chain.requested': createChainJobHandler({
+      pool: pg.pool,
+      outbox,
+      createWallet: (req) => walletCreate.fire(req),
+      broker,
+      metrics,
+      queue: QUEUES.chains,
+      maxAttempts: config.PROVISIONING_RETRY_MAX_ATTEMPTS,
+      retryMaxDelayMs: config.PROVISIONING_RETRY_MAX_DELAY_MS,
+      stuckAfterMs: config.PROVISIONING_STUCK_AFTER_MS,
+      breakerWaitMs: config.PROVISIONING_BREAKER_WAIT_MS,
+    }),
+  });
+  broker.handleCommands(QUEUES.commands, {
+    'wallet.provisioning.provision': approvals['wallet.provisioning.provision'],
+    'wallet.provisioning.status': approvals['wallet.provisioning.status'],
+  });
+
+  const migrations = migrationsComponent({ enabled: config.MIGRATE, databaseUrl: config.DATABASE_URL, schema, dir: MIGRATIONS, logger });
+  const brokerComponent: Component = {
+    name: 'broker',
+    start: () => broker.start(),
+    stop: async () => {
+      await broker.stop({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
+      walletCreate.shutdown();
+    },
+  };
+  const relay: Component = { name: 'outbox', start: () => outbox.start(), stop: () => outbox.stop() };
+  const sweep = createSweep({
+    pool: pg.pool,
+    outbox,
+    logger,
+    intervalMs: config.PROVISIONING_SWEEP_INTERVAL_MS,
+    leaseMs: config.PROVISIONING_STUCK_AFTER_MS,
+  });
+  const http = createHttpServer({ port: config.HTTP_PORT, registry, logger, checks: [pg.check, brokerCheck(broker)] });
+  // Stopped in reverse: the sweep, then the relay after its pass in flight, then consumers end and
+  // drain (rows they write to the outbox wait there for the next start), then the pool closes.
+  const service = createService({
+    name: 'provisioning',
+    logger,
+    components: [http, migrations, pg.component, brokerComponent, relay, sweep],
+    stopTimeoutMs: config.SHUTDOWN_TIMEOUT_MS + 2000,
+  });
+  return Object.assign(service, { port: () => http.port(), sweep: () => sweep.runOnce() });
+}

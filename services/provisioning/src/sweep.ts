@@ -1,0 +1,67 @@
+import type { Component, Logger } from '@wallet-fleet/service-kit';
+import type pg from 'pg';
+import { type OutboxWriter, chainJobMessage } from './ports.js';
+import { inTransaction, provisioningStore } from './store/provisioning-store.js';
+
+export interface SweepOptions {
+  pool: pg.Pool;
+  outbox: OutboxWriter;
+  logger: Logger;
+  intervalMs: number;
+  /** Renewed lease of a re-enqueued row (the stuck threshold). */
+  leaseMs: number;
+  batchSize?: number;
+}
+
+/**
+ * Re-enqueues PENDING chains whose lease ran out (a worker crashed mid-job and the job was lost,
+ * or a job hangs). Claim and enqueue share one transaction: a crash in between enqueues nothing
+ * and leaves the lease expired for the next pass. A duplicate job is harmless (the state row and
+ * the wallet service's idempotency key decide).
+ */
+export function createSweep(opts: SweepOptions): Component & { runOnce(): Promise<number> } {
+  const batch = opts.batchSize ?? 100;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<number> | undefined;
+
+  async function pass(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await inTransaction(opts.pool, async (client) => {
+        const stuck = await provisioningStore.claimStuck(client, opts.leaseMs, batch);
+        if (stuck.length) await opts.outbox.enqueue(client, stuck.map((s) => chainJobMessage(s.userId, s.chain)));
+        return stuck.length;
+      });
+      total += n;
+      if (n < batch) break;
+    }
+    if (total) opts.logger.warn({ count: total }, 're-enqueued stuck provisioning jobs');
+    return total;
+  }
+
+  const runOnce = () => {
+    running ??= pass().finally(() => (running = undefined));
+    return running;
+  };
+
+  return {
+    name: 'sweep',
+    runOnce,
+    async start() {
+      const tick = () => {
+        runOnce()
+          .catch((err) => opts.logger.warn({ err }, 'stuck-job sweep failed; next pass later'))
+          .finally(() => {
+            if (timer) timer = setTimeout(tick, opts.intervalMs);
+          });
+      };
+      timer = setTimeout(tick, opts.intervalMs);
+    },
+    async stop() {
+      const t = timer;
+      timer = undefined;
+      clearTimeout(t);
+      await running?.catch(() => undefined);
+    },
+  };
+}
