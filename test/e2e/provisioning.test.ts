@@ -77,11 +77,12 @@ describe('provisioning process killed mid-burst', function () {
       (m.fields.routingKey === 'wallet.created' ? created : completed).push(body.userId);
     }, { noAck: true });
 
-    client = createBroker({ url: vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
-    await client.start();
+    const rpc = createBroker({ url: vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
+    client = rpc;
+    await rpc.start();
     const users = Array.from({ length: 30 }, () => `u-${randomUUID()}`);
     // Every approval twice: duplicates in the burst as well.
-    await Promise.all(users.flatMap((userId) => [client!.publishEvent('kyc.approved', { userId }), client!.publishEvent('kyc.approved', { userId })]));
+    await Promise.all(users.flatMap((userId) => [rpc.publishEvent('kyc.approved', { userId }), rpc.publishEvent('kyc.approved', { userId })]));
 
     await waitFor(() => created.length >= 10, { timeoutMs: 30_000, what: 'the burst under way' });
     prov.kill('SIGKILL');
@@ -92,12 +93,12 @@ describe('provisioning process killed mid-burst', function () {
     for (const userId of users) {
       await waitFor(
         async () => {
-          const s = await client!.request('wallet.provisioning.status', { userId });
+          const s = await rpc.request('wallet.provisioning.status', { userId });
           return s.chains.length === 3 && s.chains.every((c) => c.status === 'READY');
         },
         { timeoutMs: 60_000, what: `every chain of ${userId} READY` },
       );
-      const list = await client!.request('wallet.management.list', { userId });
+      const list = await rpc.request('wallet.management.list', { userId });
       assert.deepEqual(list.items.map((w) => w.chain).sort(), ['APTOS', 'ETH', 'SOL'], userId);
     }
     // At least once on the wire (an outbox row published just before the kill is published again,
