@@ -217,7 +217,66 @@ async function walletSuite(): Promise<void> {
   }
 }
 
-const suites: Record<string, () => Promise<void>> = { audit: auditSuite, rpc: rpcSuite, wallet: walletSuite };
+/**
+ * Provisioning end to end: approval published → `wallet.provisioning.completed` received (three
+ * wallets through the wallet service and KMS emulator), with 16 users in flight; beside the wallet
+ * service's own create rate for the same three wallets per user, measured in the same run.
+ */
+async function provisioningSuite(): Promise<void> {
+  const { databaseUrl } = await backingServices();
+  const vhost = await createVhost('bench');
+  const walletSchema = await createSchemaName('bench_wallet');
+  const provSchema = await createSchemaName('bench_prov');
+  const kms = await kmsEmulatorProcess();
+  const client = createBroker({ url: vhost.url, service: 'bench-client', logger: silent, topology: defineTopology({ queues: [] }) });
+  let wallet: Awaited<ReturnType<typeof startService>> | undefined;
+  let prov: Awaited<ReturnType<typeof startService>> | undefined;
+  const conn = await amqp.connect(vhost.url, { noDelay: true });
+  try {
+    wallet = await startService('wallet', {
+      AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: walletSchema.schema, KMS_ENDPOINT: kms.endpoint, LOG_LEVEL: 'warn',
+    });
+    prov = await startService('provisioning', {
+      AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: provSchema.schema, LOG_LEVEL: 'warn', PROVISIONING_CONCURRENCY: '64',
+    });
+    await client.start();
+    const ch = await conn.createChannel();
+    const q = await ch.assertQueue('', { exclusive: true });
+    await ch.bindQueue(q.queue, 'wallet.events', 'wallet.provisioning.completed');
+    const waiting = new Map<string, () => void>();
+    await ch.consume(q.queue, (m) => {
+      if (m) waiting.get(JSON.parse(m.content.toString()).userId)?.();
+    }, { noAck: true });
+
+    const users = n(200);
+    const chains = ['SOL', 'ETH', 'APTOS'] as const;
+    const direct = await runConcurrent('wallet.management.create x3 per user (16 users in flight)', users, 16, (i) =>
+      Promise.all(chains.map((chain) => client.request('wallet.management.create', { userId: `direct-${i}`, chain, idempotencyKey: `bench:${chain}` }))),
+    );
+    const fleet = await runConcurrent('kyc.approved → completed (16 users in flight)', users, 16, async (i) => {
+      const userId = `prov-${i}-${randomUUID().slice(0, 8)}`;
+      const done = new Promise<void>((resolve) => waiting.set(userId, resolve));
+      await client.publishEvent('kyc.approved', { userId });
+      await done;
+      waiting.delete(userId);
+    });
+    const f = summarize(fleet);
+    printTable('Provisioning end to end beside the wallet service creating the same wallets (users/s, 3 chains each; same run)', [
+      { fleet, raw: direct, note: `approval-to-ready p50 ${f.p50.toFixed(1)} ms, p95 ${f.p95.toFixed(1)} ms` },
+    ]);
+  } finally {
+    await conn.close().catch(() => undefined);
+    await client.stop();
+    await prov?.stop();
+    await wallet?.stop();
+    await kms.stop();
+    await vhost.drop();
+    await walletSchema.drop();
+    await provSchema.drop();
+  }
+}
+
+const suites: Record<string, () => Promise<void>> = { audit: auditSuite, rpc: rpcSuite, wallet: walletSuite, provisioning: provisioningSuite };
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const unknown = wanted.filter((w) => !(w in suites));
 if (unknown.length) {
