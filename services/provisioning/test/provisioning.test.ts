@@ -219,6 +219,10 @@ describe('provisioning over RabbitMQ with the real wallet service (KMS emulator)
     assert.deepEqual(dead.map((m) => m.properties.headers?.['x-death-reason']), ['attempts_exhausted', 'attempts_exhausted', 'attempts_exhausted']);
     const metrics = await (await fetch(`http://127.0.0.1:${prov.port()}/metrics`)).text();
     for (const chain of CHAINS) assert.match(metrics, new RegExp(`provisioning_dead_lettered_total\\{chain="${chain}"[^}]*\\} 1\\n`));
+    // The breaker opened during the outage: jobs were parked without using up attempts (each chain
+    // still shows exactly 3 attempts above).
+    const waiting = Number(/provisioning_jobs_processed_total\{status="waiting"[^}]*\} (\d+)/.exec(metrics)?.[1]);
+    assert.ok(waiting > 0, `parked jobs: ${waiting}`);
     const audit = () => eventsOf('audit.provisioning.chain', userId);
     await waitFor(() => audit().filter((e) => e.body.status === 'dead_lettered').length === 3, { what: 'three dead_lettered audit events' });
     assert.equal(audit().filter((e) => e.body.status === 'retry_scheduled').length, 6);
