@@ -217,6 +217,11 @@ describe('provisioning over RabbitMQ with the real wallet service (KMS emulator)
     await waitFor(async () => (await rabbitAdmin.queue(vhost.vhost, 'provisioning.chains.dlq')).messages === 3, { what: 'three dead letters' });
     const dead = await rabbitAdmin.drain(vhost.vhost, 'provisioning.chains.dlq');
     assert.deepEqual(dead.map((m) => m.properties.headers?.['x-death-reason']), ['attempts_exhausted', 'attempts_exhausted', 'attempts_exhausted']);
+    // The broker's retry history travels with the job: three real attempts, none for the parked waits.
+    for (const m of dead) {
+      const history = JSON.parse(String(m.properties.headers?.['x-error-history'])) as Array<{ attempt: number; code: string }>;
+      assert.deepEqual(history.map((h) => [h.attempt, h.code]), [[1, 'TIMEOUT'], [2, 'TIMEOUT'], [3, 'TIMEOUT']]);
+    }
     const metrics = await (await fetch(`http://127.0.0.1:${prov.port()}/metrics`)).text();
     for (const chain of CHAINS) assert.match(metrics, new RegExp(`provisioning_dead_lettered_total\\{chain="${chain}"[^}]*\\} 1\\n`));
     // The breaker opened during the outage: jobs were parked without using up attempts (each chain

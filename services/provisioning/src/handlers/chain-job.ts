@@ -53,7 +53,9 @@ export function createChainJobHandler(deps: ChainJobDeps) {
       contentType: 'application/json',
       ...(ctx.messageId ? { messageId: ctx.messageId } : {}),
       ...(ctx.correlationId ? { correlationId: ctx.correlationId } : {}),
+      // The job keeps its headers (the broker's error history among them) and its attempt number.
       headers: {
+        ...Object.fromEntries(Object.entries(ctx.headers).filter(([k]) => !/^x-(first-|last-)?death/.test(k))),
         [Headers.attempt]: ctx.attempt,
         [Headers.originalRoutingKey]: ctx.routingKey,
         [Headers.traceparent]: ctx.traceparent,
