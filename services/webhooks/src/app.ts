@@ -4,6 +4,7 @@ import {
   type Component,
   type Logger,
   type Service,
+  createBreaker,
   createHttpServer,
   createMetrics,
   createPgPool,
@@ -13,7 +14,7 @@ import {
   migrationsComponent,
 } from '@wallet-fleet/service-kit';
 import { Counter } from 'prom-client';
-import { createChainChecker } from './chain-check.js';
+import { type ChainChecker, createChainChecker } from './chain-check.js';
 import type { WebhooksConfig } from './config.js';
 import { createIntakeRouter } from './handlers/intake.js';
 import { createDepositHandler } from './handlers/processing.js';
@@ -46,13 +47,22 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger, op
   };
   const broker = createBroker({ url: config.AMQP_URL, service: 'webhooks', topology: webhooksTopology(retry), logger, registry });
   const outbox = createOutbox({ pool: pg.pool, schema, broker, logger, registry });
-  const chains = createChainChecker({
+  const chainChecker = createChainChecker({
     solanaRpcUrl: config.SOLANA_RPC_URL,
     evmRpcUrl: config.EVM_RPC_URL,
     evmMinConfirmations: config.EVM_MIN_CONFIRMATIONS,
     timeoutMs: config.CHAIN_RPC_TIMEOUT_MS,
     ...(options.solanaStatusOnly ? { solanaStatusOnly: true } : {}),
   });
+  // One breaker per RPC endpoint: while a node is down, deposits fail fast into the retry queues
+  // instead of each waiting out its timeout. Not-retryable answers (bad hash, Aptos) do not count.
+  const breakers = {
+    SOL: createBreaker('solana-rpc', (d: Parameters<ChainChecker['check']>[0]) => chainChecker.check(d), breakerOptions(config), registry),
+    ETH: createBreaker('evm-rpc', (d: Parameters<ChainChecker['check']>[0]) => chainChecker.check(d), breakerOptions(config), registry),
+  };
+  const chains: ChainChecker = {
+    check: (d) => (d.chain === 'SOL' || d.chain === 'ETH' ? breakers[d.chain].fire(d) : chainChecker.check(d)),
+  };
   broker.handleEvents(QUEUES.deposits, {
     'deposit.received': createDepositHandler({ pool: pg.pool, outbox, chains, maxAttempts: config.DEPOSIT_MAX_ATTEMPTS }),
   });
@@ -99,4 +109,9 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger, op
     stopTimeoutMs: config.SHUTDOWN_TIMEOUT_MS + 2000,
   });
   return Object.assign(service, { port: () => http.port() });
+}
+
+function breakerOptions(config: WebhooksConfig) {
+  // The timeout sits above the per-call RPC timeout: a check makes up to three calls.
+  return { timeoutMs: config.CHAIN_RPC_TIMEOUT_MS * 3 + 1000, errorThresholdPercentage: 50, resetTimeoutMs: 5000, volumeThreshold: 5 };
 }
