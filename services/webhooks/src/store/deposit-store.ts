@@ -118,6 +118,27 @@ export async function acceptDeposit(
   });
 }
 
+const flushes = new WeakMap<Outbox, { queued?: Promise<void>; running: Promise<void> }>();
+
+/**
+ * One relay pass for every request waiting, rather than one pass each (group commit): a caller that
+ * arrives while a flush runs joins the single flush queued behind it, which starts after the running
+ * one and so sees every row committed before the caller asked.
+ */
+function coalescedFlush(outbox: Outbox): Promise<void> {
+  let state = flushes.get(outbox);
+  if (!state) flushes.set(outbox, (state = { running: Promise.resolve() }));
+  const s = state;
+  s.queued ??= s.running
+    .catch(() => undefined)
+    .then(() => {
+      s.queued = undefined;
+      s.running = outbox.flush().then(() => undefined);
+      return s.running;
+    });
+  return s.queued;
+}
+
 /**
  * Resolves once the outbox row with `messageId` is gone, i.e. published with a broker confirm: the
  * relay deletes a row only after the confirm, in the transaction that locked it. `flush()` relays
@@ -128,7 +149,7 @@ export async function acceptDeposit(
 export async function ensurePublished(pool: pg.Pool, outbox: Outbox, messageId: string, rounds = 3): Promise<void> {
   for (let i = 0; i < rounds; i++) {
     try {
-      await outbox.flush();
+      await coalescedFlush(outbox);
     } catch (e) {
       throw new FleetError(ErrorCode.UNAVAILABLE, 'could not publish the deposit message', { cause: e });
     }
