@@ -20,6 +20,9 @@ export const operations = {
   'wallet.transaction.sign': { owner: 'wallet', summary: 'Sign a serialized transaction with the wallet key', request: wallet.SignRequest, result: wallet.SignResult },
   'wallet.provisioning.status': { owner: 'provisioning', summary: "Per-chain provisioning status of a user", request: provisioning.ProvisioningStatusRequest, result: provisioning.ProvisioningStatus },
   'wallet.provisioning.provision': { owner: 'provisioning', summary: 'Admin trigger: (re-)provision a user, same body as kyc.approved', request: provisioning.KycApproved, result: provisioning.ProvisioningStatus },
+  'wallet.deposits.stuck': { owner: 'webhooks', summary: 'Deposits still pending after a given age (oldest first, cursor paging)', request: deposits.DepositsStuckRequest, result: deposits.DepositsStuck },
+  'wallet.deposits.reconcile': { owner: 'webhooks', summary: 'Re-validate one pending deposit on chain now (credit once, fail, or leave pending)', request: deposits.DepositReconcileRequest, result: deposits.DepositReconcileResult },
+  'wallet.deposits.summary': { owner: 'webhooks', summary: 'Deposit counts by status and ledger drift counts', request: deposits.DepositsSummaryRequest, result: deposits.DepositsSummary },
   'wallet.audit.query': { owner: 'audit', summary: 'Query the audit log (newest first, cursor paging)', request: audit.AuditQueryRequest, result: audit.AuditQueryResult },
   'wallet.audit.verify': { owner: 'audit', summary: 'Walk the hash chain and report the first broken row', request: audit.AuditVerifyRequest, result: audit.AuditVerifyResult },
 } as const satisfies Record<string, { owner: string; summary: string; request: z.ZodType; result: z.ZodType }>;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BaseUnits, Chain } from './common.js';
+import { BaseUnits, Chain, Timestamp, Uuid } from './common.js';
 
 export const Deposit = z.object({
   depositId: z.string(),
@@ -33,3 +33,65 @@ export const DepositWebhookBody = z
   .strict();
 export type DepositWebhookBody = z.infer<typeof DepositWebhookBody>;
 export type Deposit = z.infer<typeof Deposit>;
+
+/** Deposit job states (services/webhooks). `rejected`: never ours (unknown address, impossible payload). */
+export const DepositStatus = z.enum(['pending', 'credited', 'failed', 'rejected']);
+export type DepositStatus = z.infer<typeof DepositStatus>;
+
+/**
+ * `wallet.deposits.stuck`: deposits still `pending` that were accepted at least `olderThanSeconds`
+ * ago, oldest first, in pages (`after` is the previous page's `next`).
+ */
+export const DepositsStuckRequest = z
+  .object({
+    olderThanSeconds: z.number().int().nonnegative().max(365 * 86_400),
+    limit: z.number().int().min(1).max(1000).default(100),
+    after: z.string().max(200).optional().describe('Cursor: the `next` of the previous page'),
+  })
+  .strict();
+export const DepositsStuck = z.object({
+  deposits: z.array(
+    z.object({
+      depositId: z.string(),
+      chain: Chain,
+      txHash: z.string(),
+      acceptedAt: Timestamp,
+      attempts: z.number().int().nonnegative(),
+    }),
+  ),
+  next: z.string().optional().describe('Cursor of the next page; absent on the last page'),
+});
+
+/**
+ * `wallet.deposits.reconcile`: re-validates one deposit on chain now. Confirmed → credited (once);
+ * failed on chain → failed; not found or not confirmed and accepted more than `maxAgeSeconds` ago →
+ * failed; otherwise left `pending`. A deposit no longer pending is answered as it is (`changed:
+ * false`). RPC down → the UNAVAILABLE error (retryable), nothing changes.
+ */
+export const DepositReconcileRequest = z
+  .object({
+    depositId: Uuid,
+    maxAgeSeconds: z.number().int().min(1).max(365 * 86_400),
+  })
+  .strict();
+export const DepositReconcileResult = z.object({
+  depositId: z.string(),
+  status: DepositStatus,
+  changed: z.boolean().describe('true when this call moved the deposit out of `pending`'),
+  reason: z.string().optional(),
+});
+
+/**
+ * `wallet.deposits.summary`: counts an operator (and reconciliation) watches for drift. Each
+ * `drift` count should be 0; anything else is a bug or a manual edit to look at.
+ */
+export const DepositsSummaryRequest = z.object({}).strict();
+export const DepositsSummary = z.object({
+  byStatus: z.record(DepositStatus, z.number().int().nonnegative()),
+  oldestPendingAt: Timestamp.nullable(),
+  drift: z.object({
+    creditedWithoutLedgerEntry: z.number().int().nonnegative(),
+    ledgerEntryWithoutCredit: z.number().int().nonnegative(),
+    ledgerAmountMismatch: z.number().int().nonnegative(),
+  }),
+});

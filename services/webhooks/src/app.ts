@@ -17,7 +17,8 @@ import { Counter } from 'prom-client';
 import { type ChainChecker, createChainChecker } from './chain-check.js';
 import type { WebhooksConfig } from './config.js';
 import { createIntakeRouter } from './handlers/intake.js';
-import { createDepositHandler } from './handlers/processing.js';
+import { createDepositAttempt, createDepositHandler } from './handlers/processing.js';
+import { createReconcileHandlers } from './handlers/reconcile.js';
 import { createWalletCreatedHandler } from './handlers/wallets.js';
 import { createSignatureVerifier } from './signature.js';
 import { QUEUES, webhooksTopology } from './topology.js';
@@ -66,6 +67,7 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger, op
   broker.handleEvents(QUEUES.deposits, {
     'deposit.received': createDepositHandler({ pool: pg.pool, outbox, chains, maxAttempts: config.DEPOSIT_MAX_ATTEMPTS }),
   });
+  broker.handleCommands(QUEUES.commands, createReconcileHandlers(pg.pool, createDepositAttempt({ pool: pg.pool, outbox, chains })));
   broker.handleEvents(QUEUES.wallets, { 'wallet.created': createWalletCreatedHandler(pg.pool) });
 
   const deliveries = new Counter({

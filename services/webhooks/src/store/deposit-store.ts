@@ -12,6 +12,8 @@ export interface AttemptEntry {
   errorCode?: string;
   message?: string;
   at: string;
+  /** Set when reconciliation made the attempt (the consumer's attempts have none). */
+  by?: 'reconciliation';
 }
 
 export interface DepositRow {

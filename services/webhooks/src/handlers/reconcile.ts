@@ -1,0 +1,31 @@
+import { ErrorCode, FleetError } from '@wallet-fleet/contracts';
+import type { CommandHandlers } from '@wallet-fleet/messaging';
+import type pg from 'pg';
+import { getDeposit } from '../store/deposit-store.js';
+import { depositAgeSeconds, listStuck, summary } from '../store/reconcile-store.js';
+import type { createDepositAttempt } from './processing.js';
+
+/**
+ * The deposit operations reconciliation (or an operator) calls: `wallet.deposits.stuck`,
+ * `wallet.deposits.reconcile`, `wallet.deposits.summary`. The deposit tables stay this service's
+ * own; reconciliation decides when and how many, this service decides what a deposit's state is.
+ */
+export function createReconcileHandlers(pool: pg.Pool, attempt: ReturnType<typeof createDepositAttempt>): CommandHandlers {
+  return {
+    'wallet.deposits.stuck': (q) => listStuck(pool, q),
+    'wallet.deposits.summary': () => summary(pool),
+    'wallet.deposits.reconcile': async (q) => {
+      const age = await depositAgeSeconds(pool, q.depositId);
+      const d = await getDeposit(pool, q.depositId);
+      if (!d) throw FleetError.nonRetryable(ErrorCode.NOT_FOUND, 'no such deposit');
+      if (d.status !== 'pending') return { depositId: d.depositId, status: d.status, changed: false };
+      const pastMaxAge = age > q.maxAgeSeconds;
+      const outcome = await attempt(d, { by: 'reconciliation', attempt: d.attempts.length + 1, failMissing: pastMaxAge, failUnconfirmed: pastMaxAge });
+      // RPC down: nothing is known; the caller retries on its next pass (never failed for age alone).
+      if (outcome.status === 'pending' && outcome.chainUnavailable) throw outcome.error;
+      if (outcome.status === 'pending') return { depositId: d.depositId, status: 'pending', changed: false, reason: outcome.error.message };
+      if (outcome.status === 'rejected') return { depositId: d.depositId, status: 'rejected', changed: outcome.changed, reason: outcome.error.message };
+      return { depositId: d.depositId, status: outcome.status, changed: outcome.changed, ...(outcome.reason ? { reason: outcome.reason } : {}) };
+    },
+  };
+}
