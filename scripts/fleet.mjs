@@ -29,8 +29,12 @@
 //   FLEET_DEV_RUNTIMES_FILE       another table (tests use a fake one)
 //   FLEET_RUNTIME_START_TIMEOUT_MS  how long a runtime may take to answer (default 30000)
 //   KMS_EMULATOR_PORT, SOLANA_RUNTIME_PORT, EVM_RUNTIME_PORT  the runtimes' ports; ANVIL_BIN  the anvil binary
+// Development webhook secret (NOT FOR PRODUCTION): when the webhooks service runs and WEBHOOK_SECRETS
+// is unset, the runner gives it the secret kept in .fleet/webhook-secret (made on first run), so that
+// a local sender (scripts/send-deposit.mjs) can sign deliveries.
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -384,7 +388,21 @@ width = Math.max(5, ...all.map((n) => n.length));
 all.forEach((n, i) => prefixes.set(n, `${paint(PALETTE[i % PALETTE.length], n.padEnd(width))} │ `));
 prefixes.delete('fleet');
 if (plan.skipped.length) say(`dev runtimes skipped: ${plan.skipped.join('; ')}`);
+/** The development webhook secret: .fleet/webhook-secret, created (mode 600) on first use. */
+function devWebhookSecret() {
+  const file = join(cwd, '.fleet', 'webhook-secret');
+  if (!existsSync(file)) {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, `whsec_${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+  }
+  return readFileSync(file, 'utf8').trim();
+}
+
 if (await startRuntimes(plan.start)) {
   const provided = Object.assign({}, ...plan.start.map((rt) => rt.provides));
+  if (names.includes('webhooks') && !process.env.WEBHOOK_SECRETS) {
+    provided.WEBHOOK_SECRETS = devWebhookSecret();
+    say('webhooks: development signing secret in .fleet/webhook-secret (set WEBHOOK_SECRETS to use your own)');
+  }
   for (const name of names) start(name, provided);
 }

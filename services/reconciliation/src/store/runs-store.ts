@@ -1,0 +1,113 @@
+import { FleetError } from '@wallet-fleet/contracts';
+import type { Outbox, OutboxMessage } from '@wallet-fleet/messaging';
+import { databaseError } from '@wallet-fleet/service-kit';
+import type pg from 'pg';
+
+export type RunStatus = 'running' | 'completed' | 'failed' | 'abandoned';
+export type RunTrigger = 'schedule' | 'manual';
+
+export interface RunRow {
+  runId: string;
+  instance: string;
+  trigger: RunTrigger;
+  status: RunStatus;
+  startedAt: string;
+  finishedAt: string | null;
+  report: Record<string, unknown>;
+  error: string | null;
+}
+
+const COLUMNS = `run_id, instance, trigger, status, started_at, finished_at, report, error`;
+interface Raw {
+  run_id: string;
+  instance: string;
+  trigger: RunTrigger;
+  status: RunStatus;
+  started_at: Date;
+  finished_at: Date | null;
+  report: Record<string, unknown>;
+  error: string | null;
+}
+const toRow = (r: Raw): RunRow => ({
+  runId: r.run_id,
+  instance: r.instance,
+  trigger: r.trigger,
+  status: r.status,
+  startedAt: r.started_at.toISOString(),
+  finishedAt: r.finished_at?.toISOString() ?? null,
+  report: r.report,
+  error: r.error,
+});
+
+async function q<T extends pg.QueryResultRow>(db: pg.Pool | pg.ClientBase, sql: string, params: unknown[]): Promise<pg.QueryResult<T>> {
+  try {
+    return await db.query<T>(sql, params);
+  } catch (e) {
+    throw databaseError(e);
+  }
+}
+
+/** The pass runs' table. Every function throws UNAVAILABLE on a database error. */
+export const runsStore = {
+  /**
+   * Called by the lock holder only: any row still `running` belongs to a holder that died, and is
+   * marked `abandoned`. Then the new run's row. Returns how many were abandoned.
+   */
+  async begin(pool: pg.Pool, run: { runId: string; instance: string; trigger: RunTrigger }): Promise<number> {
+    const abandoned = await q(pool, `UPDATE reconciliation_runs SET status = 'abandoned', finished_at = now() WHERE status = 'running'`, []);
+    await q(pool, `INSERT INTO reconciliation_runs (run_id, instance, trigger, status) VALUES ($1, $2, $3, 'running')`, [run.runId, run.instance, run.trigger]);
+    return abandoned.rowCount ?? 0;
+  },
+
+  /** Seconds since the last completed pass finished, or undefined when none did. */
+  async sinceLastCompleted(pool: pg.Pool): Promise<number | undefined> {
+    const { rows } = await q<{ s: number | null }>(
+      pool,
+      `SELECT extract(epoch FROM now() - max(finished_at))::float8 AS s FROM reconciliation_runs WHERE status = 'completed'`,
+      [],
+    );
+    return rows[0]?.s ?? undefined;
+  },
+
+  /** Finishes the run and enqueues its audit event in one transaction. */
+  async finish(
+    pool: pg.Pool,
+    outbox: Outbox,
+    runId: string,
+    status: 'completed' | 'failed',
+    report: Record<string, unknown>,
+    error: string | undefined,
+    messages: OutboxMessage[],
+  ): Promise<void> {
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (e) {
+      throw databaseError(e);
+    }
+    let ok = false;
+    try {
+      await client.query('BEGIN');
+      await client.query(`UPDATE reconciliation_runs SET status = $2, finished_at = now(), report = $3::jsonb, error = $4 WHERE run_id = $1`, [
+        runId,
+        status,
+        JSON.stringify(report),
+        error ?? null,
+      ]);
+      await outbox.enqueue(client, messages);
+      await client.query('COMMIT');
+      ok = true;
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw e instanceof FleetError ? e : databaseError(e);
+    } finally {
+      client.release(!ok);
+    }
+  },
+
+  /** Newest first. */
+  async list(pool: pg.Pool, limit: number): Promise<RunRow[]> {
+    const { rows } = await q<Raw>(pool, `SELECT ${COLUMNS} FROM reconciliation_runs ORDER BY started_at DESC LIMIT $1`, [limit]);
+    return rows.map(toRow);
+  },
+};
