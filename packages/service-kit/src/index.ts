@@ -10,3 +10,4 @@ export { createRateLimiter, type RateLimiter, type RateLimitResult } from './rat
 export { createBreaker, type Breaker, type BreakerOptions, type BreakerState } from './breaker.js';
 export { createMetrics, type Registry } from './metrics.js';
 export { databaseError } from './db-errors.js';
+export { inTransaction } from './transaction.js';

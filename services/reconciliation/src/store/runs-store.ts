@@ -1,6 +1,5 @@
-import { FleetError } from '@wallet-fleet/contracts';
 import type { Outbox, OutboxMessage } from '@wallet-fleet/messaging';
-import { databaseError } from '@wallet-fleet/service-kit';
+import { databaseError, inTransaction } from '@wallet-fleet/service-kit';
 import type pg from 'pg';
 
 export type RunStatus = 'running' | 'completed' | 'failed' | 'abandoned';
@@ -79,29 +78,18 @@ export const runsStore = {
     error: string | undefined,
     messages: OutboxMessage[],
   ): Promise<void> {
-    let client: pg.PoolClient;
     try {
-      client = await pool.connect();
+      await inTransaction(pool, async (client) => {
+        await client.query(`UPDATE reconciliation_runs SET status = $2, finished_at = now(), report = $3::jsonb, error = $4 WHERE run_id = $1`, [
+          runId,
+          status,
+          JSON.stringify(report),
+          error ?? null,
+        ]);
+        await outbox.enqueue(client, messages);
+      });
     } catch (e) {
       throw databaseError(e);
-    }
-    let ok = false;
-    try {
-      await client.query('BEGIN');
-      await client.query(`UPDATE reconciliation_runs SET status = $2, finished_at = now(), report = $3::jsonb, error = $4 WHERE run_id = $1`, [
-        runId,
-        status,
-        JSON.stringify(report),
-        error ?? null,
-      ]);
-      await outbox.enqueue(client, messages);
-      await client.query('COMMIT');
-      ok = true;
-    } catch (e) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw e instanceof FleetError ? e : databaseError(e);
-    } finally {
-      client.release(!ok);
     }
   },
 

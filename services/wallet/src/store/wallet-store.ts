@@ -117,18 +117,5 @@ export const walletStore = {
   },
 };
 
-/** Runs `fn` in a transaction on a pooled client; rolls back when it throws. */
-export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await fn(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (e) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw e;
-  } finally {
-    client.release();
-  }
-}
+/** Shared with the other services (packages/service-kit). */
+export { inTransaction } from '@wallet-fleet/service-kit';
