@@ -78,17 +78,24 @@ export class FleetError extends Error {
   readonly code: ErrorCode;
   readonly retryable: boolean;
   readonly details: Record<string, unknown> | undefined;
+  /**
+   * For a retryable failure of a queued message: multiplies the queue's retry delays (first delay
+   * and cap) for this failure, e.g. a chain RPC endpoint down waits longer than a transaction not
+   * yet confirmed. Local to the process that throws it: never sent in a reply.
+   */
+  readonly retryDelayFactor: number | undefined;
 
   constructor(
     code: ErrorCode,
     message: string,
-    options: { retryable?: boolean; details?: Record<string, unknown>; cause?: unknown } = {},
+    options: { retryable?: boolean; details?: Record<string, unknown>; cause?: unknown; retryDelayFactor?: number } = {},
   ) {
     super(cleanMessage(message), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'FleetError';
     this.code = code;
     this.retryable = options.retryable ?? defaultRetryable[code] ?? false;
     this.details = options.details;
+    this.retryDelayFactor = options.retryDelayFactor;
   }
 
   static retryable(code: ErrorCode, message: string, details?: Record<string, unknown>): FleetError {

@@ -374,7 +374,8 @@ export class QueueConsumer {
 
   private async retry(d: Delivery, m: MessageMeta, err: FleetError): Promise<void> {
     const policy = this.spec.retry!;
-    const delay = computeRetryDelay(m.attempt, policy);
+    const f = err.retryDelayFactor !== undefined && err.retryDelayFactor >= 1 && Number.isFinite(err.retryDelayFactor) ? err.retryDelayFactor : 1;
+    const delay = computeRetryDelay(m.attempt, { ...policy, initialDelayMs: policy.initialDelayMs * f, maxDelayMs: policy.maxDelayMs * f });
     const target = retryQueueName(this.spec.name, m.attempt);
     const headers = this.forwardHeaders(d, m, err);
     headers[Headers.attempt] = m.attempt + 1;

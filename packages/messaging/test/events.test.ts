@@ -100,6 +100,22 @@ describe('messaging: event consumers', () => {
     assert.equal(await depth(vhost, 'prov.events.retry.2'), 0);
   });
 
+  it('should wait longer between attempts when the failure asks for a longer backoff', async () => {
+    const b = broker(vhost, topology);
+    const attempts: number[] = [];
+    b.handleEvents('prov.events', {
+      'kyc.approved': async (_input, ctx) => {
+        attempts.push(Date.now());
+        if (ctx.attempt === 1) throw new FleetError(ErrorCode.UNAVAILABLE, 'rpc endpoint down', { retryable: true, retryDelayFactor: 5 });
+      },
+    });
+    await b.start();
+    await b.publishEvent('kyc.approved', { userId: 'u-slow' });
+    await waitFor(() => attempts.length === 2, { what: 'the second attempt' });
+    // 60 ms × 5: a plain retryable failure comes back after 60 ms (the test above).
+    assert.ok(attempts[1]! - attempts[0]! >= 295, `waited ${attempts[1]! - attempts[0]!} ms`);
+  });
+
   it('should succeed on a later attempt without dead-lettering', async () => {
     const b = broker(vhost, topology);
     const attempts: number[] = [];

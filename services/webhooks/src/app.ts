@@ -65,7 +65,13 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger, op
     check: (d) => (d.chain === 'SOL' || d.chain === 'ETH' ? breakers[d.chain].fire(d) : chainChecker.check(d)),
   };
   broker.handleEvents(QUEUES.deposits, {
-    'deposit.received': createDepositHandler({ pool: pg.pool, outbox, chains, maxAttempts: config.DEPOSIT_MAX_ATTEMPTS }),
+    'deposit.received': createDepositHandler({
+      pool: pg.pool,
+      outbox,
+      chains,
+      maxAttempts: config.DEPOSIT_MAX_ATTEMPTS,
+      rpcRetryDelayFactor: config.DEPOSIT_RPC_RETRY_FACTOR,
+    }),
   });
   broker.handleCommands(QUEUES.commands, createReconcileHandlers(pg.pool, createDepositAttempt({ pool: pg.pool, outbox, chains })));
   broker.handleEvents(QUEUES.wallets, { 'wallet.created': createWalletCreatedHandler(pg.pool) });

@@ -39,6 +39,8 @@ export const configShape = {
   DEPOSIT_MAX_ATTEMPTS: int(8, 1, 25),
   DEPOSIT_RETRY_INITIAL_MS: int(2000, 0, 3_600_000),
   DEPOSIT_RETRY_MAX_MS: int(30 * 60_000, 0, 24 * 3_600_000),
+  /** Both delays above are this many times longer when the chain RPC itself failed (down, timeout, breaker open). */
+  DEPOSIT_RPC_RETRY_FACTOR: int(4, 1, 100),
 };
 
 export type WebhooksConfig = ReturnType<typeof loadWebhooksConfig>;

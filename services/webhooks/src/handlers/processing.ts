@@ -20,6 +20,8 @@ export interface ProcessingDeps {
   chains: ChainChecker;
   /** Attempts in all (the queue's retry policy): on the last one a missing transaction fails the deposit. */
   maxAttempts: number;
+  /** Retry delays are this many times longer when the chain RPC itself failed (default 1). */
+  rpcRetryDelayFactor?: number;
 }
 
 /** Who makes an attempt: the queue consumer (attempt n of the message) or reconciliation. */
@@ -166,6 +168,11 @@ export function createDepositHandler(deps: ProcessingDeps) {
     if (!d) throw FleetError.nonRetryable(ErrorCode.NOT_FOUND, 'no such deposit');
     if (d.status !== 'pending') return;
     const outcome = await attempt(d, { by: 'consumer', attempt: ctx.attempt, failMissing: ctx.attempt >= deps.maxAttempts, failUnconfirmed: false });
+    if (outcome.status === 'pending' && outcome.chainUnavailable && deps.rpcRetryDelayFactor) {
+      // The node (or its breaker) is down: back off longer than for a transaction not yet confirmed.
+      const e = outcome.error;
+      throw new FleetError(e.code, e.message, { retryable: true, retryDelayFactor: deps.rpcRetryDelayFactor, cause: e, ...(e.details ? { details: e.details } : {}) });
+    }
     if (outcome.status === 'pending' || outcome.status === 'rejected') throw outcome.error;
   };
 }
