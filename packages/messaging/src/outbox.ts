@@ -25,12 +25,46 @@ export interface Outbox {
    * Events on `wallet.events` are validated first: throws VALIDATION_FAILED, nothing inserted.
    */
   enqueue(client: pg.ClientBase, messages: OutboxMessage | readonly OutboxMessage[]): Promise<void>;
+  /**
+   * `enqueue` as SQL for the caller's own statement, so that a business row and its messages commit
+   * in one round trip (one statement is one transaction): an `INSERT … SELECT … FROM (VALUES …)` to
+   * use as a data-modifying CTE, with parameters numbered from `firstParam`. The caller may append
+   * a `WHERE` over its own CTEs (e.g. `WHERE EXISTS (SELECT 1 FROM ins)`). Sends no NOTIFY: the
+   * caller drives the relay itself (`watch(…).settled()`); other relays find the rows by their poll.
+   * Validated as in `enqueue`: throws VALIDATION_FAILED.
+   */
+  insertSql(messages: OutboxMessage | readonly OutboxMessage[], firstParam: number): { sql: string; values: unknown[] };
   /** Starts the relay: LISTEN/NOTIFY wake-ups plus a poll fallback. Safe to call twice. */
   start(): Promise<void>;
   /** Stops the relay after the pass in flight. Safe to call twice. */
   stop(): Promise<void>;
   /** Relays until nothing is pending; returns how many messages this call published. */
   flush(): Promise<number>;
+  /**
+   * Starts watching for this relay publishing `messageIds`. Call it before the transaction that
+   * enqueues them commits: a pass woken by that commit's NOTIFY may publish them before the caller
+   * gets to `settled()`, and a watch only sees passes that end after it was created.
+   */
+  watch(messageIds: readonly string[]): PublishWatch;
+}
+
+/**
+ * What a caller that must answer only after its messages are confirmed waits on, without a query of
+ * its own: the relay resolves it by message id after the pass that published them has its broker
+ * confirms and has committed the delete.
+ */
+export interface PublishWatch {
+  /**
+   * Asks for a relay pass (joining one queued but not yet started) and resolves `true` once every
+   * watched message was published by this relay, or `false` once the passes that started after this
+   * call have ended without some of them: another relay holds them (a replica mid-publish), they
+   * were published before the watch began, or they were never committed. On `false` the caller
+   * checks the table itself. Rejects when a pass fails before all were published (broker down:
+   * UNAVAILABLE), the rows then stay for a later pass.
+   */
+  settled(): Promise<boolean>;
+  /** Stops watching; call it once done, and when the enqueueing transaction rolled back. */
+  close(): void;
 }
 
 export interface OutboxOptions {
@@ -66,6 +100,8 @@ CREATE TABLE IF NOT EXISTS ${s}.outbox (
 );`;
 }
 
+const COLUMNS = 'exchange, routing_key, message_id, payload, headers, correlation_id, traceparent';
+
 interface Row {
   id: string;
   exchange: string;
@@ -97,7 +133,9 @@ class OutboxRelay implements Outbox {
   private listener: pg.PoolClient | undefined;
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<unknown> = Promise.resolve();
-  private wakePending = false;
+  /** The drain queued behind the pass in flight and not yet started, which new callers join. */
+  private queuedDrain: Promise<void> | undefined;
+  private readonly watchers = new Map<string, Set<Watch>>();
   private running = false;
   private startCall: Promise<void> | undefined;
   private stopCall: Promise<void> | undefined;
@@ -114,8 +152,28 @@ class OutboxRelay implements Outbox {
   }
 
   async enqueue(client: pg.ClientBase, messages: OutboxMessage | readonly OutboxMessage[]): Promise<void> {
+    const { tuples, values } = this.rows(messages, 1, '');
+    if (tuples.length === 0) return;
+    // The NOTIFY rides on the INSERT (one round trip); it is delivered at commit and dropped on
+    // rollback, like the rows themselves.
+    const n = values.length;
+    await client.query(
+      `WITH ins AS (INSERT INTO ${this.table} (${COLUMNS}) VALUES ${tuples.join(', ')} RETURNING 1)
+       SELECT pg_notify($${n + 1}, '') FROM (SELECT 1 FROM ins LIMIT 1) AS one`,
+      [...values, this.channel],
+    );
+  }
+
+  insertSql(messages: OutboxMessage | readonly OutboxMessage[], firstParam: number): { sql: string; values: unknown[] } {
+    // Typed placeholders: in a VALUES list that is not the INSERT's own, PostgreSQL cannot infer them.
+    const { tuples, values } = this.rows(messages, firstParam, '::text');
+    if (tuples.length === 0) throw new TypeError('insertSql needs at least one message');
+    return { sql: `INSERT INTO ${this.table} (${COLUMNS}) SELECT * FROM (VALUES ${tuples.join(', ')}) AS v (${COLUMNS})`, values };
+  }
+
+  /** Validates the messages and lays them out as VALUES tuples. Throws VALIDATION_FAILED. */
+  private rows(messages: OutboxMessage | readonly OutboxMessage[], firstParam: number, cast: string): { tuples: string[]; values: unknown[] } {
     const list = (Array.isArray(messages) ? messages : [messages]) as readonly OutboxMessage[];
-    if (list.length === 0) return;
     const trace = outgoingTrace();
     const values: unknown[] = [];
     const tuples: string[] = [];
@@ -127,16 +185,11 @@ class OutboxRelay implements Outbox {
         const checked = events[name].payload.safeParse(m.payload);
         if (!checked.success) throw validationFailed(fieldErrors(checked.error));
       }
-      const n = values.length;
-      tuples.push(`($${n + 1}, $${n + 2}, $${n + 3}, $${n + 4}, $${n + 5}::jsonb, $${n + 6}, $${n + 7})`);
+      const n = values.length + firstParam;
+      tuples.push(`($${n}${cast}, $${n + 1}${cast}, $${n + 2}${cast}, $${n + 3}${cast}, $${n + 4}::jsonb, $${n + 5}${cast}, $${n + 6}${cast})`);
       values.push(exchange, m.routingKey, m.messageId ?? randomUUID(), JSON.stringify(m.payload), JSON.stringify(m.headers ?? {}), trace.correlationId, trace.traceparent);
     }
-    await client.query(
-      `INSERT INTO ${this.table} (exchange, routing_key, message_id, payload, headers, correlation_id, traceparent) VALUES ${tuples.join(', ')}`,
-      values,
-    );
-    // Delivered at commit and dropped on rollback, like the rows themselves.
-    await client.query('SELECT pg_notify($1, $2)', [this.channel, '']);
+    return { tuples, values };
   }
 
   start(): Promise<void> {
@@ -199,15 +252,39 @@ class OutboxRelay implements Outbox {
     }
   }
 
+  watch(messageIds: readonly string[]): PublishWatch {
+    const w = new Watch(messageIds, () => this.drain(), (id, watch) => {
+      const set = this.watchers.get(id);
+      set?.delete(watch);
+      if (set?.size === 0) this.watchers.delete(id);
+    });
+    for (const id of w.remaining) {
+      let set = this.watchers.get(id);
+      if (!set) this.watchers.set(id, (set = new Set()));
+      set.add(w);
+    }
+    return w;
+  }
+
   private wake(): void {
-    if (!this.running || this.wakePending) return;
-    this.wakePending = true;
-    void this.exclusive(async () => {
-      this.wakePending = false;
-      while (this.running && (await this.pass()) === this.batchSize) {
+    if (!this.running) return;
+    this.drain().catch((err: unknown) => this.o.logger.warn({ err }, 'outbox relay pass failed; will retry'));
+  }
+
+  /**
+   * Passes until a batch comes back short. Coalesced (group commit): a caller arriving while a drain
+   * is queued but not started joins it; otherwise a new one is queued behind the one in flight. So
+   * the first pass of the drain a caller gets always starts after its call, and sees every row
+   * committed before it, however many requests, NOTIFYs and polls asked at once.
+   */
+  private drain(): Promise<void> {
+    this.queuedDrain ??= this.exclusive(async () => {
+      this.queuedDrain = undefined;
+      while ((await this.pass()) === this.batchSize && !this.stopCall) {
         /* a full batch: more may be waiting */
       }
-    }).catch((err: unknown) => this.o.logger.warn({ err }, 'outbox relay pass failed; will retry'));
+    });
+    return this.queuedDrain;
   }
 
   /** One pass at a time per relay; other relays run concurrently and SKIP LOCKED keeps them apart. */
@@ -217,16 +294,20 @@ class OutboxRelay implements Outbox {
     return next;
   }
 
+  // One round trip claims and deletes the batch (the delete is undone by ROLLBACK if a publish
+  // fails, and by the connection dropping if the process dies before COMMIT), then the publishes,
+  // then COMMIT: two round trips per pass beside the confirms. The batch size is an integer we own,
+  // so the statement needs no parameters and goes with BEGIN in one simple query.
   private async pass(): Promise<number> {
     const client = await this.o.pool.connect();
     let ok = false;
     try {
-      await client.query('BEGIN');
-      const { rows } = await client.query<Row>(
-        `SELECT id, exchange, routing_key, message_id, payload, headers, correlation_id, traceparent
-           FROM ${this.table} ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
-        [this.batchSize],
-      );
+      const results = (await client.query(
+        `BEGIN; DELETE FROM ${this.table} WHERE id = ANY(ARRAY(
+           SELECT id FROM ${this.table} ORDER BY id LIMIT ${this.batchSize} FOR UPDATE SKIP LOCKED))
+         RETURNING id, exchange, routing_key, message_id, payload, headers, correlation_id, traceparent`,
+      )) as unknown as Array<pg.QueryResult<Row>>;
+      const rows = results[1]!.rows.sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
       if (rows.length > 0) {
         // Issued in id order on one channel, so they reach the broker in that order.
         await Promise.all(
@@ -245,11 +326,13 @@ class OutboxRelay implements Outbox {
             }),
           ),
         );
-        await client.query(`DELETE FROM ${this.table} WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);
       }
       await client.query('COMMIT');
       ok = true;
-      if (rows.length) this.published.inc({ outcome: 'published' }, rows.length);
+      if (rows.length) {
+        this.published.inc({ outcome: 'published' }, rows.length);
+        for (const r of rows) for (const w of this.watchers.get(r.message_id) ?? []) w.published(r.message_id);
+      }
       return rows.length;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
@@ -259,5 +342,43 @@ class OutboxRelay implements Outbox {
       // A client that failed mid-transaction is destroyed rather than handed to the next user.
       client.release(!ok);
     }
+  }
+}
+
+class Watch implements PublishWatch {
+  readonly remaining: Set<string>;
+  private done: (() => void) | undefined;
+  private closed = false;
+
+  constructor(
+    ids: readonly string[],
+    private readonly drain: () => Promise<void>,
+    private readonly forget: (id: string, w: Watch) => void,
+  ) {
+    this.remaining = new Set(ids);
+  }
+
+  published(id: string): void {
+    if (!this.remaining.delete(id)) return;
+    this.forget(id, this);
+    if (this.remaining.size === 0) this.done?.();
+  }
+
+  settled(): Promise<boolean> {
+    if (this.remaining.size === 0) return Promise.resolve(true);
+    if (this.closed) return Promise.resolve(false);
+    // Resolved by whichever pass publishes the last id (possibly one already in flight), else
+    // decided when the drain asked for here ends.
+    const all = new Promise<boolean>((resolve) => {
+      this.done = () => resolve(true);
+    });
+    const drained = this.drain().then(() => this.remaining.size === 0);
+    return Promise.race([all, drained]);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.done = undefined;
+    for (const id of this.remaining) this.forget(id, this);
   }
 }

@@ -123,4 +123,92 @@ describe('messaging: transactional outbox', () => {
     assert.equal(await outbox.flush(), 1);
     assert.equal(await depth(vhost, 'sink'), 1);
   });
+
+  it('should resolve each of 40 concurrent watches once its message is confirmed and its row deleted', async () => {
+    const b = broker(vhost, defineTopology({ queues: [] }));
+    await b.start();
+    const outbox = createOutbox({ pool, schema: db.schema, broker: b, logger, pollIntervalMs: 600_000 });
+    relays.push(outbox);
+    // Not started: no LISTEN, no poll. Only the callers' own settled() calls relay their rows.
+    const ids = Array.from({ length: 40 }, () => randomUUID());
+    const answers = await Promise.all(
+      ids.map(async (id, i) => {
+        const watch = outbox.watch([id]);
+        await inTx((c) => outbox.enqueue(c, { routingKey: 'deposit.received', payload: deposit(i), messageId: id }));
+        try {
+          const mine = await watch.settled();
+          // Resolved only after the confirm and the delete: the row is gone at this point.
+          const left = await pool.query(`SELECT 1 FROM ${db.schema}.outbox WHERE message_id = $1`, [id]);
+          return { mine, left: left.rowCount };
+        } finally {
+          watch.close();
+        }
+      }),
+    );
+    assert.deepEqual(new Set(answers.map((a) => a.mine)), new Set([true]));
+    assert.deepEqual(new Set(answers.map((a) => a.left)), new Set([0]));
+    const got = (await takeAll(vhost, 'sink')).map((m) => m.properties.messageId as string);
+    assert.deepEqual([...got].sort(), [...ids].sort());
+  });
+
+  it('should settle a watch false for a row another relay holds, and true once that relay let go of it', async () => {
+    const b = broker(vhost, defineTopology({ queues: [] }));
+    await b.start();
+    const outbox = createOutbox({ pool, schema: db.schema, broker: b, logger });
+    relays.push(outbox);
+    const watch = outbox.watch(['held']);
+    await inTx((c) => outbox.enqueue(c, { routingKey: 'deposit.received', payload: deposit(3), messageId: 'held' }));
+    // Another replica's relay mid-publish: the row is locked, our pass skips it.
+    const other = await pool.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(`SELECT 1 FROM ${db.schema}.outbox WHERE message_id = 'held' FOR UPDATE`);
+      assert.equal(await watch.settled(), false);
+      await other.query('ROLLBACK'); // that relay failed to publish and let go
+    } finally {
+      other.release();
+    }
+    assert.equal(await watch.settled(), true);
+    watch.close();
+    assert.equal(await depth(vhost, 'sink'), 1);
+  });
+
+  it('should reject a watch while the broker is down, keeping the row, and settle it once the broker is back', async () => {
+    const b = broker(vhost, defineTopology({ queues: [] }));
+    const outbox = createOutbox({ pool, schema: db.schema, broker: b, logger });
+    relays.push(outbox);
+    const watch = outbox.watch(['m-down']);
+    await inTx((c) => outbox.enqueue(c, { routingKey: 'deposit.received', payload: deposit(8), messageId: 'm-down' }));
+    await assert.rejects(watch.settled(), (e: unknown) => isFleetError(e, ErrorCode.UNAVAILABLE));
+    assert.equal(Number((await pool.query(`SELECT count(*) FROM ${db.schema}.outbox`)).rows[0].count), 1, 'row kept');
+    await b.start();
+    assert.equal(await watch.settled(), true);
+    watch.close();
+  });
+
+  it('should insert messages as part of another statement only when that statement says so', async () => {
+    const b = broker(vhost, defineTopology({ queues: [] }));
+    await b.start();
+    const outbox = createOutbox({ pool, schema: db.schema, broker: b, logger, pollIntervalMs: 600_000 });
+    relays.push(outbox);
+    await pool.query(`CREATE TABLE ${db.schema}.things (id text PRIMARY KEY)`);
+    const accept = async (id: string) => {
+      const ins = outbox.insertSql({ routingKey: 'deposit.received', payload: deposit(9), messageId: `msg-${id}` }, 2);
+      const { rows } = await pool.query(
+        `WITH t AS (INSERT INTO ${db.schema}.things (id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING id),
+              m AS (${ins.sql} WHERE EXISTS (SELECT 1 FROM t))
+         SELECT id FROM t`,
+        [id, ...ins.values],
+      );
+      return rows.length;
+    };
+    assert.equal(await accept('a'), 1);
+    assert.equal(await accept('a'), 0, 'the second insert did nothing, and so enqueued nothing');
+    assert.equal(Number((await pool.query(`SELECT count(*) FROM ${db.schema}.outbox`)).rows[0].count), 1);
+    assert.throws(() => outbox.insertSql({ routingKey: 'deposit.received', payload: { depositId: 1 } }, 1), (e: unknown) => isFleetError(e, ErrorCode.VALIDATION_FAILED));
+    assert.equal(await outbox.flush(), 1);
+    const [m] = await takeAll(vhost, 'sink');
+    assert.equal(m!.properties.messageId, 'msg-a');
+    assert.deepEqual(JSON.parse(m!.content.toString()), deposit(9));
+  });
 });

@@ -103,7 +103,7 @@ export function createIntakeRouter(deps: IntakeDeps): express.Router {
     const deposit = parsed.data;
     const webhookId = String(req.headers['webhook-id']).slice(0, 200);
     try {
-      const { jobId, created } = await acceptDeposit(deps.pool, deps.outbox, deposit, webhookId, (depositId) => [
+      const accepted = await acceptDeposit(deps.pool, deps.outbox, deposit, webhookId, (depositId) => [
         { routingKey: 'deposit.received', messageId: depositId, payload: { depositId, ...deposit } },
         auditMessage('deposit.accept', {
           resource: { type: 'deposit', id: depositId },
@@ -113,9 +113,9 @@ export function createIntakeRouter(deps: IntakeDeps): express.Router {
       ]);
       // A duplicate waits too: the first delivery may have been answered 503 (or its process
       // killed) after the commit but before the publish, and this is the one that gets the 200.
-      await ensurePublished(deps.pool, deps.outbox, jobId);
-      count(created ? 'accepted' : 'duplicate');
-      res.status(200).json({ status: 'accepted', jobId });
+      await ensurePublished(deps.pool, accepted);
+      count(accepted.created ? 'accepted' : 'duplicate');
+      res.status(200).json({ status: 'accepted', jobId: accepted.jobId });
     } catch (err) {
       if (isFleetError(err, ErrorCode.IDEMPOTENCY_CONFLICT)) {
         count('conflict');

@@ -77,12 +77,33 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient
   }
 }
 
+/** The outbox's watch on published message ids (not exported by the messaging package's index). */
+type PublishWatch = ReturnType<Outbox['watch']>;
+
+/** An accepted delivery: its job, and what its 200 still waits for. */
+export interface Accepted {
+  jobId: string;
+  /** Whether this delivery created the job (false: a duplicate). */
+  created: boolean;
+  /**
+   * Watches the job's `deposit.received` message (its message id is the job id); undefined when
+   * the accepting transaction already saw it published (a duplicate whose outbox row is gone).
+   */
+  watch: PublishWatch | undefined;
+}
+
 /**
  * Stores a deposit and its processing message (built by `messages` from the new deposit id) in
- * one transaction. Dedupe is the unique constraint on (chain, tx_hash, event_index): the insert
- * either creates the row or does nothing, and then the existing row is read (it is committed: a
- * concurrent insert of the same key waits on the constraint until the other transaction ends).
- * Returns the job id and whether this call created it.
+ * one statement, hence one transaction and one round trip: the insert and, only if it inserted,
+ * the outbox rows (a data-modifying CTE). Dedupe is the unique constraint on (chain, tx_hash,
+ * event_index): the insert either creates the row or does nothing, and then the existing row is
+ * read by a second statement (it is committed: a concurrent insert of the same key waits on the
+ * constraint until the other transaction ends, and a new statement sees what committed before it).
+ * That read also looks for the message in the outbox: the relay deletes a row only after the
+ * broker's confirm, so a duplicate whose row is gone needs no waiting at all.
+ * No NOTIFY: the request drives this process's relay itself (`ensurePublished`); should the
+ * process die first, the rows are found by the relays' poll.
+ * Pass the result to `ensurePublished`, which closes the watch.
  * Throws IDEMPOTENCY_CONFLICT (same transfer, other token/amount/address), UNAVAILABLE (database).
  */
 export async function acceptDeposit(
@@ -91,78 +112,82 @@ export async function acceptDeposit(
   body: DepositWebhookBody,
   webhookId: string,
   messages: (depositId: string) => OutboxMessage[],
-): Promise<{ jobId: string; created: boolean }> {
-  return inTransaction(pool, async (client) => {
-    const id = randomUUID();
-    const inserted = await client.query<{ deposit_id: string }>(
-      `INSERT INTO deposits (deposit_id, chain, tx_hash, event_index, token, amount, to_address, webhook_id)
-       VALUES ($1, $2, $3, $4, $5, $6::numeric, $7, $8)
-       ON CONFLICT (chain, tx_hash, event_index) DO NOTHING RETURNING deposit_id`,
-      [id, body.chain, body.txHash, body.eventIndex, body.token, body.amount, body.toAddress, webhookId],
+): Promise<Accepted> {
+  const id = randomUUID();
+  const deposit = [id, body.chain, body.txHash, body.eventIndex, body.token, body.amount, body.toAddress, webhookId];
+  const enqueue = outbox.insertSql(messages(id), deposit.length + 1);
+  // Before the commit: a relay pass already running may publish the message before we ask.
+  const watch = outbox.watch([id]);
+  let existing: (RawRow & { pending: boolean }) | undefined;
+  try {
+    const inserted = await pool.query<{ deposit_id: string }>(
+      `WITH ins AS (
+         INSERT INTO deposits (deposit_id, chain, tx_hash, event_index, token, amount, to_address, webhook_id)
+         VALUES ($1, $2, $3, $4, $5, $6::numeric, $7, $8)
+         ON CONFLICT (chain, tx_hash, event_index) DO NOTHING RETURNING deposit_id),
+       msg AS (${enqueue.sql} WHERE EXISTS (SELECT 1 FROM ins))
+       SELECT deposit_id FROM ins`,
+      [...deposit, ...enqueue.values],
     );
-    if (inserted.rows.length === 1) {
-      await outbox.enqueue(client, messages(id));
-      return { jobId: id, created: true };
-    }
-    const { rows } = await client.query<RawRow>(`SELECT ${COLUMNS} FROM deposits WHERE chain = $1 AND tx_hash = $2 AND event_index = $3`, [
-      body.chain,
-      body.txHash,
-      body.eventIndex,
-    ]);
-    const existing = rows[0];
-    if (!existing) throw new FleetError(ErrorCode.UNAVAILABLE, 'deposit vanished between insert and read');
-    if (existing.token !== body.token || existing.amount !== body.amount || existing.to_address !== body.toAddress) {
-      throw new FleetError(ErrorCode.IDEMPOTENCY_CONFLICT, 'a different deposit with this chain, txHash and eventIndex was already accepted', {
-        details: { jobId: existing.deposit_id },
-      });
-    }
-    return { jobId: existing.deposit_id, created: false };
-  });
-}
-
-const flushes = new WeakMap<Outbox, { queued?: Promise<void>; running: Promise<void> }>();
-
-/**
- * One relay pass for every request waiting, rather than one pass each (group commit): a caller that
- * arrives while a flush runs joins the single flush queued behind it, which starts after the running
- * one and so sees every row committed before the caller asked.
- */
-function coalescedFlush(outbox: Outbox): Promise<void> {
-  let state = flushes.get(outbox);
-  if (!state) flushes.set(outbox, (state = { running: Promise.resolve() }));
-  const s = state;
-  s.queued ??= s.running
-    .catch(() => undefined)
-    .then(() => {
-      s.queued = undefined;
-      s.running = outbox.flush().then(() => undefined);
-      return s.running;
+    if (inserted.rows.length === 1) return { jobId: id, created: true, watch };
+    watch.close();
+    ({
+      rows: [existing],
+    } = await pool.query<RawRow & { pending: boolean }>(
+      `SELECT ${COLUMNS}, EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = d.deposit_id::text) AS pending
+         FROM deposits d WHERE chain = $1 AND tx_hash = $2 AND event_index = $3`,
+      [body.chain, body.txHash, body.eventIndex],
+    ));
+  } catch (e) {
+    watch.close();
+    throw e instanceof FleetError ? e : databaseError(e);
+  }
+  if (!existing) throw new FleetError(ErrorCode.UNAVAILABLE, 'deposit vanished between insert and read');
+  if (existing.token !== body.token || existing.amount !== body.amount || existing.to_address !== body.toAddress) {
+    throw new FleetError(ErrorCode.IDEMPOTENCY_CONFLICT, 'a different deposit with this chain, txHash and eventIndex was already accepted', {
+      details: { jobId: existing.deposit_id },
     });
-  return s.queued;
+  }
+  // A duplicate whose first delivery is still in flight, or died between its commit and the
+  // publish: watched from here on; what was published before this shows up in the fallback check.
+  return { jobId: existing.deposit_id, created: false, watch: existing.pending ? outbox.watch([existing.deposit_id]) : undefined };
 }
 
 /**
- * Resolves once the outbox row with `messageId` is gone, i.e. published with a broker confirm: the
- * relay deletes a row only after the confirm, in the transaction that locked it. `flush()` relays
- * what is pending here; a row another replica's relay holds locked mid-publish is waited for with
- * `FOR UPDATE` (bounded by lock_timeout) rather than skipped. Throws UNAVAILABLE when the row is
- * still there after a few rounds (broker down: the relay keeps it and publishes later).
+ * Resolves once the accepted job's `deposit.received` message is published with a broker confirm.
+ * The usual case costs no query: this process's relay publishes the row in a pass shared with
+ * every concurrent request (group commit) and resolves the watch by message id. Only when that
+ * pass did not have the row does the request look itself, with `FOR UPDATE`, so that a row another
+ * replica's relay holds mid-publish is waited for (bounded by lock_timeout) instead of skipped.
+ * No connection is held while waiting for the relay, so many waiting requests cannot starve it of
+ * the pool. Closes the watch. Throws UNAVAILABLE when the message is still unpublished after a few
+ * rounds (broker down: the relay keeps the row and publishes it later).
  */
-export async function ensurePublished(pool: pg.Pool, outbox: Outbox, messageId: string, rounds = 3): Promise<void> {
-  for (let i = 0; i < rounds; i++) {
-    try {
-      await coalescedFlush(outbox);
-    } catch (e) {
-      throw new FleetError(ErrorCode.UNAVAILABLE, 'could not publish the deposit message', { cause: e });
+export async function ensurePublished(pool: pg.Pool, accepted: Accepted, rounds = 3): Promise<void> {
+  const { watch } = accepted;
+  if (!watch) return;
+  try {
+    for (let i = 0; i < rounds; i++) {
+      let mine: boolean;
+      try {
+        mine = await watch.settled();
+      } catch (e) {
+        throw new FleetError(ErrorCode.UNAVAILABLE, 'could not publish the deposit message', { cause: e });
+      }
+      if (mine || !(await stillInOutbox(pool, accepted.jobId))) return;
     }
-    const pending = await inTransaction(pool, async (c) => {
-      await c.query(`SET LOCAL lock_timeout = '5s'`);
-      const { rowCount } = await c.query('SELECT 1 FROM outbox WHERE message_id = $1 FOR UPDATE', [messageId]);
-      return (rowCount ?? 0) > 0;
-    });
-    if (!pending) return;
+  } finally {
+    watch.close();
   }
   throw new FleetError(ErrorCode.UNAVAILABLE, 'deposit message not yet published');
+}
+
+async function stillInOutbox(pool: pg.Pool, messageId: string): Promise<boolean> {
+  return inTransaction(pool, async (c) => {
+    await c.query(`SET LOCAL lock_timeout = '5s'`);
+    const { rowCount } = await c.query('SELECT 1 FROM outbox WHERE message_id = $1 FOR UPDATE', [messageId]);
+    return (rowCount ?? 0) > 0;
+  });
 }
 
 /** The deposit, or undefined. Throws UNAVAILABLE. */
