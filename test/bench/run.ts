@@ -276,6 +276,22 @@ async function provisioningSuite(): Promise<void> {
   }
 }
 
+/** Starts op i at i / ratePerSec seconds (open loop); latency from the scheduled start to the answer. */
+async function runAtRate(name: string, total: number, ratePerSec: number, op: (i: number) => Promise<unknown>): Promise<Measurement> {
+  const latencies: number[] = new Array(total);
+  const start = process.hrtime.bigint();
+  const at = (i: number) => Number(start) / 1e6 + (i * 1000) / ratePerSec;
+  const now = () => Number(process.hrtime.bigint()) / 1e6;
+  const running: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const wait = at(i) - now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    running.push(op(i).then(() => void (latencies[i] = now() - at(i))));
+  }
+  await Promise.all(running);
+  return { name, ops: total, seconds: Number(process.hrtime.bigint() - start) / 1e9, latencies };
+}
+
 async function webhooksSuite(): Promise<void> {
   const { databaseUrl, redisUrl } = await backingServices();
   const { createHmac, randomBytes } = await import('node:crypto');
@@ -306,11 +322,17 @@ async function webhooksSuite(): Promise<void> {
     const total = n(2000);
     const full = await runConcurrent(`new deliveries accepted (${total}, 32 in flight)`, total, 32, (i) => post(i, 'a'));
     const light = await runConcurrent(`new deliveries accepted (${total}, 4 in flight)`, total, 4, (i) => post(i, 'b'));
+    // The issue's latency aim is stated at half the maximum load: deliveries arrive on a fixed
+    // schedule at half the rate just measured, whether or not earlier ones were answered (open
+    // loop), and latency counts from the scheduled arrival, so queueing behind a slow one shows.
+    const halfRate = Math.max(1, Math.round(full.ops / full.seconds / 2));
+    const half = await runAtRate(`new deliveries at half that rate (${total}, ${halfRate}/s offered)`, total, halfRate, (i) => post(i, 'c'));
     const dup = await runConcurrent(`duplicate deliveries (${total}, 32 in flight)`, total, 32, (i) => post(i, 'a'));
     printTable('Webhook intake at the HTTP edge (signature, durable insert, confirmed publish) beside raw confirmed publish and INSERT; same run', [
       { fleet: full, raw: rawPc },
       { fleet: full, raw: rawIns },
       { fleet: light, raw: rawIns, note: 'lighter load: latency below saturation' },
+      { fleet: half, raw: rawIns, note: 'open loop at half the maximum rate: the issue asks p99 < 25 ms here' },
       { fleet: dup, raw: rawIns, note: 'same deposits again: same job ids, nothing new' },
     ]);
   } finally {
