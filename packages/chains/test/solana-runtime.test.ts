@@ -1,7 +1,18 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Connection, Keypair, LAMPORTS_PER_SOL, PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
+import {
+  AddressLookupTableProgram,
+  Connection,
+  Keypair,
+  LAMPORTS_PER_SOL,
+  PublicKey,
+  SystemProgram,
+  Transaction,
+  TransactionMessage,
+  VersionedTransaction,
+  type AddressLookupTableAccount,
+} from '@solana/web3.js';
 import bs58 from 'bs58';
 import { isFleetError } from '@wallet-fleet/contracts';
 import { waitFor } from '@wallet-fleet/testing';
@@ -113,6 +124,141 @@ describe('Solana runtime (JSON-RPC over litesvm)', () => {
     assert.equal(await conn.getMinimumBalanceForRentExemption(0), 890880);
     const sim = await conn.simulateTransaction(tx);
     assert.equal(sim.value.err, 'AccountNotFound');
+  });
+
+  describe('getTransaction', () => {
+    /** A funded payer and a fresh recipient. */
+    function funded(lamports = LAMPORTS_PER_SOL) {
+      const from = Keypair.generate();
+      runtime.airdrop(from.publicKey.toBase58(), BigInt(lamports));
+      return { from, to: Keypair.generate().publicKey };
+    }
+    function v0Transfer(from: Keypair, to: PublicKey, lamports: number, blockhash: string, tables: AddressLookupTableAccount[] = []) {
+      const message = new TransactionMessage({
+        payerKey: from.publicKey,
+        recentBlockhash: blockhash,
+        instructions: [SystemProgram.transfer({ fromPubkey: from.publicKey, toPubkey: to, lamports })],
+      }).compileToV0Message(tables);
+      const tx = new VersionedTransaction(message);
+      tx.sign([from]);
+      return tx;
+    }
+
+    it('should show a SOL transfer: the recipient gains the amount, the payer loses amount and fee', async () => {
+      const { from, to } = funded();
+      const sig = await conn.sendRawTransaction(transfer(from, to, 1_234_567, (await conn.getLatestBlockhash()).blockhash).serialize());
+      const tx = await conn.getTransaction(sig, { maxSupportedTransactionVersion: 0, commitment: 'confirmed' });
+      assert.ok(tx?.meta);
+      assert.equal(tx.version, 'legacy');
+      assert.equal(tx.meta.err, null);
+      assert.equal(tx.meta.fee, 5000);
+      const keys = tx.transaction.message.getAccountKeys().staticAccountKeys.map((k) => k.toBase58());
+      const payer = keys.indexOf(from.publicKey.toBase58());
+      const recipient = keys.indexOf(to.toBase58());
+      assert.equal(tx.meta.preBalances[payer], LAMPORTS_PER_SOL);
+      assert.equal(tx.meta.postBalances[payer], LAMPORTS_PER_SOL - 1_234_567 - 5000);
+      assert.equal(tx.meta.preBalances[recipient], 0);
+      assert.equal(tx.meta.postBalances[recipient], 1_234_567);
+      assert.equal(tx.meta.postBalances[recipient], await conn.getBalance(to));
+      assert.equal(tx.transaction.signatures[0], sig);
+      assert.equal(tx.slot, (await conn.getSignatureStatuses([sig])).value[0]?.slot);
+      assert.ok(Math.abs(tx.blockTime! - Date.now() / 1000) < 60);
+      assert.ok(tx.meta.logMessages?.some((l) => l.includes('11111111111111111111111111111111 success')));
+    });
+
+    it('should parse the transfer in jsonParsed', async () => {
+      const { from, to } = funded();
+      const sig = await conn.sendRawTransaction(transfer(from, to, 1_777_777, (await conn.getLatestBlockhash()).blockhash).serialize());
+      const tx = await conn.getParsedTransaction(sig, { maxSupportedTransactionVersion: 0 });
+      assert.deepEqual(tx?.transaction.message.instructions[0], {
+        program: 'system',
+        programId: SystemProgram.programId,
+        parsed: { type: 'transfer', info: { source: from.publicKey.toBase58(), destination: to.toBase58(), lamports: 1_777_777 } },
+        stackHeight: null,
+      });
+      const payer = tx!.transaction.message.accountKeys[0]!;
+      assert.equal(payer.pubkey.toBase58(), from.publicKey.toBase58());
+      assert.equal(payer.signer, true);
+      assert.equal(payer.writable, true);
+    });
+
+    it('should report a failed transaction with its error, charging only the fee', async () => {
+      const { from, to } = funded();
+      const tx = transfer(from, to, 2 * LAMPORTS_PER_SOL, (await conn.getLatestBlockhash()).blockhash);
+      const sig = await conn.sendRawTransaction(tx.serialize(), { skipPreflight: true });
+      const got = await conn.getTransaction(sig, { maxSupportedTransactionVersion: 0 });
+      assert.deepEqual(got?.meta?.err, { InstructionError: [0, { Custom: 1 }] });
+      assert.equal(got?.meta?.fee, 5000);
+      assert.deepEqual(got?.meta?.preBalances.slice(0, 2), [LAMPORTS_PER_SOL, 0]);
+      assert.deepEqual(got?.meta?.postBalances.slice(0, 2), [LAMPORTS_PER_SOL - 5000, 0]);
+      assert.ok(got?.meta?.logMessages?.some((l) => /insufficient lamports/.test(l)));
+    });
+
+    it('should answer null for a signature that never landed', async () => {
+      assert.equal(await conn.getTransaction(bs58.encode(Keypair.generate().secretKey), { maxSupportedTransactionVersion: 0 }), null);
+    });
+
+    it('should show an airdrop as a transfer to the address', async () => {
+      const who = Keypair.generate().publicKey;
+      const sig = runtime.airdrop(who.toBase58(), 3_000_000n);
+      const tx = await conn.getParsedTransaction(sig, { maxSupportedTransactionVersion: 0 });
+      const i = tx!.transaction.message.accountKeys.findIndex((k) => k.pubkey.equals(who));
+      assert.equal(tx!.meta!.postBalances[i]! - tx!.meta!.preBalances[i]!, 3_000_000);
+    });
+
+    it('should credit the same airdrop twice in one slot as two transactions', async () => {
+      const who = Keypair.generate().publicKey.toBase58();
+      const a = runtime.airdrop(who, 1_000_000n);
+      const b = runtime.airdrop(who, 1_000_000n);
+      assert.notEqual(a, b);
+      assert.equal(await conn.getBalance(new PublicKey(who)), 2_000_000);
+    });
+
+    it('should give the wire bytes in base64', async () => {
+      const { from, to } = funded();
+      const bytes = transfer(from, to, 1_000_000, (await conn.getLatestBlockhash()).blockhash).serialize();
+      const sig = await conn.sendRawTransaction(bytes);
+      const r = await rpc(runtime.url, 'getTransaction', [sig, { encoding: 'base64' }]);
+      assert.deepEqual(r.result.transaction, [bytes.toString('base64'), 'base64']);
+      assert.equal(r.result.meta.fee, 5000);
+      assert.equal('version' in r.result, false); // a validator omits it unless the client names a version
+    });
+
+    it('should refuse a v0 transaction to a client that names no maxSupportedTransactionVersion, as a validator does', async () => {
+      const { from, to } = funded();
+      const sig = await conn.sendTransaction(v0Transfer(from, to, 1_000_000, (await conn.getLatestBlockhash()).blockhash));
+      const r = await rpc(runtime.url, 'getTransaction', [sig, { encoding: 'json' }]);
+      assert.equal(r.error.code, -32015);
+      assert.match(r.error.message, /Transaction version \(0\) is not supported by the requesting client.*"maxSupportedTransactionVersion": 0/);
+      const tx = await conn.getTransaction(sig, { maxSupportedTransactionVersion: 0 });
+      assert.equal(tx?.version, 0);
+      assert.equal(tx?.meta?.postBalances[1], 1_000_000);
+    });
+
+    it('should list accounts loaded from an address lookup table after the static keys, with their balances', async () => {
+      const { from, to } = funded();
+      // An active table holding `to`, written straight into the VM (the lookup table program's
+      // create + extend would work too, but needs a slot to pass between them).
+      const table = Keypair.generate().publicKey;
+      const data = Buffer.alloc(56 + 32);
+      data.writeUInt32LE(1, 0); // ProgramState::LookupTable
+      data.writeBigUInt64LE(2n ** 64n - 1n, 4); // deactivation slot: never
+      data.writeBigUInt64LE(0n, 12); // last extended slot
+      data[21] = 1; // authority: Some
+      from.publicKey.toBuffer().copy(data, 22);
+      to.toBuffer().copy(data, 56);
+      runtime.svm.setAccount(table, { lamports: LAMPORTS_PER_SOL, data, owner: AddressLookupTableProgram.programId, executable: false });
+      await waitFor(async () => (await conn.getSlot()) > 1, { timeoutMs: 5000 });
+      const lookup = (await conn.getAddressLookupTable(table)).value!;
+      const tx = v0Transfer(from, to, 1_500_000, (await conn.getLatestBlockhash()).blockhash, [lookup]);
+      assert.equal(tx.message.staticAccountKeys.length, 2); // payer, system program: `to` comes from the table
+      const sig = await conn.sendTransaction(tx);
+      const got = await conn.getTransaction(sig, { maxSupportedTransactionVersion: 0 });
+      assert.deepEqual(got?.meta?.loadedAddresses, { writable: [to], readonly: [] });
+      assert.equal(got?.meta?.preBalances[2], 0);
+      assert.equal(got?.meta?.postBalances[2], 1_500_000);
+      assert.equal(got?.meta?.fee, 5000);
+    });
   });
 
   it('should answer unknown methods with a JSON-RPC method-not-found error', async () => {

@@ -2,7 +2,17 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { LiteSVM } from 'litesvm';
-import { PublicKey, VersionedMessage, VersionedTransaction } from '@solana/web3.js';
+import {
+  AddressLookupTableAccount,
+  ComputeBudgetProgram,
+  Keypair,
+  PublicKey,
+  SystemProgram,
+  TransactionMessage,
+  VersionedMessage,
+  VersionedTransaction,
+  type MessageAccountKeys,
+} from '@solana/web3.js';
 import bs58 from 'bs58';
 import { ASSOCIATED_TOKEN_PROGRAM_ID, TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID } from '@solana/spl-token';
 import { ed25519 } from '@noble/curves/ed25519.js';
@@ -31,11 +41,13 @@ const LAMPORTS_PER_SIGNATURE = 5000;
 const BLOCKHASH_WINDOW = 150;
 const MAX_BODY = 2 * 1024 * 1024;
 /**
- * Signature statuses kept (oldest dropped first), so a long-running dev node does not grow without
- * bound. They are also the replay protection, so this must exceed the transactions of one
- * blockhash window (150 slots).
+ * Landed transactions kept (oldest dropped first, status and detail together), so a long-running
+ * dev node does not grow without bound (about 0.6 KB of heap each for a transfer). They are also the replay
+ * protection, so this must exceed the transactions of one blockhash window (150 slots).
  */
 const MAX_STATUSES = 200_000;
+/** Lamports the airdrop faucet starts with (a devnet faucet is effectively bottomless too). */
+const FAUCET_LAMPORTS = 2n ** 62n;
 
 // Display texts of solana_sdk's TransactionError / InstructionError (what a real validator puts in
 // "Transaction simulation failed: …"); clients parse these, so they are kept verbatim.
@@ -82,9 +94,22 @@ class RpcError extends Error {
   }
 }
 
-interface Status {
+/** A landed transaction: what getSignatureStatuses and getTransaction report. */
+interface Landed {
   slot: number;
+  /** Unix seconds. */
+  blockTime: number;
   err: unknown;
+  /** The transaction's wire bytes (decoded again on request: the smallest form to keep). */
+  wire: Uint8Array;
+  loaded: { writable: string[]; readonly: string[] };
+  /** Lamports of every account key (static, then loaded writable, then loaded readonly). */
+  preBalances: number[];
+  postBalances: number[];
+  fee: number;
+  logs: string[];
+  unitsConsumed: number;
+  inner: Array<{ index: number; instructions: Array<{ programIdIndex: number; accounts: number[]; data: string; stackHeight: number }> }>;
 }
 
 /**
@@ -104,14 +129,80 @@ export async function startSolanaRuntime(options: SolanaRuntimeOptions = {}): Pr
   const recent: string[] = [svm.latestBlockhash()];
   let slot = 0;
   const genesisHash = bs58.encode(randomBytes(32));
-  const statuses = new Map<string, Status>();
+  const statuses = new Map<string, Landed>();
   // litesvm cannot enumerate accounts: remember every key a transaction touched, for
   // getTokenAccountsByOwner.
   const known = new Set<string>();
 
-  const record = (signature: string, status: Status): void => {
-    statuses.set(signature, status);
+  // Airdrops are real transfers from a faucet, as on devnet: they land, have a status and a
+  // getTransaction answer like any other transaction.
+  const faucet = Keypair.generate();
+  svm.setAccount(faucet.publicKey, { lamports: Number(FAUCET_LAMPORTS), data: new Uint8Array(), owner: SystemProgram.programId, executable: false });
+  let airdrops = 0;
+
+  const record = (signature: string, landed: Landed): void => {
+    statuses.set(signature, landed);
     if (statuses.size > MAX_STATUSES) statuses.delete(statuses.keys().next().value!);
+  };
+
+  /** Static keys, then the keys loaded from address lookup tables (as the runtime orders them). */
+  const accountKeys = (tx: VersionedTransaction): MessageAccountKeys => {
+    const lookups = tx.message.addressTableLookups.map((l) => {
+      const acc = svm.getAccount(l.accountKey);
+      return acc ? new AddressLookupTableAccount({ key: l.accountKey, state: AddressLookupTableAccount.deserialize(acc.data) }) : undefined;
+    });
+    const m = tx.message;
+    if (m.version === 'legacy') return m.getAccountKeys();
+    // A missing table: the transaction fails to load (AddressLookupTableNotFound); static keys only.
+    if (lookups.some((l) => !l)) return m.getAccountKeys({ accountKeysFromLookups: { writable: [], readonly: [] } });
+    return m.getAccountKeys({ addressLookupTableAccounts: lookups as AddressLookupTableAccount[] });
+  };
+  const balances = (keys: MessageAccountKeys): number[] => {
+    const out: number[] = [];
+    for (let i = 0; i < keys.length; i++) out.push(Number(svm.getBalance(keys.get(i)!) ?? 0n));
+    return out;
+  };
+
+  /** Executes `tx` in the VM and records it with its balances before and after; returns its error (null: success). */
+  const land = (tx: VersionedTransaction, signature: string): unknown => {
+    const keys = accountKeys(tx);
+    const preBalances = balances(keys);
+    const result = svm.sendTransaction(tx);
+    for (const k of tx.message.staticAccountKeys) known.add(flat(k.toBase58()));
+    const failed = result instanceof FailedTransactionMetadata;
+    const err = failed ? txErrorJson(result.err()) : null;
+    if (err === 'AlreadyProcessed') throw preflightFailure(err, []);
+    const meta = failed ? result.meta() : (result as InstanceType<typeof TransactionMetadata>);
+    const postBalances = balances(keys);
+    // Lamports only leave the accounts of a transaction as its fee (execution is balanced, or the
+    // transaction fails as UnbalancedTransaction), so this is the fee charged, priority fee included.
+    const fee = preBalances.reduce((a, b) => a + b, 0) - postBalances.reduce((a, b) => a + b, 0);
+    record(signature, {
+      slot,
+      blockTime: Math.floor(Date.now() / 1000),
+      err,
+      wire: tx.serialize(),
+      loaded: {
+        writable: keys.accountKeysFromLookups?.writable.map((k) => flat(k.toBase58())) ?? [],
+        readonly: keys.accountKeysFromLookups?.readonly.map((k) => flat(k.toBase58())) ?? [],
+      },
+      preBalances,
+      postBalances,
+      fee,
+      logs: meta.logs(),
+      unitsConsumed: Number(meta.computeUnitsConsumed()),
+      inner: meta
+        .innerInstructions()
+        .map((list, index) => ({
+          index,
+          instructions: list.map((ii) => {
+            const c = ii.instruction();
+            return { programIdIndex: c.programIdIndex(), accounts: [...c.accounts()], data: flat(bs58.encode(c.data())), stackHeight: ii.stackHeight() };
+          }),
+        }))
+        .filter((x) => x.instructions.length > 0),
+    });
+    return err;
   };
 
   const advance = (): void => {
@@ -145,7 +236,7 @@ export async function startSolanaRuntime(options: SolanaRuntimeOptions = {}): Pr
 
   const execute = (tx: VersionedTransaction, preflight: boolean): string => {
     refuseUnsafe(tx);
-    const signature = bs58.encode(tx.signatures[0] ?? new Uint8Array(64));
+    const signature = flat(bs58.encode(tx.signatures[0] ?? new Uint8Array(64)));
     // A real node verifies signatures before anything else and answers -32003.
     if (!verifySignatures(tx)) throw new RpcError(-32003, 'Transaction signature verification failure');
     if (!recent.includes(tx.message.recentBlockhash)) {
@@ -160,15 +251,7 @@ export async function startSolanaRuntime(options: SolanaRuntimeOptions = {}): Pr
       const sim = svm.simulateTransaction(tx);
       if (sim instanceof FailedTransactionMetadata) throw preflightFailure(txErrorJson(sim.err()), sim.meta().logs());
     }
-    const result = svm.sendTransaction(tx);
-    for (const k of tx.message.staticAccountKeys) known.add(k.toBase58());
-    if (result instanceof FailedTransactionMetadata) {
-      const err = txErrorJson(result.err());
-      if (err === 'AlreadyProcessed') throw preflightFailure(err, []);
-      record(signature, { slot, err });
-    } else {
-      record(signature, { slot, err: null });
-    }
+    land(tx, signature);
     return signature;
   };
 
@@ -243,6 +326,13 @@ export async function startSolanaRuntime(options: SolanaRuntimeOptions = {}): Pr
         };
       }),
     }),
+    getTransaction: ([signature, config]) => {
+      const landed = statuses.get(String(signature));
+      if (!landed) return null;
+      const encoding = typeof config === 'string' ? config : (config?.encoding ?? 'json');
+      const maxVersion = typeof config === 'object' ? config?.maxSupportedTransactionVersion : undefined;
+      return transactionJson(landed, encoding, maxVersion);
+    },
     getTokenAccountsByOwner: ([owner, filter, config]) => {
       const ownerKey = key(owner);
       const out: unknown[] = [];
@@ -260,11 +350,24 @@ export async function startSolanaRuntime(options: SolanaRuntimeOptions = {}): Pr
   };
 
   function airdrop(address: string, lamports: bigint): string {
-    const result = svm.airdrop(key(address), BigInt(lamports));
-    known.add(address);
-    if (!(result instanceof TransactionMetadata)) throw new RpcError(-32603, `airdrop failed: ${result?.toString() ?? 'unknown'}`);
-    const signature = bs58.encode(result.signature());
-    record(signature, { slot, err: null });
+    const instructions = [SystemProgram.transfer({ fromPubkey: faucet.publicKey, toPubkey: key(address), lamports })];
+    const build = () => {
+      const message = new TransactionMessage({ payerKey: faucet.publicKey, recentBlockhash: recent[recent.length - 1]!, instructions }).compileToLegacyMessage();
+      const tx = new VersionedTransaction(message);
+      tx.sign([faucet]);
+      return tx;
+    };
+    let tx = build();
+    // Ed25519 signatures are deterministic: the same airdrop twice within one slot would be the same
+    // transaction (refused as already processed). A compute-unit limit that differs per airdrop
+    // makes it another one without changing what it costs.
+    if (statuses.has(bs58.encode(tx.signatures[0]!))) {
+      instructions.unshift(ComputeBudgetProgram.setComputeUnitLimit({ units: 200_000 + (++airdrops % 1_000_000) }));
+      tx = build();
+    }
+    const signature = flat(bs58.encode(tx.signatures[0]!));
+    const err = land(tx, signature);
+    if (err !== null) throw new RpcError(-32603, `airdrop failed: ${errorText(err)}`);
     return signature;
   }
 
@@ -374,6 +477,14 @@ export async function startSolanaRuntime(options: SolanaRuntimeOptions = {}): Pr
   };
 }
 
+/**
+ * bs58 builds its string one character at a time: V8 keeps that as a rope of about 90 strings
+ * (some 3 KB for a signature). Kept strings are copied flat (about 100 bytes).
+ */
+function flat(s: string): string {
+  return Buffer.from(s, 'latin1').toString('latin1');
+}
+
 function key(address: unknown): PublicKey {
   return new PublicKey(String(address));
 }
@@ -443,4 +554,92 @@ function preflightFailure(err: unknown, logs: string[]): RpcError {
     unitsConsumed: 0,
     returnData: null,
   });
+}
+
+const SYSTEM_PROGRAM = SystemProgram.programId.toBase58();
+
+/**
+ * A landed transaction as a validator's getTransaction gives it. `version` is present only when
+ * the client names a maxSupportedTransactionVersion; a v0 transaction without it is refused with
+ * the validator's -32015.
+ */
+function transactionJson(landed: Landed, encoding: string, maxVersion: unknown): unknown {
+  const tx = VersionedTransaction.deserialize(landed.wire);
+  const m = tx.message;
+  if (m.version !== 'legacy' && !(typeof maxVersion === 'number' && m.version <= maxVersion)) {
+    throw new RpcError(
+      -32015,
+      `Transaction version (${m.version}) is not supported by the requesting client. Please try the request again with the following configuration parameter: "maxSupportedTransactionVersion": ${m.version}`,
+    );
+  }
+  const signatures = tx.signatures.map((s) => bs58.encode(s));
+  const staticKeys = m.staticAccountKeys.map((k) => k.toBase58());
+  const allKeys = [...staticKeys, ...landed.loaded.writable, ...landed.loaded.readonly];
+  const parsed = encoding === 'jsonParsed';
+  let transaction: unknown;
+  if (encoding === 'base64') transaction = [Buffer.from(landed.wire).toString('base64'), 'base64'];
+  else if (encoding === 'base58') transaction = [bs58.encode(landed.wire), 'base58'];
+  else if (encoding === 'json' || parsed) {
+    const instructions = m.compiledInstructions.map((ix) =>
+      parsed ? parsedInstruction(allKeys, ix.programIdIndex, [...ix.accountKeyIndexes], ix.data, null) : { programIdIndex: ix.programIdIndex, accounts: [...ix.accountKeyIndexes], data: bs58.encode(ix.data), stackHeight: null },
+    );
+    const message: Record<string, unknown> = parsed
+      ? {
+          accountKeys: allKeys.map((pubkey, i) => ({
+            pubkey,
+            signer: i < m.header.numRequiredSignatures,
+            writable: m.isAccountWritable(i),
+            source: i < staticKeys.length ? 'transaction' : 'lookupTable',
+          })),
+          recentBlockhash: m.recentBlockhash,
+          instructions,
+        }
+      : { accountKeys: staticKeys, header: m.header, recentBlockhash: m.recentBlockhash, instructions };
+    if (m.version !== 'legacy') {
+      message.addressTableLookups = m.addressTableLookups.map((l) => ({ accountKey: l.accountKey.toBase58(), writableIndexes: [...l.writableIndexes], readonlyIndexes: [...l.readonlyIndexes] }));
+    }
+    transaction = { signatures, message };
+  } else {
+    throw new RpcError(-32602, `Invalid params: unknown variant \`${encoding}\`, expected one of \`binary\`, \`base64\`, \`base58\`, \`json\`, \`jsonParsed\``);
+  }
+  const inner = parsed
+    ? landed.inner.map((g) => ({ index: g.index, instructions: g.instructions.map((i) => parsedInstruction(allKeys, i.programIdIndex, i.accounts, bs58.decode(i.data), i.stackHeight)) }))
+    : landed.inner;
+  return {
+    slot: landed.slot,
+    blockTime: landed.blockTime,
+    transaction,
+    meta: {
+      err: landed.err,
+      status: landed.err === null ? { Ok: null } : { Err: landed.err },
+      fee: landed.fee,
+      preBalances: landed.preBalances,
+      postBalances: landed.postBalances,
+      innerInstructions: inner,
+      logMessages: landed.logs,
+      preTokenBalances: [],
+      postTokenBalances: [],
+      rewards: [],
+      // jsonParsed puts the loaded keys in accountKeys (source: lookupTable) instead.
+      ...(parsed ? {} : { loadedAddresses: landed.loaded }),
+      computeUnitsConsumed: landed.unitsConsumed,
+    },
+    ...(maxVersion === undefined || maxVersion === null ? {} : { version: m.version }),
+  };
+}
+
+/** jsonParsed form of one instruction: System transfers parsed, everything else partially decoded. */
+function parsedInstruction(keys: string[], programIdIndex: number, accounts: number[], data: Uint8Array, stackHeight: number | null): unknown {
+  const programId = keys[programIdIndex]!;
+  const buf = Buffer.from(data);
+  // SystemInstruction::Transfer: u32 LE discriminator 2, u64 LE lamports.
+  if (programId === SYSTEM_PROGRAM && buf.length === 12 && buf.readUInt32LE(0) === 2 && accounts.length >= 2) {
+    return {
+      program: 'system',
+      programId,
+      parsed: { type: 'transfer', info: { source: keys[accounts[0]!], destination: keys[accounts[1]!], lamports: Number(buf.readBigUInt64LE(4)) } },
+      stackHeight,
+    };
+  }
+  return { programId, accounts: accounts.map((i) => keys[i]), data: bs58.encode(data), stackHeight };
 }
