@@ -25,11 +25,11 @@ import { QUEUES, webhooksTopology } from './topology.js';
 
 const MIGRATIONS = fileURLToPath(new URL('../migrations', import.meta.url));
 
-/** Test and development switches that are not configuration of a production deployment. */
-export interface WebhooksServiceOptions {
-  /** See ChainCheckerOptions.solanaStatusOnly: for the local Solana runtime only. */
-  solanaStatusOnly?: boolean;
-}
+/**
+ * Test and development switches that are not configuration of a production deployment. None
+ * today: tests run the production code paths (the local Solana runtime serves getTransaction).
+ */
+export interface WebhooksServiceOptions {}
 
 /**
  * The webhooks service, wired but not started: migrations (unless `MIGRATE=false`), PostgreSQL,
@@ -53,7 +53,6 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger, op
     evmRpcUrl: config.EVM_RPC_URL,
     evmMinConfirmations: config.EVM_MIN_CONFIRMATIONS,
     timeoutMs: config.CHAIN_RPC_TIMEOUT_MS,
-    ...(options.solanaStatusOnly ? { solanaStatusOnly: true } : {}),
   });
   // One breaker per RPC endpoint: while a node is down, deposits fail fast into the retry queues
   // instead of each waiting out its timeout. Not-retryable answers (bad hash, Aptos) do not count.

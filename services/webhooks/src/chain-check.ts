@@ -23,12 +23,6 @@ export interface ChainCheckerOptions {
   evmRpcUrl: string;
   evmMinConfirmations: number;
   timeoutMs: number;
-  /**
-   * When the Solana node does not serve `getTransaction` (the local litesvm runtime does not),
-   * accept a transaction on its signature status alone instead of retrying. Never set it against a
-   * real cluster: the amount and the recipient then go unchecked.
-   */
-  solanaStatusOnly?: boolean;
 }
 
 const unavailable = (what: string, e: unknown) =>
@@ -92,7 +86,7 @@ export function createChainChecker(o: ChainCheckerOptions): ChainChecker {
       );
     } catch (e) {
       if (!(e instanceof RpcMethodMissing)) throw e;
-      if (o.solanaStatusOnly) return { kind: 'confirmed', note: 'transfer not verified: node has no getTransaction' };
+      // Without the transaction the amount and recipient cannot be checked: never accept on status alone.
       throw new FleetError(ErrorCode.UNAVAILABLE, 'solana node does not serve getTransaction', { retryable: true });
     }
     if (!tx || !tx.meta) return { kind: 'pending', reason: 'transaction detail not yet available' };

@@ -3,7 +3,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { type Anvil, type SolanaRuntime, startAnvil, startSolanaRuntime } from '@wallet-fleet/chains';
 import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
 import { rabbitAdmin, waitFor } from '@wallet-fleet/testing';
-import { Keypair } from '@solana/web3.js';
+import { Connection, Keypair, LAMPORTS_PER_SOL, PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
 import { createWalletClient, http, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { deliver, type Harness, silent, startHarness } from './support.js';
@@ -21,11 +21,7 @@ describe('webhooks processing: deposits validated on chain and credited once', f
   before(async () => {
     solana = await startSolanaRuntime({ port: 0, slotMs: 50 });
     anvil = await startAnvil({ port: 0 });
-    h = await startHarness(
-      { SOLANA_RPC_URL: solana.url, EVM_RPC_URL: anvil.url },
-      // The local Solana runtime serves no getTransaction: status-only validation (see README).
-      { solanaStatusOnly: true },
-    );
+    h = await startHarness({ SOLANA_RPC_URL: solana.url, EVM_RPC_URL: anvil.url });
     client = createBroker({ url: h.vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
     await client.start();
   });
@@ -119,6 +115,40 @@ describe('webhooks processing: deposits validated on chain and credited once', f
     const res = await deliver(h, { body: { chain: 'ETH', txHash: hash, token: 'native', amount: '1000000', toAddress: address } });
     const failed = await waitFor(() => eventsFor('deposit.failed', res.body.jobId)[0], { what: 'deposit.failed' });
     assert.match(failed.body.reason, /received 1000/);
+    assert.deepEqual(await credits(res.body.jobId), []);
+  });
+
+  /** A user's wallet pays `lamports` to `to` with a System transfer; returns the signature. */
+  async function sendSol(to: string, lamports: number): Promise<string> {
+    const conn = new Connection(solana.url, 'confirmed');
+    const from = Keypair.generate();
+    solana.airdrop(from.publicKey.toBase58(), BigInt(LAMPORTS_PER_SOL));
+    const tx = new Transaction({ feePayer: from.publicKey, ...(await conn.getLatestBlockhash()) });
+    tx.add(SystemProgram.transfer({ fromPubkey: from.publicKey, toPubkey: new PublicKey(to), lamports }));
+    tx.sign(from);
+    return conn.sendRawTransaction(tx.serialize());
+  }
+
+  it('should fail, not credit, a Solana transfer of another amount than the webhook says', async () => {
+    const address = Keypair.generate().publicKey.toBase58();
+    await registerWallet('SOL', address);
+    const signature = await sendSol(address, 1_000_000);
+    const res = await deliver(h, { body: { chain: 'SOL', txHash: signature, token: 'native', amount: '5000000', toAddress: address } });
+    assert.equal(res.status, 200);
+    const failed = await waitFor(() => eventsFor('deposit.failed', res.body.jobId)[0], { what: 'deposit.failed' });
+    assert.match(failed.body.reason, /received 1000000, not 5000000/);
+    assert.equal((await job(res.body.jobId)).status, 'failed');
+    assert.deepEqual(await credits(res.body.jobId), []);
+    assert.equal(eventsFor('deposit.credited', res.body.jobId).length, 0);
+  });
+
+  it('should fail, not credit, a Solana transaction that does not pay the address', async () => {
+    const address = Keypair.generate().publicKey.toBase58();
+    await registerWallet('SOL', address);
+    const signature = await sendSol(Keypair.generate().publicKey.toBase58(), 1_000_000);
+    const res = await deliver(h, { body: { chain: 'SOL', txHash: signature, token: 'native', amount: '1000000', toAddress: address } });
+    const failed = await waitFor(() => eventsFor('deposit.failed', res.body.jobId)[0], { what: 'deposit.failed' });
+    assert.match(failed.body.reason, /does not touch the address/);
     assert.deepEqual(await credits(res.body.jobId), []);
   });
 
