@@ -40,6 +40,9 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger, op
   const schema = config.DATABASE_SCHEMA;
   const registry = createMetrics('webhooks');
   const pg = createPgPool({ url: config.DATABASE_URL, schema, max: config.DATABASE_POOL_MAX, applicationName: 'webhooks', logger });
+  // A bulkhead: the consumer's transactions (prefetch 32, several statements each) share `pg`; the
+  // intake and the relay, on the path of every 200, have their own.
+  const edgePg = createPgPool({ url: config.DATABASE_URL, schema, max: config.DATABASE_INTAKE_POOL_MAX, applicationName: 'webhooks-intake', logger });
   const redis = createRedis({ url: config.REDIS_URL, keyPrefix: `webhooks:${schema}:`, logger, connectionName: 'webhooks' });
   const retry = {
     maxAttempts: config.DEPOSIT_MAX_ATTEMPTS,
@@ -47,7 +50,7 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger, op
     maxDelayMs: Math.max(config.DEPOSIT_RETRY_MAX_MS, config.DEPOSIT_RETRY_INITIAL_MS),
   };
   const broker = createBroker({ url: config.AMQP_URL, service: 'webhooks', topology: webhooksTopology(retry), logger, registry });
-  const outbox = createOutbox({ pool: pg.pool, schema, broker, logger, registry });
+  const outbox = createOutbox({ pool: edgePg.pool, schema, broker, logger, registry });
   const chainChecker = createChainChecker({
     solanaRpcUrl: config.SOLANA_RPC_URL,
     evmRpcUrl: config.EVM_RPC_URL,
@@ -82,7 +85,7 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger, op
     registers: [registry],
   });
   const routes = createIntakeRouter({
-    pool: pg.pool,
+    pool: edgePg.pool,
     outbox,
     verifier: createSignatureVerifier(config.WEBHOOK_SECRETS),
     limiter: createRateLimiter({ redis: redis.client, prefix: 'deliveries', limit: config.WEBHOOK_RATE_PER_MINUTE, windowMs: 60_000 }),
@@ -112,7 +115,7 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger, op
   const service = createService({
     name: 'webhooks',
     logger,
-    components: [http, migrations, pg.component, redis.component, brokerComponent, relay],
+    components: [http, migrations, pg.component, edgePg.component, redis.component, brokerComponent, relay],
     stopTimeoutMs: config.SHUTDOWN_TIMEOUT_MS + 2000,
   });
   return Object.assign(service, { port: () => http.port() });

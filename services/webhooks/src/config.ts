@@ -22,6 +22,13 @@ export const configShape = {
   HTTP_PORT: envVar.port(8084),
   DATABASE_SCHEMA: envVar.identifier('webhooks'),
   DATABASE_POOL_MAX: int(20, 1, 200),
+  /**
+   * The HTTP intake's and the outbox relay's own connections (one held by the relay's LISTEN), apart
+   * from DATABASE_POOL_MAX's, which the deposit consumer uses: a burst of processing never makes a
+   * delivery, or the relay pass it waits for, queue for a connection. A delivery holds one for a
+   * single statement, so a few carry hundreds per second.
+   */
+  DATABASE_INTAKE_POOL_MAX: int(8, 3, 200),
   WEBHOOK_SECRETS: secrets,
   /** Larger bodies are refused with 413 before any signature work. */
   WEBHOOK_MAX_BODY_BYTES: int(64 * 1024, 256, 1024 * 1024),
