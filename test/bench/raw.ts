@@ -99,3 +99,34 @@ export async function rawInsert(databaseUrl: string, total: number): Promise<Mea
     await pool.end();
   }
 }
+
+/**
+ * What a durable accept costs at the least: one INSERT (its own commit) and then one persistent
+ * publish awaited for its broker confirm, `concurrency` of them at once (one confirm channel, one
+ * pool), into a quorum queue nobody consumes.
+ */
+export async function rawInsertThenPublish(databaseUrl: string, amqpUrl: string, total: number, concurrency = 32): Promise<Measurement> {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: Math.min(concurrency, 16) });
+  const conn = await amqp.connect(amqpUrl, socketOptions);
+  const table = `bench_raw_${randomUUID().replace(/-/g, '')}`;
+  const queue = `bench.raw.${randomUUID()}`;
+  try {
+    const ch = await conn.createConfirmChannel();
+    await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+    await pool.query(`CREATE TABLE ${table} (id bigserial PRIMARY KEY, event_id uuid UNIQUE NOT NULL, payload text NOT NULL)`);
+    const payload = JSON.stringify({ action: 'bench', padding: 'x'.repeat(300) });
+    const body = Buffer.from(payload);
+    return await runConcurrent(`raw INSERT then confirmed publish (${concurrency} in flight)`, total, concurrency, async () => {
+      await pool.query(`INSERT INTO ${table} (event_id, payload) VALUES ($1, $2)`, [randomUUID(), payload]);
+      await new Promise<void>((resolve, reject) =>
+        ch.publish('', queue, body, { persistent: true, contentType: 'application/json' }, (err) => (err ? reject(err) : resolve())),
+      );
+    });
+  } finally {
+    await pool.query(`DROP TABLE IF EXISTS ${table}`).catch(() => undefined);
+    await pool.end();
+    const c = await conn.createChannel().catch(() => undefined);
+    await c?.deleteQueue(queue).catch(() => undefined);
+    await conn.close().catch(() => undefined);
+  }
+}

@@ -26,17 +26,12 @@ import { QUEUES, webhooksTopology } from './topology.js';
 const MIGRATIONS = fileURLToPath(new URL('../migrations', import.meta.url));
 
 /**
- * Test and development switches that are not configuration of a production deployment. None
- * today: tests run the production code paths (the local Solana runtime serves getTransaction).
- */
-export interface WebhooksServiceOptions {}
-
-/**
  * The webhooks service, wired but not started: migrations (unless `MIGRATE=false`), PostgreSQL,
- * Redis (rate limit), the outbox relay, the broker with the deposit and wallet consumers, and one
- * HTTP server with the probes and `POST /webhooks/deposits`.
+ * the outbox relay, the broker, and one HTTP server with the probes; with the `intake` role also
+ * Redis (rate limit) and `POST /webhooks/deposits`, with the `processing` role the deposit and
+ * wallet consumers and the `wallet.deposits.*` operations (`WEBHOOKS_ROLES`, both by default).
  */
-export function createWebhooksService(config: WebhooksConfig, logger: Logger, options: WebhooksServiceOptions = {}): Service & { port(): number } {
+export function createWebhooksService(config: WebhooksConfig, logger: Logger): Service & { port(): number } {
   const schema = config.DATABASE_SCHEMA;
   const registry = createMetrics('webhooks');
   const pg = createPgPool({ url: config.DATABASE_URL, schema, max: config.DATABASE_POOL_MAX, applicationName: 'webhooks', logger });
@@ -66,17 +61,21 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger, op
   const chains: ChainChecker = {
     check: (d) => (d.chain === 'SOL' || d.chain === 'ETH' ? breakers[d.chain].fire(d) : chainChecker.check(d)),
   };
-  broker.handleEvents(QUEUES.deposits, {
-    'deposit.received': createDepositHandler({
-      pool: pg.pool,
-      outbox,
-      chains,
-      maxAttempts: config.DEPOSIT_MAX_ATTEMPTS,
-      rpcRetryDelayFactor: config.DEPOSIT_RPC_RETRY_FACTOR,
-    }),
-  });
-  broker.handleCommands(QUEUES.commands, createReconcileHandlers(pg.pool, createDepositAttempt({ pool: pg.pool, outbox, chains })));
-  broker.handleEvents(QUEUES.wallets, { 'wallet.created': createWalletCreatedHandler(pg.pool) });
+  const processing = config.WEBHOOKS_ROLES.has('processing');
+  const intake = config.WEBHOOKS_ROLES.has('intake');
+  if (processing) {
+    broker.handleEvents(QUEUES.deposits, {
+      'deposit.received': createDepositHandler({
+        pool: pg.pool,
+        outbox,
+        chains,
+        maxAttempts: config.DEPOSIT_MAX_ATTEMPTS,
+        rpcRetryDelayFactor: config.DEPOSIT_RPC_RETRY_FACTOR,
+      }),
+    });
+    broker.handleCommands(QUEUES.commands, createReconcileHandlers(pg.pool, createDepositAttempt({ pool: pg.pool, outbox, chains })));
+    broker.handleEvents(QUEUES.wallets, { 'wallet.created': createWalletCreatedHandler(pg.pool) });
+  }
 
   const deliveries = new Counter({
     name: 'webhooks_deliveries_total',
@@ -84,16 +83,18 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger, op
     labelNames: ['outcome'] as const,
     registers: [registry],
   });
-  const routes = createIntakeRouter({
-    pool: edgePg.pool,
-    outbox,
-    verifier: createSignatureVerifier(config.WEBHOOK_SECRETS),
-    limiter: createRateLimiter({ redis: redis.client, prefix: 'deliveries', limit: config.WEBHOOK_RATE_PER_MINUTE, windowMs: 60_000 }),
-    logger,
-    maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,
-    ...(config.WEBHOOK_SOURCE_HEADER ? { sourceHeader: config.WEBHOOK_SOURCE_HEADER } : {}),
-    deliveries,
-  });
+  const routes = intake
+    ? createIntakeRouter({
+        pool: edgePg.pool,
+        outbox,
+        verifier: createSignatureVerifier(config.WEBHOOK_SECRETS ?? []),
+        limiter: createRateLimiter({ redis: redis.client, prefix: 'deliveries', limit: config.WEBHOOK_RATE_PER_MINUTE, windowMs: 60_000 }),
+        logger,
+        maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,
+        ...(config.WEBHOOK_SOURCE_HEADER ? { sourceHeader: config.WEBHOOK_SOURCE_HEADER } : {}),
+        deliveries,
+      })
+    : undefined;
 
   const migrations = migrationsComponent({ enabled: config.MIGRATE, databaseUrl: config.DATABASE_URL, schema, dir: MIGRATIONS, logger });
   const brokerComponent: Component = {
@@ -106,8 +107,9 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger, op
     port: config.HTTP_PORT,
     registry,
     logger,
-    routes,
-    checks: [pg.check, redis.check, brokerCheck(broker)],
+    ...(routes ? { routes } : {}),
+    // Redis serves the intake's rate limit only.
+    checks: intake ? [pg.check, redis.check, brokerCheck(broker)] : [pg.check, brokerCheck(broker)],
   });
   // The HTTP server starts first (probes answer while the rest starts) but readiness waits for the
   // service to run; a delivery arriving before then gets 503 from a pool or broker not yet up.
@@ -115,7 +117,7 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger, op
   const service = createService({
     name: 'webhooks',
     logger,
-    components: [http, migrations, pg.component, edgePg.component, redis.component, brokerComponent, relay],
+    components: [http, migrations, pg.component, edgePg.component, ...(intake ? [redis.component] : []), brokerComponent, relay],
     stopTimeoutMs: config.SHUTDOWN_TIMEOUT_MS + 2000,
   });
   return Object.assign(service, { port: () => http.port() });

@@ -1,4 +1,4 @@
-import { baseConfigShape, envVar, loadConfig } from '@wallet-fleet/service-kit';
+import { baseConfigShape, ConfigError, envVar, loadConfig } from '@wallet-fleet/service-kit';
 import { z } from 'zod';
 
 const int = (def: number, min: number, max: number) => envVar.int({ min, max, default: def });
@@ -16,6 +16,18 @@ const secrets = z
     'each secret is whsec_ followed by base64 of at least 16 bytes',
   );
 
+/**
+ * What this process does: `intake` (POST /webhooks/deposits, the rate limit) and/or `processing`
+ * (the deposit and wallet consumers, the `wallet.deposits.*` operations). Both by default; split them
+ * to scale the HTTP edge and the chain checks apart.
+ */
+const roles = z
+  .string()
+  .default('intake,processing')
+  .transform((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0))
+  .refine((list) => list.length > 0 && list.every((r) => r === 'intake' || r === 'processing'), 'comma-separated: intake, processing')
+  .transform((list) => new Set(list as Array<'intake' | 'processing'>));
+
 /** The webhooks service's environment. */
 export const configShape = {
   ...baseConfigShape,
@@ -29,7 +41,9 @@ export const configShape = {
    * single statement, so a few carry hundreds per second.
    */
   DATABASE_INTAKE_POOL_MAX: int(8, 3, 200),
-  WEBHOOK_SECRETS: secrets,
+  WEBHOOKS_ROLES: roles,
+  /** Required when the process has the intake role. */
+  WEBHOOK_SECRETS: secrets.optional(),
   /** Larger bodies are refused with 413 before any signature work. */
   WEBHOOK_MAX_BODY_BYTES: int(64 * 1024, 256, 1024 * 1024),
   /** Deliveries per source per minute (Redis, fleet-wide); past it 429. */
@@ -54,5 +68,9 @@ export type WebhooksConfig = ReturnType<typeof loadWebhooksConfig>;
 
 /** Throws ConfigError naming every bad variable. */
 export function loadWebhooksConfig(env: NodeJS.ProcessEnv = process.env) {
-  return loadConfig(configShape, env);
+  const config = loadConfig(configShape, env);
+  if (config.WEBHOOKS_ROLES.has('intake') && !config.WEBHOOK_SECRETS) {
+    throw new ConfigError([{ variable: 'WEBHOOK_SECRETS', message: 'required: comma-separated whsec_ secrets (the intake role verifies signatures)' }]);
+  }
+  return config;
 }

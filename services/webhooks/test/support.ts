@@ -4,7 +4,7 @@ import { backingServices, createSchemaName, createVhost, type TestSchema, type T
 import amqp from 'amqplib';
 import pg from 'pg';
 import { Webhook } from 'standardwebhooks';
-import { createWebhooksService, type WebhooksServiceOptions } from '../src/app.js';
+import { createWebhooksService } from '../src/app.js';
 import { loadWebhooksConfig } from '../src/config.js';
 
 export const silent = createLogger({ service: 'test', level: 'silent' });
@@ -24,7 +24,7 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-export async function startHarness(env: Record<string, string> = {}, options: WebhooksServiceOptions = {}): Promise<Harness> {
+export async function startHarness(env: Record<string, string> = {}): Promise<Harness> {
   const { databaseUrl, redisUrl } = await backingServices();
   const vhost = await createVhost('webhooks');
   const schema = await createSchemaName('webhooks');
@@ -51,7 +51,7 @@ export async function startHarness(env: Record<string, string> = {}, options: We
     CHAIN_RPC_TIMEOUT_MS: '2000',
     ...env,
   });
-  const service = createWebhooksService(config, silent, options);
+  const service = createWebhooksService(config, silent);
   await service.start();
   const db = new pg.Pool({ connectionString: databaseUrl, options: `-c search_path=${schema.schema}` });
   return {

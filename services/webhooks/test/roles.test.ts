@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { ConfigError } from '@wallet-fleet/service-kit';
+import { backingServices, waitFor } from '@wallet-fleet/testing';
+import { createWebhooksService } from '../src/app.js';
+import { loadWebhooksConfig } from '../src/config.js';
+import { deliver, type Harness, silent, startHarness } from './support.js';
+
+describe('webhooks roles: intake and processing in separate processes', function () {
+  this.timeout(60_000);
+  let h: Harness;
+  let worker: ReturnType<typeof createWebhooksService> | undefined;
+
+  before(async () => {
+    h = await startHarness({ WEBHOOKS_ROLES: 'intake' });
+  });
+  after(async () => {
+    await worker?.stop();
+    await h?.stop();
+  });
+
+  it('should accept deliveries on an intake-only process and leave them queued until a processing process runs', async () => {
+    const body = { chain: 'ETH', txHash: `0x${randomBytes(32).toString('hex')}`, token: 'native', amount: '5', toAddress: `0x${randomBytes(20).toString('hex')}` };
+    const res = await deliver(h, { body });
+    assert.equal(res.status, 200);
+    const ch = await h.events.createChannel();
+    await waitFor(async () => (await ch.checkQueue('webhooks.deposits')).messageCount === 1, { what: 'the job queued, not consumed' });
+    await ch.close();
+    assert.equal((await h.db.query('SELECT status FROM deposits WHERE deposit_id = $1', [res.body.jobId])).rows[0].status, 'pending');
+
+    const { databaseUrl } = await backingServices();
+    // No secret: a processing process verifies no signatures.
+    worker = createWebhooksService(
+      loadWebhooksConfig({ AMQP_URL: h.vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: h.schema.schema, HTTP_PORT: '0', LOG_LEVEL: 'silent', WEBHOOKS_ROLES: 'processing' }),
+      silent,
+    );
+    await worker.start();
+    // The address is no wallet of ours: the processing process rejects it (and dead-letters the job).
+    await waitFor(async () => (await h.db.query('SELECT status FROM deposits WHERE deposit_id = $1', [res.body.jobId])).rows[0].status === 'rejected', {
+      what: 'the job processed by the other process',
+    });
+    const post = await fetch(`http://127.0.0.1:${worker.port()}/webhooks/deposits`, { method: 'POST', body: '{}' });
+    assert.equal(post.status, 404, 'a processing process serves no intake');
+    assert.equal((await fetch(`http://127.0.0.1:${worker.port()}/ready`)).status, 200);
+  });
+
+  it('should require secrets only where deliveries are verified, and refuse unknown roles', () => {
+    assert.throws(() => loadWebhooksConfig({ WEBHOOKS_ROLES: 'intake' }), (e: unknown) => e instanceof ConfigError && e.problems[0]!.variable === 'WEBHOOK_SECRETS');
+    assert.deepEqual([...loadWebhooksConfig({ WEBHOOKS_ROLES: 'processing' }).WEBHOOKS_ROLES], ['processing']);
+    assert.throws(() => loadWebhooksConfig({ WEBHOOKS_ROLES: 'intake,mining' }), (e: unknown) => e instanceof ConfigError && e.problems[0]!.variable === 'WEBHOOKS_ROLES');
+  });
+});
