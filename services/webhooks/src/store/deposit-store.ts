@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Chain, type DepositWebhookBody, ErrorCode, FleetError } from '@wallet-fleet/contracts';
 import type { Outbox, OutboxMessage } from '@wallet-fleet/messaging';
-import { databaseError } from '@wallet-fleet/service-kit';
+import { databaseError, inTransaction as kitTransaction } from '@wallet-fleet/service-kit';
 import type pg from 'pg';
 
 export type DepositStatus = 'pending' | 'credited' | 'failed' | 'rejected';
@@ -54,26 +54,15 @@ const toRow = (r: RawRow): DepositRow => ({
   attempts: r.attempts,
 });
 
-/** Runs `fn` in a transaction on one client; rolls back and rethrows on failure. */
+/**
+ * service-kit's `inTransaction` (a failed client is dropped), with database errors as FleetErrors:
+ * UNAVAILABLE when transient, which the intake answers with 503 and the consumer retries.
+ */
 export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  let client: pg.PoolClient;
   try {
-    client = await pool.connect();
+    return await kitTransaction(pool, fn);
   } catch (e) {
     throw databaseError(e);
-  }
-  let ok = false;
-  try {
-    await client.query('BEGIN');
-    const result = await fn(client);
-    await client.query('COMMIT');
-    ok = true;
-    return result;
-  } catch (e) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw e instanceof FleetError ? e : databaseError(e);
-  } finally {
-    client.release(!ok);
   }
 }
 
