@@ -176,7 +176,14 @@ describe('webhooks processing: chain RPC down', function () {
 
   before(async () => {
     // Nothing listens on port 1: every RPC call fails at once.
-    h = await startHarness({ SOLANA_RPC_URL: 'http://127.0.0.1:1', EVM_RPC_URL: 'http://127.0.0.1:1' });
+    // Delays of 100 ms, 5 times longer when the RPC itself fails: 500 ms, then 1 s.
+    h = await startHarness({
+      SOLANA_RPC_URL: 'http://127.0.0.1:1',
+      EVM_RPC_URL: 'http://127.0.0.1:1',
+      DEPOSIT_RETRY_INITIAL_MS: '100',
+      DEPOSIT_RETRY_MAX_MS: '2000',
+      DEPOSIT_RPC_RETRY_FACTOR: '5',
+    });
     client = createBroker({ url: h.vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
     await client.start();
   });
@@ -205,6 +212,10 @@ describe('webhooks processing: chain RPC down', function () {
       ['retry', 'UNAVAILABLE'],
       ['retry', 'UNAVAILABLE'],
     ]);
+    // The RPC's own failure backs off DEPOSIT_RPC_RETRY_FACTOR times longer (±20 % jitter).
+    const at = row.attempts.map((a: { at: string }) => Date.parse(a.at));
+    assert.ok(at[1] - at[0] >= 400, `first delay ${at[1] - at[0]} ms`);
+    assert.ok(at[2] - at[1] >= 800, `second delay ${at[2] - at[1]} ms`);
     assert.equal((await h.db.query('SELECT 1 FROM ledger WHERE deposit_id = $1', [res.body.jobId])).rowCount, 0);
   });
 });
