@@ -40,7 +40,8 @@ export type DepositStatus = z.infer<typeof DepositStatus>;
 
 /**
  * `wallet.deposits.stuck`: deposits still `pending` that were accepted at least `olderThanSeconds`
- * ago, oldest first, in pages (`after` is the previous page's `next`).
+ * ago, and deposits `rejected` because their address was no wallet of ours when they arrived but is
+ * one now, oldest first, in pages (`after` is the previous page's `next`).
  */
 export const DepositsStuckRequest = z
   .object({
@@ -63,7 +64,8 @@ export const DepositsStuck = z.object({
 });
 
 /**
- * `wallet.deposits.reconcile`: re-validates one deposit on chain now. Confirmed → credited (once);
+ * `wallet.deposits.reconcile`: re-validates one deposit on chain now (a deposit rejected for an
+ * unknown address that is now ours is re-opened first). Confirmed → credited (once);
  * failed on chain → failed; not found or not confirmed and accepted more than `maxAgeSeconds` ago →
  * failed; otherwise left `pending`. A deposit no longer pending is answered as it is (`changed:
  * false`). RPC down → the UNAVAILABLE error (retryable), nothing changes.

@@ -44,6 +44,8 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
   const stopAfter: Array<{ stop(): Promise<void> }> = [];
   const address = privateKeyToAccount(generatePrivateKey()).address;
   let realJob: string;
+  /** The webhooks service once its chain RPC is back (from the second test on). */
+  let up: ReturnType<typeof webhooks>;
   let ghostJob: string;
 
   function webhooks(rpc: string) {
@@ -159,7 +161,7 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
   it('should credit once a deposit whose processing stopped mid-way, and leave an unknown one for the next pass', async () => {
     // The webhooks service restarted with its RPC back; the jobs themselves are in the DLQ.
     await stopAfter[0]!.stop();
-    const up = webhooks(anvil.url);
+    up = webhooks(anvil.url);
     await up.start();
     const rc = reconciliation();
     await rc.start();
@@ -206,6 +208,37 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
     assert.match(row.attempts.at(-1).message, /not found/);
     assert.equal(await ledger(ghostJob), 0);
     await waitFor(() => seen.some((e) => e.routingKey === 'deposit.failed' && e.body.depositId === ghostJob), { what: 'deposit.failed' });
+    await rc.stop();
+  });
+
+  it('should credit a deposit rejected because it arrived before its wallet was known, once the wallet is', async () => {
+    // A wallet whose wallet.created event lags behind the deposit (a backlog on the wallets queue).
+    const late = privateKeyToAccount(generatePrivateKey()).address;
+    const payer = createWalletClient({ account: privateKeyToAccount(ANVIL_KEY), transport: http(anvil.url) });
+    const txHash = await payer.sendTransaction({
+      to: late,
+      value: 777n,
+      chain: { id: 31337, name: 'anvil', nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 }, rpcUrls: { default: { http: [anvil.url] } } },
+    });
+    const res = await deliver({ base: `http://127.0.0.1:${up.port()}`, secret }, { body: { chain: 'ETH', txHash, token: 'native', amount: '777', toAddress: late } });
+    assert.equal(res.status, 200);
+    await waitFor(async () => (await job(res.body.jobId)).status === 'rejected', { what: 'rejected: address unknown' });
+
+    const rc = reconciliation();
+    await rc.start();
+    assert.equal(deposits(await rc.runPass()).credited, 0, 'still unknown: left rejected');
+    assert.equal((await job(res.body.jobId)).status, 'rejected');
+
+    const wallet = { walletId: randomUUID(), userId: 'u-late', chain: 'ETH' as const, address: late, label: null, isActive: true, createdAt: new Date().toISOString() };
+    await client.publishEvent('wallet.created', wallet);
+    await waitFor(async () => (await db.query('SELECT 1 FROM known_addresses WHERE wallet_id = $1', [wallet.walletId])).rowCount === 1);
+    const r = await rc.runPass();
+    assert.equal(deposits(r).credited, 1);
+    const row = await job(res.body.jobId);
+    assert.equal(row.status, 'credited');
+    assert.deepEqual(row.attempts.map((a: { status: string }) => a.status), ['rejected', 'retry', 'credited']);
+    assert.equal(await ledger(res.body.jobId), 1);
+    assert.equal(deposits(await rc.runPass()).checked, 0, 'nothing left to look at');
     await rc.stop();
   });
 

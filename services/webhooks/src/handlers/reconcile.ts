@@ -2,7 +2,7 @@ import { ErrorCode, FleetError } from '@wallet-fleet/contracts';
 import type { CommandHandlers } from '@wallet-fleet/messaging';
 import type pg from 'pg';
 import { getDeposit } from '../store/deposit-store.js';
-import { depositAgeSeconds, listStuck, summary } from '../store/reconcile-store.js';
+import { depositAgeSeconds, listStuck, reopenIfNowOurs, summary } from '../store/reconcile-store.js';
 import type { createDepositAttempt } from './processing.js';
 
 /**
@@ -16,8 +16,9 @@ export function createReconcileHandlers(pool: pg.Pool, attempt: ReturnType<typeo
     'wallet.deposits.summary': () => summary(pool),
     'wallet.deposits.reconcile': async (q) => {
       const age = await depositAgeSeconds(pool, q.depositId);
-      const d = await getDeposit(pool, q.depositId);
+      let d = await getDeposit(pool, q.depositId);
       if (!d) throw FleetError.nonRetryable(ErrorCode.NOT_FOUND, 'no such deposit');
+      if (d.status === 'rejected' && (await reopenIfNowOurs(pool, d.depositId))) d = (await getDeposit(pool, q.depositId))!;
       if (d.status !== 'pending') return { depositId: d.depositId, status: d.status, changed: false };
       const pastMaxAge = age > q.maxAgeSeconds;
       const outcome = await attempt(d, { by: 'reconciliation', attempt: d.attempts.length + 1, failMissing: pastMaxAge, failUnconfirmed: pastMaxAge });

@@ -11,6 +11,16 @@ export interface StuckDeposit {
   attempts: number;
 }
 
+/**
+ * A deposit rejected because its address was no wallet of ours, whose address has become one since:
+ * the deposit arrived before the `wallet.created` event (a lagging wallets queue). Re-opened by
+ * `wallet.deposits.reconcile`, never lost.
+ */
+export const REJECTED_BUT_NOW_OURS = `status = 'rejected'
+  AND attempts -> -1 ->> 'errorCode' = 'WALLET_NOT_FOUND'
+  AND EXISTS (SELECT 1 FROM known_addresses k WHERE k.chain = deposits.chain
+              AND k.address = CASE WHEN deposits.chain IN ('ETH', 'APTOS') THEN lower(deposits.to_address) ELSE deposits.to_address END)`;
+
 /** Keyset cursor over (created_at, deposit_id): stable while rows leave `pending` between pages. */
 const encodeCursor = (createdAt: string, id: string) => Buffer.from(JSON.stringify([createdAt, id])).toString('base64url');
 function decodeCursor(cursor: string): [string, string] {
@@ -26,8 +36,9 @@ function decodeCursor(cursor: string): [string, string] {
 }
 
 /**
- * Pending deposits accepted at least `olderThanSeconds` ago, oldest first (the partial index
- * `deposits_pending`). Throws VALIDATION_FAILED (bad cursor), UNAVAILABLE.
+ * Pending deposits accepted at least `olderThanSeconds` ago, and rejected ones whose address has
+ * become ours, oldest first (the partial indexes `deposits_pending`, `deposits_rejected`).
+ * Throws VALIDATION_FAILED (bad cursor), UNAVAILABLE.
  */
 export async function listStuck(
   pool: pg.Pool,
@@ -39,7 +50,8 @@ export async function listStuck(
       `SELECT deposit_id, chain, tx_hash, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at,
               jsonb_array_length(attempts) AS n
          FROM deposits
-        WHERE status = 'pending' AND created_at <= now() - make_interval(secs => $1)
+        WHERE created_at <= now() - make_interval(secs => $1)
+          AND (status = 'pending' OR (${REJECTED_BUT_NOW_OURS}))
           AND ($2::timestamptz IS NULL OR (created_at, deposit_id) > ($2::timestamptz, $3::uuid))
         ORDER BY created_at, deposit_id
         LIMIT $4`,
@@ -55,6 +67,25 @@ export async function listStuck(
     if (e instanceof FleetError) throw e;
     // A malformed uuid in a hand-made cursor.
     if ((e as { code?: string }).code === '22P02') throw FleetError.validation([{ path: 'after', message: 'not a cursor returned by wallet.deposits.stuck' }]);
+    throw databaseError(e);
+  }
+}
+
+/**
+ * Moves a deposit rejected for an unknown address back to pending once the address is ours, with
+ * an entry in its attempt log, in one statement (nothing happens when the condition no longer
+ * holds). Returns whether it was re-opened. Throws UNAVAILABLE.
+ */
+export async function reopenIfNowOurs(pool: pg.Pool, depositId: string): Promise<boolean> {
+  const entry = { attempt: 0, status: 'retry', message: 'the address is now a wallet of ours: re-opened', at: new Date().toISOString(), by: 'reconciliation' };
+  try {
+    const { rowCount } = await pool.query(
+      `UPDATE deposits SET status = 'pending', attempts = attempts || $2::jsonb, updated_at = now()
+        WHERE deposit_id = $1 AND ${REJECTED_BUT_NOW_OURS}`,
+      [depositId, JSON.stringify([entry])],
+    );
+    return (rowCount ?? 0) > 0;
+  } catch (e) {
     throw databaseError(e);
   }
 }
