@@ -45,6 +45,9 @@ export const TransferSolRequest = z
     walletId: Uuid,
     recipient: z.string().min(32).max(44),
     amount: BaseUnits.describe('Lamports'),
+    idempotencyKey: IdempotencyKey.optional().describe(
+      'Same key and payload → the same transfer, sent at most once: a retry (after a timeout or a crash) asks the chain what became of the first one instead of signing another',
+    ),
   })
   .strict();
 export const TransferResult = z.object({

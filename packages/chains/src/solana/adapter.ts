@@ -61,6 +61,14 @@ export interface SolanaAdapter {
    * `details.signature` before building a new transaction, it may still land).
    */
   sendAndConfirm(signedTransaction: Uint8Array, options?: { timeoutMs?: number; pollMs?: number; skipPreflight?: boolean }): Promise<string>;
+  /**
+   * What became of a signed transaction that may or may not have been sent: `confirmed` (landed
+   * at the adapter's commitment), `failed` (landed with an error), `pending` (seen but not yet
+   * confirmed, or not seen while its blockhash is still valid: it may still land, so send the same
+   * bytes again rather than new ones), `expired` (not seen and its blockhash expired: it can never
+   * land, a new transaction is safe). Throws VALIDATION_FAILED, UNAVAILABLE.
+   */
+  fate(signedTransaction: Uint8Array): Promise<'confirmed' | 'failed' | 'pending' | 'expired'>;
 }
 
 /** A Solana adapter over JSON-RPC over HTTP only (no websocket: confirmation polls). */
@@ -154,7 +162,7 @@ export function createSolanaAdapter(options: SolanaAdapterOptions): SolanaAdapte
         // processed: that is the earlier attempt having landed, so its status is the answer.
         if (!(e instanceof SendTransactionError && /already been processed/i.test(e.transactionError.message))) throw sendFailure(e);
       }
-      const wanted = commitment === 'finalized' ? ['finalized'] : commitment === 'confirmed' ? ['confirmed', 'finalized'] : ['processed', 'confirmed', 'finalized'];
+      const wanted = wantedStatuses(commitment);
       for (;;) {
         try {
           const { value } = await connection.getSignatureStatuses([signature]);
@@ -174,7 +182,36 @@ export function createSolanaAdapter(options: SolanaAdapterOptions): SolanaAdapte
         await new Promise((r) => setTimeout(r, pollMs));
       }
     },
+
+    async fate(signedTransaction) {
+      const tx = parseTransaction(signedTransaction);
+      const first = tx.signatures[0];
+      if (!first || first.every((b) => b === 0)) throw new FleetError(ErrorCode.VALIDATION_FAILED, 'the transaction is not signed by its fee payer');
+      const signature = bs58.encode(first);
+      const statusNow = () => rpc('getSignatureStatuses', async () => (await connection.getSignatureStatuses([signature], { searchTransactionHistory: true })).value[0]);
+      const judge = (status: NonNullable<Awaited<ReturnType<typeof statusNow>>>) =>
+        status.err ? 'failed' : status.confirmationStatus && wantedStatuses(commitment).includes(status.confirmationStatus) ? 'confirmed' : 'pending';
+      const status = await statusNow();
+      if (status) return judge(status);
+      const valid = await rpc('isBlockhashValid', async () => (await connection.isBlockhashValid(tx.message.recentBlockhash, { commitment })).value);
+      if (valid) return 'pending';
+      // Expired now, so nothing can land any more: a status seen now is final. Asked again because
+      // the transaction may have landed between the first question and the expiry.
+      const last = await statusNow();
+      return last ? judge(last) : 'expired';
+    },
   };
+}
+
+function wantedStatuses(commitment: Commitment): string[] {
+  return commitment === 'finalized' ? ['finalized'] : commitment === 'confirmed' ? ['confirmed', 'finalized'] : ['processed', 'confirmed', 'finalized'];
+}
+
+/** The fee payer's base58 signature of a signed transaction: its id on chain. Throws VALIDATION_FAILED. */
+export function transactionSignature(signedTransaction: Uint8Array): string {
+  const first = parseTransaction(signedTransaction).signatures[0];
+  if (!first || first.every((b) => b === 0)) throw new FleetError(ErrorCode.VALIDATION_FAILED, 'the transaction is not signed by its fee payer');
+  return bs58.encode(first);
 }
 
 function parseKey(s: string, code: ErrorCode, what: string): PublicKey {

@@ -14,6 +14,7 @@ import type pg from 'pg';
 import type { OutboxWriter } from '../ports.js';
 import { type WalletRecord, inTransaction, walletStore } from '../store/wallet-store.js';
 import { auditMessage } from './audit.js';
+import { transferSol } from './transfer.js';
 
 /** What signing needs of the KMS custody. */
 export interface WalletSigner {
@@ -31,7 +32,7 @@ export interface BalanceReaders {
 export interface ChainDeps {
   pool: pg.Pool;
   signer: WalletSigner;
-  solana: Pick<SolanaAdapter, 'getTokenBalances' | 'buildTransfer' | 'signTransaction' | 'sendAndConfirm'>;
+  solana: Pick<SolanaAdapter, 'getTokenBalances' | 'buildTransfer' | 'signTransaction' | 'sendAndConfirm' | 'fate'>;
   balances: BalanceReaders;
   cache: Redis;
   cacheTtlMs: number;
@@ -137,11 +138,15 @@ export function createChainHandlers(d: ChainDeps) {
       if (BigInt(r.amount) <= 0n) throw FleetError.validation([{ path: 'amount', message: 'must be at least 1 lamport' }]);
       await limit(r.userId);
       return audited('wallet.transferSol', w, ctx, { recipient: r.recipient, amount: r.amount }, async () => {
-        const unsigned = await d.solana.buildTransfer({ from: w.address, to: r.recipient, lamports: BigInt(r.amount) });
-        const signed = await d.solana.signTransaction(unsigned, kmsEd25519Signer(d.signer, w));
         try {
-          const signature = await d.solana.sendAndConfirm(signed, { timeoutMs: d.confirmTimeoutMs });
-          return { signature, status: 'confirmed' as const };
+          return await transferSol(d, {
+            walletId: w.walletId,
+            from: w.address,
+            recipient: r.recipient,
+            amount: r.amount,
+            idempotencyKey: r.idempotencyKey,
+            sign: (unsigned) => d.solana.signTransaction(unsigned, kmsEd25519Signer(d.signer, w)),
+          });
         } finally {
           // Whatever happened, the cached balance may be stale now.
           await d.cache.del(balanceKey(w.walletId)).catch(() => undefined);

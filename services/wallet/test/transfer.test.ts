@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { type SolanaRuntime, localEd25519Signer, solanaAddress, startSolanaRuntime, transactionSignature } from '@wallet-fleet/chains';
+import { ErrorCode, isFleetError } from '@wallet-fleet/contracts';
+import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
+import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
+import { createLogger } from '@wallet-fleet/service-kit';
+import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost } from '@wallet-fleet/testing';
+import { Connection, PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
+import pg from 'pg';
+import { createWalletService } from '../src/app.js';
+import { loadWalletConfig } from '../src/config.js';
+
+const silent = createLogger({ service: 'test', level: 'silent' });
+
+describe('wallet.transaction.transferSol with an idempotency key: sent at most once', function () {
+  this.timeout(60_000);
+  let vhost: TestVhost;
+  let schema: TestSchema;
+  let kms: Awaited<ReturnType<typeof startKmsEmulator>>;
+  let solana: SolanaRuntime;
+  let service: ReturnType<typeof createWalletService>;
+  let client: Broker;
+  let db: pg.Pool;
+
+  before(async () => {
+    vhost = await createVhost('wallet-transfer');
+    schema = await createSchemaName('wallet_transfer');
+    kms = await startKmsEmulator({ port: 0 });
+    solana = await startSolanaRuntime({ port: 0, slotMs: 50 });
+    const { databaseUrl, redisUrl } = await backingServices();
+    service = createWalletService(
+      loadWalletConfig({
+        AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, REDIS_URL: redisUrl, HTTP_PORT: '0',
+        KMS_ENDPOINT: kms.endpoint, SOLANA_RPC_URL: solana.url, EVM_RPC_URL: 'http://127.0.0.1:9', APTOS_NODE_URL: 'http://127.0.0.1:9/v1', LOG_LEVEL: 'silent',
+      }),
+      silent,
+    );
+    await service.start();
+    client = createBroker({ url: vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
+    await client.start();
+    db = new pg.Pool({ connectionString: databaseUrl, options: `-c search_path=${schema.schema}` });
+  });
+
+  after(async () => {
+    await db?.end();
+    await client?.stop();
+    await service?.stop();
+    await solana?.stop();
+    await kms?.stop();
+    await vhost?.drop();
+    await schema?.drop();
+  });
+
+  const lamports = async (address: string) => BigInt(await new Connection(solana.url, 'confirmed').getBalance(new PublicKey(address)));
+  async function funded() {
+    const userId = `u-${randomUUID()}`;
+    const w = await client.request('wallet.management.create', { userId, chain: 'SOL' });
+    solana.airdrop(w.address, 2_000_000_000n);
+    return { userId, w, to: solanaAddress(localEd25519Signer().publicKey) };
+  }
+  const transfer = (userId: string, walletId: string, recipient: string, amount: string, idempotencyKey?: string) =>
+    client.request('wallet.transaction.transferSol', { userId, walletId, recipient, amount, ...(idempotencyKey ? { idempotencyKey } : {}) }, { timeoutMs: 30_000 });
+
+  it('should answer a repeated and five concurrent calls with the same key with one transfer', async () => {
+    const { userId, w, to } = await funded();
+    const first = await transfer(userId, w.walletId, to, '1000000', 'pay-1');
+    const again = await transfer(userId, w.walletId, to, '1000000', 'pay-1');
+    assert.deepEqual(again, first);
+    const burst = await Promise.all(Array.from({ length: 5 }, () => transfer(userId, w.walletId, to, '2000000', 'pay-2')));
+    assert.equal(new Set(burst.map((b) => b.signature)).size, 1);
+    assert.equal(await lamports(to), 3_000_000n, 'one transfer per key');
+    await assert.rejects(transfer(userId, w.walletId, to, '999', 'pay-1'), (e: unknown) => isFleetError(e, ErrorCode.IDEMPOTENCY_CONFLICT));
+  });
+
+  it('should not send again after a crash between the send and its record (the chain is asked)', async () => {
+    const { userId, w, to } = await funded();
+    const first = await transfer(userId, w.walletId, to, '5000000', 'crash-after-send');
+    // What a process killed right after sending leaves: the signed bytes, not the confirmation.
+    await db.query(`UPDATE transfers SET status = 'signed' WHERE wallet_id = $1 AND idempotency_key = 'crash-after-send'`, [w.walletId]);
+    const retry = await transfer(userId, w.walletId, to, '5000000', 'crash-after-send');
+    assert.equal(retry.signature, first.signature);
+    assert.equal(await lamports(to), 5_000_000n);
+    assert.equal((await db.query(`SELECT status FROM transfers WHERE wallet_id = $1`, [w.walletId])).rows[0].status, 'confirmed');
+  });
+
+  /** A transfer from the wallet signed through the service (as if signed before a crash), not sent. */
+  async function signedNotSent(userId: string, walletId: string, from: string, to: string, amount: number, blockhash: string) {
+    const tx = new Transaction({ feePayer: new PublicKey(from), recentBlockhash: blockhash }).add(
+      SystemProgram.transfer({ fromPubkey: new PublicKey(from), toPubkey: new PublicKey(to), lamports: amount }),
+    );
+    const { signedTransaction } = await client.request('wallet.transaction.sign', {
+      userId,
+      walletId,
+      transaction: tx.serialize({ requireAllSignatures: false, verifySignatures: false }).toString('base64'),
+    });
+    return Buffer.from(signedTransaction, 'base64');
+  }
+
+  it('should send the very bytes it signed before a crash while they can still land', async () => {
+    const { userId, w, to } = await funded();
+    const { blockhash } = await new Connection(solana.url, 'confirmed').getLatestBlockhash();
+    const bytes = await signedNotSent(userId, w.walletId, w.address, to, 7_000_000, blockhash);
+    await db.query(
+      `INSERT INTO transfers (wallet_id, idempotency_key, recipient, amount, status, signed_tx, signature) VALUES ($1, 'crash-before-send', $2, 7000000, 'signed', $3, $4)`,
+      [w.walletId, to, bytes, transactionSignature(bytes)],
+    );
+    const sent = await transfer(userId, w.walletId, to, '7000000', 'crash-before-send');
+    assert.equal(sent.signature, transactionSignature(bytes), 'the stored transaction, not a new one');
+    assert.equal(await lamports(to), 7_000_000n);
+  });
+
+  it('should sign a new transaction when the stored one can never land (blockhash expired, never seen)', async () => {
+    const { userId, w, to } = await funded();
+    // A blockhash the runtime never issued: as good as one that expired long ago.
+    const bytes = await signedNotSent(userId, w.walletId, w.address, to, 9_000_000, '11111111111111111111111111111111');
+    await db.query(
+      `INSERT INTO transfers (wallet_id, idempotency_key, recipient, amount, status, signed_tx, signature) VALUES ($1, 'expired', $2, 9000000, 'signed', $3, $4)`,
+      [w.walletId, to, bytes, transactionSignature(bytes)],
+    );
+    const sent = await transfer(userId, w.walletId, to, '9000000', 'expired');
+    assert.notEqual(sent.signature, transactionSignature(bytes));
+    assert.equal(await lamports(to), 9_000_000n, 'sent once');
+    assert.equal((await db.query(`SELECT signature FROM transfers WHERE wallet_id = $1`, [w.walletId])).rows[0].signature, sent.signature);
+  });
+});
