@@ -58,6 +58,29 @@ if [[ "${SETUP_SKIP_BUILD:-}" != "1" ]]; then
   pnpm --silent build >&2 || die "pnpm build failed (see the TypeScript errors above)"
 fi
 
+# --- promtool -------------------------------------------------------------------------------------
+# The alert rules' unit tests (test/e2e/alerts.test.ts) run `promtool test rules`; Debian's prometheus
+# package ships it. Installed where apt works (root, Debian); elsewhere that test fails naming the package.
+if ! command -v promtool >/dev/null 2>&1; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    say "promtool is missing: apt-get install prometheus"
+    # The package would start a Prometheus daemon on :9090 where an init system runs: forbid service
+    # starts for the install (policy-rc.d), then disable the unit, so only the promtool binary is used.
+    POLICY_RC=/usr/sbin/policy-rc.d
+    POLICY_RC_OURS=0
+    if [[ ! -e $POLICY_RC ]]; then
+      printf '#!/bin/sh\nexit 101\n' >"$POLICY_RC" && chmod +x "$POLICY_RC" && POLICY_RC_OURS=1
+    fi
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } >&2 ||
+      say "warning: apt-get install prometheus failed; the alert rule tests will fail until promtool is installed"
+    [[ $POLICY_RC_OURS -eq 1 ]] && rm -f "$POLICY_RC"
+    if [[ -d /run/systemd/system ]]; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+    hash -r
+  else
+    say "warning: promtool is missing (apt-get install prometheus): the alert rule tests will fail"
+  fi
+fi
+
 # --- backing services ------------------------------------------------------------------------------
 # host and port of a URL (defaults when the variable is unset), e.g. "127.0.0.1 5672".
 host_port() {

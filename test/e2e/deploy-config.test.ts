@@ -31,6 +31,7 @@ interface ComposeService {
   depends_on?: Record<string, { condition: string }>;
   healthcheck?: { test: string[] };
   volumes?: string[];
+  profiles?: string[];
 }
 
 describe('deployment files', () => {
@@ -55,7 +56,7 @@ describe('deployment files', () => {
 
   it('should start each fleet service from the one Dockerfile with its own command, port, schema and /ready health check', () => {
     assert.ok(existsSync(join(repoRoot, 'Dockerfile')));
-    const fleet = Object.entries(services).filter(([name]) => !['rabbitmq', 'postgres', 'redis'].includes(name));
+    const fleet = Object.entries(services).filter(([name, s]) => !['rabbitmq', 'postgres', 'redis'].includes(name) && !s.profiles?.includes('monitoring'));
     assert.ok(fleet.length >= 1);
     for (const [name, s] of fleet) {
       assert.equal(s.build, '.', `${name} builds the Dockerfile`);
@@ -81,6 +82,33 @@ describe('deployment files', () => {
       const container = deploymentOf(objects, name).spec.template.spec.containers[0];
       assert.deepEqual(container.command, services[name]!.command, `${name} command`);
       assert.equal(container.ports[0].containerPort, PORTS[name], `${name} port`);
+    }
+  });
+
+  it('should run Prometheus and Grafana only in the monitoring profile, with the rules, scrape targets and dashboards of infra/ mounted', () => {
+    const { prometheus, grafana } = services;
+    assert.deepEqual(prometheus?.profiles, ['monitoring']);
+    assert.deepEqual(grafana?.profiles, ['monitoring']);
+    const mounts = (s: ComposeService) => Object.fromEntries((s.volumes ?? []).map((v) => v.split(':')).map(([host, target]) => [target!, host!]));
+    assert.equal(mounts(prometheus!)['/etc/prometheus'], './infra/prometheus');
+    assert.ok(prometheus!.command?.includes('--config.file=/etc/prometheus/prometheus.yml'));
+    const config = yaml.load(read('infra/prometheus/prometheus.yml')) as any;
+    assert.deepEqual(config.rule_files, ['rules.yml']);
+    assert.ok(existsSync(join(repoRoot, 'infra/prometheus/rules.yml')));
+    // Every fleet service that compose runs is scraped at its compose name and port.
+    const fleetJob = config.scrape_configs.find((j: any) => j.job_name === 'wallet-fleet');
+    const targets = fleetJob.static_configs.map((c: any) => [c.targets[0], c.labels.service]);
+    assert.deepEqual(targets, Object.entries(PORTS).map(([name, port]) => [`${name}:${port}`, name]));
+    assert.equal(config.scrape_configs.find((j: any) => j.job_name === 'rabbitmq').metrics_path, '/metrics/per-object');
+    assert.match(read('infra/rabbitmq/enabled_plugins'), /rabbitmq_prometheus/);
+    assert.equal(mounts(grafana!)['/etc/grafana/provisioning'], './infra/grafana/provisioning');
+    assert.equal(mounts(grafana!)['/var/lib/grafana/dashboards'], './infra/grafana/dashboards');
+    const datasource = (yaml.load(read('infra/grafana/provisioning/datasources/prometheus.yml')) as any).datasources[0];
+    assert.equal(new URL(datasource.url).host, 'prometheus:9090', 'Grafana reaches the compose service');
+    const provider = (yaml.load(read('infra/grafana/provisioning/dashboards/wallet-fleet.yml')) as any).providers[0];
+    assert.equal(provider.options.path, '/var/lib/grafana/dashboards');
+    for (const file of readdirSync(join(repoRoot, 'infra/grafana/dashboards'))) {
+      for (const panel of JSON.parse(read(`infra/grafana/dashboards/${file}`)).panels) assert.equal(panel.datasource.uid, datasource.uid, `${file}: ${panel.title}`);
     }
   });
 
