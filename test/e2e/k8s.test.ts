@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1';
 import { PodMonitor, PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import { loadConfig } from '@wallet-fleet/service-kit';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { Service, ServiceAccount } from 'kubernetes-models/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
@@ -19,13 +20,19 @@ import {
 } from './support/manifests.js';
 
 /** Each service's own config loader and the variables it knows: what its process does at start. */
-const CONFIG: Record<FleetService, { load(env: NodeJS.ProcessEnv): { HTTP_PORT: number }; known: string[] }> = {
-  audit: { load: loadAuditConfig, known: Object.keys(auditShape) },
-  wallet: { load: loadWalletConfig, known: Object.keys(walletShape) },
-  provisioning: { load: loadProvisioningConfig, known: Object.keys(provisioningShape) },
-  webhooks: { load: loadWebhooksConfig, known: Object.keys(webhooksShape) },
-  reconciliation: { load: loadReconciliationConfig, known: Object.keys(reconciliationShape) },
+const CONFIG: Record<FleetService, { load(env: NodeJS.ProcessEnv): { HTTP_PORT: number }; shape: Record<string, any> }> = {
+  audit: { load: loadAuditConfig, shape: auditShape },
+  wallet: { load: loadWalletConfig, shape: walletShape },
+  provisioning: { load: loadProvisioningConfig, shape: provisioningShape },
+  webhooks: { load: loadWebhooksConfig, shape: webhooksShape },
+  reconciliation: { load: loadReconciliationConfig, shape: reconciliationShape },
 };
+
+/** Variables whose default points at this machine (127.0.0.1): inside a pod that is the pod itself. */
+const loopbackDefaults = (name: FleetService) =>
+  Object.entries(loadConfig(CONFIG[name].shape, {}) as Record<string, unknown>)
+    .filter(([, v]) => typeof v === 'string' && /127\.0\.0\.1|localhost/.test(v))
+    .map(([k]) => k);
 
 /** The API schema of every kind the manifests may hold; any other kind fails the test. */
 const MODELS: Record<string, new (data: any) => { validate(): void }> = {
@@ -98,13 +105,14 @@ for (const overlay of ['development', 'production'] as const) {
       for (const kind of ['Deployment', 'Service', 'PodDisruptionBudget']) assert.equal(byKind(objects, kind).length, fleetNames.length, `one ${kind} per service`);
     });
 
-    it('should set every variable each service requires, only variables it knows, and its port on the container and probes', () => {
+    it('should set every variable each service requires (and each whose default is loopback), only variables it knows, and its port on the container and probes', () => {
       for (const name of fleetNames) {
         const deployment = deploymentOf(objects, name);
         const container = deployment.spec.template.spec.containers[0];
         assert.deepEqual(container.command, ['node', `services/${name}/dist/main.js`]);
         const env = containerEnv(deployment);
-        for (const variable of Object.keys(env)) assert.ok(CONFIG[name].known.includes(variable), `${name}: ${variable} is no variable of its config`);
+        for (const variable of Object.keys(env)) assert.ok(variable in CONFIG[name].shape, `${name}: ${variable} is no variable of its config`);
+        for (const variable of loopbackDefaults(name)) assert.ok(variable in env, `${name}: ${variable} must be set (its default is this machine)`);
         // The service's own loader, as at start: throws naming every missing or malformed variable.
         const config = CONFIG[name].load(env);
         assert.equal(env.DATABASE_SCHEMA, name, `${name} schema`);

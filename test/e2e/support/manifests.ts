@@ -59,7 +59,7 @@ export const EXAMPLE_SECRETS: Record<string, Record<string, string>> = {
     DATABASE_URL: 'postgres://fleet:example@postgres:5432/fleet',
     REDIS_URL: 'redis://redis:6379',
   },
-  'wallet-fleet-chains': { SOLANA_RPC_URL: 'https://solana.example', EVM_RPC_URL: 'https://evm.example' },
+  'wallet-fleet-chains': { SOLANA_RPC_URL: 'https://solana.example', EVM_RPC_URL: 'https://evm.example', APTOS_NODE_URL: 'https://aptos.example/v1' },
   'wallet-fleet-webhooks': { WEBHOOK_SECRETS: `whsec_${Buffer.alloc(24, 7).toString('base64')}` },
 };
 
@@ -113,7 +113,7 @@ export async function startFleetFromManifests(): Promise<ManifestFleet> {
   try {
     const local = {
       'wallet-fleet-backing': { AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, REDIS_URL: redisUrl },
-      'wallet-fleet-chains': { SOLANA_RPC_URL: 'http://127.0.0.1:9/', EVM_RPC_URL: 'http://127.0.0.1:9/' },
+      'wallet-fleet-chains': { SOLANA_RPC_URL: 'http://127.0.0.1:9/', EVM_RPC_URL: 'http://127.0.0.1:9/', APTOS_NODE_URL: 'http://127.0.0.1:9/v1' },
       'wallet-fleet-webhooks': EXAMPLE_SECRETS['wallet-fleet-webhooks']!,
     };
     const entries = await Promise.all(
