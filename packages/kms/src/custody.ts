@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KeyManagementServiceClient } from '@google-cloud/kms';
 import { ErrorCode, FleetError, isFleetError } from '@wallet-fleet/contracts';
-import { createBreaker, type BreakerOptions, type Check, type Logger } from '@wallet-fleet/service-kit';
+import { createBreaker, getOrCreateMetric, type BreakerOptions, type Check, type Logger } from '@wallet-fleet/service-kit';
 import { Counter, Histogram, register as globalRegistry, type Registry } from 'prom-client';
 import {
   crc32cOf,
@@ -165,10 +165,6 @@ function fromGrpc(method: Method, err: unknown): FleetError {
   return make(ErrorCode.INTERNAL);
 }
 
-function metric<T>(registry: Registry, name: string, make: () => T): T {
-  return (registry.getSingleMetric(name) as T | undefined) ?? make();
-}
-
 function int64(v: unknown): number | undefined {
   if (v === undefined || v === null) return undefined;
   const inner = typeof v === 'object' && 'value' in v ? (v as { value: unknown }).value : v;
@@ -247,7 +243,7 @@ export function createKmsCustody(opts: KmsCustodyOptions): KmsCustody {
     client = new KeyManagementServiceClient({ ...reconnect });
   }
 
-  const duration = metric(
+  const duration = getOrCreateMetric(
     registry,
     'kms_request_duration_seconds',
     () =>
@@ -259,7 +255,7 @@ export function createKmsCustody(opts: KmsCustodyOptions): KmsCustody {
         registers: [registry],
       }),
   );
-  const errors = metric(
+  const errors = getOrCreateMetric(
     registry,
     'kms_errors_total',
     () => new Counter({ name: 'kms_errors_total', help: 'Failed KMS calls by method and error code', labelNames: ['method', 'code'], registers: [registry] }),

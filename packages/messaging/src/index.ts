@@ -14,3 +14,4 @@ export type {
 export { createOutbox, outboxTableSql, type Outbox, type OutboxMessage, type OutboxOptions } from './outbox.js';
 export { createIdempotencyStore, idempotencyTableSql, type IdempotencyStore } from './idempotency.js';
 export { brokerCheck } from './check.js';
+export { brokerComponent, outboxComponent } from './components.js';

@@ -1,3 +1,4 @@
+import { getOrCreateMetric } from '@wallet-fleet/service-kit';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface Metrics {
@@ -18,9 +19,7 @@ export interface Metrics {
  * under the same name is reused, so two brokers may share a service's registry.
  */
 export function createMetrics(registry: Registry = new Registry()): Metrics {
-  function get<T>(name: string, make: () => T): T {
-    return (registry.getSingleMetric(name) as T | undefined) ?? make();
-  }
+  const get = <T>(name: string, make: () => T): T => getOrCreateMetric(registry, name, make);
   const registers = [registry];
   return {
     consumed: get('messaging_consumed_total', () => new Counter({

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Exchanges, Headers, eventNameOf, events, fieldErrors } from '@wallet-fleet/contracts';
-import { type Logger } from '@wallet-fleet/service-kit';
+import { getOrCreateMetric, type Logger } from '@wallet-fleet/service-kit';
 import type pg from 'pg';
 import { Counter, Registry } from 'prom-client';
 import { validationFailed } from './errors.js';
@@ -146,9 +146,11 @@ class OutboxRelay implements Outbox {
     this.batchSize = o.batchSize ?? 100;
     this.pollIntervalMs = o.pollIntervalMs ?? 1000;
     const registry = o.registry ?? new Registry();
-    this.published =
-      (registry.getSingleMetric('messaging_outbox_relayed_total') as Counter<'outcome'> | undefined) ??
-      new Counter({ name: 'messaging_outbox_relayed_total', help: 'Outbox rows relayed, by outcome (published, failed)', labelNames: ['outcome'] as const, registers: [registry] });
+    this.published = getOrCreateMetric(
+      registry,
+      'messaging_outbox_relayed_total',
+      () => new Counter({ name: 'messaging_outbox_relayed_total', help: 'Outbox rows relayed, by outcome (published, failed)', labelNames: ['outcome'] as const, registers: [registry] }),
+    );
   }
 
   async enqueue(client: pg.ClientBase, messages: OutboxMessage | readonly OutboxMessage[]): Promise<void> {

@@ -28,6 +28,9 @@ function wrap<T extends z.ZodType>(s: T, defaultValue: z.output<T> | undefined):
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 
+/** Whether `s` is a lower-case SQL identifier (schema or table name): `[a-z_][a-z0-9_]*`, at most 63 characters. */
+export const isIdentifier = (s: string): boolean => IDENTIFIER.test(s);
+
 /**
  * Builders of strict environment variables, for a service's own config shape. Each one reads a
  * string (or nothing) and either yields the typed value or a problem that names what was expected.
@@ -80,6 +83,23 @@ export const envVar = {
     const s = z.enum(values as unknown as [string, ...string[]], { message: `expected one of ${values.join(', ')}` });
     return wrap(s, defaultValue) as unknown as z.ZodType<T[number], unknown>;
   },
+  /**
+   * A comma-separated list: items trimmed, empty items dropped, each one passing `each` (else
+   * `message`). Unlike the other builders an empty value is an empty list, not "unset"
+   * (`OUTBOX_SCHEMAS=` turns a sweep off); `nonEmpty` is the message that refuses an empty list.
+   */
+  list(opts: { default?: string; each?: (item: string) => boolean; message: string; nonEmpty?: string }) {
+    const { each, nonEmpty } = opts;
+    let s: z.ZodType<string[], unknown> = (opts.default === undefined ? z.string() : z.string().default(opts.default)).transform((v) =>
+      v
+        .split(',')
+        .map((item) => item.trim())
+        .filter((item) => item.length > 0),
+    );
+    if (nonEmpty !== undefined) s = s.refine((list) => list.length > 0, nonEmpty);
+    if (each) s = s.refine((list) => list.every(each), opts.message);
+    return s;
+  },
   /** Any non-empty string (secrets included: a problem never quotes the value). */
   string(defaultValue?: string) {
     const s = z.string({ message: 'required' });
@@ -102,6 +122,55 @@ export const baseConfigShape = {
   MIGRATE: envVar.bool(true),
   SHUTDOWN_TIMEOUT_MS: envVar.int({ min: 1, max: 600_000, default: 10_000 }),
 };
+
+/**
+ * The common variables with one service's defaults: its HTTP port, its schema (by convention the
+ * service's name) and the size of its PostgreSQL pool (`DATABASE_POOL_MAX`, 1–200). A service
+ * spreads it into its own shape and adds (or overrides) its variables.
+ */
+export function serviceConfigShape(defaults: { httpPort: number; schema: string; poolMax: number }) {
+  return {
+    ...baseConfigShape,
+    HTTP_PORT: envVar.port(defaults.httpPort),
+    DATABASE_SCHEMA: envVar.identifier(defaults.schema),
+    DATABASE_POOL_MAX: envVar.int({ min: 1, max: 200, default: defaults.poolMax }),
+  };
+}
+
+/** A service's common variables, loaded (see `serviceConfigShape`). */
+export type ServiceConfig = z.infer<z.ZodObject<ReturnType<typeof serviceConfigShape>>>;
+
+type RetryVariable<P extends string> = `${P}_RETRY_MAX_ATTEMPTS` | `${P}_RETRY_INITIAL_DELAY_MS` | `${P}_RETRY_MAX_DELAY_MS`;
+
+/**
+ * A broker-side retry policy from the environment: `<P>_RETRY_MAX_ATTEMPTS` (attempts in all, the
+ * first one included: 1 to `maxAttemptsLimit`), `<P>_RETRY_INITIAL_DELAY_MS` (the first delay,
+ * 1 ms to 1 h) and `<P>_RETRY_MAX_DELAY_MS` (the cap of one delay, 1 ms to a day), with the given
+ * defaults. `retryPolicyOf` reads them back as the policy a queue of the topology takes.
+ */
+export function retryConfigShape<P extends string>(
+  prefix: P,
+  defaults: { maxAttempts: number; maxAttemptsLimit: number; initialDelayMs: number; maxDelayMs: number },
+): Record<RetryVariable<P>, z.ZodType<number, unknown>> {
+  const shape: Record<string, z.ZodType<number, unknown>> = {
+    [`${prefix}_RETRY_MAX_ATTEMPTS`]: envVar.int({ min: 1, max: defaults.maxAttemptsLimit, default: defaults.maxAttempts }),
+    [`${prefix}_RETRY_INITIAL_DELAY_MS`]: envVar.int({ min: 1, max: 3_600_000, default: defaults.initialDelayMs }),
+    [`${prefix}_RETRY_MAX_DELAY_MS`]: envVar.int({ min: 1, max: 86_400_000, default: defaults.maxDelayMs }),
+  };
+  return shape as Record<RetryVariable<P>, z.ZodType<number, unknown>>;
+}
+
+/** The policy loaded from `retryConfigShape(prefix, …)`'s variables. */
+export function retryPolicyOf<P extends string>(
+  config: Record<RetryVariable<P>, number>,
+  prefix: P,
+): { maxAttempts: number; initialDelayMs: number; maxDelayMs: number } {
+  return {
+    maxAttempts: config[`${prefix}_RETRY_MAX_ATTEMPTS`],
+    initialDelayMs: config[`${prefix}_RETRY_INITIAL_DELAY_MS`],
+    maxDelayMs: config[`${prefix}_RETRY_MAX_DELAY_MS`],
+  };
+}
 
 /**
  * Parses `env` (default `process.env`) through `shape`. Variables the shape does not name are

@@ -1,13 +1,25 @@
 export { runWithContext, currentContext, childTraceparent, type WorkContext } from './context.js';
 export { createLogger, safeUrl, scrubCredentials, redactPaths, type Logger } from './logger.js';
-export { baseConfigShape, envVar, loadConfig, ConfigError, type ConfigProblem } from './config.js';
+export {
+  baseConfigShape,
+  serviceConfigShape,
+  retryConfigShape,
+  retryPolicyOf,
+  envVar,
+  isIdentifier,
+  loadConfig,
+  ConfigError,
+  type ConfigProblem,
+  type ServiceConfig,
+} from './config.js';
 export { createHttpServer, type Check } from './http.js';
-export { createService, runService, type Component, type Service, type ServiceState } from './lifecycle.js';
+export { createService, runService, runServiceMain, type Component, type Service, type ServiceState } from './lifecycle.js';
+export { createServiceBase, type ServiceBase } from './service-base.js';
 export { createPgPool, type PgPool } from './postgres.js';
 export { migrate, migrationLockKey, migrationsComponent } from './migrate.js';
 export { createRedis, type Redis, type RedisHandle } from './redis.js';
 export { createRateLimiter, type RateLimiter, type RateLimitResult } from './rate-limit.js';
 export { createBreaker, type Breaker, type BreakerOptions, type BreakerState } from './breaker.js';
-export { createMetrics, type Registry } from './metrics.js';
+export { createMetrics, getOrCreateMetric, type Registry } from './metrics.js';
 export { databaseError } from './db-errors.js';
 export { inTransaction } from './transaction.js';

@@ -1,5 +1,6 @@
 import { ErrorCode, FleetError } from '@wallet-fleet/contracts';
-import { drainLogger, type Logger } from './logger.js';
+import { ConfigError } from './config.js';
+import { createLogger, drainLogger, type Logger } from './logger.js';
 
 /** A part of a service with a start and a stop: a pool, a broker connection, consumers, the HTTP server. */
 export interface Component {
@@ -258,4 +259,30 @@ export function runService(service: Service, logger: Logger): void {
       exit(1);
     },
   );
+}
+
+/** EX_CONFIG (sysexits.h): the configuration is wrong; restarting will not help. */
+const EXIT_CONFIG = 78;
+
+/**
+ * The whole of a service's `main.ts`: loads its configuration, creates its logger (`LOG_LEVEL`)
+ * and its service, and runs it (`runService`). A `ConfigError` stops the process before any
+ * connection opens: `<name>: invalid configuration: VAR: problem; …` on stderr, exit 78
+ * (EX_CONFIG). Any other error from `loadConfig` or `create` is thrown (the process exits 1).
+ */
+export function runServiceMain<C extends { LOG_LEVEL: string }>(opts: {
+  name: string;
+  loadConfig: () => C;
+  create: (config: C, logger: Logger) => Service;
+}): void {
+  let config: C;
+  try {
+    config = opts.loadConfig();
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    process.stderr.write(`${opts.name}: ${e.message}\n`);
+    process.exit(EXIT_CONFIG);
+  }
+  const logger = createLogger({ service: opts.name, level: config.LOG_LEVEL });
+  runService(opts.create(config, logger), logger);
 }

@@ -13,3 +13,13 @@ export function createMetrics(service: string): Registry {
   collectDefaultMetrics({ register: registry });
   return registry;
 }
+
+/**
+ * The metric named `name` in `registry`, made by `make` (which must register it there under that
+ * name) the first time. Code that runs more than once per registry (two brokers, one breaker per
+ * endpoint, a relay per schema) shares one series set instead of failing on the second
+ * registration, which prom-client refuses.
+ */
+export function getOrCreateMetric<T>(registry: Registry, name: string, make: () => T): T {
+  return (registry.getSingleMetric(name) as T | undefined) ?? make();
+}

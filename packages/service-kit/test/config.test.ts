@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'mocha';
-import { baseConfigShape, ConfigError, envVar, loadConfig } from '@wallet-fleet/service-kit';
+import {
+  baseConfigShape,
+  ConfigError,
+  envVar,
+  isIdentifier,
+  loadConfig,
+  retryConfigShape,
+  retryPolicyOf,
+  serviceConfigShape,
+} from '@wallet-fleet/service-kit';
 
 describe('loadConfig', () => {
   it('should default every common variable to this machine when the environment is empty', () => {
@@ -95,5 +104,75 @@ describe('loadConfig', () => {
       assert.deepEqual(e.problems, [{ variable: 'KMS_KEY_RING', message: 'required' }]);
       return true;
     });
+  });
+
+  it("should give a service's shape its own port, schema and pool size, with the pool held to 1-200", () => {
+    const shape = serviceConfigShape({ httpPort: 8089, schema: 'ledger', poolMax: 7 });
+    const config = loadConfig(shape, {});
+    assert.deepEqual([config.HTTP_PORT, config.DATABASE_SCHEMA, config.DATABASE_POOL_MAX, config.MIGRATE], [8089, 'ledger', 7, true]);
+    assert.equal(loadConfig(shape, { DATABASE_POOL_MAX: '200' }).DATABASE_POOL_MAX, 200);
+    assert.throws(() => loadConfig(shape, { DATABASE_POOL_MAX: '0', DATABASE_SCHEMA: 'Ledger' }), (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.deepEqual(e.problems.map((p) => p.variable).sort(), ['DATABASE_POOL_MAX', 'DATABASE_SCHEMA']);
+      assert.match(e.message, /DATABASE_POOL_MAX: expected an integer from 1 to 200/);
+      return true;
+    });
+  });
+});
+
+describe('envVar.list', () => {
+  const shape = {
+    SCHEMAS: envVar.list({ default: 'a,b', each: isIdentifier, message: 'comma-separated lower-case schema names' }),
+    ROLES: envVar.list({ nonEmpty: 'at least one role', each: (r) => r === 'x' || r === 'y', message: 'comma-separated: x, y' }).optional(),
+  };
+
+  it('should trim items and drop empty ones, and take the default when unset', () => {
+    assert.deepEqual(loadConfig(shape, {}), { SCHEMAS: ['a', 'b'] });
+    assert.deepEqual(loadConfig(shape, { SCHEMAS: ' c , d ,', ROLES: 'y, x' }), { SCHEMAS: ['c', 'd'], ROLES: ['y', 'x'] });
+  });
+
+  it('should read an empty value as an empty list, not as unset, and refuse it only where a list must not be empty', () => {
+    assert.deepEqual(loadConfig(shape, { SCHEMAS: '' }).SCHEMAS, []);
+    assert.throws(() => loadConfig(shape, { ROLES: ' , ' }), (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.deepEqual(e.problems, [{ variable: 'ROLES', message: 'at least one role' }]);
+      return true;
+    });
+  });
+
+  it('should name the variable when an item is malformed', () => {
+    assert.throws(() => loadConfig(shape, { SCHEMAS: 'a,Bad-Name', ROLES: 'x,z' }), (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.deepEqual(e.problems, [
+        { variable: 'SCHEMAS', message: 'comma-separated lower-case schema names' },
+        { variable: 'ROLES', message: 'comma-separated: x, y' },
+      ]);
+      return true;
+    });
+  });
+});
+
+describe('retryConfigShape', () => {
+  const shape = retryConfigShape('JOBS', { maxAttempts: 5, maxAttemptsLimit: 25, initialDelayMs: 60_000, maxDelayMs: 1_800_000 });
+
+  it('should read <prefix>_RETRY_* with their defaults back as a retry policy', () => {
+    assert.deepEqual(retryPolicyOf(loadConfig(shape, {}), 'JOBS'), { maxAttempts: 5, initialDelayMs: 60_000, maxDelayMs: 1_800_000 });
+    const config = loadConfig(shape, { JOBS_RETRY_MAX_ATTEMPTS: '3', JOBS_RETRY_INITIAL_DELAY_MS: '50', JOBS_RETRY_MAX_DELAY_MS: '400' });
+    assert.deepEqual(retryPolicyOf(config, 'JOBS'), { maxAttempts: 3, initialDelayMs: 50, maxDelayMs: 400 });
+  });
+
+  it('should hold attempts to the given limit and delays to 1 ms-1 h (first) and 1 ms-1 day (cap)', () => {
+    assert.throws(
+      () => loadConfig(shape, { JOBS_RETRY_MAX_ATTEMPTS: '26', JOBS_RETRY_INITIAL_DELAY_MS: '3600001', JOBS_RETRY_MAX_DELAY_MS: '0' }),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.deepEqual(e.problems, [
+          { variable: 'JOBS_RETRY_MAX_ATTEMPTS', message: 'expected an integer from 1 to 25' },
+          { variable: 'JOBS_RETRY_INITIAL_DELAY_MS', message: 'expected an integer from 1 to 3600000' },
+          { variable: 'JOBS_RETRY_MAX_DELAY_MS', message: 'expected an integer from 1 to 86400000' },
+        ]);
+        return true;
+      },
+    );
   });
 });

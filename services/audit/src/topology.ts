@@ -1,5 +1,6 @@
 import { Exchanges } from '@wallet-fleet/contracts';
 import { defineTopology, type Topology } from '@wallet-fleet/messaging';
+import { retryPolicyOf } from '@wallet-fleet/service-kit';
 import type { AuditConfig } from './config.js';
 
 /** Queue names are contracts: renaming one strands its messages (a migration, not a refactor). */
@@ -19,11 +20,7 @@ export function auditTopology(config: AuditConfig): Topology {
         bindings: [{ exchange: Exchanges.events, pattern: 'audit.#' }],
         // Room for two full batches: one being written while the next one fills.
         prefetch: config.AUDIT_BATCH_MAX * 2,
-        retry: {
-          maxAttempts: config.AUDIT_RETRY_MAX_ATTEMPTS,
-          initialDelayMs: config.AUDIT_RETRY_INITIAL_DELAY_MS,
-          maxDelayMs: config.AUDIT_RETRY_MAX_DELAY_MS,
-        },
+        retry: retryPolicyOf(config, 'AUDIT'),
       },
       {
         name: QUEUES.commands,

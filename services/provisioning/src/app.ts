@@ -1,16 +1,5 @@
-import { fileURLToPath } from 'node:url';
-import { brokerCheck, createBroker, createOutbox } from '@wallet-fleet/messaging';
-import {
-  type Component,
-  type Logger,
-  type Service,
-  createBreaker,
-  createHttpServer,
-  createMetrics,
-  createPgPool,
-  createService,
-  migrationsComponent,
-} from '@wallet-fleet/service-kit';
+import { brokerCheck, brokerComponent, createBroker, createOutbox, outboxComponent } from '@wallet-fleet/messaging';
+import { type Component, type Logger, type Service, createBreaker, createServiceBase } from '@wallet-fleet/service-kit';
 import type { ProvisioningConfig } from './config.js';
 import { createApprovalHandlers } from './handlers/approval.js';
 import { createChainJobHandler } from './handlers/chain-job.js';
@@ -19,18 +8,15 @@ import type { CreateWallet } from './ports.js';
 import { createSweep } from './sweep.js';
 import { QUEUES, provisioningTopology } from './topology.js';
 
-const MIGRATIONS = fileURLToPath(new URL('../migrations', import.meta.url));
-
 /**
  * The provisioning service, wired but not started: migrations (unless `MIGRATE=false`),
  * PostgreSQL, the outbox relay, the broker with its consumers, the stuck-job sweep and the HTTP
  * probes. `main.ts` runs it; tests start it in-process.
  */
 export function createProvisioningService(config: ProvisioningConfig, logger: Logger): Service & { port(): number; sweep(): Promise<number> } {
-  const schema = config.DATABASE_SCHEMA;
-  const registry = createMetrics('provisioning');
+  const base = createServiceBase({ name: 'provisioning', config, logger, migrations: new URL('../migrations', import.meta.url) });
+  const { pg, registry, schema } = base;
   const metrics = createProvisioningMetrics(registry);
-  const pg = createPgPool({ url: config.DATABASE_URL, schema, max: config.DATABASE_POOL_MAX, applicationName: 'provisioning', logger });
   const broker = createBroker({ url: config.AMQP_URL, service: 'provisioning', topology: provisioningTopology(config), logger, registry });
   const outbox = createOutbox({ pool: pg.pool, schema, broker, logger, registry });
 
@@ -70,16 +56,8 @@ export function createProvisioningService(config: ProvisioningConfig, logger: Lo
     'wallet.provisioning.status': approvals['wallet.provisioning.status'],
   });
 
-  const migrations = migrationsComponent({ enabled: config.MIGRATE, databaseUrl: config.DATABASE_URL, schema, dir: MIGRATIONS, logger });
-  const brokerComponent: Component = {
-    name: 'broker',
-    start: () => broker.start(),
-    stop: async () => {
-      await broker.stop({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
-      walletCreate.shutdown();
-    },
-  };
-  const relay: Component = { name: 'outbox', start: () => outbox.start(), stop: () => outbox.stop() };
+  // Stopped after the broker: handlers draining there may still call the wallet service.
+  const walletBreaker: Component = { name: 'wallet-service-breaker', start: async () => undefined, stop: async () => walletCreate.shutdown() };
   const sweep = createSweep({
     pool: pg.pool,
     outbox,
@@ -87,14 +65,11 @@ export function createProvisioningService(config: ProvisioningConfig, logger: Lo
     intervalMs: config.PROVISIONING_SWEEP_INTERVAL_MS,
     leaseMs: config.PROVISIONING_STUCK_AFTER_MS,
   });
-  const http = createHttpServer({ port: config.HTTP_PORT, registry, logger, checks: [pg.check, brokerCheck(broker)] });
   // Stopped in reverse: the sweep, then the relay after its pass in flight, then consumers end and
   // drain (rows they write to the outbox wait there for the next start), then the pool closes.
-  const service = createService({
-    name: 'provisioning',
-    logger,
-    components: [http, migrations, pg.component, brokerComponent, relay, sweep],
-    stopTimeoutMs: config.SHUTDOWN_TIMEOUT_MS + 2000,
+  const service = base.assemble({
+    components: [walletBreaker, brokerComponent(broker, { timeoutMs: config.SHUTDOWN_TIMEOUT_MS }), outboxComponent(outbox), sweep],
+    checks: [brokerCheck(broker)],
   });
-  return Object.assign(service, { port: () => http.port(), sweep: () => sweep.runOnce() });
+  return Object.assign(service, { sweep: () => sweep.runOnce() });
 }

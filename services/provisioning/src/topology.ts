@@ -1,5 +1,6 @@
 import { Exchanges, operations } from '@wallet-fleet/contracts';
 import { defineTopology, type Topology } from '@wallet-fleet/messaging';
+import { retryPolicyOf } from '@wallet-fleet/service-kit';
 import type { ProvisioningConfig } from './config.js';
 
 /** Queue names are contracts: renaming one strands its messages (a migration, not a refactor). */
@@ -33,13 +34,7 @@ export function provisioningTopology(config: ProvisioningConfig): Topology {
         kind: 'events',
         bindings: [{ exchange: Exchanges.events, pattern: CHAIN_JOB }],
         prefetch: config.PROVISIONING_CONCURRENCY,
-        retry: {
-          maxAttempts: config.PROVISIONING_RETRY_MAX_ATTEMPTS,
-          initialDelayMs: config.PROVISIONING_RETRY_INITIAL_DELAY_MS,
-          maxDelayMs: config.PROVISIONING_RETRY_MAX_DELAY_MS,
-          factor: 2,
-          jitter: 0.2,
-        },
+        retry: { ...retryPolicyOf(config, 'PROVISIONING'), factor: 2, jitter: 0.2 },
       },
       {
         name: QUEUES.commands,

@@ -1,37 +1,28 @@
-import { fileURLToPath } from 'node:url';
 import { createEvmAdapter, createSolanaAdapter } from '@wallet-fleet/chains';
 import { ErrorCode, FleetError } from '@wallet-fleet/contracts';
 import { createKmsCustody } from '@wallet-fleet/kms';
-import { brokerCheck, createBroker, createOutbox } from '@wallet-fleet/messaging';
+import { brokerCheck, brokerComponent, createBroker, createOutbox, outboxComponent } from '@wallet-fleet/messaging';
 import {
   type Component,
   type Logger,
   type Service,
-  createHttpServer,
-  createMetrics,
   createBreaker,
-  createPgPool,
   createRateLimiter,
-  createRedis,
-  createService,
-  migrationsComponent,
+  createServiceBase,
 } from '@wallet-fleet/service-kit';
 import type { WalletConfig } from './config.js';
 import { createChainHandlers } from './handlers/chain.js';
 import { createManagementHandlers } from './handlers/management.js';
 import { QUEUES, walletTopology } from './topology.js';
 
-const MIGRATIONS = fileURLToPath(new URL('../migrations', import.meta.url));
-
 /**
  * The wallet service, wired but not started: migrations (unless `MIGRATE=false`), PostgreSQL,
  * Redis, KMS custody, the outbox relay, the broker with its consumers, and the HTTP probes.
  */
 export function createWalletService(config: WalletConfig, logger: Logger): Service & { port(): number } {
-  const schema = config.DATABASE_SCHEMA;
-  const registry = createMetrics('wallet');
-  const pg = createPgPool({ url: config.DATABASE_URL, schema, max: config.DATABASE_POOL_MAX, applicationName: 'wallet', logger });
-  const redis = createRedis({ url: config.REDIS_URL, keyPrefix: `wallet:${schema}:`, logger, connectionName: 'wallet' });
+  const base = createServiceBase({ name: 'wallet', config, logger, migrations: new URL('../migrations', import.meta.url) });
+  const { pg, registry, schema } = base;
+  const redis = base.redis();
   const custody = createKmsCustody({
     projectId: config.KMS_PROJECT_ID,
     locationId: config.KMS_LOCATION_ID,
@@ -66,34 +57,13 @@ export function createWalletService(config: WalletConfig, logger: Logger): Servi
     }),
   });
 
-  const migrations = migrationsComponent({ enabled: config.MIGRATE, databaseUrl: config.DATABASE_URL, schema, dir: MIGRATIONS, logger });
   const kms: Component = { name: 'kms', start: () => custody.ensureKeyRing(), stop: () => custody.close() };
-  const brokerComponent: Component = {
-    name: 'broker',
-    start: () => broker.start(),
-    stop: () => broker.stop({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS }),
-  };
-  const relay: Component = { name: 'outbox', start: () => outbox.start(), stop: () => outbox.stop() };
-  const http = createHttpServer({
-    port: config.HTTP_PORT,
-    registry,
-    logger,
-    checks: [
-      pg.check,
-      redis.check,
-      custody.check,
-      brokerCheck(broker),
-    ],
-  });
   // Stopped in reverse: the relay ends after its pass in flight, then consumers end and drain (rows
   // they write to the outbox wait there for the next start), then the pools close.
-  const service = createService({
-    name: 'wallet',
-    logger,
-    components: [http, migrations, pg.component, redis.component, kms, brokerComponent, relay],
-    stopTimeoutMs: config.SHUTDOWN_TIMEOUT_MS + 2000,
+  return base.assemble({
+    components: [redis.component, kms, brokerComponent(broker, { timeoutMs: config.SHUTDOWN_TIMEOUT_MS }), outboxComponent(outbox)],
+    checks: [redis.check, custody.check, brokerCheck(broker)],
   });
-  return Object.assign(service, { port: () => http.port() });
 }
 
 /**

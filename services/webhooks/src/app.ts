@@ -1,29 +1,14 @@
-import { fileURLToPath } from 'node:url';
-import { brokerCheck, createBroker, createOutbox } from '@wallet-fleet/messaging';
-import {
-  type Component,
-  type Logger,
-  type Service,
-  createBreaker,
-  createHttpServer,
-  createMetrics,
-  createPgPool,
-  createRateLimiter,
-  createRedis,
-  createService,
-  migrationsComponent,
-} from '@wallet-fleet/service-kit';
-import { Counter } from 'prom-client';
+import { brokerCheck, brokerComponent, createBroker, createOutbox, outboxComponent } from '@wallet-fleet/messaging';
+import { type Logger, type Service, createBreaker, createPgPool, createRateLimiter, createServiceBase } from '@wallet-fleet/service-kit';
 import { type ChainChecker, createChainChecker } from './chain-check.js';
 import type { WebhooksConfig } from './config.js';
 import { createIntakeRouter } from './handlers/intake.js';
 import { createDepositAttempt, createDepositHandler } from './handlers/processing.js';
 import { createReconcileHandlers } from './handlers/reconcile.js';
 import { createWalletCreatedHandler } from './handlers/wallets.js';
+import { createWebhooksMetrics } from './metrics.js';
 import { createSignatureVerifier } from './signature.js';
 import { QUEUES, webhooksTopology } from './topology.js';
-
-const MIGRATIONS = fileURLToPath(new URL('../migrations', import.meta.url));
 
 /**
  * The webhooks service, wired but not started: migrations (unless `MIGRATE=false`), PostgreSQL,
@@ -32,13 +17,12 @@ const MIGRATIONS = fileURLToPath(new URL('../migrations', import.meta.url));
  * wallet consumers and the `wallet.deposits.*` operations (`WEBHOOKS_ROLES`, both by default).
  */
 export function createWebhooksService(config: WebhooksConfig, logger: Logger): Service & { port(): number } {
-  const schema = config.DATABASE_SCHEMA;
-  const registry = createMetrics('webhooks');
-  const pg = createPgPool({ url: config.DATABASE_URL, schema, max: config.DATABASE_POOL_MAX, applicationName: 'webhooks', logger });
+  const base = createServiceBase({ name: 'webhooks', config, logger, migrations: new URL('../migrations', import.meta.url) });
+  const { pg, registry, schema } = base;
+  const metrics = createWebhooksMetrics(registry);
   // A bulkhead: the consumer's transactions (prefetch 32, several statements each) share `pg`; the
   // intake and the relay, on the path of every 200, have their own.
   const edgePg = createPgPool({ url: config.DATABASE_URL, schema, max: config.DATABASE_INTAKE_POOL_MAX, applicationName: 'webhooks-intake', logger });
-  const redis = createRedis({ url: config.REDIS_URL, keyPrefix: `webhooks:${schema}:`, logger, connectionName: 'webhooks' });
   const retry = {
     maxAttempts: config.DEPOSIT_MAX_ATTEMPTS,
     initialDelayMs: config.DEPOSIT_RETRY_INITIAL_MS,
@@ -77,13 +61,9 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger): S
     broker.handleEvents(QUEUES.wallets, { 'wallet.created': createWalletCreatedHandler(pg.pool) });
   }
 
-  const deliveries = new Counter({
-    name: 'webhooks_deliveries_total',
-    help: 'Deposit webhook deliveries by outcome (accepted, duplicate, unauthorized, bad_body, too_large, rate_limited, conflict, unavailable)',
-    labelNames: ['outcome'] as const,
-    registers: [registry],
-  });
-  const routes = intake
+  // Only the intake role has Redis (its rate limit) and routes.
+  const redis = intake ? base.redis() : undefined;
+  const routes = redis
     ? createIntakeRouter({
         pool: edgePg.pool,
         outbox,
@@ -92,35 +72,23 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger): S
         logger,
         maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,
         ...(config.WEBHOOK_SOURCE_HEADER ? { sourceHeader: config.WEBHOOK_SOURCE_HEADER } : {}),
-        deliveries,
+        deliveries: metrics.deliveries,
       })
     : undefined;
 
-  const migrations = migrationsComponent({ enabled: config.MIGRATE, databaseUrl: config.DATABASE_URL, schema, dir: MIGRATIONS, logger });
-  const brokerComponent: Component = {
-    name: 'broker',
-    start: () => broker.start(),
-    stop: () => broker.stop({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS }),
-  };
-  const relay: Component = { name: 'outbox', start: () => outbox.start(), stop: () => outbox.stop() };
-  const http = createHttpServer({
-    port: config.HTTP_PORT,
-    registry,
-    logger,
-    ...(routes ? { routes } : {}),
-    // Redis serves the intake's rate limit only.
-    checks: intake ? [pg.check, redis.check, brokerCheck(broker)] : [pg.check, brokerCheck(broker)],
-  });
   // The HTTP server starts first (probes answer while the rest starts) but readiness waits for the
   // service to run; a delivery arriving before then gets 503 from a pool or broker not yet up.
   // Stopped in reverse: the relay ends after its pass, consumers drain, the pools close, HTTP last.
-  const service = createService({
-    name: 'webhooks',
-    logger,
-    components: [http, migrations, pg.component, edgePg.component, ...(intake ? [redis.component] : []), brokerComponent, relay],
-    stopTimeoutMs: config.SHUTDOWN_TIMEOUT_MS + 2000,
+  return base.assemble({
+    routes,
+    components: [
+      edgePg.component,
+      ...(redis ? [redis.component] : []),
+      brokerComponent(broker, { timeoutMs: config.SHUTDOWN_TIMEOUT_MS }),
+      outboxComponent(outbox),
+    ],
+    checks: [...(redis ? [redis.check] : []), brokerCheck(broker)],
   });
-  return Object.assign(service, { port: () => http.port() });
 }
 
 function breakerOptions(config: WebhooksConfig) {

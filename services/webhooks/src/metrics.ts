@@ -1,0 +1,17 @@
+import { Counter, type Registry } from 'prom-client';
+
+export interface WebhooksMetrics {
+  /** outcome: accepted, duplicate, unauthorized, bad_body, too_large, rate_limited, conflict, unavailable. */
+  deliveries: Counter<'outcome'>;
+}
+
+export function createWebhooksMetrics(registry: Registry): WebhooksMetrics {
+  return {
+    deliveries: new Counter({
+      name: 'webhooks_deliveries_total',
+      help: 'Deposit webhook deliveries by outcome (accepted, duplicate, unauthorized, bad_body, too_large, rate_limited, conflict, unavailable)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+  };
+}
