@@ -14,6 +14,7 @@ import {
 import { FleetError, ErrorCode } from '@wallet-fleet/contracts';
 import { ethereumAddress } from './addresses.js';
 import type { Secp256k1Signer } from './signers.js';
+import type { TransactionTransfers } from './transfers.js';
 
 const HALF_N = secp256k1.CURVE.n >> 1n;
 
@@ -30,6 +31,12 @@ export interface EvmAdapter {
    * UNAVAILABLE, TIMEOUT (sent, no receipt in `timeoutMs`: `details.hash` may still be mined).
    */
   sendRawTransaction(signedTransaction: Hex, options?: { timeoutMs?: number; pollMs?: number }): Promise<{ hash: Hex; blockNumber: bigint }>;
+  /**
+   * What the transaction `hash` paid to `to` in wei (its own value; see TransactionTransfers), with
+   * its confirmations against the latest block. Throws VALIDATION_FAILED (not a transaction hash or
+   * not an address), UNAVAILABLE (RPC down or failing).
+   */
+  nativeTransfers(hash: string, to: string): Promise<TransactionTransfers>;
 }
 
 /** An EVM JSON-RPC adapter over HTTP (viem). */
@@ -58,6 +65,34 @@ export function createEvmAdapter(options: { rpcUrl: string; requestTimeoutMs?: n
         throw new FleetError(ErrorCode.SUBMISSION_FAILED, `transaction ${hash} reverted`, { details: { hash } });
       }
       return { hash, blockNumber: receipt.blockNumber };
+    },
+    async nativeTransfers(hash, to) {
+      if (typeof hash !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(hash)) throw FleetError.validation([{ path: 'hash', message: 'not an EVM transaction hash' }]);
+      const address = parseAddress(to);
+      const h = hash as Hex;
+      // viem reports an unknown transaction (or a missing receipt) as an error: that is an answer, not a failure.
+      const found = async <T>(what: string, call: () => Promise<T>, notFound: string): Promise<T | undefined> => {
+        try {
+          return await call();
+        } catch (e) {
+          if (e instanceof BaseError && e.walk((x) => (x as { name?: string })?.name === notFound)) return undefined;
+          throw evmFailure(what, e);
+        }
+      };
+      const tx = await found('getTransaction', () => client.getTransaction({ hash: h }), 'TransactionNotFoundError');
+      if (!tx) return { status: 'not_found' };
+      const receipt = await found('getTransactionReceipt', () => client.getTransactionReceipt({ hash: h }), 'TransactionReceiptNotFoundError');
+      if (!receipt) return { status: 'pending', reason: 'not yet mined' };
+      if (receipt.status !== 'success') return { status: 'failed', reason: 'transaction reverted' };
+      const head = await rpc('getBlockNumber', () => client.getBlockNumber({ cacheTime: 0 }));
+      const paid = tx.to !== null && tx.to !== undefined && tx.to.toLowerCase() === address.toLowerCase() && tx.value > 0n;
+      return {
+        status: 'landed',
+        block: receipt.blockNumber,
+        confirmations: head - receipt.blockNumber + 1n,
+        finality: null,
+        transfers: paid ? [{ to: address, amount: tx.value, position: { kind: 'evm-value' } }] : [],
+      };
     },
   };
 }
