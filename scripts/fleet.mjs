@@ -39,7 +39,6 @@ import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { anvilBinary } from './lib/anvil-binary.mjs';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const servicesDir = resolve(process.env.FLEET_SERVICES_DIR ?? join(repoRoot, 'services'));
@@ -165,11 +164,6 @@ function planRuntimes(serviceNames) {
     const fill = (v) => v.replaceAll('{port}', String(port));
     const command = rt.command.map((part) => {
       if (part === '{node}') return process.execPath;
-      if (part === '{anvil}') {
-        const bin = anvilBinary(repoRoot);
-        if (!bin) fail(`${rt.name}: the anvil binary is missing (pnpm install, or set ANVIL_BIN, or EVM_RPC_URL to a node of your own)`);
-        return bin;
-      }
       return fill(part);
     });
     const env = { ...process.env };

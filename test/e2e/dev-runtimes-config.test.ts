@@ -1,7 +1,7 @@
 // The development runtimes are declared twice: infra/dev-runtimes.json for the fleet runner and
 // infra/compose/dev-runtimes.yml for containers. No Docker engine here: check that the two agree, that
-// the wallet container is pointed at them, and that the pieces the containers run (scripts/anvil.mjs,
-// the probes of the health checks) really work.
+// the wallet container is pointed at them, and that the pieces the containers run (the anvil runtime of
+// packages/dev-runtimes, the probes of the health checks) really work.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -60,7 +60,8 @@ describe('development runtimes: table, compose file and their tools', () => {
       { 'kms-emulator': [9011, ['KMS_ENDPOINT']], solana: [8899, ['SOLANA_RPC_URL']], anvil: [8545, ['EVM_RPC_URL']] },
     );
     for (const r of table) assert.ok(r.usedBy.includes('wallet'), `${r.name} is for the wallet service`);
-    assert.ok(byName.anvil!.command.includes('31337'), 'anvil runs chain id 31337');
+    assert.deepEqual(byName.anvil!.command, ['{node}', 'packages/dev-runtimes/dist/anvil-main.js'], 'anvil runs from packages/dev-runtimes');
+    assert.deepEqual(byName.solana!.command, ['{node}', 'packages/dev-runtimes/dist/solana-runtime-main.js'], 'the Solana runtime runs from packages/dev-runtimes');
   });
 
   it('should include the runtimes compose file from docker-compose.yml with the repository as project directory', () => {
@@ -76,14 +77,10 @@ describe('development runtimes: table, compose file and their tools', () => {
       assert.deepEqual(s.ports, [`127.0.0.1:${r.port}:${r.port}`], `${r.name} ports`);
       assert.deepEqual(s.healthcheck?.test.slice(0, 3), ['CMD', 'node', 'scripts/probe.mjs'], `${r.name} health check`);
       assert.ok(s.healthcheck?.test.includes(String(r.port)), `${r.name} health check probes its port`);
-      if (r.command[0] === '{node}') {
-        assert.deepEqual(s.command, ['node', ...r.command.slice(1)], `${r.name} command`);
-        assert.equal(s.environment?.[r.portEnv], String(r.port), `${r.name} port variable`);
-        assert.ok(Object.entries(s.environment ?? {}).some(([k, v]) => k.endsWith('_HOST') && v === '0.0.0.0'), `${r.name} listens on all interfaces`);
-      } else {
-        const args = r.command.slice(1).map((a) => (a === '{port}' ? String(r.port) : a === '127.0.0.1' ? '0.0.0.0' : a));
-        assert.deepEqual(s.command, ['node', 'scripts/anvil.mjs', ...args], `${r.name} command`);
-      }
+      assert.equal(r.command[0], '{node}', `${r.name} runs on Node`);
+      assert.deepEqual(s.command, ['node', ...r.command.slice(1)], `${r.name} command`);
+      assert.equal(s.environment?.[r.portEnv], String(r.port), `${r.name} port variable`);
+      assert.ok(Object.entries(s.environment ?? {}).some(([k, v]) => k.endsWith('_HOST') && v === '0.0.0.0'), `${r.name} listens on all interfaces`);
     }
   });
 
@@ -123,9 +120,10 @@ describe('development runtimes: table, compose file and their tools', () => {
     assert.equal(await probe(['tcp', '127.0.0.1', port]), 1, 'nothing listens any more');
   });
 
-  it('should run anvil through scripts/anvil.mjs with chain id 31337 and stop it on SIGTERM', async () => {
+  it('should run anvil through the command of the table with chain id 31337 on its port variable and stop it on SIGTERM', async () => {
     const port = await freePort();
-    const child = spawn(process.execPath, [join(repoRoot, 'scripts/anvil.mjs'), '--port', String(port), '--chain-id', '31337', '--quiet'], { stdio: 'ignore' });
+    const anvil = table.find((r) => r.name === 'anvil')!;
+    const child = spawn(process.execPath, anvil.command.slice(1), { cwd: repoRoot, env: { ...process.env, [anvil.portEnv]: String(port) }, stdio: 'ignore' });
     const exited = new Promise<number | null>((done) => child.on('close', done));
     try {
       await waitFor(async () => (await probe(['jsonrpc', '127.0.0.1', String(port), 'eth_chainId', '0x7a69'])) === 0, { what: 'anvil answering' });

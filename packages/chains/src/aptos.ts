@@ -9,7 +9,7 @@ import {
   TransactionAuthenticatorEd25519,
 } from '@aptos-labs/ts-sdk';
 import { FleetError, ErrorCode } from '@wallet-fleet/contracts';
-import { aptosAddress } from './addresses.js';
+import { aptosAddress, isValidAddress } from './addresses.js';
 import { type Ed25519Signer, signVerifiedEd25519 } from './signers.js';
 
 // Domain separator of a single-signer RawTransaction's signing message.
@@ -44,4 +44,57 @@ export async function signAptosRawTransaction(rawTransaction: Uint8Array, signer
   const signature = await signVerifiedEd25519(signer, message);
   const authenticator = new TransactionAuthenticatorEd25519(new Ed25519PublicKey(signer.publicKey), new Ed25519Signature(signature));
   return new SignedTransaction(raw, authenticator).bcsToBytes();
+}
+
+export interface AptosAdapterOptions {
+  /** The node's REST API, e.g. `https://fullnode.mainnet.aptoslabs.com/v1`. */
+  nodeUrl: string;
+  /** Deadline of one request; default 5 s. */
+  requestTimeoutMs?: number;
+}
+
+export interface AptosAdapter {
+  /**
+   * Octas held by `address` (APT, the fungible-asset balance the node reports at
+   * `/accounts/{address}/balance/0x1::aptos_coin::AptosCoin`); 0 for an account the node does not
+   * know (404). Throws VALIDATION_FAILED (not an Aptos address), UNAVAILABLE (node unreachable, slow,
+   * or answering an error or something that is not a balance).
+   */
+  getBalance(address: string): Promise<bigint>;
+}
+
+/** An Aptos adapter over the node's REST API (no SDK client: one GET per read). */
+export function createAptosAdapter(options: AptosAdapterOptions): AptosAdapter {
+  const base = options.nodeUrl.replace(/\/$/, '');
+  const timeoutMs = options.requestTimeoutMs ?? 5000;
+  return {
+    async getBalance(address) {
+      if (!isValidAddress('APTOS', address)) throw FleetError.validation([{ path: 'address', message: 'not an Aptos address' }]);
+      let res: Response;
+      try {
+        res = await fetch(`${base}/accounts/${address}/balance/0x1::aptos_coin::AptosCoin`, { signal: AbortSignal.timeout(timeoutMs) });
+      } catch (e) {
+        throw new FleetError(ErrorCode.UNAVAILABLE, 'aptos node unreachable', { cause: e });
+      }
+      if (res.status === 404) {
+        await res.body?.cancel();
+        return 0n;
+      }
+      if (!res.ok) {
+        await res.body?.cancel();
+        throw new FleetError(ErrorCode.UNAVAILABLE, `aptos node answered ${res.status}`);
+      }
+      // The u64 comes as a bare JSON number (or a string): read as text, since JSON.parse would
+      // round a balance above 2^53.
+      let text: string;
+      try {
+        text = (await res.text()).trim();
+      } catch (e) {
+        throw new FleetError(ErrorCode.UNAVAILABLE, 'aptos node unreachable', { cause: e });
+      }
+      const digits = /^"?(\d{1,20})"?$/.exec(text)?.[1];
+      if (digits === undefined) throw new FleetError(ErrorCode.UNAVAILABLE, 'aptos node answered something that is not a balance');
+      return BigInt(digits);
+    },
+  };
 }

@@ -1,6 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import {
   createPublicClient,
@@ -17,104 +14,9 @@ import {
 import { FleetError, ErrorCode } from '@wallet-fleet/contracts';
 import { ethereumAddress } from './addresses.js';
 import type { Secp256k1Signer } from './signers.js';
+import type { TransactionTransfers } from './transfers.js';
 
 const HALF_N = secp256k1.CURVE.n >> 1n;
-
-export interface Anvil {
-  readonly url: string;
-  readonly port: number;
-  stop(): Promise<void>;
-}
-
-/**
- * Starts a local anvil node (chain id 31337, ten funded dev accounts, instant mining) and resolves
- * once it answers eth_chainId. The binary comes from @foundry-rs/anvil's platform package, or
- * from `ANVIL_BIN`. Throws UNAVAILABLE when it cannot be found or does not come up in `startTimeoutMs`.
- */
-export async function startAnvil(options: { port?: number; startTimeoutMs?: number } = {}): Promise<Anvil> {
-  const bin = anvilBinary();
-  const child = spawn(bin, ['--host', '127.0.0.1', '--port', String(options.port ?? 0), '--chain-id', '31337'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  // Do not leave an orphaned node behind when this process exits without calling stop().
-  const killOnExit = (): void => {
-    child.kill('SIGKILL');
-  };
-  process.once('exit', killOnExit);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async (): Promise<void> => {
-    process.removeListener('exit', killOnExit);
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await exited;
-  };
-  try {
-    // With --port 0 the chosen port is only known from anvil's "Listening on" line.
-    const port = await new Promise<number>((resolve, reject) => {
-      let out = '';
-      const timer = setTimeout(() => reject(new FleetError(ErrorCode.UNAVAILABLE, 'anvil did not start in time')), options.startTimeoutMs ?? 15_000);
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /Listening on [\d.]+:(\d+)/.exec(out);
-        if (m) {
-          clearTimeout(timer);
-          child.stdout!.removeAllListeners('data');
-          child.stdout!.resume();
-          resolve(Number(m[1]));
-        }
-        if (out.length > 100_000) out = out.slice(-1000);
-      });
-      child.stderr!.resume();
-      child.once('error', (e) => {
-        clearTimeout(timer);
-        reject(new FleetError(ErrorCode.UNAVAILABLE, `anvil failed to start: ${e.message}`, { cause: e }));
-      });
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new FleetError(ErrorCode.UNAVAILABLE, `anvil exited with ${code} before listening`));
-      });
-    });
-    const url = `http://127.0.0.1:${port}`;
-    await waitForChainId(url, options.startTimeoutMs ?? 15_000);
-    return { url, port, stop };
-  } catch (e) {
-    await stop();
-    throw e;
-  }
-}
-
-function anvilBinary(): string {
-  if (process.env.ANVIL_BIN) return process.env.ANVIL_BIN;
-  const platform = `${process.platform === 'win32' ? 'win32' : process.platform}-${process.arch === 'x64' ? 'amd64' : process.arch}`;
-  try {
-    // The platform package is an optional dependency of @foundry-rs/anvil, so resolve from there.
-    const req = createRequire(import.meta.url);
-    const wrapper = req.resolve('@foundry-rs/anvil/package.json');
-    const pkg = createRequire(wrapper).resolve(`@foundry-rs/anvil-${platform}/package.json`);
-    return join(dirname(pkg), 'bin', process.platform === 'win32' ? 'anvil.exe' : 'anvil');
-  } catch (e) {
-    throw new FleetError(ErrorCode.UNAVAILABLE, `no anvil binary for ${platform} (set ANVIL_BIN)`, { cause: e });
-  }
-}
-
-async function waitForChainId(url: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const res = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] }),
-        signal: AbortSignal.timeout(1000),
-      });
-      const body = (await res.json()) as { result?: string };
-      if (body.result) return;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) throw new FleetError(ErrorCode.UNAVAILABLE, 'anvil did not answer eth_chainId in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 export interface EvmAdapter {
   /** Wei held by `address`. Throws VALIDATION_FAILED, UNAVAILABLE. */
@@ -129,6 +31,12 @@ export interface EvmAdapter {
    * UNAVAILABLE, TIMEOUT (sent, no receipt in `timeoutMs`: `details.hash` may still be mined).
    */
   sendRawTransaction(signedTransaction: Hex, options?: { timeoutMs?: number; pollMs?: number }): Promise<{ hash: Hex; blockNumber: bigint }>;
+  /**
+   * What the transaction `hash` paid to `to` in wei (its own value; see TransactionTransfers), with
+   * its confirmations against the latest block. Throws VALIDATION_FAILED (not a transaction hash or
+   * not an address), UNAVAILABLE (RPC down or failing).
+   */
+  nativeTransfers(hash: string, to: string): Promise<TransactionTransfers>;
 }
 
 /** An EVM JSON-RPC adapter over HTTP (viem). */
@@ -157,6 +65,34 @@ export function createEvmAdapter(options: { rpcUrl: string; requestTimeoutMs?: n
         throw new FleetError(ErrorCode.SUBMISSION_FAILED, `transaction ${hash} reverted`, { details: { hash } });
       }
       return { hash, blockNumber: receipt.blockNumber };
+    },
+    async nativeTransfers(hash, to) {
+      if (typeof hash !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(hash)) throw FleetError.validation([{ path: 'hash', message: 'not an EVM transaction hash' }]);
+      const address = parseAddress(to);
+      const h = hash as Hex;
+      // viem reports an unknown transaction (or a missing receipt) as an error: that is an answer, not a failure.
+      const found = async <T>(what: string, call: () => Promise<T>, notFound: string): Promise<T | undefined> => {
+        try {
+          return await call();
+        } catch (e) {
+          if (e instanceof BaseError && e.walk((x) => (x as { name?: string })?.name === notFound)) return undefined;
+          throw evmFailure(what, e);
+        }
+      };
+      const tx = await found('getTransaction', () => client.getTransaction({ hash: h }), 'TransactionNotFoundError');
+      if (!tx) return { status: 'not_found' };
+      const receipt = await found('getTransactionReceipt', () => client.getTransactionReceipt({ hash: h }), 'TransactionReceiptNotFoundError');
+      if (!receipt) return { status: 'pending', reason: 'not yet mined' };
+      if (receipt.status !== 'success') return { status: 'failed', reason: 'transaction reverted' };
+      const head = await rpc('getBlockNumber', () => client.getBlockNumber({ cacheTime: 0 }));
+      const paid = tx.to !== null && tx.to !== undefined && tx.to.toLowerCase() === address.toLowerCase() && tx.value > 0n;
+      return {
+        status: 'landed',
+        block: receipt.blockNumber,
+        confirmations: head - receipt.blockNumber + 1n,
+        finality: null,
+        transfers: paid ? [{ to: address, amount: tx.value, position: { kind: 'evm-value' } }] : [],
+      };
     },
   };
 }

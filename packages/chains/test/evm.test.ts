@@ -1,8 +1,5 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { waitFor } from '@wallet-fleet/testing';
 import {
   createWalletClient,
   http,
@@ -22,10 +19,9 @@ import {
   ethereumAddress,
   localSecp256k1Signer,
   signEvmTransaction,
-  startAnvil,
-  type Anvil,
   type EvmAdapter,
 } from '../src/index.js';
+import { type Anvil, startAnvil } from '@wallet-fleet/dev-runtimes';
 
 // anvil's first dev account (public, well-known test key).
 const DEV_KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80';
@@ -162,29 +158,6 @@ describe('EVM', () => {
     const unsigned = serializeTransaction({ type: 'eip1559', chainId: 1, nonce: 0, to: `0x${'11'.repeat(20)}`, value: 1n, gas: 21000n, maxFeePerGas: 2n, maxPriorityFeePerGas: 1n });
     const { signedTransaction } = await signEvmTransaction(unsigned, signer);
     await assert.rejects(signEvmTransaction(signedTransaction, signer), (e) => isFleetError(e, 'VALIDATION_FAILED'));
-  });
-
-  it('should fail to start anvil on a port that is taken with UNAVAILABLE', async () => {
-    await assert.rejects(startAnvil({ port: anvil.port }), (e) => isFleetError(e, 'UNAVAILABLE'));
-  });
-
-  it('should run anvil as a process on EVM_RUNTIME_PORT and stop it on SIGTERM', async () => {
-    const main = fileURLToPath(new URL('../src/anvil-main.ts', import.meta.url));
-    const child = spawn(process.execPath, ['--import', 'tsx', main], { env: { ...process.env, EVM_RUNTIME_PORT: '0' }, stdio: ['ignore', 'pipe', 'inherit'] });
-    const exited = new Promise((r) => child.once('exit', r));
-    let url: string | undefined;
-    try {
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      url = await waitFor(() => /"url":"([^"]+)"/.exec(out)?.[1], { timeoutMs: 20000, what: 'the listening line' });
-      assert.equal(await createEvmAdapter({ rpcUrl: url }).getChainId(), 31337);
-    } finally {
-      child.kill('SIGTERM');
-      await exited;
-    }
-    assert.equal(child.exitCode, 0);
-    // The node went with it.
-    await assert.rejects(createEvmAdapter({ rpcUrl: url, requestTimeoutMs: 1000 }).getChainId(), (e) => isFleetError(e, 'UNAVAILABLE'));
   });
 
   it('should answer UNAVAILABLE when the node is down', async () => {

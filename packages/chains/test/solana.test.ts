@@ -15,10 +15,9 @@ import {
   createSolanaAdapter,
   localEd25519Signer,
   solanaAddress,
-  startSolanaRuntime,
   type SolanaAdapter,
-  type SolanaRuntime,
 } from '../src/index.js';
+import { type SolanaRuntime, startSolanaRuntime } from '@wallet-fleet/dev-runtimes';
 
 const FEE = 5000n;
 const SOL = 1_000_000_000n;
@@ -76,6 +75,16 @@ describe('Solana adapter over the litesvm runtime', () => {
     assert.notEqual((await new Connection(runtime.url).getLatestBlockhash()).blockhash, before);
     await solana.sendAndConfirm(await solana.signTransaction(unsigned, signer), confirm);
     assert.equal(await solana.getBalance(to), 1_000_000n);
+  });
+
+  it('should refuse a transaction on an unknown blockhash with SUBMISSION_FAILED, retryable (build it again)', async () => {
+    const from = Keypair.generate();
+    runtime.airdrop(from.publicKey.toBase58(), SOL);
+    const tx = new Transaction({ feePayer: from.publicKey, blockhash: Keypair.generate().publicKey.toBase58(), lastValidBlockHeight: 0 });
+    tx.add(SystemProgram.transfer({ fromPubkey: from.publicKey, toPubkey: Keypair.generate().publicKey, lamports: 1_000_000 }));
+    tx.sign(from);
+    await assert.rejects(solana.sendAndConfirm(tx.serialize(), confirm), (e) => isFleetError(e, 'SUBMISSION_FAILED') && e.retryable);
+    assert.equal(await solana.getBalance(from.publicKey.toBase58()), SOL);
   });
 
   it('should map a transfer larger than the balance to INSUFFICIENT_FUNDS and charge nothing', async () => {

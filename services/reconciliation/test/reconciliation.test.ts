@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { type Anvil, startAnvil } from '@wallet-fleet/chains';
+import { type Anvil, startAnvil } from '@wallet-fleet/dev-runtimes';
 import { type Broker, createBroker, defineTopology, outboxTableSql } from '@wallet-fleet/messaging';
 import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import amqp from 'amqplib';

@@ -1,5 +1,4 @@
-import { createEvmAdapter, createSolanaAdapter } from '@wallet-fleet/chains';
-import { ErrorCode, FleetError } from '@wallet-fleet/contracts';
+import { createAptosAdapter, createEvmAdapter, createSolanaAdapter } from '@wallet-fleet/chains';
 import { createKmsCustody } from '@wallet-fleet/kms';
 import { brokerCheck, brokerComponent, createBroker, createOutbox, outboxComponent } from '@wallet-fleet/messaging';
 import {
@@ -36,12 +35,13 @@ export function createWalletService(config: WalletConfig, logger: Logger): Servi
   const outbox = createOutbox({ pool: pg.pool, schema, broker, logger, registry });
   const solana = createSolanaAdapter({ rpcUrl: config.SOLANA_RPC_URL });
   const evm = createEvmAdapter({ rpcUrl: config.EVM_RPC_URL });
+  const aptos = createAptosAdapter({ nodeUrl: config.APTOS_NODE_URL });
   // One breaker per chain endpoint: a dead node fails reads fast instead of tying up consumers.
   const breaker = <A extends unknown[], R>(name: string, fn: (...a: A) => Promise<R>) =>
     createBreaker(name, fn, { timeoutMs: 10_000, errorThresholdPercentage: 50, resetTimeoutMs: 5000, volumeThreshold: 5 }, registry);
   const solBalance = breaker('solana-rpc', (a: string) => solana.getBalance(a));
   const evmBalance = breaker('evm-rpc', (a: string) => evm.getBalance(a));
-  const aptBalance = breaker('aptos-node', (a: string) => aptosBalance(config.APTOS_NODE_URL, a));
+  const aptBalance = breaker('aptos-node', (a: string) => aptos.getBalance(a));
   broker.handleCommands(QUEUES.commands, {
     ...createManagementHandlers({ pool: pg.pool, custody, outbox }),
     ...createChainHandlers({
@@ -64,22 +64,4 @@ export function createWalletService(config: WalletConfig, logger: Logger): Servi
     components: [redis.component, kms, brokerComponent(broker, { timeoutMs: config.SHUTDOWN_TIMEOUT_MS }), outboxComponent(outbox)],
     checks: [redis.check, custody.check, brokerCheck(broker)],
   });
-}
-
-/**
- * Octas held by an Aptos account, from the node's REST API (`/accounts/{a}/balance/{asset}`). An
- * account the chain has never seen holds 0. Throws UNAVAILABLE when the node cannot be reached.
- */
-async function aptosBalance(nodeUrl: string, address: string): Promise<bigint> {
-  let res: Response;
-  try {
-    res = await fetch(`${nodeUrl.replace(/\/$/, '')}/accounts/${address}/balance/0x1::aptos_coin::AptosCoin`, {
-      signal: AbortSignal.timeout(5000),
-    });
-  } catch (e) {
-    throw new FleetError(ErrorCode.UNAVAILABLE, 'aptos node unreachable', { cause: e });
-  }
-  if (res.status === 404) return 0n;
-  if (!res.ok) throw new FleetError(ErrorCode.UNAVAILABLE, `aptos node answered ${res.status}`);
-  return BigInt(String(await res.json()));
 }

@@ -6,7 +6,8 @@ import {
   AccountAddress, ChainId, Deserializer, EntryFunction, RawTransaction, SignedTransaction, SimpleTransaction,
   TransactionAuthenticatorEd25519, TransactionPayloadEntryFunction, U64, generateSigningMessageForTransaction,
 } from '@aptos-labs/ts-sdk';
-import { type Anvil, type SolanaRuntime, localEd25519Signer, solanaAddress, startAnvil, startSolanaRuntime } from '@wallet-fleet/chains';
+import { localEd25519Signer, solanaAddress } from '@wallet-fleet/chains';
+import { type Anvil, type SolanaRuntime, startAnvil, startSolanaRuntime } from '@wallet-fleet/dev-runtimes';
 import { ErrorCode, isFleetError } from '@wallet-fleet/contracts';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
 import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';

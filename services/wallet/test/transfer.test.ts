@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { type SolanaRuntime, localEd25519Signer, solanaAddress, startSolanaRuntime, transactionSignature } from '@wallet-fleet/chains';
+import { localEd25519Signer, solanaAddress, transactionSignature } from '@wallet-fleet/chains';
+import { type SolanaRuntime, startSolanaRuntime } from '@wallet-fleet/dev-runtimes';
 import { ErrorCode, isFleetError } from '@wallet-fleet/contracts';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
 import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';

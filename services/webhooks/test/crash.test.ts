@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { type Anvil, startAnvil } from '@wallet-fleet/chains';
+import { type Anvil, startAnvil } from '@wallet-fleet/dev-runtimes';
 import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
 import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import pg from 'pg';

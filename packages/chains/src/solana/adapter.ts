@@ -13,6 +13,7 @@ import bs58 from 'bs58';
 import { TOKEN_PROGRAM_ID as TOKEN_PROGRAM, TOKEN_2022_PROGRAM_ID as TOKEN_2022_PROGRAM } from '@solana/spl-token';
 import { FleetError, ErrorCode } from '@wallet-fleet/contracts';
 import { type Ed25519Signer, signVerifiedEd25519 } from '../signers.js';
+import type { NativeTransfer, TransactionTransfers } from '../transfers.js';
 
 
 export interface SolanaAdapterOptions {
@@ -69,6 +70,15 @@ export interface SolanaAdapter {
    * land, a new transaction is safe). Throws VALIDATION_FAILED, UNAVAILABLE.
    */
   fate(signedTransaction: Uint8Array): Promise<'confirmed' | 'failed' | 'pending' | 'expired'>;
+  /**
+   * What the transaction `signature` paid to `to` in lamports: its net balance change there (see
+   * TransactionTransfers), read at `confirmed` at least (a `processed` one is `pending`). Throws
+   * VALIDATION_FAILED (not a signature or not an address), UNAVAILABLE (RPC down or failing, or a
+   * node that does not serve getTransaction: without it nothing can be said of the amount).
+   */
+  nativeTransfers(signature: string, to: string): Promise<TransactionTransfers>;
+  /** Asks the node's faucet (devnet, local runtime) for `lamports`; returns the airdrop's signature. Throws VALIDATION_FAILED, UNAVAILABLE. */
+  requestAirdrop(address: string, lamports: bigint): Promise<string>;
 }
 
 /** A Solana adapter over JSON-RPC over HTTP only (no websocket: confirmation polls). */
@@ -200,6 +210,42 @@ export function createSolanaAdapter(options: SolanaAdapterOptions): SolanaAdapte
       const last = await statusNow();
       return last ? judge(last) : 'expired';
     },
+
+    async nativeTransfers(signature, to) {
+      if (typeof signature !== 'string' || !/^[1-9A-HJ-NP-Za-km-z]{64,90}$/.test(signature)) {
+        throw FleetError.validation([{ path: 'signature', message: 'not a Solana signature' }]);
+      }
+      const toKey = parseKey(to, ErrorCode.VALIDATION_FAILED, 'to');
+      const status = await rpc('getSignatureStatuses', async () => (await connection.getSignatureStatuses([signature], { searchTransactionHistory: true })).value[0]);
+      if (!status) return { status: 'not_found' };
+      if (status.err) return { status: 'failed', reason: 'transaction failed on chain' };
+      if (status.confirmationStatus === 'processed') return { status: 'pending', reason: 'not yet confirmed' };
+      const tx = await rpc('getTransaction', () => connection.getTransaction(signature, { commitment: 'confirmed', maxSupportedTransactionVersion: 0 }));
+      if (!tx?.meta) return { status: 'pending', reason: 'transaction detail not yet available' };
+      const { meta } = tx;
+      const keys = tx.transaction.message.getAccountKeys({ accountKeysFromLookups: meta.loadedAddresses ?? { writable: [], readonly: [] } });
+      const transfers: NativeTransfer[] = [];
+      for (let i = 0; i < keys.length; i++) {
+        if (!keys.get(i)!.equals(toKey)) continue;
+        const amount = BigInt(meta.postBalances[i] ?? 0) - BigInt(meta.preBalances[i] ?? 0);
+        if (amount > 0n) transfers.push({ to: toKey.toBase58(), amount, position: { kind: 'solana-account', accountIndex: i } });
+      }
+      return {
+        status: 'landed',
+        block: BigInt(tx.slot),
+        confirmations: status.confirmations === null || status.confirmations === undefined ? null : BigInt(status.confirmations),
+        finality: status.confirmationStatus === 'finalized' ? 'finalized' : status.confirmationStatus === 'confirmed' ? 'confirmed' : null,
+        transfers,
+      };
+    },
+
+    async requestAirdrop(address, lamports) {
+      const key = parseKey(address, ErrorCode.VALIDATION_FAILED, 'address');
+      if (typeof lamports !== 'bigint' || lamports <= 0n || lamports > BigInt(Number.MAX_SAFE_INTEGER)) {
+        throw FleetError.validation([{ path: 'lamports', message: `must be a positive integer up to ${Number.MAX_SAFE_INTEGER}` }]);
+      }
+      return rpc('requestAirdrop', () => connection.requestAirdrop(key, Number(lamports)));
+    },
   };
 }
 
@@ -235,6 +281,8 @@ function parseTransaction(bytes: Uint8Array): VersionedTransaction {
 function rpcFailure(what: string, e: unknown): FleetError {
   if (e instanceof FleetError) return e;
   const message = e instanceof Error ? e.message : String(e);
+  // Method not found: an RPC provider that does not serve this method (some do not serve history).
+  if ((e as { code?: unknown })?.code === -32601) return new FleetError(ErrorCode.UNAVAILABLE, `the Solana node does not serve ${what}`, { cause: e });
   if (/invalid param|Invalid param/.test(message)) return new FleetError(ErrorCode.VALIDATION_FAILED, `${what}: ${message}`, { cause: e });
   return new FleetError(ErrorCode.UNAVAILABLE, `Solana RPC ${what} failed: ${message}`, { cause: e });
 }

@@ -14,9 +14,8 @@ import {
   type AddressLookupTableAccount,
 } from '@solana/web3.js';
 import bs58 from 'bs58';
-import { isFleetError } from '@wallet-fleet/contracts';
 import { waitFor } from '@wallet-fleet/testing';
-import { createSolanaAdapter, startSolanaRuntime, type SolanaRuntime } from '../src/index.js';
+import { startSolanaRuntime, type SolanaRuntime } from '../src/index.js';
 
 async function rpc(url: string, method: string, params: unknown[] = []): Promise<any> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
@@ -108,12 +107,13 @@ describe('Solana runtime (JSON-RPC over litesvm)', () => {
     assert.equal(await conn.getBalance(from.publicKey), LAMPORTS_PER_SOL - 5000);
   });
 
-  it('should refuse a transaction on an unknown blockhash; the adapter says SUBMISSION_FAILED, retryable', async () => {
+  it('should refuse a transaction on an unknown blockhash as a validator does (Blockhash not found) and leave the payer untouched', async () => {
     const from = Keypair.generate();
     runtime.airdrop(from.publicKey.toBase58(), BigInt(LAMPORTS_PER_SOL));
     const tx = transfer(from, Keypair.generate().publicKey, 1_000_000, Keypair.generate().publicKey.toBase58());
-    const adapter = createSolanaAdapter({ rpcUrl: runtime.url });
-    await assert.rejects(adapter.sendAndConfirm(tx.serialize(), { timeoutMs: 2000, pollMs: 10 }), (e) => isFleetError(e, 'SUBMISSION_FAILED') && e.retryable);
+    const r = await rpc(runtime.url, 'sendTransaction', [tx.serialize().toString('base64'), { encoding: 'base64' }]);
+    assert.equal(r.error.code, -32002);
+    assert.match(r.error.message, /Blockhash not found/);
     assert.equal(await conn.getBalance(from.publicKey), LAMPORTS_PER_SOL);
   });
 

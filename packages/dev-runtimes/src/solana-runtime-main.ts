@@ -1,4 +1,4 @@
-// Runs the local Solana JSON-RPC runtime (litesvm) until SIGINT/SIGTERM. Development only: state
+// Runs the local Solana JSON-RPC runtime (litesvm) until SIGINT/SIGTERM. NOT FOR PRODUCTION: state
 // lives in memory and is gone on exit.
 import { startSolanaRuntime } from './solana/runtime.js';
 
