@@ -81,7 +81,7 @@ let body;
 try {
   body = JSON.parse(bodyText);
 } catch (e) {
-  usage(`the body is not JSON: ${e.message}`);
+  usage(`the body is not JSON: ${/** @type {Error} */ (e).message}`);
 }
 const url = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672';
 const timeoutMs = Number(process.env.CALL_TIMEOUT_MS || 10_000);
@@ -191,7 +191,7 @@ try {
   await ch.waitForConfirms();
 } catch (e) {
   clearTimeout(timer);
-  await finish(1, undefined, `the broker refused the request: ${e.message}`);
+  await finish(1, undefined, `the broker refused the request: ${/** @type {Error} */ (e).message}`);
 }
 if (returned) {
   clearTimeout(timer);

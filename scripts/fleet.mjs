@@ -153,7 +153,7 @@ function loadRuntimes() {
   try {
     table = JSON.parse(readFileSync(runtimesFile, 'utf8'));
   } catch (e) {
-    fail(`cannot read ${runtimesFile}: ${e.message}`);
+    fail(`cannot read ${runtimesFile}: ${/** @type {Error} */ (e).message}`);
   }
   return table.runtimes ?? [];
 }
@@ -211,7 +211,7 @@ async function probeJsonRpc(port, method, expect) {
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: [] }),
       signal: AbortSignal.timeout(1000),
     });
-    const body = await res.json();
+    const body = /** @type {{ result?: unknown }} */ (await res.json());
     return expect === undefined ? body.result !== undefined : body.result === expect;
   } catch {
     return false;
@@ -301,11 +301,12 @@ async function readiness(name) {
   try {
     const res = await fetch(`http://127.0.0.1:${port}/ready`, { signal: AbortSignal.timeout(2000) });
     if (res.status === 200) return 'ready';
-    const body = await res.json().catch(() => undefined);
+    const body = /** @type {{ failed?: unknown } | undefined} */ (await res.json().catch(() => undefined));
     const failed = Array.isArray(body?.failed) ? ` failed=${body.failed.join(',')}` : '';
     return `http://127.0.0.1:${port}/ready answers ${res.status}${failed}`;
   } catch (e) {
-    return `http://127.0.0.1:${port}/ready: ${e.cause?.message ?? e.message}`;
+    const err = /** @type {Error & { cause?: Error }} */ (e);
+    return `http://127.0.0.1:${port}/ready: ${err.cause?.message ?? err.message}`;
   }
 }
 
