@@ -2,6 +2,7 @@
 // Sends one request to the fleet and prints the reply: the smallest client of the message API.
 //
 //   node scripts/call.mjs <operation> ['<json body>'] [--get <path>]
+//   node scripts/call.mjs --help          every operation of docs/asyncapi.json with its summary
 //   node scripts/call.mjs wallet.management.create '{"userId":"alice","chain":"SOL"}'
 //   WALLET=$(node scripts/call.mjs wallet.management.create '{"userId":"alice","chain":"SOL"}' --get result.walletId)
 //
@@ -10,11 +11,13 @@
 // (an operation no service is bound for comes back at once instead of vanishing) and an expiration
 // equal to the timeout (a request nobody answers in time is not processed later behind our back).
 // Prints the reply JSON on stdout. Exit 0 on {ok:true}, 1 on {ok:false}, no reply, unroutable or a
-// broker error, 2 on bad usage. With --get a.b only that value of an {ok:true} reply is printed (strings
+// broker error (connection problems are named: nothing listening, credentials refused, no such
+// vhost), 2 on bad usage. With --get a.b only that value of an {ok:true} reply is printed (strings
 // without quotes), for shell variables; an {ok:false} reply is still printed whole.
 //
 // Environment: AMQP_URL (default amqp://guest:guest@127.0.0.1:5672), CALL_TIMEOUT_MS (default 10000).
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,12 +29,49 @@ const amqp = createRequire(join(repoRoot, 'packages', 'messaging', 'package.json
 const EXCHANGE = 'wallet.commands';
 const REPLY_TO = 'amq.rabbitmq.reply-to';
 
+const USAGE = `usage: node scripts/call.mjs <operation> ['<json body>'] [--get <path>]
+  e.g. node scripts/call.mjs wallet.audit.query '{"limit":5}'
+       node scripts/call.mjs --help      (every operation)`;
+
+/** @param {string} problem @returns {never} */
 function usage(problem) {
-  process.stderr.write(`call: ${problem}\nusage: node scripts/call.mjs <operation> ['<json body>'] [--get <path>]\n  e.g. node scripts/call.mjs wallet.audit.query '{"limit":5}'\n`);
+  process.stderr.write(`call: ${problem}\n${USAGE}\n`);
   process.exit(2);
 }
 
+/**
+ * The operations of the message API as docs/asyncapi.json (generated from the catalogue in
+ * packages/contracts) describes them: readable before anything is built.
+ * @returns {Array<{ name: string, summary: string, errors: string[] }>}
+ */
+function catalogue() {
+  /** @type {{ operations: Record<string, { action: string, title: string, summary: string, 'x-errors'?: string[] }> }} */
+  const doc = JSON.parse(readFileSync(join(repoRoot, 'docs', 'asyncapi.json'), 'utf8'));
+  return Object.values(doc.operations)
+    .filter((op) => op.action === 'send')
+    .map((op) => ({ name: op.title, summary: op.summary, errors: op['x-errors'] ?? [] }));
+}
+
+function help() {
+  const ops = catalogue();
+  const width = Math.max(...ops.map((op) => op.name.length));
+  const lines = [
+    'Sends one request to the fleet (RabbitMQ, exchange wallet.commands) and prints the reply.',
+    '',
+    USAGE,
+    '',
+    'Operations (request and reply schemas and error codes: docs/asyncapi.json):',
+    ...ops.map((op) => `  ${op.name.padEnd(width)}  ${op.summary}`),
+    '',
+    'Exit 0 on {"ok":true}, 1 on {"ok":false}, no reply, unroutable or a broker problem, 2 on bad usage.',
+    'Environment: AMQP_URL (default amqp://guest:guest@127.0.0.1:5672), CALL_TIMEOUT_MS (default 10000).',
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  process.exit(0);
+}
+
 const argv = process.argv.slice(2);
+if (argv.includes('--help') || argv.includes('-h')) help();
 const getAt = argv.indexOf('--get');
 const getPath = getAt >= 0 ? argv.splice(getAt, 2)[1] : undefined;
 if (getAt >= 0 && !getPath) usage('--get needs a path, e.g. --get result.walletId');
@@ -41,7 +81,7 @@ let body;
 try {
   body = JSON.parse(bodyText);
 } catch (e) {
-  usage(`the body is not JSON: ${e.message}`);
+  usage(`the body is not JSON: ${/** @type {Error} */ (e).message}`);
 }
 const url = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672';
 const timeoutMs = Number(process.env.CALL_TIMEOUT_MS || 10_000);
@@ -69,11 +109,36 @@ async function finish(code, out, err) {
   process.exit(code);
 }
 
+/**
+ * What went wrong when connecting, in words: amqplib's own text for a missing vhost is
+ * `Expected ConnectionOpenOk; got <ConnectionClose channel:0>`, which names neither.
+ * @param {Error & { code?: string }} e
+ */
+function connectProblem(e) {
+  let u;
+  try {
+    u = new URL(url);
+  } catch {
+    return `AMQP_URL is not a URL (${e.message})`;
+  }
+  const where = `${u.hostname}:${u.port || (u.protocol === 'amqps:' ? 5671 : 5672)}`;
+  const vhost = u.pathname.length > 1 ? decodeURIComponent(u.pathname.slice(1)) : '/';
+  const user = decodeURIComponent(u.username || 'guest');
+  if (e.code === 'ECONNREFUSED') return `nothing listens at ${where} (is RabbitMQ running? bash scripts/setup.sh starts a local one)`;
+  if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') return `no such host ${u.hostname}`;
+  if (e.code === 'ETIMEDOUT' || /timeout/i.test(e.message)) return `no answer from ${where} within ${timeoutMs} ms`;
+  if (/ACCESS.REFUSED/.test(e.message)) return `the broker refused the credentials of user ${JSON.stringify(user)} (check the user and password in AMQP_URL)`;
+  if (/ConnectionOpenOk|NOT_ALLOWED/.test(e.message)) {
+    return `the broker refused to open vhost ${JSON.stringify(vhost)}: it does not exist or user ${JSON.stringify(user)} may not use it (the vhost is the path of AMQP_URL; a local fleet uses the default vhost "/", i.e. no path)`;
+  }
+  return e.message;
+}
+
 try {
   // noDelay: without it Nagle and delayed ACKs add ~40 ms to every round trip.
-  conn = await amqp.connect(url, { noDelay: true });
+  conn = await amqp.connect(url, { noDelay: true, timeout: timeoutMs });
 } catch (e) {
-  await finish(1, undefined, `cannot connect to RabbitMQ at ${shownUrl}: ${e.message}`);
+  await finish(1, undefined, `cannot connect to RabbitMQ at ${shownUrl}: ${connectProblem(/** @type {Error} */ (e))}`);
 }
 conn.on('error', () => {});
 // A confirm channel: RabbitMQ sends basic.return before the confirm, so once the publish is
@@ -126,9 +191,11 @@ try {
   await ch.waitForConfirms();
 } catch (e) {
   clearTimeout(timer);
-  await finish(1, undefined, `the broker refused the request: ${e.message}`);
+  await finish(1, undefined, `the broker refused the request: ${/** @type {Error} */ (e).message}`);
 }
 if (returned) {
   clearTimeout(timer);
-  await finish(1, undefined, `unroutable: no service is bound for ${operation} on ${EXCHANGE} (is the service that owns it running?)`);
+  const known = catalogue().some((op) => op.name === operation);
+  const hint = known ? 'is the service that owns it running?' : 'it is not an operation of docs/asyncapi.json either: see --help';
+  await finish(1, undefined, `unroutable: no service is bound for ${operation} on ${EXCHANGE} (${hint})`);
 }

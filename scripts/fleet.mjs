@@ -8,13 +8,17 @@
 // pino JSON lines are shown as `time level msg key=value…` (`--json` passes them through raw).
 // SIGINT/SIGTERM are forwarded once to every service and the runner waits until all have stopped (a
 // second signal is forwarded too: the services treat it as "exit now"). If a service dies on its own
-// the runner says which and with what code, stops the others and exits 1.
+// the runner says which and with what code, stops the others and exits 1. Once every service answers
+// 200 on /ready (its HTTP port is read from its `http server listening` log line), the runner prints
+// one `fleet ready` line with their URLs; past FLEET_READY_TIMEOUT_MS it names those that are not.
 //
 // Environment:
 //   FLEET_SERVICES=audit,wallet   only these services
 //   FLEET_SERVICES_DIR            where the services are (default: <repo>/services; tests use a fake one)
 //   FLEET_STOP_TIMEOUT_MS         how long a stop may take before the rest are killed (default 20000,
 //                                 above the services' own SHUTDOWN_TIMEOUT_MS of 10000)
+//   FLEET_READY_TIMEOUT_MS        how long the services may take to answer /ready before the runner says
+//                                 which did not (default 60000; it keeps waiting and running after that)
 //   <NAME>_HTTP_PORT, <NAME>_DATABASE_SCHEMA   per-service values, e.g. AUDIT_HTTP_PORT=9081
 //   Everything else (AMQP_URL, DATABASE_URL, REDIS_URL, LOG_LEVEL, MIGRATE ...) is passed to every service.
 //   NO_COLOR / FORCE_COLOR        colours are on when stdout is a terminal, unless told otherwise
@@ -46,6 +50,7 @@ const cwd = dirname(servicesDir);
 const raw = process.argv.includes('--json');
 const stopTimeoutMs = Number(process.env.FLEET_STOP_TIMEOUT_MS ?? 20_000);
 const runtimeStartTimeoutMs = Number(process.env.FLEET_RUNTIME_START_TIMEOUT_MS ?? 30_000);
+const readyTimeoutMs = Number(process.env.FLEET_READY_TIMEOUT_MS ?? 60_000);
 const runtimesFile = resolve(process.env.FLEET_DEV_RUNTIMES_FILE ?? join(repoRoot, 'infra', 'dev-runtimes.json'));
 
 const useColour =
@@ -125,9 +130,16 @@ function formatPino(line) {
   return lines;
 }
 
-function pipeLines(name, stream, out) {
+/**
+ * @param {string} name
+ * @param {import('node:stream').Readable} stream
+ * @param {NodeJS.WritableStream} out
+ * @param {(line: string) => void} [seen] told of every raw line
+ */
+function pipeLines(name, stream, out, seen) {
   const rl = createInterface({ input: stream, crlfDelay: Infinity });
   rl.on('line', (line) => {
+    seen?.(line);
     const pretty = raw ? undefined : formatPino(line);
     for (const l of pretty ?? [line]) out.write(`${prefix(name)}${l}\n`);
   });
@@ -140,7 +152,7 @@ function loadRuntimes() {
   try {
     table = JSON.parse(readFileSync(runtimesFile, 'utf8'));
   } catch (e) {
-    fail(`cannot read ${runtimesFile}: ${e.message}`);
+    fail(`cannot read ${runtimesFile}: ${/** @type {Error} */ (e).message}`);
   }
   return table.runtimes ?? [];
 }
@@ -193,7 +205,7 @@ async function probeJsonRpc(port, method, expect) {
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: [] }),
       signal: AbortSignal.timeout(1000),
     });
-    const body = await res.json();
+    const body = /** @type {{ result?: unknown }} */ (await res.json());
     return expect === undefined ? body.result !== undefined : body.result === expect;
   } catch {
     return false;
@@ -222,12 +234,12 @@ function envFor(name, provided) {
   return env;
 }
 
-function launch(group, name, command, args, env, shown) {
+function launch(group, name, command, args, env, shown, seen) {
   // detached: the child gets its own process group, so a Ctrl-C in the terminal reaches the runner
   // only and each child sees exactly one SIGINT (the forwarded one); a second one means "exit now".
   const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  pipeLines(name, child.stdout, process.stdout);
-  pipeLines(name, child.stderr, process.stderr);
+  pipeLines(name, child.stdout, process.stdout, seen);
+  pipeLines(name, child.stderr, process.stderr, seen);
   const entry = { child, done: false };
   entry.exited = new Promise((resolveExit) => {
     child.on('error', (e) => {
@@ -255,7 +267,75 @@ function launch(group, name, command, args, env, shown) {
 
 function start(name, provided) {
   const main = join(servicesDir, name, 'dist', 'main.js');
-  launch(children, name, process.execPath, [main], envFor(name, provided), `node ${main.slice(cwd.length + 1)}`);
+  launch(children, name, process.execPath, [main], envFor(name, provided), `node ${main.slice(cwd.length + 1)}`, (line) => {
+    // The port the service really listens on (its own default, <NAME>_HTTP_PORT, or 0), from
+    // service-kit's line: the runner never has to know the services' defaults.
+    if (!line.includes('http server listening')) return;
+    try {
+      const o = JSON.parse(line);
+      if (o.msg === 'http server listening' && Number.isInteger(o.port)) httpPorts.set(name, o.port);
+    } catch {
+      // not a pino line
+    }
+  });
+}
+
+// --- readiness ------------------------------------------------------------------------------------
+/** @type {Map<string, number>} service -> the HTTP port it logged */
+const httpPorts = new Map();
+
+/**
+ * The /ready answer of a service: 'ready', or why not in a few words.
+ * @param {string} name
+ * @returns {Promise<string>}
+ */
+async function readiness(name) {
+  const port = httpPorts.get(name);
+  if (port === undefined) return 'no "http server listening" line in its log yet';
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/ready`, { signal: AbortSignal.timeout(2000) });
+    if (res.status === 200) return 'ready';
+    const body = /** @type {{ failed?: unknown } | undefined} */ (await res.json().catch(() => undefined));
+    const failed = Array.isArray(body?.failed) ? ` failed=${body.failed.join(',')}` : '';
+    return `http://127.0.0.1:${port}/ready answers ${res.status}${failed}`;
+  } catch (e) {
+    const err = /** @type {Error & { cause?: Error }} */ (e);
+    return `http://127.0.0.1:${port}/ready: ${err.cause?.message ?? err.message}`;
+  }
+}
+
+/**
+ * Polls every service's /ready until all answer 200, then prints one `fleet ready` line with the
+ * URLs; past readyTimeoutMs it names those that are not (and keeps polling: a service waiting for a
+ * dependency may still come up, and then the ready line follows).
+ * @param {string[]} names
+ * @param {Array<{ name: string, port: number }>} runtimePlan
+ */
+async function announceReady(names, runtimePlan) {
+  const t0 = Date.now();
+  let warned = false;
+  /** @type {Map<string, string>} */
+  const pending = new Map(names.map((n) => [n, 'not polled yet']));
+  while (!stopping && pending.size > 0) {
+    await Promise.all(
+      [...pending.keys()].map(async (name) => {
+        const state = await readiness(name);
+        if (state === 'ready') pending.delete(name);
+        else pending.set(name, state);
+      }),
+    );
+    if (stopping || pending.size === 0) break;
+    if (!warned && Date.now() - t0 > readyTimeoutMs) {
+      warned = true;
+      const why = [...pending].map(([n, state]) => `${n} (${state})`).join('; ');
+      say(paint('31', `not ready after ${readyTimeoutMs} ms: ${why}; still waiting`));
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  if (stopping) return;
+  const urls = names.map((n) => `${n} http://127.0.0.1:${httpPorts.get(n)}`).join(', ');
+  const rts = runtimePlan.length ? `; dev runtimes: ${runtimePlan.map((rt) => `${rt.name} 127.0.0.1:${rt.port}`).join(', ')}` : '';
+  say(paint('32', `fleet ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${urls}${rts}`));
 }
 
 function startRuntime(rt) {
@@ -399,4 +479,5 @@ if (await startRuntimes(plan.start)) {
     say('webhooks: development signing secret in .fleet/webhook-secret (set WEBHOOK_SECRETS to use your own)');
   }
   for (const name of names) start(name, provided);
+  void announceReady(names, plan.start);
 }

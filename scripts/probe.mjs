@@ -75,7 +75,9 @@ async function postgresStartup(url) {
   params.copy(msg, 8);
   const host = u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1';
   const port = Number(u.port || 5432);
+  /** @type {Buffer | undefined} */
   let verdict;
+  /** @param {Buffer} d */
   const complete = (d) => {
     for (let i = 0; i + 5 <= d.length; ) {
       const len = d.readInt32BE(i + 1);
@@ -94,12 +96,14 @@ async function postgresStartup(url) {
     return false;
   };
   await exchange(host, port, msg, complete);
+  if (!verdict) throw new Error(`${host}:${port} closed the connection before answering`);
   if (verdict[0] === 0x5a || verdict[0] === 0x52) return { ok: true, database, user };
   if (verdict[0] !== 0x45) throw new Error(`${host}:${port} is not a PostgreSQL server`);
+  /** @type {Record<string, string>} */
   const fields = {};
   for (let i = 5; i < verdict.length && verdict[i] !== 0; ) {
     const end = verdict.indexOf(0, i + 1);
-    fields[String.fromCharCode(verdict[i])] = verdict.toString('utf8', i + 1, end);
+    fields[String.fromCharCode(/** @type {number} */ (verdict[i]))] = verdict.toString('utf8', i + 1, end);
     i = end + 1;
   }
   return { ok: false, code: fields.C, message: fields.M, database, user };
@@ -122,7 +126,7 @@ async function postgresDb(url) {
 }
 
 async function tcp(host, port) {
-  await new Promise((resolve, reject) => {
+  await new Promise((/** @type {(v?: undefined) => void} */ resolve, reject) => {
     const socket = connect({ host, port });
     const timer = setTimeout(() => (socket.destroy(), reject(new Error('timed out'))), TIMEOUT_MS);
     socket.once('connect', () => (clearTimeout(timer), socket.destroy(), resolve()));
@@ -137,7 +141,7 @@ async function jsonrpc(host, port, method, expected) {
     body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: [] }),
     signal: AbortSignal.timeout(TIMEOUT_MS),
   });
-  const body = await res.json();
+  const body = /** @type {{ result?: unknown, error?: unknown }} */ (await res.json());
   if (body.result === undefined) throw new Error(`${method}: ${JSON.stringify(body.error ?? body).slice(0, 200)}`);
   if (expected !== undefined && body.result !== expected) throw new Error(`${method} answered ${JSON.stringify(body.result)}, expected ${expected}`);
 }

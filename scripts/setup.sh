@@ -24,7 +24,7 @@ die() {
 }
 
 # --- node ----------------------------------------------------------------------------------------
-command -v node >/dev/null 2>&1 || die "node is missing: install Node.js 20 (e.g. from nodesource or Debian's nodejs package, >= 20.19)"
+command -v node >/dev/null 2>&1 || die "node is missing: install Node.js >= 20.19 (e.g. from nodesource; Debian 12's own nodejs package is 18, too old)"
 node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' ||
   die "Node.js >= 20.19 is required, found $(node -v)"
 
@@ -32,7 +32,7 @@ node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.ex
 # corepack cannot fetch pnpm on this kind of machine (the registry metadata has no signatures it
 # accepts), so pnpm comes from npm itself.
 if ! command -v pnpm >/dev/null 2>&1; then
-  command -v npm >/dev/null 2>&1 || die "npm is missing: install Node.js 20 (with npm) first"
+  command -v npm >/dev/null 2>&1 || die "npm is missing: install Node.js >= 20.19 (with npm) first"
   say "pnpm is missing: npm install -g pnpm@10"
   npm install -g --no-fund --no-audit pnpm@10 >&2 || die "could not install pnpm (npm install -g pnpm@10 failed; is the npm registry reachable and the global prefix writable?)"
   hash -r

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { operations } from '@wallet-fleet/contracts';
 import { createVhost, type TestVhost } from '@wallet-fleet/testing';
 import amqp from 'amqplib';
 
@@ -89,7 +90,7 @@ describe('call CLI (scripts/call.mjs)', () => {
   it('should exit 1 at once saying so when no service is bound for the operation', async () => {
     const r = await call(vhost.url, ['test.nobody', '{}'], { CALL_TIMEOUT_MS: '60000' });
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /unroutable: no service is bound for test\.nobody on wallet\.commands/);
+    assert.match(r.stderr, /unroutable: no service is bound for test\.nobody on wallet\.commands \(it is not an operation of docs\/asyncapi\.json either: see --help\)/);
     assert.equal(r.stdout, '');
   });
 
@@ -105,10 +106,42 @@ describe('call CLI (scripts/call.mjs)', () => {
     assert.match(r.stderr, /the body is not JSON/);
   });
 
-  it('should exit 1 without showing the password when the broker cannot be reached', async () => {
+  it('should exit 1 without showing the password when the broker cannot be reached, saying nothing listens there', async () => {
     const r = await call('amqp://guest:s3cret@127.0.0.1:1', ['test.echo', '{}']);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /cannot connect to RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1/);
+    assert.match(r.stderr, /cannot connect to RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1: nothing listens at 127\.0\.0\.1:1 \(is RabbitMQ running\?/);
     assert.ok(!r.stderr.includes('s3cret'), r.stderr);
+  });
+
+  it('should name the vhost when it does not exist on the broker', async () => {
+    const missing = new URL(vhost.url);
+    missing.pathname = `/${encodeURIComponent(`${decodeURIComponent(missing.pathname.slice(1))}-missing`)}`;
+    const r = await call(missing.toString(), ['test.echo', '{}']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /the broker refused to open vhost "call-cli[^"]*-missing": it does not exist or user "guest" may not use it/);
+    assert.ok(!r.stderr.includes('ConnectionOpenOk'), r.stderr);
+  });
+
+  it('should say the credentials were refused, without showing the password', async () => {
+    const wrong = new URL(vhost.url);
+    wrong.password = 'not-the-password';
+    const r = await call(wrong.toString(), ['test.echo', '{}']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /the broker refused the credentials of user "guest" \(check the user and password in AMQP_URL\)/);
+    assert.ok(!r.stderr.includes('not-the-password'), r.stderr);
+  });
+
+  it('should list every operation of the catalogue with its summary on --help, exit 0, without connecting', async () => {
+    const r = await call('amqp://nobody:nothing@127.0.0.1:1', ['--help']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^usage: node scripts\/call\.mjs <operation>/m);
+    const listed = r.stdout.split('\n').filter((l) => /^ {2}wallet\./.test(l));
+    assert.deepEqual(
+      listed.map((l) => l.trim().split(/\s+/)[0]),
+      Object.keys(operations),
+    );
+    for (const [name, op] of Object.entries(operations)) {
+      assert.ok(listed.some((l) => l.trim().startsWith(name) && l.trimEnd().endsWith(op.summary)), `${name}: ${op.summary}\n${r.stdout}`);
+    }
   });
 });

@@ -33,6 +33,22 @@ const server = createServer((s) => s.end());
 process.on('SIGTERM', () => { console.log('runtime got SIGTERM'); server.close(); setTimeout(() => process.exit(0), 20); });
 setTimeout(() => server.listen(Number(process.env.FAKE_RT_PORT), '127.0.0.1', () => console.log('runtime up on ' + process.env.FAKE_RT_PORT + ' data=' + process.env.FAKE_RT_DATA)), 150);
 `;
+// A service with probes, as service-kit's: logs its port as `http server listening`, answers /ready 503
+// naming a failed check until READY_AFTER_MS has passed (never when negative), then 200, and says when
+// it first answered 200.
+const withProbes = (readyAfterMs: number) => `
+import { createServer } from 'node:http';
+const readyAt = ${readyAfterMs} < 0 ? Infinity : Date.now() + ${readyAfterMs};
+let said = false;
+const server = createServer((req, res) => {
+  const ok = req.url === '/ready' && Date.now() >= readyAt;
+  if (ok && !said) { said = true; console.log('answered ready 200'); }
+  res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(ok ? { status: 'ready' } : { status: 'not_ready', failed: ['kms'] }));
+});
+for (const s of ['SIGTERM', 'SIGINT']) process.on(s, () => { server.close(); server.closeAllConnections(); setTimeout(() => process.exit(0), 20); });
+server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ level: 'info', time: new Date().toISOString(), component: 'http', port: server.address().port, msg: 'http server listening' })));
+`;
 // Prints what the runtimes gave it.
 const RUNTIME_USER = POLITE.replace("console.log('plain line '", "console.log('FAKE_URL=' + (process.env.FAKE_URL ?? 'unset')); console.log('plain line '");
 
@@ -186,6 +202,39 @@ describe('fleet runner (scripts/fleet.mjs)', () => {
     const out = lines(r.output());
     assert.ok(out.includes('alpha │ env HTTP_PORT=9081 LOG_LEVEL=debug'), r.output());
     assert.ok(out.includes('beta  │ env HTTP_PORT=unset LOG_LEVEL=debug'), r.output());
+  });
+
+  describe('fleet ready', () => {
+    const portOf = (out: string, name: string) => Number(new RegExp(`^${name} +│ .*http server listening component=http port=(\\d+)$`, 'm').exec(out)?.[1]);
+
+    it('should print one fleet ready line with every service URL once all answer /ready, not before', async () => {
+      const r = track(runFleet({ alpha: withProbes(0), beta: withProbes(700) }));
+      await waitFor(() => r.output().includes('fleet ready'), { what: 'the fleet ready line' });
+      const out = lines(r.output());
+      const ready = out.filter((l) => l.includes('fleet ready'));
+      assert.equal(ready.length, 1, r.output());
+      const [alphaPort, betaPort] = [portOf(r.output(), 'alpha'), portOf(r.output(), 'beta')];
+      assert.ok(alphaPort > 0 && betaPort > 0, r.output());
+      assert.match(ready[0]!, new RegExp(`^fleet │ fleet ready in \\d+\\.\\d s: alpha http://127\\.0\\.0\\.1:${alphaPort}, beta http://127\\.0\\.0\\.1:${betaPort}$`));
+      const betaReady = out.indexOf('beta  │ answered ready 200');
+      assert.ok(betaReady >= 0 && out.indexOf(ready[0]!) > betaReady, `the ready line came after beta answered 200:\n${r.output()}`);
+      r.child.kill('SIGTERM');
+      assert.equal(await r.exited, 0);
+      assert.equal(lines(r.output()).filter((l) => l.includes('fleet ready')).length, 1, r.output());
+    });
+
+    it('should name each service that is not ready within FLEET_READY_TIMEOUT_MS, and why, and keep running', async () => {
+      const r = track(runFleet({ alpha: withProbes(0), beta: withProbes(-1), gamma: POLITE }, { FLEET_READY_TIMEOUT_MS: '400' }));
+      await waitFor(() => r.output().includes('not ready after'), { what: 'the not-ready line' });
+      const port = portOf(r.output(), 'beta');
+      const line = lines(r.output()).find((l) => l.includes('not ready after'));
+      assert.equal(
+        line,
+        `fleet │ not ready after 400 ms: beta (http://127.0.0.1:${port}/ready answers 503 failed=kms); gamma (no "http server listening" line in its log yet); still waiting`,
+      );
+      assert.ok(!r.output().includes('fleet ready'), r.output());
+      assert.equal(r.child.exitCode, null, 'the fleet keeps running');
+    });
   });
 
   describe('dev runtimes', () => {

@@ -65,6 +65,9 @@ export function buildAsyncApi(version: string): Record<string, unknown> {
       action: 'send',
       title: name,
       summary: op.summary,
+      description: `Error codes of its \`{"ok":false}\` replies: ${op.errors.map((c) => `\`${c}\``).join(', ')}.`,
+      // The same list for tools (a specification extension, as AsyncAPI allows on an operation).
+      'x-errors': [...op.errors],
       channel: { $ref: `#/channels/${key}` },
       messages: [{ $ref: `#/channels/${key}/messages/request` }],
       bindings: { amqp: { mandatory: true, deliveryMode: 2, bindingVersion: '0.3.0' } },

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
+  anyOperationErrors,
   AuditEvent,
   ErrorCode,
   FleetError,
@@ -46,6 +47,21 @@ describe('contracts', () => {
     const addresses = Object.values(doc.channels).map((c) => c.address);
     assert.ok(addresses.includes('wallet.audit.query'));
     assert.ok(addresses.includes('audit.#'));
+  });
+
+  it('should list for every operation the error codes it may reply with, known codes only, in the AsyncAPI document too', () => {
+    const doc = buildAsyncApi('0') as { operations: Record<string, { title: string; action: string; description?: string; 'x-errors'?: string[] }> };
+    const known = new Set<string>(Object.values(ErrorCode));
+    for (const [name, op] of Object.entries(operations)) {
+      const errors: readonly string[] = op.errors;
+      assert.equal(new Set(errors).size, errors.length, `${name}: a code listed twice`);
+      for (const code of errors) assert.ok(known.has(code), `${name}: ${code} is not an error code`);
+      for (const code of anyOperationErrors) assert.ok(errors.includes(code), `${name}: ${code} (any operation may answer it) is missing`);
+      const documented = Object.values(doc.operations).find((o) => o.action === 'send' && o.title === name);
+      assert.deepEqual(documented?.['x-errors'], [...errors], name);
+      for (const code of errors) assert.ok(documented?.description?.includes(`\`${code}\``), `${name}: ${code} not in the description`);
+    }
+    assert.ok((operations['wallet.management.get'].errors as readonly string[]).includes('WALLET_NOT_FOUND'));
   });
 
   it('should map audit routing keys to the audit event schema and nothing else', () => {

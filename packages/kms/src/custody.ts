@@ -472,7 +472,16 @@ export function createKmsCustody(opts: KmsCustodyOptions): KmsCustody {
       // One attempt, so the probe answers within its own timeout.
       timeoutMs: callTimeoutMs + 1000,
       check: async () => {
-        await instrument('GetKeyRing', () => rpc('GetKeyRing', (o) => client.getKeyRing({ name: keyRingName }, o), 0));
+        try {
+          await instrument('GetKeyRing', () => rpc('GetKeyRing', (o) => client.getKeyRing({ name: keyRingName }, o), 0));
+        } catch (err) {
+          // The usual answer before the kms component's start (ensureKeyRing) has run: say so in
+          // words, not as a bare gRPC NOT_FOUND that reads like lost keys.
+          if (isFleetError(err) && err.code === ErrorCode.NOT_FOUND) {
+            throw new FleetError(ErrorCode.NOT_FOUND, `key ring ${keyRingName} does not exist (yet: the service creates it when it starts)`);
+          }
+          throw err;
+        }
       },
     },
 

@@ -103,6 +103,15 @@ describe('kms custody', () => {
     await b.check.check();
   });
 
+  it('should fail its readiness check before the key ring exists with a message saying it is created at start, and pass after', async () => {
+    const { custody: c } = custody();
+    const err = await rejection(c.check.check());
+    assert.equal(err.code, ErrorCode.NOT_FOUND);
+    assert.match(err.message, /^key ring projects\/.+\/keyRings\/.+ does not exist \(yet: the service creates it when it starts\)$/);
+    await c.ensureKeyRing();
+    await c.check.check();
+  });
+
   it('should create an Ed25519 key and return signatures that verify against its public key', async () => {
     const { custody: c } = custody();
     await c.ensureKeyRing();

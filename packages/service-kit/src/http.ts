@@ -65,17 +65,33 @@ export function createHttpServer(opts: {
   let serviceState: ServiceState | undefined;
   // Concurrent probes share one run per check, so a slow dependency is not asked N times at once.
   const inFlight = new Map<Check, Promise<CheckResult>>();
-  const lastStatus = new Map<string, CheckResult['status']>();
+  // Per check: its last status, and whether that failure was reported as a warning.
+  const last = new Map<string, { status: CheckResult['status']; warned: boolean }>();
+  // While a service starts, its checks fail as a matter of course (the pool is not open yet, the KMS
+  // key ring is only created by the kms component's start): that is debug, not an alarm. A failure
+  // still there once the service runs is warned then. Outside a service there is no start to wait for.
+  const alarming = () => serviceState === undefined || serviceState === 'running';
 
   const runCheck = (c: Check): Promise<CheckResult> => {
     const running = inFlight.get(c);
     if (running) return running;
     const p = timedCheck(c).then((r) => {
-      if (lastStatus.get(c.name) !== r.status) {
-        // Log changes only: probes poll every few seconds and a steady state is not news.
-        if (r.status === 'down') log.warn({ check: c.name, error: r.error }, 'check failed');
-        else if (lastStatus.has(c.name)) log.info({ check: c.name }, 'check recovered');
-        lastStatus.set(c.name, r.status);
+      const before = last.get(c.name);
+      // Log changes only: probes poll every few seconds and a steady state is not news.
+      if (r.status === 'down') {
+        if (alarming()) {
+          if (!before?.warned) log.warn({ check: c.name, error: r.error }, 'check failed');
+          last.set(c.name, { status: 'down', warned: true });
+        } else {
+          if (before?.status !== 'down') log.debug({ check: c.name, error: r.error, service: serviceState }, 'check failed while the service is not running');
+          last.set(c.name, { status: 'down', warned: before?.warned ?? false });
+        }
+      } else {
+        if (before?.status === 'down') {
+          if (before.warned) log.info({ check: c.name }, 'check recovered');
+          else log.debug({ check: c.name }, 'check passed');
+        }
+        last.set(c.name, { status: 'up', warned: false });
       }
       return r;
     });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'mocha';
 import { Counter } from 'prom-client';
-import { backingServices, createSchemaName } from '@wallet-fleet/testing';
+import { backingServices, createSchemaName, waitFor } from '@wallet-fleet/testing';
 import {
   createHttpServer,
   createLogger,
@@ -203,6 +203,77 @@ describe('createHttpServer', () => {
     release();
     await stopping;
     await assert.rejects(fetch(`http://127.0.0.1:${port}/live`));
+  });
+
+  describe('logging of failing checks', () => {
+    /** A logger at debug level whose lines the test reads. */
+    const recording = () => {
+      const lines: Array<{ level: string; msg: string; check?: string }> = [];
+      const destination = new Writable({
+        write: (chunk, _e, done) => {
+          for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l));
+          done();
+        },
+      });
+      return { lines, logger: createLogger({ service: 'probe-svc', level: 'debug', destination }) };
+    };
+    const checkLines = (lines: Array<{ level: string; msg: string; check?: string }>) => lines.filter((l) => l.check === 'ring');
+
+    it('should log a check failing while its service starts at debug only, and warn once it fails on the running service', async () => {
+      const { lines, logger } = recording();
+      const ring = { exists: false };
+      // As the KMS check: the resource it asks for is only created by a later component's start.
+      const ringCheck: Check = {
+        name: 'ring',
+        check: async () => {
+          if (!ring.exists) throw new Error('5 NOT_FOUND: KeyRing not found');
+        },
+      };
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const creator = { name: 'kms', start: async () => { await gate; ring.exists = true; }, stop: async () => {} };
+      const http = createHttpServer({ port: 0, host: '127.0.0.1', registry: createMetrics('probe-svc'), checks: [ringCheck], logger });
+      const svc = createService({ name: 'probe-svc', logger, components: [http, creator] });
+      const starting = svc.start();
+      await waitFor(() => svc.state() === 'starting' && lines.some((l) => l.msg === 'component started'), { what: 'http started' });
+      const port = http.port();
+      assert.equal((await get(port, '/ready')).status, 503);
+      assert.equal((await get(port, '/ready')).status, 503);
+      assert.deepEqual(checkLines(lines).map((l) => l.level), ['debug'], JSON.stringify(lines));
+      release();
+      await starting;
+      assert.equal((await get(port, '/ready')).status, 200);
+      assert.ok(!lines.some((l) => l.level === 'warn'), JSON.stringify(lines));
+      ring.exists = false;
+      assert.equal((await get(port, '/ready')).status, 503);
+      assert.equal((await get(port, '/ready')).status, 503);
+      const warned = checkLines(lines).filter((l) => l.level === 'warn');
+      assert.equal(warned.length, 1, JSON.stringify(lines));
+      assert.equal(warned[0]!.msg, 'check failed');
+      ring.exists = true;
+      assert.equal((await get(port, '/ready')).status, 200);
+      assert.equal(checkLines(lines).at(-1)!.msg, 'check recovered');
+      await svc.stop();
+    });
+
+    it('should warn about a check that failed during start and still fails once the service runs', async () => {
+      const { lines, logger } = recording();
+      const down: Check = { name: 'ring', check: async () => { throw new Error('5 NOT_FOUND: KeyRing not found'); } };
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const slow = { name: 'slow', start: () => gate, stop: async () => {} };
+      const http = createHttpServer({ port: 0, host: '127.0.0.1', registry: createMetrics('probe-svc'), checks: [down], logger });
+      const svc = createService({ name: 'probe-svc', logger, components: [http, slow] });
+      const starting = svc.start();
+      await waitFor(() => lines.some((l) => l.msg === 'component started'), { what: 'http started' });
+      assert.equal((await get(http.port(), '/ready')).status, 503);
+      assert.ok(!checkLines(lines).some((l) => l.level === 'warn'), JSON.stringify(lines));
+      release();
+      await starting;
+      assert.equal((await get(http.port(), '/ready')).status, 503);
+      assert.deepEqual(checkLines(lines).filter((l) => l.level === 'warn').map((l) => l.msg), ['check failed'], JSON.stringify(lines));
+      await svc.stop();
+    });
   });
 
   it('should reject start with the listen error when the port is taken', async () => {
