@@ -1,4 +1,4 @@
-import type { OperationName, RequestOf, ResultOf } from '@wallet-fleet/contracts';
+import { ErrorCode, FleetError, operations, type OperationName, type RequestOf, type ResultOf } from '@wallet-fleet/contracts';
 import { vhostOf } from './config.js';
 import * as dlq from './dlq.js';
 import { httpJson, listQueues } from './http.js';
@@ -44,7 +44,14 @@ const list = (values: Values, name: string): string[] => (Array.isArray(values[n
 /** Calls an operation of the catalogue; its FleetError (a `{ok:false}` reply, UNROUTABLE, TIMEOUT) propagates. */
 async function call<Op extends OperationName>(s: Session, op: Op, body: RequestOf<Op>): Promise<ResultOf<Op>> {
   const b = await s.broker();
-  return b.request(op, body, { timeoutMs: s.config.timeoutMs });
+  try {
+    return await b.request(op, body, { timeoutMs: s.config.timeoutMs });
+  } catch (e) {
+    if (e instanceof FleetError && e.code === ErrorCode.UNROUTABLE) {
+      throw new FleetError(ErrorCode.UNROUTABLE, `no service takes ${op} in this vhost: is ${operations[op].owner} running?`);
+    }
+    throw e;
+  }
 }
 
 type Wallet = ResultOf<'wallet.management.get'>;
