@@ -345,13 +345,20 @@ const fleetCommands: Command[] = [
         }),
       );
       const vhost = vhostOf(s.config.amqpUrl);
-      const all = await listQueues(s.config.managementUrl, vhost, s.config.timeoutMs);
-      const byName = new Map(all.map((q) => [q.name, q]));
-      // Work queues only, each with its DLQ beside it; retry and delay queues are the DLQ's ladder.
-      const queues = all
-        .filter((q) => !q.name.endsWith('.dlq') && !/\.retry\.\d+$/.test(q.name) && !q.name.startsWith('amq.'))
-        .map((q) => ({ queue: q.name, ready: q.messages_ready, unacked: q.messages_unacknowledged, consumers: q.consumers, dlq: byName.get(`${q.name}.dlq`)?.messages_ready ?? null }))
-        .sort((a, b) => a.queue.localeCompare(b.queue));
+      // Without the management API the probes still say what they know; the queues say why not.
+      let queues: Array<{ queue: string; ready: number; unacked: number; consumers: number; dlq: number | null }> | null = null;
+      let queuesError: string | undefined;
+      try {
+        const all = await listQueues(s.config.managementUrl, vhost, s.config.timeoutMs);
+        const byName = new Map(all.map((q) => [q.name, q]));
+        // Work queues only, each with its DLQ beside it; retry queues are steps of the ladder.
+        queues = all
+          .filter((q) => !q.name.endsWith('.dlq') && !/\.retry\.\d+$/.test(q.name) && !q.name.startsWith('amq.'))
+          .map((q) => ({ queue: q.name, ready: q.messages_ready, unacked: q.messages_unacknowledged, consumers: q.consumers, dlq: byName.get(`${q.name}.dlq`)?.messages_ready ?? null }))
+          .sort((a, b) => a.queue.localeCompare(b.queue));
+      } catch (e) {
+        queuesError = (e as Error).message;
+      }
       const human = [
         table(services, [
           { header: 'SERVICE', value: (r) => r.service },
@@ -360,18 +367,20 @@ const fleetCommands: Command[] = [
           { header: 'URL', value: (r) => r.url },
         ]),
         '',
-        queues.length === 0
-          ? `no queues in vhost ${vhost}`
-          : table(queues, [
-              { header: 'QUEUE', value: (r) => r.queue },
-              { header: 'READY', value: (r) => r.ready, align: 'right' },
-              { header: 'UNACKED', value: (r) => r.unacked, align: 'right' },
-              { header: 'CONSUMERS', value: (r) => r.consumers, align: 'right' },
-              { header: 'DLQ', value: (r) => r.dlq, align: 'right' },
-            ]),
-        '(queue counts from the management API lag the broker by a few seconds)',
+        queues === null
+          ? `queue depths unknown: ${queuesError}`
+          : queues.length === 0
+            ? `no queues in vhost ${vhost}`
+            : `${table(queues, [
+                { header: 'QUEUE', value: (r) => r.queue },
+                { header: 'READY', value: (r) => r.ready, align: 'right' },
+                { header: 'UNACKED', value: (r) => r.unacked, align: 'right' },
+                { header: 'CONSUMERS', value: (r) => r.consumers, align: 'right' },
+                { header: 'DLQ', value: (r) => r.dlq, align: 'right' },
+              ])}\n(counts from the management API lag the broker by a few seconds)`,
       ].join('\n');
-      return { data: { services, queues }, human, exitCode: services.every((x) => x.ready) ? 0 : 1 };
+      const data = { services, queues, ...(queuesError ? { queuesError } : {}) };
+      return { data, human, exitCode: services.every((x) => x.ready) && queues !== null ? 0 : 1 };
     },
   },
 ];

@@ -28,8 +28,12 @@ export interface DeadLetter {
   body: unknown;
 }
 
-/** Broker-written dead-letter headers (delivery limit, expiry): meaningless on a replayed copy. */
-const BROKER_DEATH_HEADERS = [
+/**
+ * Broker-written headers: dead-letter records (delivery limit, expiry) and the quorum DLQ's own
+ * redelivery count (every peek adds one). Meaningless on the replayed copy.
+ */
+const BROKER_HEADERS = [
+  'x-delivery-count',
   'x-death',
   'x-first-death-exchange',
   'x-first-death-queue',
@@ -121,7 +125,7 @@ export function replayHeaders(raw: Record<string, unknown>, queue: string): Reco
   headers[Headers.originalRoutingKey] = routingKey;
   headers[Headers.originalExchange] = text(raw[Headers.originalExchange]) ?? death?.exchange ?? '';
   headers[Headers.originalQueue] = queue;
-  for (const h of [...BROKER_DEATH_HEADERS, Headers.deathReason, Headers.errorCode, Headers.errorMessage, Headers.deadline]) delete headers[h];
+  for (const h of [...BROKER_HEADERS, Headers.deathReason, Headers.errorCode, Headers.errorMessage, Headers.deadline]) delete headers[h];
   headers[Headers.attempt] = 1;
   return headers;
 }

@@ -31,11 +31,13 @@ async function startServices(vhost: TestVhost) {
   let fixed = false;
   const sink: Array<{ eventId: string; attempt: number }> = [];
   const other: string[] = [];
+  const sinkHeaders: Array<Record<string, unknown>> = [];
   const b = broker(vhost, topology);
   b.handleEvents('sink.events', {
     'audit.#': async (e, ctx) => {
       if (!fixed) throw FleetError.retryable(ErrorCode.UNAVAILABLE, 'ledger database down');
       sink.push({ eventId: e.eventId, attempt: ctx.attempt });
+      sinkHeaders.push(ctx.headers);
     },
   });
   b.handleEvents('other.events', { 'audit.#': async (e) => void other.push(e.eventId) });
@@ -43,6 +45,7 @@ async function startServices(vhost: TestVhost) {
   return {
     broker: b,
     sink,
+    sinkHeaders,
     other,
     fix: () => (fixed = true),
     /** Publishes events (message id = event id) and waits until each is dead-lettered by `sink` and done by `other`. */
@@ -101,6 +104,13 @@ describe('fleetctl dlq', () => {
     await svc.broker.stop();
     assert.deepEqual(svc.sink, [{ eventId: id, attempt: 1 }], 'processed once, with its attempt count reset');
     assert.deepEqual(svc.other, [id], 'the other consumer of the same routing key did not get it again');
+    const h = svc.sinkHeaders[0]!;
+    const present = (k: string) => h[k] !== undefined;
+    assert.deepEqual(
+      ['x-death-reason', 'x-error-code', 'x-error-message', 'x-delivery-count', 'x-error-history', 'x-original-routing-key'].filter(present),
+      ['x-error-history', 'x-original-routing-key'],
+      'the last failure and the DLQ redeliveries of peeking are not carried over; the error trail is',
+    );
     assert.equal(await depth(vhost, 'sink.events.dlq'), 0);
     assert.equal(await depth(vhost, 'sink.events'), 0);
   });

@@ -148,6 +148,11 @@ describe('fleetctl commands of the fleet', () => {
     assert.equal(one.code, 0, one.stderr);
     assert.match(one.stdout, /audit\s+ready/);
     assert.match(one.stdout, /QUEUE\s+READY\s+UNACKED\s+CONSUMERS\s+DLQ/);
+
+    const blind = await fleetctl(vhost, ['health', '--service', 'audit'], { ...env, RABBITMQ_MANAGEMENT_URL: 'http://guest:guest@127.0.0.1:1' });
+    assert.equal(blind.code, 1, 'unknown queue depths are not a healthy answer');
+    assert.match(blind.stdout, /audit\s+ready/, 'the probes are still shown');
+    assert.match(blind.stdout, /queue depths unknown: GET http:\/\/guest:\*\*\*@127\.0\.0\.1:1\/api\/queues/, 'why, without the password');
   });
 
   it('should run a reconciliation pass through POST /runs and say when another replica holds it', async () => {
