@@ -142,8 +142,8 @@ const dlqCommands: Command[] = [
       const r = await dlq.replay(await s.amqp(), broker, queue!, {
         ...(ids.length > 0 ? { ids: new Set(ids) } : {}),
         onProgress: (done, total) => {
-          // Long runs say where they are once a second (on stderr: stdout stays the result).
-          if (Date.now() - last >= 1000) {
+          // Long runs say where they are, once a second by default (on stderr: stdout stays the result).
+          if (Date.now() - last >= s.config.progressMs) {
             last = Date.now();
             progress(`replayed ${done} of ${total} from ${from}`);
           }

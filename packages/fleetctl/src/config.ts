@@ -18,6 +18,7 @@ const shape = {
   /** Host of the services' HTTP ports (probes, `POST /runs`). */
   FLEET_HTTP_HOST: envVar.string('127.0.0.1'),
   FLEETCTL_TIMEOUT_MS: envVar.int({ min: 1, max: 600_000, default: 10_000 }),
+  FLEETCTL_PROGRESS_MS: envVar.int({ min: 0, max: 3_600_000, default: 1_000 }),
   ...Object.fromEntries(SERVICES.map((s) => [`${s.name.toUpperCase()}_HTTP_PORT`, envVar.port(s.port)])),
 };
 
@@ -26,6 +27,8 @@ export interface Config {
   managementUrl: string;
   /** Per request, per HTTP call, and for connecting. */
   timeoutMs: number;
+  /** Long runs (replay) print where they are at most this often, on stderr. */
+  progressMs: number;
   /** Base URL (`http://host:port`) of each service's HTTP port. */
   services: Array<{ name: string; url: string }>;
 }
@@ -38,6 +41,7 @@ export function loadCliConfig(env: NodeJS.ProcessEnv = process.env): Config {
     amqpUrl: c.AMQP_URL as string,
     managementUrl: c.RABBITMQ_MANAGEMENT_URL as string,
     timeoutMs: c.FLEETCTL_TIMEOUT_MS as number,
+    progressMs: c.FLEETCTL_PROGRESS_MS as number,
     services: SERVICES.map((s) => ({ name: s.name, url: `http://${host.includes(':') ? `[${host}]` : host}:${c[`${s.name.toUpperCase()}_HTTP_PORT`] as number}` })),
   };
 }

@@ -95,8 +95,9 @@ describe('fleetctl dlq', () => {
     assert.equal(await depth(vhost, 'sink.events.dlq'), 1, 'peeking leaves the message where it is');
 
     svc.fix();
-    const replay = await fleetctl(vhost, ['dlq', 'replay', 'sink.events', '--all']);
+    const replay = await fleetctl(vhost, ['dlq', 'replay', 'sink.events', '--all'], { FLEETCTL_PROGRESS_MS: '0' });
     assert.equal(replay.code, 0, replay.stderr);
+    assert.equal(replay.stderr, 'replayed 1 of 1 from sink.events.dlq\n', 'progress on stderr (here after every message)');
     assert.match(replay.stdout, /replayed 1 message\(s\) from sink\.events\.dlq to sink\.events/);
 
     await waitFor(() => svc.sink.length === 1, { what: 'the replayed event processed' });
