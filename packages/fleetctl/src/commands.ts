@@ -89,7 +89,14 @@ const dlqCommands: Command[] = [
       // replay or purge would show what is no longer there.
       const conn = await s.amqp();
       const rows: Array<{ dlq: string; messages: number }> = [];
-      for (const name of names.sort()) rows.push({ dlq: name, messages: await dlq.depth(conn, name).catch(() => 0) });
+      for (const name of names.sort()) {
+        // A queue deleted since the listing is not shown (NOT_FOUND); any other error fails the command.
+        const messages = await dlq.depth(conn, name).catch((e: unknown) => {
+          if (e instanceof FleetError && e.code === ErrorCode.NOT_FOUND) return undefined;
+          throw e;
+        });
+        if (messages !== undefined) rows.push({ dlq: name, messages });
+      }
       return {
         data: rows,
         human: rows.length === 0 ? `no dead-letter queues in vhost ${vhost}` : table(rows, [

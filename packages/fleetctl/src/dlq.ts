@@ -145,6 +145,15 @@ function copyProps(p: GetMessage['properties'], headers: Record<string, unknown>
   };
 }
 
+/** Requeues every message held on `ch`; on a dead channel the broker has requeued them already. */
+function giveBack(ch: Channel): void {
+  try {
+    ch.nackAll(true);
+  } catch {
+    /* channel closed: nothing is held any more */
+  }
+}
+
 /**
  * Opens a channel on `conn` and checks that `dlq` exists.
  * @throws FleetError NOT_FOUND when there is no such queue in the vhost.
@@ -179,7 +188,7 @@ export async function peek(conn: ChannelModel, arg: string, n: number): Promise<
     }
   } finally {
     // nackAll(requeue) hands every held message back in one frame.
-    ch.nackAll(true);
+    giveBack(ch);
     await ch.close().catch(() => undefined);
   }
   return { dlq, total: count, messages };
@@ -225,8 +234,8 @@ export interface ReplayReport {
  * (mandatory, with a publisher confirm) through the default exchange straight to `queue`, and the
  * DLQ message is acked only after that confirm. A copy the broker does not confirm or returns (the
  * queue is gone) stops the run with that message still in the DLQ. If the connection drops between
- * the confirm and the ack, the DLQ message is requeued by the broker and the copy exists too: the
- * consumers deduplicate by message id, so that is at-least-once, never lost.
+ * the confirm and the ack, the DLQ message is requeued by the broker and the copy exists too:
+ * at-least-once, never lost (consumers that change state deduplicate by message id).
  *
  * Why the default exchange and not the original exchange and routing key: a dead letter failed in
  * one consumer only; republishing it to `wallet.events` would deliver it again to every other
@@ -285,7 +294,7 @@ export async function replay(
     if (wanted) report.notFound = [...wanted];
   } finally {
     // Everything still held (not selected, skipped, or the one whose copy failed) goes back.
-    ch.nackAll(true);
+    giveBack(ch);
     await ch.close().catch(() => undefined);
   }
   return report;
