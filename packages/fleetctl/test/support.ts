@@ -1,0 +1,78 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createBroker, type Broker, type Topology } from '@wallet-fleet/messaging';
+import { createLogger } from '@wallet-fleet/service-kit';
+import { backingServices, createVhost, type TestVhost } from '@wallet-fleet/testing';
+import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
+
+const bin = fileURLToPath(new URL('../bin/fleetctl.mjs', import.meta.url));
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node bin/fleetctl.mjs …` as its own process, pointed at `vhost`, as an operator would. */
+export async function fleetctl(vhost: TestVhost, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  const { managementUrl } = await backingServices();
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [bin, ...args], {
+      env: { ...process.env, AMQP_URL: vhost.url, RABBITMQ_MANAGEMENT_URL: managementUrl, FLEETCTL_TIMEOUT_MS: '5000', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', fail);
+    child.on('close', (code) => done({ code, stdout, stderr }));
+  });
+}
+
+/** `fleetctl … --json`, parsed; fails the test with the CLI's stderr when it exits otherwise than `expectCode`. */
+export async function fleetctlJson<T>(vhost: TestVhost, args: string[], expectCode = 0, env: Record<string, string> = {}): Promise<T> {
+  const r = await fleetctl(vhost, [...args, '--json'], env);
+  if (r.code !== expectCode) throw new Error(`fleetctl ${args.join(' ')} exited ${r.code}, expected ${expectCode}: ${r.stderr}${r.stdout}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+const logger = createLogger({ service: 'fleetctl-test', level: process.env.LOG_LEVEL ?? 'silent' });
+const brokers: Broker[] = [];
+const conns: ChannelModel[] = [];
+
+/** A broker of packages/messaging into `vhost` (a consumer playing a service), stopped by cleanup(). */
+export function broker(vhost: TestVhost, topology: Topology): Broker {
+  const b = createBroker({ url: vhost.url, service: 'fleetctl-test', topology, logger, reconnect: { initialDelayMs: 20, maxDelayMs: 200 } });
+  brokers.push(b);
+  return b;
+}
+
+/** A plain amqplib channel, for what our library would not do (a DLQ without its work queue). */
+export async function rawChannel(vhost: TestVhost): Promise<ConfirmChannel> {
+  const conn = await amqp.connect(vhost.url, { noDelay: true });
+  conn.on('error', () => undefined);
+  conns.push(conn);
+  const ch = await conn.createConfirmChannel();
+  ch.on('error', () => undefined);
+  return ch;
+}
+
+/** Ready messages of a queue, straight from the broker. */
+export async function depth(vhost: TestVhost, queue: string): Promise<number> {
+  const ch = await rawChannel(vhost);
+  try {
+      return (await ch.checkQueue(queue)).messageCount;
+  } finally {
+    await ch.close().catch(() => undefined);
+  }
+}
+
+export async function freshVhost(): Promise<TestVhost> {
+  return createVhost('fleetctl');
+}
+
+export async function cleanup(): Promise<void> {
+  await Promise.all(brokers.splice(0).map((b) => b.stop({ timeoutMs: 2000 }).catch(() => undefined)));
+  await Promise.all(conns.splice(0).map((c) => c.close().catch(() => undefined)));
+}
