@@ -22,7 +22,7 @@ try {
   const signature = await solana.requestAirdrop(address, BigInt(lamports));
   const balance = await solana.getBalance(address);
   process.stdout.write(`${JSON.stringify({ signature, balance: String(balance) })}\n`);
-} catch (e) {
+} catch (/** @type {any} */ e) {
   const hint = e?.code === 'UNAVAILABLE' ? ` (${url}: is the fleet running?)` : '';
   process.stderr.write(`airdrop: ${e?.message ?? e}${hint}\n`);
   process.exit(1);
