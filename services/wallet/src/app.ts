@@ -47,7 +47,7 @@ export function createWalletService(config: WalletConfig, logger: Logger): Servi
   const evm = createEvmAdapter({ rpcUrl: config.EVM_RPC_URL });
   // One breaker per chain endpoint: a dead node fails reads fast instead of tying up consumers.
   const breaker = <A extends unknown[], R>(name: string, fn: (...a: A) => Promise<R>) =>
-    createBreaker(name, fn, { timeoutMs: 10_000, errorThresholdPercentage: 50, resetTimeoutMs: 5000, volumeThreshold: 5 }, registry);
+    createBreaker(name, fn, { timeoutMs: 10_000 }, registry);
   const solBalance = breaker('solana-rpc', (a: string) => solana.getBalance(a));
   const evmBalance = breaker('evm-rpc', (a: string) => evm.getBalance(a));
   const aptBalance = breaker('aptos-node', (a: string) => aptosBalance(config.APTOS_NODE_URL, a));

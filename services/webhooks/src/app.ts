@@ -125,5 +125,5 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger): S
 
 function breakerOptions(config: WebhooksConfig) {
   // The timeout sits above the per-call RPC timeout: a check makes up to three calls.
-  return { timeoutMs: config.CHAIN_RPC_TIMEOUT_MS * 3 + 1000, errorThresholdPercentage: 50, resetTimeoutMs: 5000, volumeThreshold: 5 };
+  return { timeoutMs: config.CHAIN_RPC_TIMEOUT_MS * 3 + 1000 };
 }

@@ -7,13 +7,12 @@ import {
   signAptosRawTransaction,
   signEvmTransaction,
 } from '@wallet-fleet/chains';
-import { type Chain, ErrorCode, FleetError, type ParsedRequestOf, isFleetError } from '@wallet-fleet/contracts';
+import { type Chain, ErrorCode, FleetError, type ParsedRequestOf, isFleetError, auditMessage } from '@wallet-fleet/contracts';
 import type { HandlerContext, OutboxMessage } from '@wallet-fleet/messaging';
 import { type RateLimiter, type Redis, databaseError } from '@wallet-fleet/service-kit';
 import type pg from 'pg';
 import type { OutboxWriter } from '../ports.js';
 import { type WalletRecord, inTransaction, walletStore } from '../store/wallet-store.js';
-import { auditMessage } from './audit.js';
 import { transferSol } from './transfer.js';
 
 /** What signing needs of the KMS custody. */
@@ -102,11 +101,11 @@ export function createChainHandlers(d: ChainDeps) {
     };
     try {
       const result = await run();
-      await audit(auditMessage(action, { ...base, status: 'success', after: { chain: w.chain, ...extra, hash: result.hash ?? result.signature ?? null } }));
+      await audit(auditMessage('wallet', action, { ...base, status: 'success', after: { chain: w.chain, ...extra, hash: result.hash ?? result.signature ?? null } }));
       return result;
     } catch (e) {
       const err = isFleetError(e) ? e : new FleetError(ErrorCode.INTERNAL, 'unexpected failure', { cause: e });
-      await audit(auditMessage(action, { ...base, status: 'failed', after: { chain: w.chain, ...extra }, error: { code: err.code, message: err.message, retryable: err.retryable } })).catch(() => undefined);
+      await audit(auditMessage('wallet', action, { ...base, status: 'failed', after: { chain: w.chain, ...extra }, error: { code: err.code, message: err.message, retryable: err.retryable } })).catch(() => undefined);
       throw e;
     }
   }

@@ -1,12 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { aptosAddress, ethereumAddress, solanaAddress } from '@wallet-fleet/chains';
-import { type Chain, ErrorCode, FleetError, type ParsedRequestOf, type Wallet } from '@wallet-fleet/contracts';
+import { type Chain, ErrorCode, FleetError, type ParsedRequestOf, type Wallet, auditMessage } from '@wallet-fleet/contracts';
 import type { HandlerContext } from '@wallet-fleet/messaging';
 import { databaseError } from '@wallet-fleet/service-kit';
 import type pg from 'pg';
 import { type KeyCustody, type OutboxWriter, algorithmOf } from '../ports.js';
 import { type WalletRecord, inTransaction, publicWallet, uniqueViolation, walletStore } from '../store/wallet-store.js';
-import { auditMessage } from './audit.js';
 
 export interface ManagementDeps {
   pool: pg.Pool;
@@ -71,7 +70,7 @@ export function createManagementHandlers({ pool, custody, outbox }: ManagementDe
           if (r.idempotencyKey) await walletStore.insertCreateRequest(client, r.userId, r.idempotencyKey, hash, w.walletId);
           await outbox.enqueue(client, [
             { routingKey: 'wallet.created', payload: publicWallet(w), messageId: `wallet.created:${w.walletId}` },
-            auditMessage('wallet.create', {
+            auditMessage('wallet', 'wallet.create', {
               resource: { type: 'wallet', id: w.walletId },
               userId: w.userId,
               status: 'success',
@@ -153,7 +152,7 @@ export function createManagementHandlers({ pool, custody, outbox }: ManagementDe
           if (!w) throw notFound();
           if (w.isActive) return publicWallet(w);
           const previous = await walletStore.activate(client, w);
-          await outbox.enqueue(client, auditMessage('wallet.setActive', {
+          await outbox.enqueue(client, auditMessage('wallet', 'wallet.setActive', {
             resource: { type: 'wallet', id: w.walletId },
             userId: w.userId,
             status: 'success',

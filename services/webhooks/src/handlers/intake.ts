@@ -1,4 +1,4 @@
-import { DepositWebhookBody, ErrorCode, type FieldError, fieldErrors, isFleetError } from '@wallet-fleet/contracts';
+import { DepositWebhookBody, ErrorCode, type FieldError, fieldErrors, isFleetError, auditMessage } from '@wallet-fleet/contracts';
 import type { Outbox } from '@wallet-fleet/messaging';
 import type { Logger, RateLimiter } from '@wallet-fleet/service-kit';
 import express, { type Request, type Response } from 'express';
@@ -6,7 +6,6 @@ import type pg from 'pg';
 import type { Counter } from 'prom-client';
 import type { SignatureVerifier } from '../signature.js';
 import { acceptDeposit, ensurePublished } from '../store/deposit-store.js';
-import { auditMessage } from './audit.js';
 
 export interface IntakeDeps {
   pool: pg.Pool;
@@ -105,7 +104,7 @@ export function createIntakeRouter(deps: IntakeDeps): express.Router {
     try {
       const accepted = await acceptDeposit(deps.pool, deps.outbox, deposit, webhookId, (depositId) => [
         { routingKey: 'deposit.received', messageId: depositId, payload: { depositId, ...deposit } },
-        auditMessage('deposit.accept', {
+        auditMessage('webhooks', 'deposit.accept', {
           resource: { type: 'deposit', id: depositId },
           status: 'success',
           after: { chain: deposit.chain, txHash: deposit.txHash, eventIndex: deposit.eventIndex, amount: deposit.amount, toAddress: deposit.toAddress },

@@ -1,4 +1,4 @@
-import { type Deposit, ErrorCode, FleetError, isFleetError } from '@wallet-fleet/contracts';
+import { type Deposit, ErrorCode, FleetError, isFleetError, auditMessage } from '@wallet-fleet/contracts';
 import type { HandlerContext, Outbox, OutboxMessage } from '@wallet-fleet/messaging';
 import type pg from 'pg';
 import type { ChainChecker } from '../chain-check.js';
@@ -12,7 +12,6 @@ import {
   insertCredit,
   recordAttempt,
 } from '../store/deposit-store.js';
-import { auditMessage } from './audit.js';
 
 export interface ProcessingDeps {
   pool: pg.Pool;
@@ -86,7 +85,7 @@ export function createDepositAttempt(deps: Omit<ProcessingDeps, 'maxAttempts'>) 
       const messages = await extra(client);
       await outbox.enqueue(client, [
         ...messages,
-        auditMessage(mode.by === 'consumer' ? 'deposit.process' : 'deposit.reconcile', {
+        auditMessage('webhooks', mode.by === 'consumer' ? 'deposit.process' : 'deposit.reconcile', {
           resource: { type: 'deposit', id: d.depositId },
           status: entry.status === 'credited' ? 'success' : entry.status === 'retry' ? 'retry_scheduled' : 'failed',
           before: { status: 'pending' },
