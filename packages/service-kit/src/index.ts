@@ -10,4 +10,4 @@ export { createRateLimiter, type RateLimiter, type RateLimitResult } from './rat
 export { BREAKER_DEFAULTS, BreakerOpenError, createBreaker, isBreakerOpen, type Breaker, type BreakerOptions, type BreakerState } from './breaker.js';
 export { createMetrics, type Registry } from './metrics.js';
 export { databaseError, withDatabaseErrors } from './db-errors.js';
-export { inTransaction } from './transaction.js';
+export { inTransaction, type TransactionOptions } from './transaction.js';
