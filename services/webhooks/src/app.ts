@@ -16,11 +16,14 @@ import {
 import { Counter } from 'prom-client';
 import { type ChainChecker, createChainChecker } from './chain-check.js';
 import type { WebhooksConfig } from './config.js';
-import { createIntakeRouter } from './handlers/intake.js';
+import { createIntakeHandler } from './handlers/intake.js';
 import { createDepositAttempt, createDepositHandler } from './handlers/processing.js';
 import { createReconcileHandlers } from './handlers/reconcile.js';
 import { createWalletCreatedHandler } from './handlers/wallets.js';
+import { createIntakeRouter } from './http/intake-routes.js';
 import { createSignatureVerifier } from './signature.js';
+import { createDepositStore } from './store/deposit-store.js';
+import { createReconcileStore } from './store/reconcile-store.js';
 import { QUEUES, webhooksTopology } from './topology.js';
 
 const MIGRATIONS = fileURLToPath(new URL('../migrations', import.meta.url));
@@ -64,17 +67,17 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger): S
   const processing = config.WEBHOOKS_ROLES.has('processing');
   const intake = config.WEBHOOKS_ROLES.has('intake');
   if (processing) {
+    const deposits = createDepositStore(pg.pool, outbox);
     broker.handleEvents(QUEUES.deposits, {
       'deposit.received': createDepositHandler({
-        pool: pg.pool,
-        outbox,
+        store: deposits,
         chains,
         maxAttempts: config.DEPOSIT_MAX_ATTEMPTS,
         rpcRetryDelayFactor: config.DEPOSIT_RPC_RETRY_FACTOR,
       }),
     });
-    broker.handleCommands(QUEUES.commands, createReconcileHandlers(pg.pool, createDepositAttempt({ pool: pg.pool, outbox, chains })));
-    broker.handleEvents(QUEUES.wallets, { 'wallet.created': createWalletCreatedHandler(pg.pool) });
+    broker.handleCommands(QUEUES.commands, createReconcileHandlers({ deposits, reconcile: createReconcileStore(pg.pool) }, createDepositAttempt({ store: deposits, chains })));
+    broker.handleEvents(QUEUES.wallets, { 'wallet.created': createWalletCreatedHandler(deposits) });
   }
 
   const deliveries = new Counter({
@@ -85,9 +88,7 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger): S
   });
   const routes = intake
     ? createIntakeRouter({
-        pool: edgePg.pool,
-        outbox,
-        verifier: createSignatureVerifier(config.WEBHOOK_SECRETS ?? []),
+        intake: createIntakeHandler({ store: createDepositStore(edgePg.pool, outbox), verifier: createSignatureVerifier(config.WEBHOOK_SECRETS ?? []) }),
         limiter: createRateLimiter({ redis: redis.client, prefix: 'deliveries', limit: config.WEBHOOK_RATE_PER_MINUTE, windowMs: 60_000 }),
         logger,
         maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,
