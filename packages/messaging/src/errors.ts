@@ -60,7 +60,3 @@ export class Deferral extends Error {
 export function defer(reason: unknown, opts: { delayMs: number; jitter?: number }): Deferral {
   return new Deferral(reason, opts);
 }
-
-export function isDeferral(e: unknown): e is Deferral {
-  return e instanceof Deferral;
-}
