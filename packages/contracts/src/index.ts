@@ -2,6 +2,7 @@ export * from './errors.js';
 export * from './common.js';
 export * from './protocol.js';
 export * from './audit.js';
+export * from './audit-event.js';
 export * from './wallet.js';
 export * from './provisioning.js';
 export * from './deposits.js';

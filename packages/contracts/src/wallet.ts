@@ -53,6 +53,16 @@ export const TransferSolRequest = z
 export const TransferResult = z.object({
   signature: z.string(),
   status: z.enum(['confirmed', 'finalized', 'submitted', 'failed']),
+  source: z
+    .enum(['chain', 'record'])
+    .describe(
+      '`chain`: `status` is what the chain answered for this call. `record`: the chain could not vouch for it, and `status` is what the service recorded when the transfer was first made (see `checkedOnChain`)',
+    ),
+  checkedOnChain: z
+    .boolean()
+    .describe(
+      'Whether the chain was asked during this call. `source: record` with `checkedOnChain: true` means the chain was asked and does not know the transaction (for example a development runtime reset since); with `false`, the chain could not be reached',
+    ),
 });
 
 export const SignRequest = z

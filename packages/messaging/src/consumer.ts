@@ -16,7 +16,7 @@ import type { ChannelModel, ConsumeMessage, MessageProperties } from 'amqplib';
 import type { z } from 'zod';
 import { Batcher } from './batcher.js';
 import { ChannelHandle, Delivery } from './delivery.js';
-import { asFleetError, validationFailed } from './errors.js';
+import { Deferral, asFleetError, validationFailed } from './errors.js';
 import { CORRELATION_HEADER, headerNumber, headerString } from './headers.js';
 import type { Metrics } from './metrics.js';
 import type { PublishProps, Publisher } from './publisher.js';
@@ -268,8 +268,8 @@ export class QueueConsumer {
       try {
         result = await entry.handler(parsed.data, ctx);
       } catch (e) {
-        this.observe(m, started, 'error');
-        return this.failed(d, m, asFleetError(e));
+        this.observe(m, started, e instanceof Deferral ? 'deferred' : 'error');
+        return this.failed(d, m, e);
       } finally {
         clearTimeout(timer);
       }
@@ -324,7 +324,11 @@ export class QueueConsumer {
     return this.deadLetter(d, m, err, reason);
   }
 
-  private async failed(d: Delivery, m: MessageMeta, err: FleetError): Promise<void> {
+  private async failed(d: Delivery, m: MessageMeta, thrown: unknown): Promise<void> {
+    if (thrown instanceof Deferral && this.spec.kind === 'events' && (this.spec.retry?.maxAttempts ?? 1) > 1) {
+      return this.defer(d, m, thrown);
+    }
+    const err = thrown instanceof Deferral ? thrown.reason : asFleetError(thrown);
     const queue = this.spec.name;
     this.deps.metrics.failed.inc({ queue, routing_key: m.key, code: err.code });
     this.deps.logger.warn({ code: err.code, retryable: err.retryable, attempt: m.attempt, error: err.message }, 'handler failed');
@@ -388,6 +392,26 @@ export class QueueConsumer {
     }
   }
 
+  /**
+   * Like a retry, but the attempt number stays: what failed never reached the dependency. The error
+   * history is kept as it is, not appended to: it holds at most MAX_HISTORY entries, and a long
+   * outage would otherwise push out the failures that really used attempts.
+   */
+  private async defer(d: Delivery, m: MessageMeta, deferral: Deferral): Promise<void> {
+    const err = deferral.reason;
+    const delay = Math.max(0, Math.round(deferral.delayMs * (1 - deferral.jitter + 2 * deferral.jitter * Math.random())));
+    // The first delay queue exists whenever the queue retries at all; its TTL is per message.
+    const target = retryQueueName(this.spec.name, 1);
+    const headers = this.routeHeaders(d, m);
+    headers[Headers.attempt] = m.attempt;
+    const ok = await this.republish(d, target, { ...copyProps(d.msg.properties), expiration: String(delay), headers });
+    if (!ok) return;
+    if (d.ack()) {
+      this.deps.metrics.consumed.inc({ queue: this.spec.name, routing_key: m.key, outcome: 'deferred' });
+      this.deps.logger.info({ attempt: m.attempt, delayMs: delay, code: err.code }, 'deferred without using an attempt');
+    }
+  }
+
   private async deadLetter(d: Delivery, m: MessageMeta, err: FleetError, reason: DeathReason): Promise<void> {
     const headers = this.forwardHeaders(d, m, err);
     headers[Headers.deathReason] = reason;
@@ -401,8 +425,7 @@ export class QueueConsumer {
   }
 
   private forwardHeaders(d: Delivery, m: MessageMeta, err: FleetError): Record<string, unknown> {
-    const headers: Record<string, unknown> = { ...m.headers };
-    for (const h of BROKER_DEATH_HEADERS) delete headers[h];
+    const headers = this.routeHeaders(d, m);
     // The error message is cut to 256 characters; field errors get the header's larger budget.
     const fields = err.details?.fields as FieldError[] | undefined;
     const text = fields?.length ? `invalid ${fields.map((f) => `${f.path}: ${f.message}`).join('; ')}` : err.message;
@@ -414,6 +437,13 @@ export class QueueConsumer {
       message: err.message,
       at: new Date().toISOString(),
     });
+    return headers;
+  }
+
+  /** The message's own headers (its error history among them) and where it came from, minus the broker's death records. */
+  private routeHeaders(d: Delivery, m: MessageMeta): Record<string, unknown> {
+    const headers: Record<string, unknown> = { ...m.headers };
+    for (const h of BROKER_DEATH_HEADERS) delete headers[h];
     headers[Headers.originalQueue] = this.spec.name;
     headers[Headers.originalRoutingKey] = m.routingKey;
     headers[Headers.originalExchange] = headerString(m.headers[Headers.originalExchange]) ?? d.msg.fields.exchange;
@@ -467,7 +497,7 @@ export class QueueConsumer {
           const outcome = outcomes[n];
           await runWithContext(
             { correlationId: item.ctx.correlationId, traceparent: item.ctx.traceparent, queue: this.spec.name, routingKey: item.m.routingKey, ...(item.ctx.messageId ? { messageId: item.ctx.messageId } : {}) },
-            () => (outcome === undefined ? this.succeeded(item.d, item.m, undefined) : this.failed(item.d, item.m, asFleetError(outcome))),
+            () => (outcome === undefined ? this.succeeded(item.d, item.m, undefined) : this.failed(item.d, item.m, outcome)),
           );
         } finally {
           item.done();

@@ -29,3 +29,34 @@ export function validationFailed(fields: FieldError[]): FleetError {
   const list = fields.map((f) => `${f.path}: ${f.message}`).join('; ');
   return FleetError.validation(fields, `invalid ${list}`);
 }
+
+/**
+ * A handler's outcome "not now, and this does not count as an attempt": the dependency was not
+ * asked (an open breaker), so the message comes back after `delayMs` with the same attempt number.
+ * Thrown (or returned as the error of a batch item) by a handler; the consumer does the broker's
+ * part: a copy through the queue's first delay queue, confirmed before the original is acked, its
+ * headers (error history included) kept as they were. `reason` is logged; on a queue with no delay
+ * queue (no retries) or an rpc queue, `reason` is the outcome.
+ */
+export class Deferral extends Error {
+  readonly reason: FleetError;
+  readonly delayMs: number;
+  /** Fraction of the delay randomly added or removed (0..1), so that deferred messages do not return all at once. */
+  readonly jitter: number;
+  constructor(reason: unknown, opts: { delayMs: number; jitter?: number }) {
+    const err = asFleetError(reason);
+    super(err.message);
+    this.name = 'Deferral';
+    this.reason = err;
+    if (!(opts.delayMs >= 0) || !(opts.jitter === undefined || (opts.jitter >= 0 && opts.jitter <= 1))) {
+      throw new RangeError('a deferral needs delayMs >= 0 and 0 <= jitter <= 1');
+    }
+    this.delayMs = opts.delayMs;
+    this.jitter = opts.jitter ?? 0;
+  }
+}
+
+/** `throw defer(err, { delayMs })`: see Deferral. Throws RangeError on a negative delay or a jitter outside 0..1. */
+export function defer(reason: unknown, opts: { delayMs: number; jitter?: number }): Deferral {
+  return new Deferral(reason, opts);
+}

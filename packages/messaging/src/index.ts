@@ -1,4 +1,5 @@
 export { createBroker } from './broker.js';
+export { Deferral, defer } from './errors.js';
 export { defineTopology, type QueueSpec, type Topology } from './topology.js';
 export { computeRetryDelay, type RetryPolicy, type ErrorHistoryEntry } from './retry.js';
 export type { PublishProps } from './publisher.js';

@@ -31,7 +31,10 @@ export interface HandlerContext {
   publishEvent: Broker['publishEvent'];
 }
 
-/** Returns a result, or throws (a FleetError; anything else counts as INTERNAL, not retryable). */
+/**
+ * Returns a result, or throws: a FleetError (anything else counts as INTERNAL, not retryable), or a
+ * Deferral (`defer(err, { delayMs })`) to have the message back later without using an attempt.
+ */
 export type Handler<I, O> = (input: I, ctx: HandlerContext) => Promise<O>;
 export type CommandHandlers = { [Op in OperationName]?: Handler<ParsedRequestOf<Op>, ResultOf<Op>> };
 export type EventHandlers = { [E in EventName]?: Handler<ParsedPayloadOf<E>, void> };

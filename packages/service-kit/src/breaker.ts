@@ -5,12 +5,12 @@ import { Counter, Gauge, register as globalRegistry, type Registry } from 'prom-
 export interface BreakerOptions {
   /** A call running longer than this rejects with `UNAVAILABLE` and counts as a failure. */
   timeoutMs: number;
-  /** Failure percentage (over the rolling 10 s window) at or above which the breaker opens. */
-  errorThresholdPercentage: number;
-  /** How long the breaker stays open before it lets one trial call through (half-open). */
-  resetTimeoutMs: number;
-  /** Calls in the window before the percentage is judged at all. */
-  volumeThreshold: number;
+  /** Failure percentage (over the rolling 10 s window) at or above which the breaker opens. Default 50. */
+  errorThresholdPercentage?: number;
+  /** How long the breaker stays open before it lets one trial call through (half-open). Default 5000. */
+  resetTimeoutMs?: number;
+  /** Calls in the window before the percentage is judged at all. Default 5. */
+  volumeThreshold?: number;
   /**
    * Whether an error means the dependency is failing. Default: everything except a `FleetError`
    * that is not retryable (a validation error or a "not found" is an answer, not an outage).
@@ -19,13 +19,35 @@ export interface BreakerOptions {
   isFailure?: (err: unknown) => boolean;
 }
 
+/** The one place the fleet's breaker defaults live: callers pass only what differs. */
+export const BREAKER_DEFAULTS = { errorThresholdPercentage: 50, resetTimeoutMs: 5000, volumeThreshold: 5 } as const;
+
+/**
+ * The breaker refused a call without trying it (open, or shut down): the dependency was not asked
+ * at all, so nothing happened there. A retryable `UNAVAILABLE`; tell it apart with `isBreakerOpen`.
+ */
+export class BreakerOpenError extends FleetError {
+  readonly breaker: string;
+  constructor(breaker: string, cause?: unknown) {
+    super(ErrorCode.UNAVAILABLE, `${breaker} is unavailable (circuit open)`, { retryable: true, ...(cause === undefined ? {} : { cause }) });
+    this.name = 'BreakerOpenError';
+    this.breaker = breaker;
+  }
+}
+
+/** Whether `e` is a call an open breaker refused (not one that reached the dependency and failed). */
+export function isBreakerOpen(e: unknown): e is BreakerOpenError {
+  return e instanceof BreakerOpenError;
+}
+
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
 export interface Breaker<A extends unknown[], R> {
   readonly name: string;
   /**
    * Calls the wrapped function through the breaker.
-   * @throws FleetError `UNAVAILABLE` (retryable) when the breaker is open or the call timed out;
+   * @throws BreakerOpenError (`UNAVAILABLE`, retryable) when the breaker is open, without calling;
+   *   FleetError `UNAVAILABLE` (retryable) when the call timed out;
    *   otherwise whatever the function threw, unchanged.
    */
   fire(...args: A): Promise<R>;
@@ -56,6 +78,7 @@ export function createBreaker<A extends unknown[], R>(
   registry: Registry = globalRegistry,
 ): Breaker<A, R> {
   const isFailure = opts.isFailure ?? defaultIsFailure;
+  const { errorThresholdPercentage, resetTimeoutMs, volumeThreshold } = { ...BREAKER_DEFAULTS, ...definedOnly(opts) };
   const stateGauge = metric(
     registry,
     'breaker_state',
@@ -76,9 +99,9 @@ export function createBreaker<A extends unknown[], R>(
   const cb = new CircuitBreaker(fn, {
     name,
     timeout: opts.timeoutMs,
-    errorThresholdPercentage: opts.errorThresholdPercentage,
-    resetTimeout: opts.resetTimeoutMs,
-    volumeThreshold: opts.volumeThreshold,
+    errorThresholdPercentage,
+    resetTimeout: resetTimeoutMs,
+    volumeThreshold,
     // opossum's filter means "do not count"; a timeout is always counted, or a hung dependency
     // with a lenient isFailure would never trip the breaker.
     errorFilter: (err: unknown) => !isTimeout(err) && !isFailure(err),
@@ -107,7 +130,7 @@ export function createBreaker<A extends unknown[], R>(
         const code = (err as { code?: unknown })?.code;
         if (code === 'EOPENBREAKER' || code === 'ESHUTDOWN') {
           calls.inc({ name, outcome: 'rejected' });
-          throw new FleetError(ErrorCode.UNAVAILABLE, `${name} is unavailable (circuit open)`, { cause: err });
+          throw new BreakerOpenError(name, err);
         }
         if (isTimeout(err)) {
           calls.inc({ name, outcome: 'timeout' });
@@ -124,4 +147,9 @@ export function createBreaker<A extends unknown[], R>(
 // looks the same and is a failure of the dependency all the same.
 function isTimeout(err: unknown): boolean {
   return (err as { code?: unknown })?.code === 'ETIMEDOUT';
+}
+
+// `{ resetTimeoutMs: undefined }` (an optional config value left unset) must not erase a default.
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -23,3 +23,17 @@ export function databaseError(e: unknown): FleetError {
   }
   return new FleetError(ErrorCode.INTERNAL, `database error${typeof code === 'string' ? ` ${code}` : ''}`, { cause: e });
 }
+
+/**
+ * Runs one store operation and translates what the database threw (see `databaseError`); a
+ * FleetError thrown inside (by a caller's transaction body) passes unchanged. Stores wrap every
+ * public method in this, so handlers never see a driver error and never translate one.
+ * @throws FleetError `UNAVAILABLE` (retryable) or `INTERNAL`.
+ */
+export async function withDatabaseErrors<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw databaseError(e);
+  }
+}

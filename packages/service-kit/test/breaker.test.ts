@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'mocha';
 import { FleetError } from '@wallet-fleet/contracts';
-import { createBreaker, createMetrics, type Registry } from '@wallet-fleet/service-kit';
+import { createBreaker, createMetrics, isBreakerOpen, type Registry } from '@wallet-fleet/service-kit';
 import { waitFor } from '@wallet-fleet/testing';
 
 const fast = { timeoutMs: 1000, errorThresholdPercentage: 50, resetTimeoutMs: 60_000, volumeThreshold: 3 };
@@ -34,11 +34,12 @@ describe('createBreaker', () => {
       fast,
       registry,
     );
-    for (let i = 0; i < 3; i++) await assert.rejects(b.fire(), /ECONNRESET/);
+    for (let i = 0; i < 3; i++) await assert.rejects(b.fire(), (e: unknown) => /ECONNRESET/.test(String(e)) && !isBreakerOpen(e));
     assert.equal(b.state(), 'open');
     const before = calls;
     await assert.rejects(b.fire(), (e: unknown) => {
       assert.ok(e instanceof FleetError);
+      assert.ok(isBreakerOpen(e), 'callers tell a refused call from a failed one by type');
       assert.equal(e.code, 'UNAVAILABLE');
       assert.equal(e.retryable, true);
       assert.match(e.message, /rpc is unavailable \(circuit open\)/);
@@ -56,7 +57,7 @@ describe('createBreaker', () => {
   it('should reject a call that runs past timeoutMs with UNAVAILABLE and count it as a timeout', async () => {
     const registry = createMetrics('t');
     const b = createBreaker('slow', () => new Promise<string>((r) => setTimeout(() => r('late'), 500)), { ...fast, timeoutMs: 20 }, registry);
-    await assert.rejects(b.fire(), (e: unknown) => e instanceof FleetError && e.code === 'UNAVAILABLE' && e.retryable && /timed out after 20 ms/.test(e.message));
+    await assert.rejects(b.fire(), (e: unknown) => e instanceof FleetError && e.code === 'UNAVAILABLE' && e.retryable && /timed out after 20 ms/.test(e.message) && !isBreakerOpen(e));
     assert.equal(await metricValue(registry, 'breaker_calls_total', { name: 'slow', outcome: 'timeout' }), 1);
     b.shutdown();
   });
@@ -127,6 +128,19 @@ describe('createBreaker', () => {
     assert.equal(await b.fire(), 'ok');
     assert.equal(b.state(), 'closed');
     assert.equal(await metricValue(registry, 'breaker_state', { name: 'flappy' }), 0);
+    b.shutdown();
+  });
+});
+
+describe('createBreaker defaults', () => {
+  it('should open after 5 calls at 50 % failures when the caller passes only a timeout', async () => {
+    const registry = createMetrics('t');
+    const b = createBreaker('defaults', async () => { throw outage(); }, { timeoutMs: 1000 }, registry);
+    for (let i = 0; i < 4; i++) await assert.rejects(b.fire(), /ECONNRESET/);
+    assert.equal(b.state(), 'closed', 'below the default volume threshold of 5');
+    await assert.rejects(b.fire(), /ECONNRESET/);
+    assert.equal(b.state(), 'open');
+    await assert.rejects(b.fire(), (e: unknown) => isBreakerOpen(e));
     b.shutdown();
   });
 });

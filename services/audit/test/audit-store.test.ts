@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import type { AuditEvent } from '@wallet-fleet/contracts';
+import { type AuditEvent, FleetError } from '@wallet-fleet/contracts';
 import { createSchemaName, type TestSchema } from '@wallet-fleet/testing';
 import { createLogger, migrate } from '@wallet-fleet/service-kit';
 import pg from 'pg';
@@ -60,6 +60,22 @@ describe('audit store (PostgreSQL)', () => {
     assert.deepEqual(await store.append([b, event()]), ['duplicate', 'stored']);
     assert.equal(await store.length(), 3);
     assert.deepEqual(await store.verify(), { valid: true, checked: 3 });
+  });
+
+  it('should fail an append it cannot finish with a FleetError, store none of it, and not hand its connection to the next caller', async () => {
+    const one = new pg.Pool({ connectionString: schema.databaseUrl, options: `-c search_path=${schema.schema}`, max: 1 });
+    try {
+      const single = createAuditStore(one);
+      await single.append([event()]);
+      const pidBefore = (await one.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      await pool.query('DELETE FROM audit_chain_head');
+      await assert.rejects(single.append([event()]), (e: unknown) => e instanceof FleetError && e.code === 'INTERNAL' && /head is missing/.test(e.message));
+      const pidAfter = (await one.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      assert.notEqual(pidAfter, pidBefore, 'the client of the failed transaction was dropped, not reused');
+      assert.equal((await one.query('SELECT count(*)::int AS n FROM audit_events')).rows[0].n, 1);
+    } finally {
+      await one.end();
+    }
   });
 
   it('should keep one valid chain when several replicas append at once', async () => {

@@ -5,6 +5,7 @@ import { createApprovalHandlers } from './handlers/approval.js';
 import { createChainJobHandler } from './handlers/chain-job.js';
 import { createProvisioningMetrics } from './metrics.js';
 import type { CreateWallet } from './ports.js';
+import { createProvisioningStore } from './store/provisioning-store.js';
 import { createSweep } from './sweep.js';
 import { QUEUES, provisioningTopology } from './topology.js';
 
@@ -29,22 +30,19 @@ export function createProvisioningService(config: ProvisioningConfig, logger: Lo
     {
       // A little over the request deadline: the request's own TIMEOUT is the one that answers.
       timeoutMs: config.PROVISIONING_WALLET_TIMEOUT_MS + 1000,
-      errorThresholdPercentage: 50,
       resetTimeoutMs: config.PROVISIONING_BREAKER_RESET_MS,
       volumeThreshold: config.PROVISIONING_BREAKER_VOLUME,
     },
     registry,
   );
-  const approvals = createApprovalHandlers({ pool: pg.pool, outbox, leaseMs: config.PROVISIONING_STUCK_AFTER_MS });
+  const store = createProvisioningStore(pg.pool, outbox);
+  const approvals = createApprovalHandlers({ store, leaseMs: config.PROVISIONING_STUCK_AFTER_MS });
   broker.handleEvents(QUEUES.approvals, { 'kyc.approved': approvals['kyc.approved'] });
   broker.handleEvents(QUEUES.chains, {
     'provisioning.chain.requested': createChainJobHandler({
-      pool: pg.pool,
-      outbox,
+      store,
       createWallet: (req) => walletCreate.fire(req),
-      broker,
       metrics,
-      queue: QUEUES.chains,
       maxAttempts: config.PROVISIONING_RETRY_MAX_ATTEMPTS,
       retryMaxDelayMs: config.PROVISIONING_RETRY_MAX_DELAY_MS,
       stuckAfterMs: config.PROVISIONING_STUCK_AFTER_MS,
@@ -59,8 +57,7 @@ export function createProvisioningService(config: ProvisioningConfig, logger: Lo
   // Stopped after the broker: handlers draining there may still call the wallet service.
   const walletBreaker: Component = { name: 'wallet-service-breaker', start: async () => undefined, stop: async () => walletCreate.shutdown() };
   const sweep = createSweep({
-    pool: pg.pool,
-    outbox,
+    store,
     logger,
     intervalMs: config.PROVISIONING_SWEEP_INTERVAL_MS,
     leaseMs: config.PROVISIONING_STUCK_AFTER_MS,

@@ -1,11 +1,9 @@
 import type { Component, Logger } from '@wallet-fleet/service-kit';
-import type pg from 'pg';
-import { type OutboxWriter, chainJobMessage } from './ports.js';
-import { inTransaction, provisioningStore } from './store/provisioning-store.js';
+import { chainJobMessage } from './ports.js';
+import type { ProvisioningStore } from './store/provisioning-store.js';
 
 export interface SweepOptions {
-  pool: pg.Pool;
-  outbox: OutboxWriter;
+  store: ProvisioningStore;
   logger: Logger;
   intervalMs: number;
   /** Renewed lease of a re-enqueued row (the stuck threshold). */
@@ -27,9 +25,9 @@ export function createSweep(opts: SweepOptions): Component & { runOnce(): Promis
   async function pass(): Promise<number> {
     let total = 0;
     for (;;) {
-      const n = await inTransaction(opts.pool, async (client) => {
-        const stuck = await provisioningStore.claimStuck(client, opts.leaseMs, batch);
-        if (stuck.length) await opts.outbox.enqueue(client, stuck.map((s) => chainJobMessage(s.userId, s.chain)));
+      const n = await opts.store.transaction(async (tx) => {
+        const stuck = await tx.claimStuck(opts.leaseMs, batch);
+        if (stuck.length) await tx.enqueue(stuck.map((s) => chainJobMessage(s.userId, s.chain)));
         return stuck.length;
       });
       total += n;

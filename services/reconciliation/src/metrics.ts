@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { PassReport } from './pass.js';
+import type { PassReport } from './handlers/pass.js';
 
 export interface ReconciliationMetrics {
   /** outcome: completed, failed, skipped_locked (another replica holds the lock), skipped_recent (a pass finished less than half an interval ago). */

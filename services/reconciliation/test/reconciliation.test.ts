@@ -13,7 +13,7 @@ import { loadWebhooksConfig } from '../../webhooks/src/config.js';
 import { deliver, newSecret, silent } from '../../webhooks/test/support.js';
 import { createReconciliationService, type PassOutcome } from '../src/app.js';
 import { loadReconciliationConfig } from '../src/config.js';
-import type { PassReport } from '../src/pass.js';
+import type { PassReport } from '../src/handlers/pass.js';
 
 // anvil's first dev account (public, funded with 10,000 ETH on every anvil).
 const ANVIL_KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80';

@@ -12,6 +12,8 @@ import {
 import type { WalletConfig } from './config.js';
 import { createChainHandlers } from './handlers/chain.js';
 import { createManagementHandlers } from './handlers/management.js';
+import { createTransferStore } from './store/transfer-store.js';
+import { createWalletStore } from './store/wallet-store.js';
 import { QUEUES, walletTopology } from './topology.js';
 
 /**
@@ -38,21 +40,22 @@ export function createWalletService(config: WalletConfig, logger: Logger): Servi
   const aptos = createAptosAdapter({ nodeUrl: config.APTOS_NODE_URL });
   // One breaker per chain endpoint: a dead node fails reads fast instead of tying up consumers.
   const breaker = <A extends unknown[], R>(name: string, fn: (...a: A) => Promise<R>) =>
-    createBreaker(name, fn, { timeoutMs: 10_000, errorThresholdPercentage: 50, resetTimeoutMs: 5000, volumeThreshold: 5 }, registry);
+    createBreaker(name, fn, { timeoutMs: 10_000 }, registry);
   const solBalance = breaker('solana-rpc', (a: string) => solana.getBalance(a));
   const evmBalance = breaker('evm-rpc', (a: string) => evm.getBalance(a));
   const aptBalance = breaker('aptos-node', (a: string) => aptos.getBalance(a));
+  const store = createWalletStore(pg.pool, outbox);
   broker.handleCommands(QUEUES.commands, {
-    ...createManagementHandlers({ pool: pg.pool, custody, outbox }),
+    ...createManagementHandlers({ store, custody }),
     ...createChainHandlers({
-      pool: pg.pool,
+      store,
+      transfers: createTransferStore(pg.pool, outbox),
       signer: custody,
       solana,
       balances: { SOL: (a) => solBalance.fire(a), ETH: (a) => evmBalance.fire(a), APTOS: (a) => aptBalance.fire(a) },
       cache: redis.client,
       cacheTtlMs: config.BALANCE_CACHE_TTL_MS,
       limiter: createRateLimiter({ redis: redis.client, prefix: 'sign', limit: config.SIGN_RATE_PER_MINUTE, windowMs: 60_000 }),
-      outbox,
       confirmTimeoutMs: config.CONFIRM_TIMEOUT_MS,
     }),
   });

@@ -2,12 +2,15 @@ import { brokerCheck, brokerComponent, createBroker, createOutbox, outboxCompone
 import { type Logger, type Service, createBreaker, createPgPool, createRateLimiter, createServiceBase } from '@wallet-fleet/service-kit';
 import { type ChainChecker, createChainChecker } from './chain-check.js';
 import type { WebhooksConfig } from './config.js';
-import { createIntakeRouter } from './handlers/intake.js';
+import { createIntakeHandler } from './handlers/intake.js';
 import { createDepositAttempt, createDepositHandler } from './handlers/processing.js';
 import { createReconcileHandlers } from './handlers/reconcile.js';
 import { createWalletCreatedHandler } from './handlers/wallets.js';
+import { createIntakeRouter } from './http/intake-routes.js';
 import { createWebhooksMetrics } from './metrics.js';
 import { createSignatureVerifier } from './signature.js';
+import { createDepositStore } from './store/deposit-store.js';
+import { createReconcileStore } from './store/reconcile-store.js';
 import { QUEUES, webhooksTopology } from './topology.js';
 
 /**
@@ -48,26 +51,24 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger): S
   const processing = config.WEBHOOKS_ROLES.has('processing');
   const intake = config.WEBHOOKS_ROLES.has('intake');
   if (processing) {
+    const deposits = createDepositStore(pg.pool, outbox);
     broker.handleEvents(QUEUES.deposits, {
       'deposit.received': createDepositHandler({
-        pool: pg.pool,
-        outbox,
+        store: deposits,
         chains,
         maxAttempts: config.DEPOSIT_MAX_ATTEMPTS,
         rpcRetryDelayFactor: config.DEPOSIT_RPC_RETRY_FACTOR,
       }),
     });
-    broker.handleCommands(QUEUES.commands, createReconcileHandlers(pg.pool, createDepositAttempt({ pool: pg.pool, outbox, chains })));
-    broker.handleEvents(QUEUES.wallets, { 'wallet.created': createWalletCreatedHandler(pg.pool) });
+    broker.handleCommands(QUEUES.commands, createReconcileHandlers({ deposits, reconcile: createReconcileStore(pg.pool) }, createDepositAttempt({ store: deposits, chains })));
+    broker.handleEvents(QUEUES.wallets, { 'wallet.created': createWalletCreatedHandler(deposits) });
   }
 
   // Only the intake role has Redis (its rate limit) and routes.
   const redis = intake ? base.redis() : undefined;
   const routes = redis
     ? createIntakeRouter({
-        pool: edgePg.pool,
-        outbox,
-        verifier: createSignatureVerifier(config.WEBHOOK_SECRETS ?? []),
+        intake: createIntakeHandler({ store: createDepositStore(edgePg.pool, outbox), verifier: createSignatureVerifier(config.WEBHOOK_SECRETS ?? []) }),
         limiter: createRateLimiter({ redis: redis.client, prefix: 'deliveries', limit: config.WEBHOOK_RATE_PER_MINUTE, windowMs: 60_000 }),
         logger,
         maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,
@@ -93,5 +94,5 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger): S
 
 function breakerOptions(config: WebhooksConfig) {
   // The timeout sits above the per-call RPC timeout: a check makes up to three calls.
-  return { timeoutMs: config.CHAIN_RPC_TIMEOUT_MS * 3 + 1000, errorThresholdPercentage: 50, resetTimeoutMs: 5000, volumeThreshold: 5 };
+  return { timeoutMs: config.CHAIN_RPC_TIMEOUT_MS * 3 + 1000 };
 }

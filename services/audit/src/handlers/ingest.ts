@@ -1,6 +1,5 @@
 import type { AuditEvent } from '@wallet-fleet/contracts';
 import type { AuditStore } from '../store/audit-store.js';
-import { databaseError } from '@wallet-fleet/service-kit';
 import type { AuditMetrics } from '../metrics.js';
 
 /**
@@ -14,8 +13,6 @@ export function createIngestHandler(store: AuditStore, metrics: AuditMetrics) {
     const end = metrics.batchSeconds.startTimer();
     try {
       outcomes = await store.append(items.map((i) => i.input));
-    } catch (e) {
-      throw databaseError(e);
     } finally {
       end();
       metrics.batchSize.observe(items.length);

@@ -1,5 +1,6 @@
 import type { AuditEvent, AuditQueryResult, AuditVerifyResult, StoredAuditEvent } from '@wallet-fleet/contracts';
 import { FleetError, ErrorCode } from '@wallet-fleet/contracts';
+import { inTransaction, withDatabaseErrors } from '@wallet-fleet/service-kit';
 import type pg from 'pg';
 import { GENESIS_HASH, canonicalPayload, rowHash } from '../chain.js';
 
@@ -16,6 +17,7 @@ export interface AuditQuery {
   cursor?: string | undefined;
 }
 
+/** Every method throws FleetError `UNAVAILABLE` (retryable) or `INTERNAL` for a database failure. */
 export interface AuditStore {
   /** Appends events in order, skipping those whose eventId is stored already (or repeated in `events`). */
   append(events: readonly AuditEvent[]): Promise<AppendOutcome[]>;
@@ -50,13 +52,14 @@ const VERIFY_PAGE = 2000;
 /** SQL of the audit log. `pool` connections must have the service's schema on their search_path. */
 export function createAuditStore(pool: pg.Pool): AuditStore {
   return {
-    append: (events) => append(pool, events),
-    query: (q) => query(pool, q),
-    verify: () => verify(pool),
-    length: async () => {
-      const { rows } = await pool.query<{ sequence: string }>('SELECT sequence FROM audit_chain_head');
-      return Number(rows[0]?.sequence ?? 0);
-    },
+    append: (events) => withDatabaseErrors(() => append(pool, events)),
+    query: (q) => withDatabaseErrors(() => query(pool, q)),
+    verify: () => withDatabaseErrors(() => verify(pool)),
+    length: () =>
+      withDatabaseErrors(async () => {
+        const { rows } = await pool.query<{ sequence: string }>('SELECT sequence FROM audit_chain_head');
+        return Number(rows[0]?.sequence ?? 0);
+      }),
   };
 }
 
@@ -64,9 +67,7 @@ async function append(pool: pg.Pool, events: readonly AuditEvent[]): Promise<App
   if (events.length === 0) return [];
   // Serialised before the lock: the head lock is held only for hashing and the statements.
   const payloads = events.map(canonicalPayload);
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return inTransaction(pool, async (client) => {
     // The head row lock serialises appends of every replica: the chain needs one order. Duplicates
     // are looked up under the same lock, so two replicas cannot both decide an event is new.
     const head = await client.query<{ sequence: string; hash: Buffer }>(
@@ -116,14 +117,8 @@ async function append(pool: pg.Pool, events: readonly AuditEvent[]): Promise<App
       );
       await client.query('UPDATE audit_chain_head SET sequence = $1, hash = $2', [sequence, prev]);
     }
-    await client.query('COMMIT');
     return outcomes;
-  } catch (e) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw e;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 function encodeCursor(sequence: number): string {
@@ -202,12 +197,10 @@ function checkRow(row: Row, expectedSequence: number, prev: Buffer): string | un
   return undefined;
 }
 
-async function verify(pool: pg.Pool): Promise<AuditVerifyResult> {
-  const client = await pool.connect();
-  try {
-    // One snapshot for the head and every page: appends running meanwhile are neither half-seen nor
-    // mistaken for tampering.
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+function verify(pool: pg.Pool): Promise<AuditVerifyResult> {
+  // One snapshot for the head and every page: appends running meanwhile are neither half-seen nor
+  // mistaken for tampering.
+  return inTransaction(pool, async (client) => {
     const head = await client.query<{ sequence: string; hash: Buffer }>('SELECT sequence, hash FROM audit_chain_head');
     const headSequence = Number(head.rows[0]?.sequence ?? 0);
     let prev: Buffer = GENESIS_HASH;
@@ -236,8 +229,5 @@ async function verify(pool: pg.Pool): Promise<AuditVerifyResult> {
       };
     }
     return { valid: true, checked };
-  } finally {
-    await client.query('ROLLBACK').catch(() => undefined);
-    client.release();
-  }
+  }, { isolation: 'repeatable read', readOnly: true });
 }

@@ -1,14 +1,10 @@
-import { type Chain, type ParsedRequestOf, type ResultOf, allChains } from '@wallet-fleet/contracts';
+import { type Chain, type ParsedRequestOf, type ResultOf, allChains, auditMessage } from '@wallet-fleet/contracts';
 import type { HandlerContext } from '@wallet-fleet/messaging';
-import { databaseError } from '@wallet-fleet/service-kit';
-import type pg from 'pg';
-import { type OutboxWriter, chainJobMessage } from '../ports.js';
-import { type ChainState, inTransaction, provisioningStore } from '../store/provisioning-store.js';
-import { auditMessage } from './audit.js';
+import { chainJobMessage } from '../ports.js';
+import type { ChainState, ProvisioningStore } from '../store/provisioning-store.js';
 
 export interface ApprovalDeps {
-  pool: pg.Pool;
-  outbox: OutboxWriter;
+  store: ProvisioningStore;
   /** How long a freshly enqueued job may take to start before the sweep enqueues it again. */
   leaseMs: number;
 }
@@ -32,25 +28,24 @@ export const statusOf = (userId: string, rows: ChainState[]): Status => ({
  * `kyc.approved` (event) and `wallet.provisioning.provision` / `.status` (commands). Database
  * failures are UNAVAILABLE (retryable: the approval is retried by the broker), or INTERNAL.
  */
-export function createApprovalHandlers({ pool, outbox, leaseMs }: ApprovalDeps) {
+export function createApprovalHandlers({ store, leaseMs }: ApprovalDeps) {
   /**
    * Creates the PENDING rows and enqueues one job per new chain in one transaction: a crash
    * before COMMIT leaves nothing (the approval is redelivered), after it the outbox delivers the
    * jobs. `retrigger` (the admin command) also sends FAILED chains round again.
    */
   async function provision(userId: string, chains: readonly Chain[], retrigger: boolean, ctx: HandlerContext): Promise<Chain[]> {
-    try {
-      return await inTransaction(pool, async (client) => {
-        await provisioningStore.upsertUser(client, userId, chains);
-        const fresh = await provisioningStore.insertPending(client, userId, chains, leaseMs);
-        const again = retrigger ? await provisioningStore.resetFailed(client, userId, chains, leaseMs) : [];
+    return store.transaction(async (tx) => {
+        await tx.upsertUser(userId, chains);
+        const fresh = await tx.insertPending(userId, chains, leaseMs);
+        const again = retrigger ? await tx.resetFailed(userId, chains, leaseMs) : [];
         const started = [...fresh, ...again];
         if (started.length > 0) {
           const correlation = ctx.correlationId ? { correlationId: ctx.correlationId } : {};
-          await outbox.enqueue(client, [
+          await tx.enqueue([
             ...started.map((chain) => chainJobMessage(userId, chain)),
             ...started.map((chain) =>
-              auditMessage('provisioning.requested', {
+              auditMessage('provisioning', 'provisioning.requested', {
                 resource: { type: 'provisioning', id: `${userId}:${chain}` },
                 userId,
                 status: 'started',
@@ -62,18 +57,11 @@ export function createApprovalHandlers({ pool, outbox, leaseMs }: ApprovalDeps) 
           ]);
         }
         return started;
-      });
-    } catch (e) {
-      throw databaseError(e);
-    }
+    });
   }
 
   async function status(userId: string): Promise<Status> {
-    try {
-      return statusOf(userId, await provisioningStore.list(pool, userId));
-    } catch (e) {
-      throw databaseError(e);
-    }
+    return statusOf(userId, await store.list(userId));
   }
 
   return {

@@ -1,5 +1,8 @@
 import type { Chain } from '@wallet-fleet/contracts';
+import type { OutboxMessage } from '@wallet-fleet/messaging';
+import { inTransaction, withDatabaseErrors } from '@wallet-fleet/service-kit';
 import type pg from 'pg';
+import type { OutboxWriter } from '../ports.js';
 
 export type ChainStatus = 'PENDING' | 'READY' | 'FAILED';
 
@@ -43,8 +46,8 @@ const toState = (r: Row): ChainState => ({
 type Db = pg.Pool | pg.ClientBase;
 const CHAIN_ORDER = `array_position(ARRAY['SOL','ETH','APTOS'], chain)`;
 
-/** SQL of the provisioning state. Functions taking a client run inside the caller's transaction. */
-export const provisioningStore = {
+/** The statements, each on a pool or a transaction's client; only the store below calls them. */
+const statements = {
   async list(db: Db, userId: string): Promise<ChainState[]> {
     const { rows } = await db.query<Row>(`SELECT * FROM provisioning_chains WHERE user_id = $1 ORDER BY ${CHAIN_ORDER}`, [userId]);
     return rows.map(toState);
@@ -170,5 +173,33 @@ export const provisioningStore = {
   },
 };
 
-/** Shared with the other services (packages/service-kit). */
-export { inTransaction } from '@wallet-fleet/service-kit';
+type Statements = typeof statements;
+type Bound = { [K in keyof Statements]: Statements[K] extends (db: never, ...a: infer A) => infer R ? (...a: A) => R : never };
+
+/** The statements of one transaction, plus the outbox in that same transaction. */
+export type ProvisioningTx = Bound & { enqueue(messages: OutboxMessage | readonly OutboxMessage[]): Promise<void> };
+
+function bind(db: Db): Bound {
+  return Object.fromEntries(
+    Object.entries(statements).map(([k, fn]) => [k, (...a: unknown[]) => (fn as (db: Db, ...a: unknown[]) => unknown)(db, ...a)]),
+  ) as Bound;
+}
+
+export type ProvisioningStore = ReturnType<typeof createProvisioningStore>;
+
+/**
+ * All SQL of the provisioning state. Every method throws FleetError `UNAVAILABLE` (retryable) or
+ * `INTERNAL` for a database failure; a FleetError thrown by a transaction's body passes unchanged.
+ */
+export function createProvisioningStore(pool: pg.Pool, outbox: OutboxWriter) {
+  const onPool = bind(pool);
+  return {
+    list: (userId: string) => withDatabaseErrors(() => onPool.list(userId)),
+    get: (userId: string, chain: Chain) => withDatabaseErrors(() => onPool.get(userId, chain)),
+    /** Marks the start of an attempt (or a wait): the row is not stuck until `leaseMs` from now. */
+    touch: (userId: string, chain: Chain, leaseMs: number) => withDatabaseErrors(() => onPool.touch(userId, chain, leaseMs)),
+    /** Runs `fn` in one transaction: COMMIT when it resolves, ROLLBACK when it throws. */
+    transaction: <T>(fn: (tx: ProvisioningTx) => Promise<T>): Promise<T> =>
+      withDatabaseErrors(() => inTransaction(pool, (client) => fn({ ...bind(client), enqueue: (m) => outbox.enqueue(client, m) }))),
+  };
+}

@@ -7,14 +7,12 @@ import {
   signAptosRawTransaction,
   signEvmTransaction,
 } from '@wallet-fleet/chains';
-import { type Chain, ErrorCode, FleetError, type ParsedRequestOf, isFleetError } from '@wallet-fleet/contracts';
+import { type Chain, ErrorCode, FleetError, type ParsedRequestOf, isFleetError, auditMessage } from '@wallet-fleet/contracts';
 import type { HandlerContext, OutboxMessage } from '@wallet-fleet/messaging';
-import { type RateLimiter, type Redis, databaseError } from '@wallet-fleet/service-kit';
-import type pg from 'pg';
-import type { OutboxWriter } from '../ports.js';
-import { type WalletRecord, inTransaction, walletStore } from '../store/wallet-store.js';
-import { auditMessage } from './audit.js';
-import { transferSol } from './transfer.js';
+import type { RateLimiter, Redis } from '@wallet-fleet/service-kit';
+import type { TransferStore } from '../store/transfer-store.js';
+import type { WalletRecord, WalletStore } from '../store/wallet-store.js';
+import { type TransferAudit, transferSol } from './transfer.js';
 
 /** What signing needs of the KMS custody. */
 export interface WalletSigner {
@@ -30,14 +28,14 @@ export interface BalanceReaders {
 }
 
 export interface ChainDeps {
-  pool: pg.Pool;
+  store: WalletStore;
+  transfers: TransferStore;
   signer: WalletSigner;
   solana: Pick<SolanaAdapter, 'getTokenBalances' | 'buildTransfer' | 'signTransaction' | 'sendAndConfirm' | 'fate'>;
   balances: BalanceReaders;
   cache: Redis;
   cacheTtlMs: number;
   limiter: RateLimiter;
-  outbox: OutboxWriter;
   confirmTimeoutMs: number;
 }
 
@@ -60,16 +58,12 @@ const balanceKey = (walletId: string) => `balance:${walletId}`;
 /**
  * `wallet.balance.*` and `wallet.transaction.*`. Ownership first (WALLET_NOT_FOUND for a wallet of
  * another user), then a per-user rate limit on signing and transfers (RATE_LIMITED), then the
- * chain. Every signing attempt, successful or not, leaves an audit event.
+ * chain. Every signing attempt, successful or not, leaves an audit event; a signature leaves the
+ * service only once its audit event is written (see transferSol for transfers).
  */
 export function createChainHandlers(d: ChainDeps) {
   async function owned(userId: string, walletId: string): Promise<WalletRecord> {
-    let w: WalletRecord | undefined;
-    try {
-      w = await walletStore.get(d.pool, userId, walletId);
-    } catch (e) {
-      throw databaseError(e);
-    }
+    const w = await d.store.get(userId, walletId);
     if (!w) throw new FleetError(ErrorCode.WALLET_NOT_FOUND, 'wallet not found');
     return w;
   }
@@ -83,32 +77,48 @@ export function createChainHandlers(d: ChainDeps) {
     }
   }
 
-  async function audit(message: OutboxMessage): Promise<void> {
-    await inTransaction(d.pool, (client) => d.outbox.enqueue(client, message)).catch((e) => Promise.reject(databaseError(e)));
-  }
+  const auditBase = (w: WalletRecord, ctx: HandlerContext) => ({
+    resource: { type: 'wallet', id: w.walletId },
+    userId: w.userId,
+    ...(ctx.correlationId ? { correlationId: ctx.correlationId } : {}),
+  });
+  const auditError = (err: FleetError) => ({ code: err.code, message: err.message, retryable: err.retryable });
 
-  /** Runs a signing action and audits its outcome either way. */
-  async function audited<T extends { hash?: string | undefined; signature?: string }>(
-    action: string,
+  /**
+   * Signs and audits the outcome either way. The signature is returned only once its audit event
+   * is written: when that write fails, the call fails UNAVAILABLE and the signature never leaves.
+   * The event of a failed attempt that cannot be written is logged (the caller still gets the real error).
+   */
+  async function auditedSign<T extends { hash?: string | undefined; signedTransaction: string }>(
     w: WalletRecord,
     ctx: HandlerContext,
-    extra: Record<string, unknown>,
     run: () => Promise<T>,
   ): Promise<T> {
-    const base = {
-      resource: { type: 'wallet', id: w.walletId },
-      userId: w.userId,
-      ...(ctx.correlationId ? { correlationId: ctx.correlationId } : {}),
-    };
+    const action = 'wallet.sign';
+    let result: T;
     try {
-      const result = await run();
-      await audit(auditMessage(action, { ...base, status: 'success', after: { chain: w.chain, ...extra, hash: result.hash ?? result.signature ?? null } }));
-      return result;
+      result = await run();
     } catch (e) {
       const err = isFleetError(e) ? e : new FleetError(ErrorCode.INTERNAL, 'unexpected failure', { cause: e });
-      await audit(auditMessage(action, { ...base, status: 'failed', after: { chain: w.chain, ...extra }, error: { code: err.code, message: err.message, retryable: err.retryable } })).catch(() => undefined);
+      const message = auditMessage('wallet', action, { ...auditBase(w, ctx), status: 'failed', after: { chain: w.chain }, error: auditError(err) });
+      await d.store.record(message).catch((auditErr: unknown) =>
+        ctx.logger.error({ err: auditErr, auditEventId: message.messageId }, 'audit event of a failed signing attempt could not be written'),
+      );
       throw e;
     }
+    await d.store.record(auditMessage('wallet', action, { ...auditBase(w, ctx), status: 'success', after: { chain: w.chain, hash: result.hash ?? null } }));
+    return result;
+  }
+
+  function transferAudit(w: WalletRecord, ctx: HandlerContext, recipient: string, amount: string): TransferAudit {
+    const action = 'wallet.transferSol';
+    const after = { chain: w.chain, recipient, amount };
+    return {
+      signed: (signature) => auditMessage('wallet', action, { ...auditBase(w, ctx), status: 'started', after: { ...after, hash: signature } }),
+      confirmed: (signature, extra) => auditMessage('wallet', action, { ...auditBase(w, ctx), status: 'success', after: { ...after, ...extra, hash: signature } }),
+      failed: (err, signature) =>
+        auditMessage('wallet', action, { ...auditBase(w, ctx), status: 'failed', after: { ...after, ...(signature ? { hash: signature } : {}) }, error: auditError(err) }),
+    };
   }
 
   return {
@@ -137,27 +147,30 @@ export function createChainHandlers(d: ChainDeps) {
       if (!isValidAddress('SOL', r.recipient)) throw new FleetError(ErrorCode.INVALID_RECIPIENT, 'recipient is not a Solana address');
       if (BigInt(r.amount) <= 0n) throw FleetError.validation([{ path: 'amount', message: 'must be at least 1 lamport' }]);
       await limit(r.userId);
-      return audited('wallet.transferSol', w, ctx, { recipient: r.recipient, amount: r.amount }, async () => {
-        try {
-          return await transferSol(d, {
+      try {
+        return await transferSol(
+          { transfers: d.transfers, record: (m) => d.store.record(m), solana: d.solana, confirmTimeoutMs: d.confirmTimeoutMs },
+          {
             walletId: w.walletId,
             from: w.address,
             recipient: r.recipient,
             amount: r.amount,
             idempotencyKey: r.idempotencyKey,
             sign: (unsigned) => d.solana.signTransaction(unsigned, kmsEd25519Signer(d.signer, w)),
-          });
-        } finally {
-          // Whatever happened, the cached balance may be stale now.
-          await d.cache.del(balanceKey(w.walletId)).catch(() => undefined);
-        }
-      });
+            audit: transferAudit(w, ctx, r.recipient, r.amount),
+            logger: ctx.logger,
+          },
+        );
+      } finally {
+        // Whatever happened, the cached balance may be stale now.
+        await d.cache.del(balanceKey(w.walletId)).catch(() => undefined);
+      }
     },
 
     'wallet.transaction.sign': async (r: ParsedRequestOf<'wallet.transaction.sign'>, ctx: HandlerContext) => {
       const w = await owned(r.userId, r.walletId);
       await limit(r.userId);
-      return audited('wallet.sign', w, ctx, {}, async () => {
+      return auditedSign(w, ctx, async () => {
         switch (w.chain) {
           case 'SOL': {
             const signed = await d.solana.signTransaction(decodeBase64(r.transaction), kmsEd25519Signer(d.signer, w));

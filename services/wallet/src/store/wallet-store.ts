@@ -1,5 +1,8 @@
 import type { Chain, Wallet } from '@wallet-fleet/contracts';
+import type { OutboxMessage } from '@wallet-fleet/messaging';
+import { inTransaction, withDatabaseErrors } from '@wallet-fleet/service-kit';
 import type pg from 'pg';
+import type { OutboxWriter } from '../ports.js';
 
 export interface WalletRecord extends Wallet {
   kmsKeyVersion: string;
@@ -44,13 +47,14 @@ export function publicWallet(w: WalletRecord): Wallet {
 }
 
 /** PostgreSQL unique violation, with the constraint that was violated. */
-export function uniqueViolation(e: unknown): string | undefined {
+function uniqueViolation(e: unknown): string | undefined {
   const err = e as { code?: string; constraint?: string };
   return err?.code === '23505' ? (err.constraint ?? 'unknown') : undefined;
 }
 
-/** SQL of wallets. Functions taking a client run inside the caller's transaction. */
-export const walletStore = {
+export type NewWallet = { walletId: string; userId: string; chain: Chain; address: string; label: string | null; kmsKeyVersion: string; publicKey: Uint8Array };
+
+const statements = {
   async get(db: pg.Pool | pg.ClientBase, userId: string, walletId: string, forUpdate = false): Promise<WalletRecord | undefined> {
     const { rows } = await db.query<Row>(
       `SELECT * FROM wallets WHERE wallet_id = $1 AND user_id = $2${forUpdate ? ' FOR UPDATE' : ''}`,
@@ -82,7 +86,7 @@ export const walletStore = {
    */
   async insert(
     client: pg.ClientBase,
-    w: { walletId: string; userId: string; chain: Chain; address: string; label: string | null; kmsKeyVersion: string; publicKey: Uint8Array },
+    w: NewWallet,
     active: 'if-first' | false,
   ): Promise<WalletRecord> {
     const { rows } = await client.query<Row>(
@@ -117,5 +121,70 @@ export const walletStore = {
   },
 };
 
-/** Shared with the other services (packages/service-kit). */
-export { inTransaction } from '@wallet-fleet/service-kit';
+export type WalletStore = ReturnType<typeof createWalletStore>;
+
+/**
+ * All SQL of wallets. Every method throws FleetError `UNAVAILABLE` (retryable) or `INTERNAL` for a
+ * database failure; a FleetError thrown by a caller's callback passes unchanged.
+ */
+export function createWalletStore(pool: pg.Pool, outbox: OutboxWriter) {
+  return {
+    get: (userId: string, walletId: string) => withDatabaseErrors(() => statements.get(pool, userId, walletId)),
+    list: (userId: string, chain?: Chain) => withDatabaseErrors(() => statements.list(pool, userId, chain)),
+    findCreateRequest: (userId: string, key: string) => withDatabaseErrors(() => statements.findCreateRequest(pool, userId, key)),
+
+    /**
+     * Inserts a wallet (and the idempotency record of its create request) with the messages
+     * `messagesFor` builds for it, in one transaction. The first wallet of a user on a chain is the
+     * active one; of two first wallets created at once, the partial unique index lets one be active
+     * and the other is inserted again as inactive. Returns `duplicate` when the same idempotent
+     * create finished first elsewhere (another replica, a redelivery).
+     */
+    insertWallet: async (
+      row: NewWallet,
+      request: { key: string; hash: string } | undefined,
+      messagesFor: (w: WalletRecord) => OutboxMessage[],
+    ): Promise<WalletRecord | 'duplicate'> =>
+      withDatabaseErrors(async () => {
+        for (const active of ['if-first', false] as const) {
+          try {
+            return await inTransaction(pool, async (client) => {
+              const w = await statements.insert(client, row, active);
+              if (request) await statements.insertCreateRequest(client, row.userId, request.key, request.hash, w.walletId);
+              await outbox.enqueue(client, messagesFor(w));
+              return w;
+            });
+          } catch (e) {
+            const violated = uniqueViolation(e);
+            if (violated === 'wallets_one_active' && active === 'if-first') continue;
+            if (request && (violated === 'wallets_pkey' || violated === 'create_requests_pkey')) return 'duplicate' as const;
+            throw e;
+          }
+        }
+        throw new Error('unreachable: the inactive insert cannot violate wallets_one_active');
+      }),
+
+    /**
+     * Makes the wallet its user's active one on its chain, with the messages `messagesFor` builds
+     * from the wallet active before. `undefined` when the user has no such wallet; a wallet active
+     * already is returned unchanged, with no messages.
+     */
+    activate: (
+      userId: string,
+      walletId: string,
+      messagesFor: (w: WalletRecord, previous: string | undefined) => OutboxMessage[],
+    ): Promise<WalletRecord | undefined> =>
+      withDatabaseErrors(() =>
+        inTransaction(pool, async (client) => {
+          const w = await statements.get(client, userId, walletId, true);
+          if (!w || w.isActive) return w;
+          const previous = await statements.activate(client, w);
+          await outbox.enqueue(client, messagesFor(w, previous));
+          return { ...w, isActive: true };
+        }),
+      ),
+
+    /** Writes messages (audit events) through the outbox on their own. */
+    record: (messages: OutboxMessage | readonly OutboxMessage[]) => withDatabaseErrors(() => inTransaction(pool, (client) => outbox.enqueue(client, messages))),
+  };
+}

@@ -1,111 +1,51 @@
-import { DepositWebhookBody, ErrorCode, type FieldError, fieldErrors, isFleetError } from '@wallet-fleet/contracts';
-import type { Outbox } from '@wallet-fleet/messaging';
-import type { Logger, RateLimiter } from '@wallet-fleet/service-kit';
-import express, { type Request, type Response } from 'express';
-import type pg from 'pg';
-import type { Counter } from 'prom-client';
+import type { IncomingHttpHeaders } from 'node:http';
+import { DepositWebhookBody, ErrorCode, type FieldError, type FleetError, auditMessage, fieldErrors, isFleetError } from '@wallet-fleet/contracts';
 import type { SignatureVerifier } from '../signature.js';
-import { acceptDeposit, ensurePublished } from '../store/deposit-store.js';
-import { auditMessage } from './audit.js';
+import type { DepositStore } from '../store/deposit-store.js';
 
 export interface IntakeDeps {
-  pool: pg.Pool;
-  outbox: Outbox;
+  store: DepositStore;
   verifier: SignatureVerifier;
-  limiter: RateLimiter;
-  logger: Logger;
-  maxBodyBytes: number;
-  /** Header naming the source for the rate limit; undefined = the client IP. */
-  sourceHeader?: string;
-  deliveries: Counter<'outcome'>;
 }
 
-const problem = (res: Response, status: number, code: string, message: string, extra: Record<string, unknown> = {}) =>
-  res.status(status).json({ error: { code, message, ...extra } });
+/** What became of one delivery; the HTTP route turns it into a status code. */
+export type IntakeOutcome =
+  | { kind: 'accepted'; jobId: string; created: boolean }
+  | { kind: 'unauthorized'; reason: string }
+  | { kind: 'bad_body'; message: string; fields: FieldError[] }
+  | { kind: 'conflict'; error: FleetError; jobId: unknown }
+  | { kind: 'unavailable'; error: unknown };
 
 /**
- * `POST /webhooks/deposits`. Order matters: rate limit (cheap, before any HMAC work), size (express.raw
- * refuses past the limit with 413), signature over the raw bytes, then the strict body schema, then
- * the durable accept. Answers:
- * - 200 `{status:"accepted", jobId}` once the deposit row is committed and its `deposit.received`
- *   message is confirmed by the broker (same jobId for the same chain/txHash/eventIndex);
- * - 400 `{error:{code:"VALIDATION_FAILED", fields}}`, 401 bad/stale/missing signature, 409 the same
- *   transfer with other token/amount/address, 413 too large, 429 rate limited (Retry-After),
- *   503 when the deposit could not be stored or enqueued durably (the sender retries; dedupe makes
- *   that harmless).
+ * The work of one deposit delivery, after rate limit and size (the route's): the signature over the
+ * raw bytes, then the strict body schema, then the durable accept:
+ * - `accepted` once the deposit row is committed and its `deposit.received` message is confirmed by
+ *   the broker (same jobId for the same chain/txHash/eventIndex; `created` false for a duplicate);
+ * - `unauthorized` (bad, stale or missing signature), `bad_body` (not JSON, schema), `conflict`
+ *   (the same transfer with other token/amount/address), `unavailable` (the deposit could not be
+ *   stored or enqueued durably: the sender retries, dedupe makes that harmless).
  */
-export function createIntakeRouter(deps: IntakeDeps): express.Router {
-  const router = express.Router();
-  const log = deps.logger.child({ component: 'intake' });
-  const count = (outcome: string) => deps.deliveries.inc({ outcome });
-
-  const rateLimit = async (req: Request, res: Response, next: express.NextFunction) => {
-    const header = deps.sourceHeader ? req.get(deps.sourceHeader) : undefined;
-    // The first hop of a forwarded-for list is the original client.
-    const source = (header?.split(',')[0]?.trim() || req.socket.remoteAddress || 'unknown').slice(0, 100);
-    try {
-      const r = await deps.limiter.take(source);
-      if (!r.allowed) {
-        count('rate_limited');
-        res.set('Retry-After', String(Math.max(1, Math.ceil(r.resetMs / 1000))));
-        problem(res, 429, ErrorCode.RATE_LIMITED, 'too many deliveries from this source');
-        return;
-      }
-    } catch (err) {
-      // Fail open: refusing deposits because the limiter's cache is down would make senders pile
-      // up retries; the signature check still guards the endpoint.
-      log.warn({ err }, 'rate limiter unavailable; letting the delivery through');
-    }
-    next();
-  };
-
-  const raw = express.raw({ type: () => true, limit: deps.maxBodyBytes });
-
-  router.post('/webhooks/deposits', rateLimit, (req, res, next) => {
-    raw(req, res, (err?: unknown) => {
-      if (err) {
-        const status = (err as { status?: number }).status;
-        if (status === 413) {
-          count('too_large');
-          problem(res, 413, 'PAYLOAD_TOO_LARGE', `body exceeds ${deps.maxBodyBytes} bytes`);
-          return;
-        }
-        count('bad_body');
-        problem(res, status && status >= 400 && status < 500 ? status : 400, ErrorCode.VALIDATION_FAILED, 'unreadable body');
-        return;
-      }
-      next();
-    });
-  }, async (req, res) => {
-    const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const verdict = deps.verifier.verify(body, req.headers);
-    if (!verdict.ok) {
-      count('unauthorized');
-      log.info({ reason: verdict.reason }, 'webhook signature refused');
-      problem(res, 401, 'UNAUTHORIZED', 'invalid webhook signature');
-      return;
-    }
+export function createIntakeHandler(deps: IntakeDeps) {
+  return async (body: Buffer, headers: IncomingHttpHeaders): Promise<IntakeOutcome> => {
+    const verdict = deps.verifier.verify(body, headers);
+    if (!verdict.ok) return { kind: 'unauthorized', reason: verdict.reason };
     let json: unknown;
     try {
       json = JSON.parse(body.toString('utf8'));
     } catch {
-      count('bad_body');
-      problem(res, 400, ErrorCode.VALIDATION_FAILED, 'body is not JSON', { fields: [{ path: '(root)', message: 'not JSON' }] satisfies FieldError[] });
-      return;
+      return { kind: 'bad_body', message: 'body is not JSON', fields: [{ path: '(root)', message: 'not JSON' }] };
     }
     const parsed = DepositWebhookBody.safeParse(json);
     if (!parsed.success) {
-      count('bad_body');
       const fields = fieldErrors(parsed.error);
-      problem(res, 400, ErrorCode.VALIDATION_FAILED, `invalid ${fields.map((f) => f.path).join(', ')}`, { fields });
-      return;
+      return { kind: 'bad_body', message: `invalid ${fields.map((f) => f.path).join(', ')}`, fields };
     }
     const deposit = parsed.data;
-    const webhookId = String(req.headers['webhook-id']).slice(0, 200);
+    const webhookId = String(headers['webhook-id']).slice(0, 200);
     try {
-      const accepted = await acceptDeposit(deps.pool, deps.outbox, deposit, webhookId, (depositId) => [
+      const accepted = await deps.store.accept(deposit, webhookId, (depositId) => [
         { routingKey: 'deposit.received', messageId: depositId, payload: { depositId, ...deposit } },
-        auditMessage('deposit.accept', {
+        auditMessage('webhooks', 'deposit.accept', {
           resource: { type: 'deposit', id: depositId },
           status: 'success',
           after: { chain: deposit.chain, txHash: deposit.txHash, eventIndex: deposit.eventIndex, amount: deposit.amount, toAddress: deposit.toAddress },
@@ -113,20 +53,11 @@ export function createIntakeRouter(deps: IntakeDeps): express.Router {
       ]);
       // A duplicate waits too: the first delivery may have been answered 503 (or its process
       // killed) after the commit but before the publish, and this is the one that gets the 200.
-      await ensurePublished(deps.pool, accepted);
-      count(accepted.created ? 'accepted' : 'duplicate');
-      res.status(200).json({ status: 'accepted', jobId: accepted.jobId });
+      await deps.store.ensurePublished(accepted);
+      return { kind: 'accepted', jobId: accepted.jobId, created: accepted.created };
     } catch (err) {
-      if (isFleetError(err, ErrorCode.IDEMPOTENCY_CONFLICT)) {
-        count('conflict');
-        problem(res, 409, err.code, err.message, { jobId: err.details?.jobId });
-        return;
-      }
-      count('unavailable');
-      log.warn({ err }, 'deposit not stored durably; answering 503');
-      res.set('Retry-After', '1');
-      problem(res, 503, ErrorCode.UNAVAILABLE, 'deposit could not be stored; retry');
+      if (isFleetError(err, ErrorCode.IDEMPOTENCY_CONFLICT)) return { kind: 'conflict', error: err, jobId: err.details?.jobId };
+      return { kind: 'unavailable', error: err };
     }
-  });
-  return router;
+  };
 }

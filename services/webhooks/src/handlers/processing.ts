@@ -1,22 +1,10 @@
-import { type Deposit, ErrorCode, FleetError, isFleetError } from '@wallet-fleet/contracts';
-import type { HandlerContext, Outbox, OutboxMessage } from '@wallet-fleet/messaging';
-import type pg from 'pg';
+import { type Deposit, ErrorCode, FleetError, isFleetError, auditMessage } from '@wallet-fleet/contracts';
+import type { HandlerContext, OutboxMessage } from '@wallet-fleet/messaging';
 import type { ChainChecker } from '../chain-check.js';
-import {
-  type AttemptEntry,
-  type DepositRow,
-  type DepositStatus,
-  findWallet,
-  getDeposit,
-  inTransaction,
-  insertCredit,
-  recordAttempt,
-} from '../store/deposit-store.js';
-import { auditMessage } from './audit.js';
+import type { AttemptEntry, AttemptTx, DepositRow, DepositStatus, DepositStore } from '../store/deposit-store.js';
 
 export interface ProcessingDeps {
-  pool: pg.Pool;
-  outbox: Outbox;
+  store: DepositStore;
   chains: ChainChecker;
   /** Attempts in all (the queue's retry policy): on the last one a missing transaction fails the deposit. */
   maxAttempts: number;
@@ -69,7 +57,7 @@ const depositPayload = (d: DepositRow, wallet?: { walletId: string; userId: stri
  * someone else is left alone (`changed: false`). Throws UNAVAILABLE (database).
  */
 export function createDepositAttempt(deps: Omit<ProcessingDeps, 'maxAttempts'>) {
-  const { pool, outbox } = deps;
+  const { store } = deps;
 
   /** Appends `entry` and sets `status` if the deposit is still pending; false when it was not. */
   async function record(
@@ -77,25 +65,18 @@ export function createDepositAttempt(deps: Omit<ProcessingDeps, 'maxAttempts'>) 
     mode: AttemptMode,
     entry: AttemptEntry,
     status: DepositStatus,
-    extra: (client: pg.PoolClient) => Promise<OutboxMessage[]> = async () => [],
+    extra: (tx: AttemptTx) => Promise<OutboxMessage[]> = async () => [],
   ): Promise<boolean> {
-    return inTransaction(pool, async (client) => {
-      const current = await getDeposit(client, d.depositId, true);
-      if (!current || current.status !== 'pending') return false;
-      await recordAttempt(client, d.depositId, entry, status);
-      const messages = await extra(client);
-      await outbox.enqueue(client, [
-        ...messages,
-        auditMessage(mode.by === 'consumer' ? 'deposit.process' : 'deposit.reconcile', {
+    return store.recordAttempt(d.depositId, entry, status, async (tx) => [
+        ...(await extra(tx)),
+        auditMessage('webhooks', mode.by === 'consumer' ? 'deposit.process' : 'deposit.reconcile', {
           resource: { type: 'deposit', id: d.depositId },
           status: entry.status === 'credited' ? 'success' : entry.status === 'retry' ? 'retry_scheduled' : 'failed',
           before: { status: 'pending' },
           after: { status, attempt: entry.attempt, by: mode.by },
           ...(entry.errorCode ? { error: { code: entry.errorCode, message: entry.message ?? '', retryable: entry.status === 'retry' } } : {}),
         }),
-      ]);
-      return true;
-    });
+    ]);
   }
 
   return async function attempt(d: DepositRow, mode: AttemptMode): Promise<AttemptOutcome> {
@@ -110,7 +91,7 @@ export function createDepositAttempt(deps: Omit<ProcessingDeps, 'maxAttempts'>) 
       return { status: 'rejected', changed, error };
     };
 
-    const wallet = await findWallet(pool, d.chain, d.toAddress);
+    const wallet = await store.findWallet(d.chain, d.toAddress);
     if (!wallet) return reject(FleetError.nonRetryable(ErrorCode.WALLET_NOT_FOUND, 'the address is not a wallet of ours'));
 
     let verdict;
@@ -144,8 +125,8 @@ export function createDepositAttempt(deps: Omit<ProcessingDeps, 'maxAttempts'>) 
       mode,
       { attempt: mode.attempt, status: 'credited', ...(verdict.note ? { message: verdict.note } : {}), at: at(), ...by },
       'credited',
-      async (client) => {
-        const entryId = await insertCredit(client, d, wallet);
+      async (tx) => {
+        const entryId = await tx.insertCredit(d, wallet);
         if (!entryId) return [];
         return [{ routingKey: 'deposit.credited', messageId: `credited:${d.depositId}`, payload: { ...depositPayload(d, wallet), ledgerEntryId: entryId } }];
       },
@@ -163,7 +144,7 @@ export function createDepositAttempt(deps: Omit<ProcessingDeps, 'maxAttempts'>) 
 export function createDepositHandler(deps: ProcessingDeps) {
   const attempt = createDepositAttempt(deps);
   return async (input: Deposit, ctx: HandlerContext): Promise<void> => {
-    const d = await getDeposit(deps.pool, input.depositId);
+    const d = await deps.store.get(input.depositId);
     // A message without its row cannot be processed by anyone: it is not ours.
     if (!d) throw FleetError.nonRetryable(ErrorCode.NOT_FOUND, 'no such deposit');
     if (d.status !== 'pending') return;

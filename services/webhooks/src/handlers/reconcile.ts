@@ -1,8 +1,7 @@
 import { ErrorCode, FleetError } from '@wallet-fleet/contracts';
 import type { CommandHandlers } from '@wallet-fleet/messaging';
-import type pg from 'pg';
-import { getDeposit } from '../store/deposit-store.js';
-import { depositAgeSeconds, listStuck, reopenIfNowOurs, summary } from '../store/reconcile-store.js';
+import type { DepositStore } from '../store/deposit-store.js';
+import type { ReconcileStore } from '../store/reconcile-store.js';
 import type { createDepositAttempt } from './processing.js';
 
 /**
@@ -10,15 +9,19 @@ import type { createDepositAttempt } from './processing.js';
  * `wallet.deposits.reconcile`, `wallet.deposits.summary`. The deposit tables stay this service's
  * own; reconciliation decides when and how many, this service decides what a deposit's state is.
  */
-export function createReconcileHandlers(pool: pg.Pool, attempt: ReturnType<typeof createDepositAttempt>): CommandHandlers {
+export function createReconcileHandlers(
+  stores: { deposits: DepositStore; reconcile: ReconcileStore },
+  attempt: ReturnType<typeof createDepositAttempt>,
+): CommandHandlers {
+  const { deposits, reconcile } = stores;
   return {
-    'wallet.deposits.stuck': (q) => listStuck(pool, q),
-    'wallet.deposits.summary': () => summary(pool),
+    'wallet.deposits.stuck': (q) => reconcile.listStuck(q),
+    'wallet.deposits.summary': () => reconcile.summary(),
     'wallet.deposits.reconcile': async (q) => {
-      const age = await depositAgeSeconds(pool, q.depositId);
-      let d = await getDeposit(pool, q.depositId);
+      const age = await reconcile.depositAgeSeconds(q.depositId);
+      let d = await deposits.get(q.depositId);
       if (!d) throw FleetError.nonRetryable(ErrorCode.NOT_FOUND, 'no such deposit');
-      if (d.status === 'rejected' && (await reopenIfNowOurs(pool, d.depositId))) d = (await getDeposit(pool, q.depositId))!;
+      if (d.status === 'rejected' && (await reconcile.reopenIfNowOurs(d.depositId))) d = (await deposits.get(q.depositId))!;
       if (d.status !== 'pending') return { depositId: d.depositId, status: d.status, changed: false };
       const pastMaxAge = age > q.maxAgeSeconds;
       const outcome = await attempt(d, { by: 'reconciliation', attempt: d.attempts.length + 1, failMissing: pastMaxAge, failUnconfirmed: pastMaxAge });

@@ -1,10 +1,9 @@
 import type { Wallet } from '@wallet-fleet/contracts';
-import type pg from 'pg';
-import { rememberAddress } from '../store/deposit-store.js';
+import type { DepositStore } from '../store/deposit-store.js';
 
 /** The `wallet.created` handler: remembers the address as ours (idempotent). Throws UNAVAILABLE. */
-export function createWalletCreatedHandler(pool: pg.Pool) {
+export function createWalletCreatedHandler(store: DepositStore) {
   return async (w: Wallet): Promise<void> => {
-    await rememberAddress(pool, { chain: w.chain, address: w.address, walletId: w.walletId, userId: w.userId });
+    await store.rememberAddress({ chain: w.chain, address: w.address, walletId: w.walletId, userId: w.userId });
   };
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Chain, type DepositWebhookBody, ErrorCode, FleetError } from '@wallet-fleet/contracts';
 import type { Outbox, OutboxMessage } from '@wallet-fleet/messaging';
-import { databaseError, inTransaction as kitTransaction } from '@wallet-fleet/service-kit';
+import { databaseError, inTransaction, withDatabaseErrors } from '@wallet-fleet/service-kit';
 import type pg from 'pg';
 
 export type DepositStatus = 'pending' | 'credited' | 'failed' | 'rejected';
@@ -54,18 +54,6 @@ const toRow = (r: RawRow): DepositRow => ({
   attempts: r.attempts,
 });
 
-/**
- * service-kit's `inTransaction` (a failed client is dropped), with database errors as FleetErrors:
- * UNAVAILABLE when transient, which the intake answers with 503 and the consumer retries.
- */
-export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  try {
-    return await kitTransaction(pool, fn);
-  } catch (e) {
-    throw databaseError(e);
-  }
-}
-
 /** The outbox's watch on published message ids (not exported by the messaging package's index). */
 type PublishWatch = ReturnType<Outbox['watch']>;
 
@@ -95,7 +83,7 @@ export interface Accepted {
  * Pass the result to `ensurePublished`, which closes the watch.
  * Throws IDEMPOTENCY_CONFLICT (same transfer, other token/amount/address), UNAVAILABLE (database).
  */
-export async function acceptDeposit(
+async function acceptDeposit(
   pool: pg.Pool,
   outbox: Outbox,
   body: DepositWebhookBody,
@@ -129,7 +117,7 @@ export async function acceptDeposit(
     ));
   } catch (e) {
     watch.close();
-    throw e instanceof FleetError ? e : databaseError(e);
+    throw databaseError(e);
   }
   if (!existing) throw new FleetError(ErrorCode.UNAVAILABLE, 'deposit vanished between insert and read');
   if (existing.token !== body.token || existing.amount !== body.amount || existing.to_address !== body.toAddress) {
@@ -152,7 +140,7 @@ export async function acceptDeposit(
  * the pool. Closes the watch. Throws UNAVAILABLE when the message is still unpublished after a few
  * rounds (broker down: the relay keeps the row and publishes it later).
  */
-export async function ensurePublished(pool: pg.Pool, accepted: Accepted, rounds = 3): Promise<void> {
+async function ensurePublished(pool: pg.Pool, accepted: Accepted, rounds = 3): Promise<void> {
   const { watch } = accepted;
   if (!watch) return;
   try {
@@ -179,18 +167,13 @@ async function stillInOutbox(pool: pg.Pool, messageId: string): Promise<boolean>
   });
 }
 
-/** The deposit, or undefined. Throws UNAVAILABLE. */
-export async function getDeposit(db: pg.Pool | pg.ClientBase, depositId: string, forUpdate = false): Promise<DepositRow | undefined> {
-  try {
-    const { rows } = await db.query<RawRow>(`SELECT ${COLUMNS} FROM deposits WHERE deposit_id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [depositId]);
-    return rows[0] ? toRow(rows[0]) : undefined;
-  } catch (e) {
-    throw databaseError(e);
-  }
+async function getDeposit(db: pg.Pool | pg.ClientBase, depositId: string, forUpdate = false): Promise<DepositRow | undefined> {
+  const { rows } = await db.query<RawRow>(`SELECT ${COLUMNS} FROM deposits WHERE deposit_id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [depositId]);
+  return rows[0] ? toRow(rows[0]) : undefined;
 }
 
 /** Appends to the job's attempt log and sets its status. */
-export async function recordAttempt(client: pg.ClientBase, depositId: string, entry: AttemptEntry, status: DepositStatus): Promise<void> {
+async function recordAttempt(client: pg.ClientBase, depositId: string, entry: AttemptEntry, status: DepositStatus): Promise<void> {
   await client.query(
     `UPDATE deposits SET attempts = attempts || $2::jsonb, status = $3, updated_at = now() WHERE deposit_id = $1`,
     [depositId, JSON.stringify([entry]), status],
@@ -202,36 +185,26 @@ export function addressKey(chain: Chain, address: string): string {
   return chain === 'ETH' || chain === 'APTOS' ? address.toLowerCase() : address;
 }
 
-/** Remembers a wallet of ours (idempotent). Throws UNAVAILABLE. */
-export async function rememberAddress(pool: pg.Pool, w: { chain: Chain; address: string; walletId: string; userId: string }): Promise<void> {
-  try {
-    await pool.query(
-      `INSERT INTO known_addresses (chain, address, wallet_id, user_id) VALUES ($1, $2, $3, $4) ON CONFLICT (chain, address) DO NOTHING`,
-      [w.chain, addressKey(w.chain, w.address), w.walletId, w.userId],
-    );
-  } catch (e) {
-    throw databaseError(e);
-  }
+async function rememberAddress(pool: pg.Pool, w: { chain: Chain; address: string; walletId: string; userId: string }): Promise<void> {
+  await pool.query(
+    `INSERT INTO known_addresses (chain, address, wallet_id, user_id) VALUES ($1, $2, $3, $4) ON CONFLICT (chain, address) DO NOTHING`,
+    [w.chain, addressKey(w.chain, w.address), w.walletId, w.userId],
+  );
 }
 
-/** The wallet of ours at `address`, or undefined. Throws UNAVAILABLE. */
-export async function findWallet(pool: pg.Pool, chain: Chain, address: string): Promise<{ walletId: string; userId: string } | undefined> {
-  try {
-    const { rows } = await pool.query<{ wallet_id: string; user_id: string }>(
-      'SELECT wallet_id, user_id FROM known_addresses WHERE chain = $1 AND address = $2',
-      [chain, addressKey(chain, address)],
-    );
-    return rows[0] ? { walletId: rows[0].wallet_id, userId: rows[0].user_id } : undefined;
-  } catch (e) {
-    throw databaseError(e);
-  }
+async function findWallet(pool: pg.Pool, chain: Chain, address: string): Promise<{ walletId: string; userId: string } | undefined> {
+  const { rows } = await pool.query<{ wallet_id: string; user_id: string }>(
+    'SELECT wallet_id, user_id FROM known_addresses WHERE chain = $1 AND address = $2',
+    [chain, addressKey(chain, address)],
+  );
+  return rows[0] ? { walletId: rows[0].wallet_id, userId: rows[0].user_id } : undefined;
 }
 
 /**
  * Inserts the ledger entry of a deposit unless it has one (UNIQUE (deposit_id)). Returns the new
  * entry id, or undefined when the deposit was already credited.
  */
-export async function insertCredit(
+async function insertCredit(
   client: pg.ClientBase,
   d: DepositRow,
   wallet: { walletId: string; userId: string },
@@ -243,4 +216,50 @@ export async function insertCredit(
     [entryId, d.depositId, wallet.walletId, wallet.userId, d.chain, d.token, d.amount],
   );
   return rows[0]?.entry_id;
+}
+
+/** What an attempt's transaction may do besides recording the attempt. */
+export interface AttemptTx {
+  /** Inserts the deposit's ledger entry unless it has one; the new entry id, or undefined. */
+  insertCredit(d: DepositRow, wallet: { walletId: string; userId: string }): Promise<string | undefined>;
+}
+
+export type DepositStore = ReturnType<typeof createDepositStore>;
+
+/**
+ * All SQL of deposits, known addresses and the ledger. Every method throws FleetError
+ * `UNAVAILABLE` (retryable: the intake answers 503, the consumer retries) or `INTERNAL` for a
+ * database failure; a FleetError thrown by a caller's callback passes unchanged.
+ */
+export function createDepositStore(pool: pg.Pool, outbox: Outbox) {
+  return {
+    /** See acceptDeposit above. Throws IDEMPOTENCY_CONFLICT, UNAVAILABLE. */
+    accept: (body: DepositWebhookBody, webhookId: string, messages: (depositId: string) => OutboxMessage[]) => acceptDeposit(pool, outbox, body, webhookId, messages),
+    /** See ensurePublished above. Throws UNAVAILABLE. */
+    ensurePublished: (accepted: Accepted) => withDatabaseErrors(() => ensurePublished(pool, accepted)),
+    get: (depositId: string) => withDatabaseErrors(() => getDeposit(pool, depositId)),
+    findWallet: (chain: Chain, address: string) => withDatabaseErrors(() => findWallet(pool, chain, address)),
+    rememberAddress: (w: { chain: Chain; address: string; walletId: string; userId: string }) => withDatabaseErrors(() => rememberAddress(pool, w)),
+
+    /**
+     * Appends `entry` to a deposit still pending and sets `status`, with the messages `messages`
+     * returns, in one transaction that re-reads the deposit locked. False (nothing written) when
+     * the deposit was no longer pending: someone else settled it meanwhile.
+     */
+    recordAttempt: (
+      depositId: string,
+      entry: AttemptEntry,
+      status: DepositStatus,
+      messages: (tx: AttemptTx) => Promise<OutboxMessage[]>,
+    ): Promise<boolean> =>
+      withDatabaseErrors(() =>
+        inTransaction(pool, async (client) => {
+          const current = await getDeposit(client, depositId, true);
+          if (!current || current.status !== 'pending') return false;
+          await recordAttempt(client, depositId, entry, status);
+          await outbox.enqueue(client, await messages({ insertCredit: (d, wallet) => insertCredit(client, d, wallet) }));
+          return true;
+        }),
+      ),
+  };
 }

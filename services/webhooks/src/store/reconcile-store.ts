@@ -40,7 +40,7 @@ function decodeCursor(cursor: string): [string, string] {
  * become ours, oldest first (the partial indexes `deposits_pending`, `deposits_rejected`).
  * Throws VALIDATION_FAILED (bad cursor), UNAVAILABLE.
  */
-export async function listStuck(
+async function listStuck(
   pool: pg.Pool,
   q: { olderThanSeconds: number; limit: number; after?: string | undefined },
 ): Promise<{ deposits: StuckDeposit[]; next?: string }> {
@@ -76,7 +76,7 @@ export async function listStuck(
  * an entry in its attempt log, in one statement (nothing happens when the condition no longer
  * holds). Returns whether it was re-opened. Throws UNAVAILABLE.
  */
-export async function reopenIfNowOurs(pool: pg.Pool, depositId: string): Promise<boolean> {
+async function reopenIfNowOurs(pool: pg.Pool, depositId: string): Promise<boolean> {
   const entry = { attempt: 0, status: 'retry', message: 'the address is now a wallet of ours: re-opened', at: new Date().toISOString(), by: 'reconciliation' };
   try {
     const { rowCount } = await pool.query(
@@ -91,7 +91,7 @@ export async function reopenIfNowOurs(pool: pg.Pool, depositId: string): Promise
 }
 
 /** Seconds since the deposit was accepted. Throws NOT_FOUND, UNAVAILABLE. */
-export async function depositAgeSeconds(pool: pg.Pool, depositId: string): Promise<number> {
+async function depositAgeSeconds(pool: pg.Pool, depositId: string): Promise<number> {
   let rows: Array<{ age: number }>;
   try {
     ({ rows } = await pool.query<{ age: number }>(`SELECT extract(epoch FROM now() - created_at)::float8 AS age FROM deposits WHERE deposit_id = $1`, [depositId]));
@@ -113,7 +113,7 @@ export interface DepositsSummary {
  * credited deposit without its entry, an entry whose deposit is not credited, an entry whose
  * amount, token or chain differs from its deposit. Throws UNAVAILABLE.
  */
-export async function summary(pool: pg.Pool): Promise<DepositsSummary> {
+async function summary(pool: pg.Pool): Promise<DepositsSummary> {
   try {
     const [counts, drift] = await Promise.all([
       pool.query<{ status: DepositStatus; n: string; oldest: string | null }>(
@@ -145,4 +145,16 @@ export async function summary(pool: pg.Pool): Promise<DepositsSummary> {
   } catch (e) {
     throw databaseError(e);
   }
+}
+
+export type ReconcileStore = ReturnType<typeof createReconcileStore>;
+
+/** The queries of reconciliation over this service's deposits; each translates its database errors. */
+export function createReconcileStore(pool: pg.Pool) {
+  return {
+    listStuck: (q: { olderThanSeconds: number; limit: number; after?: string | undefined }) => listStuck(pool, q),
+    reopenIfNowOurs: (depositId: string) => reopenIfNowOurs(pool, depositId),
+    depositAgeSeconds: (depositId: string) => depositAgeSeconds(pool, depositId),
+    summary: () => summary(pool),
+  };
 }

@@ -1,4 +1,4 @@
-import type { Logger } from '@wallet-fleet/service-kit';
+import { type Logger, withDatabaseErrors } from '@wallet-fleet/service-kit';
 import type pg from 'pg';
 
 /** A held pass lock. `signal` aborts when the lock is lost (connection gone): stop the pass. */
@@ -8,7 +8,7 @@ export interface HeldLock {
 }
 
 export interface PassLock {
-  /** The lock, or undefined when another holder has it. Throws on a database error. */
+  /** The lock, or undefined when another holder has it. Throws FleetError UNAVAILABLE or INTERNAL on a database error. */
   tryAcquire(): Promise<HeldLock | undefined>;
 }
 
@@ -24,7 +24,10 @@ export interface PassLock {
  */
 export function createPassLock(pool: pg.Pool, key: string, timeoutMs: number, logger: Logger): PassLock {
   return {
-    async tryAcquire() {
+    tryAcquire: () => withDatabaseErrors(() => acquire()),
+  };
+
+  async function acquire(): Promise<HeldLock | undefined> {
       const client = await pool.connect();
       let ok = false;
       try {
@@ -68,6 +71,5 @@ export function createPassLock(pool: pg.Pool, key: string, timeoutMs: number, lo
           return releaseCall;
         },
       };
-    },
-  };
+  }
 }

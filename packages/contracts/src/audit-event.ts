@@ -1,0 +1,31 @@
+import { randomUUID } from 'node:crypto';
+import { type AuditEvent, auditRoutingKey } from './audit.js';
+
+/** What a service says about one audit event; the builder adds id, time, actor and routing key. */
+export type AuditFields = Pick<AuditEvent, 'resource' | 'status'> &
+  Partial<Pick<AuditEvent, 'userId' | 'before' | 'after' | 'error' | 'correlationId'>>;
+
+/** An audit event ready to publish (an outbox message has this shape): the eventId is also the message id. */
+export interface AuditMessage {
+  routingKey: string;
+  messageId: string;
+  payload: AuditEvent;
+}
+
+/**
+ * The one builder of audit events, for every service: actor `{type: 'service', id: service}`, a new
+ * eventId, now as occurredAt, routing key `audit.<service>.<action>` with a leading `<service>.`
+ * of the action dropped (`wallet.create` of the wallet service → `audit.wallet.create`). Pure: no I/O.
+ */
+export function auditMessage(service: string, action: string, fields: AuditFields): AuditMessage {
+  const eventId = randomUUID();
+  const payload: AuditEvent = {
+    eventId,
+    occurredAt: new Date().toISOString(),
+    actor: { type: 'service', id: service },
+    action,
+    ...fields,
+  };
+  const prefix = `${service}.`;
+  return { routingKey: auditRoutingKey(service, action.startsWith(prefix) ? action.slice(prefix.length) : action), payload, messageId: eventId };
+}

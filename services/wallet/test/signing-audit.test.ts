@@ -1,0 +1,167 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { localEd25519Signer, solanaAddress, transactionSignature } from '@wallet-fleet/chains';
+import { type SolanaRuntime, startSolanaRuntime } from '@wallet-fleet/dev-runtimes';
+import { ErrorCode, isFleetError } from '@wallet-fleet/contracts';
+import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
+import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
+import { createLogger } from '@wallet-fleet/service-kit';
+import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
+import { Connection, PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
+import amqp from 'amqplib';
+import pg from 'pg';
+import { createWalletService } from '../src/app.js';
+import { loadWalletConfig } from '../src/config.js';
+
+const silent = createLogger({ service: 'test', level: 'silent' });
+
+describe('wallet signing audit and truthful transfer answers', function () {
+  this.timeout(60_000);
+  let vhost: TestVhost;
+  let schema: TestSchema;
+  let kms: Awaited<ReturnType<typeof startKmsEmulator>>;
+  let solana: SolanaRuntime;
+  let service: ReturnType<typeof createWalletService>;
+  let client: Broker;
+  let db: pg.Pool;
+  let events: amqp.ChannelModel;
+  const audit: Array<{ status: string; after: Record<string, unknown>; action: string }> = [];
+
+  before(async () => {
+    vhost = await createVhost('wallet-audit');
+    schema = await createSchemaName('wallet_audit');
+    kms = await startKmsEmulator({ port: 0 });
+    solana = await startSolanaRuntime({ port: 0, slotMs: 50 });
+    const { databaseUrl, redisUrl } = await backingServices();
+    events = await amqp.connect(vhost.url);
+    const ch = await events.createChannel();
+    await ch.assertExchange('wallet.events', 'topic', { durable: true });
+    const q = await ch.assertQueue('', { exclusive: true });
+    await ch.bindQueue(q.queue, 'wallet.events', 'audit.wallet.#');
+    await ch.consume(q.queue, (m) => m && audit.push(JSON.parse(m.content.toString())), { noAck: true });
+    service = createWalletService(
+      loadWalletConfig({
+        AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, REDIS_URL: redisUrl, HTTP_PORT: '0',
+        KMS_ENDPOINT: kms.endpoint, SOLANA_RPC_URL: solana.url, EVM_RPC_URL: 'http://127.0.0.1:9', APTOS_NODE_URL: 'http://127.0.0.1:9/v1', LOG_LEVEL: 'silent',
+      }),
+      silent,
+    );
+    await service.start();
+    client = createBroker({ url: vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
+    await client.start();
+    db = new pg.Pool({ connectionString: databaseUrl, options: `-c search_path=${schema.schema}` });
+    // A database that refuses some audit rows (a full disk, a lost permission): the fault is real,
+    // PostgreSQL raises it inside the transaction that writes the row.
+    await db.query('CREATE TABLE refused_audit (status text PRIMARY KEY)');
+    await db.query(`CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.routing_key LIKE 'audit.wallet.%' AND EXISTS (SELECT 1 FROM refused_audit WHERE status = NEW.payload::json->>'status') THEN
+          RAISE EXCEPTION 'audit rows refused for this test' USING ERRCODE = 'disk_full';
+        END IF;
+        RETURN NEW;
+      END $$`);
+    await db.query('CREATE TRIGGER refuse_audit BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION refuse_audit()');
+  });
+
+  after(async () => {
+    await db?.end();
+    await client?.stop();
+    await service?.stop();
+    await events?.close();
+    await solana?.stop();
+    await kms?.stop();
+    await vhost?.drop();
+    await schema?.drop();
+  });
+
+  /** Audit rows with these statuses are refused by the database until `refuse()` is called again. */
+  async function refuse(...statuses: string[]) {
+    await db.query('DELETE FROM refused_audit');
+    if (statuses.length) await db.query('INSERT INTO refused_audit SELECT unnest($1::text[])', [statuses]);
+  }
+  afterEach(() => refuse());
+
+  const lamports = async (address: string) => BigInt(await new Connection(solana.url, 'confirmed').getBalance(new PublicKey(address)));
+  async function funded() {
+    const userId = `u-${randomUUID()}`;
+    const w = await client.request('wallet.management.create', { userId, chain: 'SOL' });
+    solana.airdrop(w.address, 2_000_000_000n);
+    return { userId, w, to: solanaAddress(localEd25519Signer().publicKey) };
+  }
+  const transfer = (userId: string, walletId: string, recipient: string, amount: string, idempotencyKey?: string) =>
+    client.request('wallet.transaction.transferSol', { userId, walletId, recipient, amount, ...(idempotencyKey ? { idempotencyKey } : {}) }, { timeoutMs: 30_000 });
+  const eventsFor = (hash: string) => audit.filter((e) => e.after?.hash === hash);
+
+  it('should report a transfer the chain accepted as accepted when its outcome cannot be audited then, and audit it on the next call with its key', async () => {
+    const { userId, w, to } = await funded();
+    await refuse('success');
+    const sent = await transfer(userId, w.walletId, to, '3000000', 'audit-later');
+    assert.deepEqual([sent.status, sent.source, sent.checkedOnChain], ['confirmed', 'chain', true]);
+    assert.equal(await lamports(to), 3_000_000n);
+    // The signing itself was audited before the transaction left, with its signature.
+    await waitFor(() => eventsFor(sent.signature).some((e) => e.status === 'started'), { what: 'the signing audit event' });
+    assert.equal((await db.query(`SELECT status FROM transfers WHERE wallet_id = $1`, [w.walletId])).rows[0].status, 'signed', 'outcome not recorded yet');
+
+    await refuse();
+    const again = await transfer(userId, w.walletId, to, '3000000', 'audit-later');
+    assert.deepEqual(again, sent);
+    await waitFor(() => eventsFor(sent.signature).some((e) => e.status === 'success'), { what: 'the outcome audit event' });
+    assert.equal((await db.query(`SELECT status FROM transfers WHERE wallet_id = $1`, [w.walletId])).rows[0].status, 'confirmed');
+    assert.equal(await lamports(to), 3_000_000n, 'not sent twice');
+  });
+
+  it('should send nothing and return no signature while the signing cannot be audited', async () => {
+    const { userId, w, to } = await funded();
+    await refuse('started', 'success');
+    await assert.rejects(transfer(userId, w.walletId, to, '4000000'), (e: unknown) => isFleetError(e, ErrorCode.UNAVAILABLE) && e.retryable);
+    await assert.rejects(transfer(userId, w.walletId, to, '4000000', 'no-audit'), (e: unknown) => isFleetError(e, ErrorCode.UNAVAILABLE));
+    const { blockhash } = await new Connection(solana.url, 'confirmed').getLatestBlockhash();
+    const unsigned = new Transaction({ feePayer: new PublicKey(w.address), recentBlockhash: blockhash })
+      .add(SystemProgram.transfer({ fromPubkey: new PublicKey(w.address), toPubkey: new PublicKey(to), lamports: 1 }))
+      .serialize({ requireAllSignatures: false, verifySignatures: false })
+      .toString('base64');
+    await assert.rejects(client.request('wallet.transaction.sign', { userId, walletId: w.walletId, transaction: unsigned }), (e: unknown) => isFleetError(e, ErrorCode.UNAVAILABLE));
+    assert.equal(await lamports(to), 0n, 'nothing reached the chain');
+
+    // Once audit rows are accepted again, the same calls go through and are audited.
+    await refuse();
+    const sent = await transfer(userId, w.walletId, to, '4000000', 'no-audit');
+    assert.equal(await lamports(to), 4_000_000n);
+    await waitFor(() => ['started', 'success'].every((s) => eventsFor(sent.signature).some((e) => e.status === s)), { what: 'both audit events' });
+  });
+
+  it('should audit a failed transfer attempt with its error', async () => {
+    const { userId, w, to } = await funded();
+    await assert.rejects(transfer(userId, w.walletId, to, '999000000000'), (e: unknown) => isFleetError(e, ErrorCode.INSUFFICIENT_FUNDS));
+    await waitFor(
+      () => audit.some((e) => e.action === 'wallet.transferSol' && e.status === 'failed' && e.after.amount === '999000000000' && (e as { error?: { code: string } }).error?.code === 'INSUFFICIENT_FUNDS'),
+      { what: 'the failed attempt audit event' },
+    );
+  });
+
+  it('should not claim a repeated transfer as confirmed on chain when the chain does not know it (a runtime reset since)', async () => {
+    const { userId, w, to } = await funded();
+    const first = await transfer(userId, w.walletId, to, '2000000', 'reset');
+    const again = await transfer(userId, w.walletId, to, '2000000', 'reset');
+    assert.deepEqual([again.signature, again.status, again.source, again.checkedOnChain], [first.signature, 'confirmed', 'chain', true]);
+
+    // What a reset runtime leaves: our record says confirmed, the chain has never seen these bytes.
+    const { signedTransaction } = await client.request('wallet.transaction.sign', {
+      userId,
+      walletId: w.walletId,
+      transaction: new Transaction({ feePayer: new PublicKey(w.address), recentBlockhash: '11111111111111111111111111111111' })
+        .add(SystemProgram.transfer({ fromPubkey: new PublicKey(w.address), toPubkey: new PublicKey(to), lamports: 5_000_000 }))
+        .serialize({ requireAllSignatures: false, verifySignatures: false })
+        .toString('base64'),
+    });
+    const bytes = Buffer.from(signedTransaction, 'base64');
+    await db.query(
+      `INSERT INTO transfers (wallet_id, idempotency_key, recipient, amount, status, signed_tx, signature) VALUES ($1, 'before-reset', $2, 5000000, 'confirmed', $3, $4)`,
+      [w.walletId, to, bytes, transactionSignature(bytes)],
+    );
+    const before = await lamports(to);
+    const replay = await transfer(userId, w.walletId, to, '5000000', 'before-reset');
+    assert.deepEqual(replay, { signature: transactionSignature(bytes), status: 'confirmed', source: 'record', checkedOnChain: true });
+    assert.equal(await lamports(to), before, 'nothing sent again');
+  });
+});
