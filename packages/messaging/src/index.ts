@@ -1,5 +1,6 @@
 export { createBroker } from './broker.js';
-export { defineTopology, type QueueSpec, type Topology } from './topology.js';
+export { defineTopology, RETRY_EXCHANGE, type QueueSpec, type Topology } from './topology.js';
+export { brokerDefinitions, type BrokerDefinitions } from './definitions.js';
 export { computeRetryDelay, type RetryPolicy, type ErrorHistoryEntry } from './retry.js';
 export type { PublishProps } from './publisher.js';
 export type {
