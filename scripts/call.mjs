@@ -121,6 +121,8 @@ ch.publish(EXCHANGE, operation, Buffer.from(JSON.stringify(body)), {
   expiration: String(timeoutMs),
   contentType: 'application/json',
   timestamp: Math.floor(Date.now() / 1000),
+  // The broker user this connection logs in as: services answer FORBIDDEN to a request without it.
+  userId: decodeURIComponent(new URL(url).username) || 'guest',
 });
 try {
   await ch.waitForConfirms();

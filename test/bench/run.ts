@@ -53,7 +53,7 @@ async function auditSuite(): Promise<void> {
       while (inFlight >= 256) await new Promise<void>((r) => waiters.push(r));
       inFlight++;
       const body = Buffer.from(JSON.stringify({ ...e, occurredAt: new Date().toISOString() }));
-      ch.publish('wallet.events', 'audit.bench.ingest', body, { persistent: true }, () => {
+      ch.publish('wallet.events', 'audit.bench.ingest', body, { persistent: true, userId: vhost.user }, () => {
         inFlight--;
         waiters.shift()?.();
       });

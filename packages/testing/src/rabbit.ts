@@ -21,6 +21,8 @@ export interface TestVhost {
   vhost: string;
   /** AMQP URL into this vhost (the administrative user of the backing services, guest locally). */
   url: string;
+  /** The broker user of `url`: what a raw publish sets as `user_id` (RabbitMQ refuses any other). */
+  user: string;
   /**
    * AMQP URL into this vhost as the broker user of `role` (user named like the role, local
    * development password, see `rolePassword`). The user holds permissions here only after
@@ -88,7 +90,7 @@ export async function createVhost(prefix = 'test'): Promise<TestVhost> {
     r.password = encodeURIComponent(rolePassword(role));
     return r.toString();
   };
-  return { vhost, url: u.toString(), as, drop: async () => void (await api('DELETE', `/vhosts/${enc}`)) };
+  return { vhost, url: u.toString(), user, as, drop: async () => void (await api('DELETE', `/vhosts/${enc}`)) };
 }
 
 export interface QueueInfo {
