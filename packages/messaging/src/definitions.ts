@@ -108,9 +108,9 @@ export function brokerDefinitions(topologies: Record<FleetService, Topology>, vh
         read: anyOf([...exchanges, ...own]),
       });
     } else {
-      // External roles declare nothing and consume nothing but their direct reply-to pseudo queue,
-      // which needs no permission.
-      defs.permissions.push({ user: role, vhost, configure: NOTHING, write: anyOf([escape(Exchanges.commands), escape(Exchanges.events)]), read: NOTHING });
+      // External roles consume nothing but their direct reply-to pseudo queue, which needs no
+      // permission; configure on the fleet's exchanges only because createBroker() asserts them.
+      defs.permissions.push({ user: role, vhost, configure: anyOf(exchanges), write: anyOf([escape(Exchanges.commands), escape(Exchanges.events)]), read: NOTHING });
     }
     defs.topic_permissions.push(
       { user: role, vhost, exchange: Exchanges.commands, write: anyOf(callableOperations(role)), read: anyOf(bindsOn(Exchanges.commands)) },
