@@ -13,7 +13,6 @@ export type FleetService = (typeof fleetServices)[number];
  * their tools. The deployment maps broker users to roles (by default a user's name is its role).
  */
 export const externalRoles = ['backend', 'ops'] as const;
-export type ExternalRole = (typeof externalRoles)[number];
 
 /** Every role a broker user can hold; callers and producers below name only these. */
 export const roles = [...fleetServices, ...externalRoles] as const;

@@ -1,6 +1,6 @@
 export { createBroker } from './broker.js';
-export { defineTopology, RETRY_EXCHANGE, type QueueSpec, type Topology } from './topology.js';
-export { brokerAccessFromEnv, brokerUserOf, DEV_GUEST_SWITCH, type BrokerAccess } from './authorize.js';
+export { defineTopology, type QueueSpec, type Topology } from './topology.js';
+export { brokerAccessFromEnv, type BrokerAccess } from './authorize.js';
 export { brokerDefinitions, type BrokerDefinitions } from './definitions.js';
 export { computeRetryDelay, type RetryPolicy, type ErrorHistoryEntry } from './retry.js';
 export type { PublishProps } from './publisher.js';
