@@ -15,7 +15,8 @@
 // vhost), 2 on bad usage. With --get a.b only that value of an {ok:true} reply is printed (strings
 // without quotes), for shell variables; an {ok:false} reply is still printed whole.
 //
-// Environment: AMQP_URL (default amqp://guest:guest@127.0.0.1:5672), CALL_TIMEOUT_MS (default 10000).
+// Environment: AMQP_URL (default: the local broker as the backend or ops user, whichever the operation
+// allows), CALL_TIMEOUT_MS (default 10000).
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -83,7 +84,24 @@ try {
 } catch (e) {
   usage(`the body is not JSON: ${/** @type {Error} */ (e).message}`);
 }
-const url = process.env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672';
+// Without AMQP_URL: the local broker as the external role (backend first, then ops) that the
+// operation's `x-callers` in docs/asyncapi.json allow, with the development password convention of
+// scripts/broker-users.mjs (BROKER_PASSWORD_<ROLE>, else the role's name). Services answer FORBIDDEN
+// to a caller the catalogue does not name.
+function defaultUrl(op) {
+  let callers = [];
+  try {
+    const doc = JSON.parse(readFileSync(join(repoRoot, 'docs', 'asyncapi.json'), 'utf8'));
+    callers = Object.values(doc.operations).find((o) => o.title === op)?.['x-callers'] ?? [];
+  } catch {
+    // no document: fall through to guest
+  }
+  const role = ['backend', 'ops'].find((r) => callers.includes(r));
+  if (!role) return 'amqp://guest:guest@127.0.0.1:5672';
+  const password = process.env[`BROKER_PASSWORD_${role.toUpperCase()}`] || role;
+  return `amqp://${encodeURIComponent(role)}:${encodeURIComponent(password)}@127.0.0.1:5672`;
+}
+const url = process.env.AMQP_URL || defaultUrl(operation);
 const timeoutMs = Number(process.env.CALL_TIMEOUT_MS || 10_000);
 if (!Number.isInteger(timeoutMs) || timeoutMs < 1) usage(`CALL_TIMEOUT_MS must be a positive integer, got ${process.env.CALL_TIMEOUT_MS}`);
 const shownUrl = (() => {
@@ -186,6 +204,8 @@ ch.publish(EXCHANGE, operation, Buffer.from(JSON.stringify(body)), {
   expiration: String(timeoutMs),
   contentType: 'application/json',
   timestamp: Math.floor(Date.now() / 1000),
+  // The broker user this connection logs in as: services answer FORBIDDEN to a request without it.
+  userId: decodeURIComponent(new URL(url).username) || 'guest',
 });
 try {
   await ch.waitForConfirms();

@@ -20,6 +20,8 @@
 //   FLEET_READY_TIMEOUT_MS        how long the services may take to answer /ready before the runner says
 //                                 which did not (default 60000; it keeps waiting and running after that)
 //   <NAME>_HTTP_PORT, <NAME>_DATABASE_SCHEMA   per-service values, e.g. AUDIT_HTTP_PORT=9081
+//   <NAME>_AMQP_URL               the service's own broker URL; by default, while AMQP_URL is guest's, user
+//                                 <name> with password BROKER_PASSWORD_<NAME> (or <name>) on the same broker
 //   Everything else (AMQP_URL, DATABASE_URL, REDIS_URL, LOG_LEVEL, MIGRATE ...) is passed to every service.
 //   NO_COLOR / FORCE_COLOR        colours are on when stdout is a terminal, unless told otherwise
 //
@@ -228,6 +230,18 @@ function envFor(name, provided) {
   for (const v of ['HTTP_PORT', 'DATABASE_SCHEMA']) {
     delete env[v];
     if (process.env[`${key}_${v}`] !== undefined) env[v] = process.env[`${key}_${v}`];
+  }
+  // Each service connects as its own broker user (the catalogue's caller/producer checks go by it):
+  // <NAME>_AMQP_URL when set; else, when AMQP_URL logs in as guest (the local default), the same
+  // broker as user <name> with BROKER_PASSWORD_<NAME> or the name as password (the users that
+  // scripts/broker-users.mjs creates through setup.sh). Another AMQP_URL is passed as it is.
+  const own = process.env[`${key}_AMQP_URL`];
+  const shared = new URL(env.AMQP_URL || 'amqp://guest:guest@127.0.0.1:5672');
+  if (own) env.AMQP_URL = own;
+  else if ((decodeURIComponent(shared.username) || 'guest') === 'guest') {
+    shared.username = encodeURIComponent(name);
+    shared.password = encodeURIComponent(process.env[`BROKER_PASSWORD_${key}`] || name);
+    env.AMQP_URL = shared.toString();
   }
   delete env.FLEET_SERVICES;
   delete env.FLEET_SERVICES_DIR;

@@ -6,6 +6,7 @@
 # Environment:
 #   AMQP_URL, RABBITMQ_MANAGEMENT_URL, DATABASE_URL, REDIS_URL  a service whose URL names another host is
 #       used as it is (probed, never started here)
+#   BROKER_PASSWORD_<ROLE>  local password of a role's broker user (default: the role's name)
 #   SETUP_WAIT_SECONDS  how long to wait for each backing service to answer (default 60)
 #   SETUP_SKIP_BUILD=1  skip `pnpm build` (the caller builds)
 #   CI=true             print a summary of the backing services (started here, already running, external)
@@ -217,6 +218,14 @@ if ! probe http "$MGMT_HOST" "$MGMT_PORT" >/dev/null 2>&1; then
   fi
 else
   SUMMARY+=("rabbitmq management: answering ($MGMT_HOST:$MGMT_PORT)")
+fi
+
+# The fleet's broker users (one per service and external role, infra/rabbitmq/definitions.json): the
+# fleet runner connects each service as its own user. Local brokers only; passwords
+# BROKER_PASSWORD_<ROLE>, else the role's name (development convention, see scripts/broker-users.mjs).
+if is_local "$RABBIT_HOST" && is_local "$MGMT_HOST"; then
+  node "$ROOT/scripts/broker-users.mjs" >/dev/null || die "could not create the fleet's broker users (node scripts/broker-users.mjs)"
+  SUMMARY+=("rabbitmq users: one per role (infra/rabbitmq/definitions.json)")
 fi
 
 if [[ "${CI:-}" == "true" ]]; then

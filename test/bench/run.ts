@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
 import { createKmsCustody } from '@wallet-fleet/kms';
 import { Registry } from 'prom-client';
-import { backingServices, createSchemaName, createVhost } from '@wallet-fleet/testing';
+import { applyBrokerDefinitions, backingServices, createSchemaName, createVhost } from '@wallet-fleet/testing';
+import { fleetDefinitions } from '../../scripts/broker-definitions.js';
 import amqp from 'amqplib';
 import pg from 'pg';
 import { createBroker, defineTopology } from '@wallet-fleet/messaging';
@@ -24,16 +25,26 @@ const scale = Number(process.env.BENCH_SCALE ?? 1);
 const n = (x: number) => Math.max(10, Math.round(x * scale));
 const silent = createLogger({ service: 'bench', level: 'silent' });
 
+/**
+ * A vhost with the fleet's broker users and permissions (infra/rabbitmq/definitions.json): each
+ * service runs as its own user (`vhost.as(name)`), clients as `backend` or `ops`, as in production.
+ */
+async function fleetVhost() {
+  const vhost = await createVhost('bench');
+  await applyBrokerDefinitions(vhost.vhost, fleetDefinitions(vhost.vhost));
+  return vhost;
+}
+
 async function auditSuite(): Promise<void> {
   const { databaseUrl } = await backingServices();
-  const vhost = await createVhost('bench');
+  const vhost = await fleetVhost();
   const schema = await createSchemaName('bench_audit');
   const total = n(20_000);
   const audit = await startService('audit', {
-    AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, LOG_LEVEL: 'warn',
+    AMQP_URL: vhost.as('audit'), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, LOG_LEVEL: 'warn',
   });
   const db = new pg.Pool({ connectionString: databaseUrl, max: 2 });
-  const conn = await amqp.connect(vhost.url, { noDelay: true });
+  const conn = await amqp.connect(vhost.as('backend'), { noDelay: true });
   try {
     const rawPc = await rawPublishConsume(vhost.url, total);
     const rawIns = await rawInsert(databaseUrl, n(5000));
@@ -53,7 +64,7 @@ async function auditSuite(): Promise<void> {
       while (inFlight >= 256) await new Promise<void>((r) => waiters.push(r));
       inFlight++;
       const body = Buffer.from(JSON.stringify({ ...e, occurredAt: new Date().toISOString() }));
-      ch.publish('wallet.events', 'audit.bench.ingest', body, { persistent: true }, () => {
+      ch.publish('wallet.events', 'audit.backend.ingest', body, { persistent: true, userId: 'backend' }, () => {
         inFlight--;
         waiters.shift()?.();
       });
@@ -86,7 +97,7 @@ async function auditSuite(): Promise<void> {
 
 async function rpcSuite(): Promise<void> {
   const { databaseUrl } = await backingServices();
-  const vhost = await createVhost('bench');
+  const vhost = await fleetVhost();
   const schema = await createSchemaName('bench_rpc');
   const total = n(3000);
   // The messaging runtime alone: a trivial handler, so the difference to raw is our overhead
@@ -96,7 +107,8 @@ async function rpcSuite(): Promise<void> {
     topology: defineTopology({ queues: [{ name: 'bench.commands', kind: 'rpc', bindings: [{ exchange: 'wallet.commands', pattern: 'wallet.audit.verify' }] }] }),
   });
   server.handleCommands('bench.commands', { 'wallet.audit.verify': async () => ({ valid: true, checked: 0 }) });
-  const client = createBroker({ url: vhost.url, service: 'bench-client', logger: silent, topology: defineTopology({ queues: [] }) });
+  // The server runs as the administrative user, the client as an operator (wallet.audit.* callers).
+  const client = createBroker({ url: vhost.as('ops'), service: 'bench-client', logger: silent, topology: defineTopology({ queues: [] }) });
   await server.start();
   await client.start();
   try {
@@ -107,7 +119,7 @@ async function rpcSuite(): Promise<void> {
     await server.stop();
 
     const audit = await startService('audit', {
-      AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, LOG_LEVEL: 'warn',
+      AMQP_URL: vhost.as('audit'), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, LOG_LEVEL: 'warn',
     });
     try {
       const query = await runConcurrent('wallet.audit.query (audit process, PostgreSQL)', total, 1, () =>
@@ -172,15 +184,15 @@ async function kmsEmulatorProcess(): Promise<{ endpoint: string; stop(): Promise
 
 async function walletSuite(): Promise<void> {
   const { databaseUrl } = await backingServices();
-  const vhost = await createVhost('bench');
+  const vhost = await fleetVhost();
   const schema = await createSchemaName('bench_wallet');
   const kms = await kmsEmulatorProcess();
-  const client = createBroker({ url: vhost.url, service: 'bench-client', logger: silent, topology: defineTopology({ queues: [] }) });
+  const client = createBroker({ url: vhost.as('backend'), service: 'bench-client', logger: silent, topology: defineTopology({ queues: [] }) });
   const custody = createKmsCustody({ projectId: 'bench', locationId: 'global', keyRingId: 'direct', apiEndpoint: kms.endpoint, logger: silent, registry: new Registry() });
   let wallet: Awaited<ReturnType<typeof startService>> | undefined;
   try {
     wallet = await startService('wallet', {
-      AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, KMS_ENDPOINT: kms.endpoint,
+      AMQP_URL: vhost.as('wallet'), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, KMS_ENDPOINT: kms.endpoint,
       SIGN_RATE_PER_MINUTE: '100000', LOG_LEVEL: 'warn',
     });
     await client.start();
@@ -224,20 +236,20 @@ async function walletSuite(): Promise<void> {
  */
 async function provisioningSuite(): Promise<void> {
   const { databaseUrl } = await backingServices();
-  const vhost = await createVhost('bench');
+  const vhost = await fleetVhost();
   const walletSchema = await createSchemaName('bench_wallet');
   const provSchema = await createSchemaName('bench_prov');
   const kms = await kmsEmulatorProcess();
-  const client = createBroker({ url: vhost.url, service: 'bench-client', logger: silent, topology: defineTopology({ queues: [] }) });
+  const client = createBroker({ url: vhost.as('backend'), service: 'bench-client', logger: silent, topology: defineTopology({ queues: [] }) });
   let wallet: Awaited<ReturnType<typeof startService>> | undefined;
   let prov: Awaited<ReturnType<typeof startService>> | undefined;
   const conn = await amqp.connect(vhost.url, { noDelay: true });
   try {
     wallet = await startService('wallet', {
-      AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: walletSchema.schema, KMS_ENDPOINT: kms.endpoint, LOG_LEVEL: 'warn',
+      AMQP_URL: vhost.as('wallet'), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: walletSchema.schema, KMS_ENDPOINT: kms.endpoint, LOG_LEVEL: 'warn',
     });
     prov = await startService('provisioning', {
-      AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: provSchema.schema, LOG_LEVEL: 'warn', PROVISIONING_CONCURRENCY: '64',
+      AMQP_URL: vhost.as('provisioning'), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: provSchema.schema, LOG_LEVEL: 'warn', PROVISIONING_CONCURRENCY: '64',
     });
     await client.start();
     const ch = await conn.createChannel();
@@ -318,10 +330,10 @@ async function webhooksSuite(): Promise<void> {
    * the chain-side work competes for the same two cores whichever process does it.
    */
   async function measure(label: string, roles: string[]) {
-    const vhost = await createVhost('bench');
+    const vhost = await fleetVhost();
     const schema = await createSchemaName('bench_webhooks');
     const env = {
-      AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, REDIS_URL: redisUrl, LOG_LEVEL: 'error',
+      AMQP_URL: vhost.as('webhooks'), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, REDIS_URL: redisUrl, LOG_LEVEL: 'error',
       WEBHOOK_SECRETS: `whsec_${key.toString('base64')}`, WEBHOOK_RATE_PER_MINUTE: '10000000',
     };
     const procs = [];
@@ -343,7 +355,7 @@ async function webhooksSuite(): Promise<void> {
     }
   }
 
-  const vhost = await createVhost('bench');
+  const vhost = await fleetVhost();
   let raw: Measurement;
   let rawPc: Measurement;
   try {

@@ -13,6 +13,8 @@ interface Reply { ok: boolean; result?: any; error?: { code: string; message: st
 async function plainClient(url: string) {
   const conn = await amqp.connect(url, { noDelay: true });
   const ch = await conn.createConfirmChannel();
+  // RabbitMQ checks user_id against the connection's user; consumers refuse a message without one.
+  const userId = decodeURIComponent(new URL(url).username) || 'guest';
   const pending = new Map<string, (r: Reply) => void>();
   await ch.consume('amq.rabbitmq.reply-to', (msg) => {
     if (msg) pending.get(msg.properties.correlationId)?.(JSON.parse(msg.content.toString()));
@@ -28,18 +30,18 @@ async function plainClient(url: string) {
         });
       });
       ch.publish('wallet.commands', op, Buffer.from(JSON.stringify(body)), {
-        correlationId, replyTo: 'amq.rabbitmq.reply-to', contentType: 'application/json', expiration: String(timeoutMs),
+        correlationId, replyTo: 'amq.rabbitmq.reply-to', contentType: 'application/json', expiration: String(timeoutMs), userId,
       });
       return reply;
     },
     async publish(routingKey: string, body: unknown | Buffer): Promise<void> {
       const content = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
-      ch.publish('wallet.events', routingKey, content, { persistent: true, contentType: 'application/json' });
+      ch.publish('wallet.events', routingKey, content, { persistent: true, contentType: 'application/json', userId });
       await ch.waitForConfirms();
     },
     async publishMany(items: Array<{ routingKey: string; body: unknown }>): Promise<void> {
       for (const { routingKey, body } of items) {
-        if (!ch.publish('wallet.events', routingKey, Buffer.from(JSON.stringify(body)), { persistent: true })) {
+        if (!ch.publish('wallet.events', routingKey, Buffer.from(JSON.stringify(body)), { persistent: true, userId })) {
           await new Promise((r) => ch.once('drain', r));
         }
       }

@@ -65,7 +65,7 @@ describe('key material', function () {
       await ch.consume('amq.rabbitmq.reply-to', (m) => m && replies.push(m.content.toString()), { noAck: true });
       const call = async (op: string, body: unknown) => {
         const before = replies.length;
-        ch.publish('wallet.commands', op, Buffer.from(JSON.stringify(body)), { replyTo: 'amq.rabbitmq.reply-to', correlationId: op });
+        ch.publish('wallet.commands', op, Buffer.from(JSON.stringify(body)), { replyTo: 'amq.rabbitmq.reply-to', correlationId: op, userId: vhost.user });
         await waitFor(() => replies.length > before, { timeoutMs: 30_000, what: `reply to ${op}` });
         return JSON.parse(replies[replies.length - 1]!);
       };

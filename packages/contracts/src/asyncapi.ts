@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { events, operations } from './catalogue.js';
+import { SERVICE_IN_KEY, events, externalRoles, fleetServices, operations } from './catalogue.js';
 import { errorCodes } from './errors.js';
 import { DIRECT_REPLY_TO, Exchanges, Headers, replySchema } from './protocol.js';
 
@@ -18,6 +18,9 @@ function exchangeBinding(name: string) {
     },
   };
 }
+
+const list = (xs: readonly string[]) =>
+  xs.map((x) => (x === SERVICE_IN_KEY ? 'the service named in the routing key' : `\`${x}\``)).join(', ');
 
 const correlationId = { location: '$message.header#/correlation_id', description: 'AMQP property correlation_id' };
 
@@ -57,7 +60,7 @@ export function buildAsyncApi(version: string): Record<string, unknown> {
     replyMessages[`${key}_reply`] = { $ref: `#/components/messages/${key}_reply` };
     channels[key] = {
       address: name,
-      description: `Requests of \`${name}\` on exchange \`${Exchanges.commands}\` (consumed by the ${op.owner} service).`,
+      description: `Requests of \`${name}\` on exchange \`${Exchanges.commands}\` (consumed by the ${op.owner} service). Callers: ${list(op.callers)}; any other caller is answered \`FORBIDDEN\`.`,
       messages: { request: { $ref: `#/components/messages/${key}_request` } },
       bindings: exchangeBinding(Exchanges.commands),
     };
@@ -68,6 +71,7 @@ export function buildAsyncApi(version: string): Record<string, unknown> {
       description: `Error codes of its \`{"ok":false}\` replies: ${op.errors.map((c) => `\`${c}\``).join(', ')}.`,
       // The same list for tools (a specification extension, as AsyncAPI allows on an operation).
       'x-errors': [...op.errors],
+      'x-callers': [...op.callers],
       channel: { $ref: `#/channels/${key}` },
       messages: [{ $ref: `#/channels/${key}/messages/request` }],
       bindings: { amqp: { mandatory: true, deliveryMode: 2, bindingVersion: '0.3.0' } },
@@ -90,7 +94,7 @@ export function buildAsyncApi(version: string): Record<string, unknown> {
     };
     channels[key] = {
       address: name,
-      description: `Event \`${name}\` on exchange \`${Exchanges.events}\` (published by ${ev.producer}).`,
+      description: `Event \`${name}\` on exchange \`${Exchanges.events}\`. Producers: ${list(ev.producers)}; the broker refuses the key to anyone else, and a copy from another producer is dead-lettered (\`forbidden_producer\`).`,
       messages: { event: { $ref: `#/components/messages/${key}` } },
       bindings: exchangeBinding(Exchanges.events),
     };
@@ -98,6 +102,7 @@ export function buildAsyncApi(version: string): Record<string, unknown> {
       action: 'receive',
       title: name,
       summary: `Subscribe to ${name}`,
+      'x-producers': [...ev.producers],
       channel: { $ref: `#/channels/${key}` },
       messages: [{ $ref: `#/channels/${key}/messages/event` }],
     };
@@ -114,6 +119,11 @@ export function buildAsyncApi(version: string): Record<string, unknown> {
         'service is bound. A request without `reply_to` is processed and its reply dropped. A request whose',
         '`expiration` (ms) passed, or whose `x-deadline` header (epoch ms) passed, is not processed.',
         'Events go to the topic exchange `wallet.events`. Optional headers: `traceparent` (W3C trace context).',
+        `Every client connects as a broker user holding one role: a service of the fleet (${fleetServices.map((r) => `\`${r}\``).join(', ')})`,
+        `or an external role (${externalRoles.map((r) => `\`${r}\``).join(', ')}); the deployment maps users to roles. Every message must carry`,
+        'the AMQP property `user_id` (the connection\'s user; RabbitMQ refuses any other value). Each operation names its',
+        'callers (`x-callers`) and each event its producers (`x-producers`): a request from another role is answered',
+        '`FORBIDDEN`, an event from another producer is dead-lettered, and one without `user_id` counts as neither.',
         `Error codes: ${errorCodes.map((c) => `\`${c}\``).join(', ')}. Dead-lettered messages carry`,
         `\`${Headers.deathReason}\`, \`${Headers.errorCode}\`, \`${Headers.errorMessage}\` and \`${Headers.errorHistory}\`.`,
       ].join(' '),

@@ -5,39 +5,58 @@ import { ErrorCode } from './errors.js';
 import * as provisioning from './provisioning.js';
 import * as wallet from './wallet.js';
 
-const { VALIDATION_FAILED, UNAVAILABLE, TIMEOUT, INTERNAL } = ErrorCode;
+const { FORBIDDEN, VALIDATION_FAILED, UNAVAILABLE, TIMEOUT, INTERNAL } = ErrorCode;
 /**
  * What any operation may answer: `VALIDATION_FAILED` (the body fails the request schema, or a value
  * the schema cannot check), `UNAVAILABLE` (a dependency is down or its breaker open: retryable),
  * `TIMEOUT` (the request's deadline passed while it was handled) and `INTERNAL` (unexpected; not
- * retried blindly). The caller's own client adds `UNROUTABLE` and `TIMEOUT` when no reply comes.
+ * retried blindly), and `FORBIDDEN` (the caller's broker user holds none of the operation's `callers`
+ * roles). The caller's own client adds `UNROUTABLE` and `TIMEOUT` when no reply comes.
  */
-export const anyOperationErrors = [VALIDATION_FAILED, UNAVAILABLE, TIMEOUT, INTERNAL] as const;
+export const anyOperationErrors = [FORBIDDEN, VALIDATION_FAILED, UNAVAILABLE, TIMEOUT, INTERNAL] as const;
 const any = anyOperationErrors;
+
+/** The services of the fleet: each one connects to the broker as its own user. */
+export const fleetServices = ['audit', 'wallet', 'provisioning', 'webhooks', 'reconciliation'] as const;
+export type FleetService = (typeof fleetServices)[number];
+
+/**
+ * Named roles outside the fleet: `backend` for the product's own services, `ops` for operators and
+ * their tools. The deployment maps broker users to roles (by default a user's name is its role).
+ */
+export const externalRoles = ['backend', 'ops'] as const;
+
+/** Every role a broker user can hold; callers and producers below name only these. */
+export const roles = [...fleetServices, ...externalRoles] as const;
+export type Role = (typeof roles)[number];
+
+/** In `producers`: the role named by the routing key's second segment (`audit.<service>.<action>`). */
+export const SERVICE_IN_KEY = '<service>';
 
 /**
  * Every operation on `wallet.commands`. The key is the routing key; `request` validates the body
  * before any handler sees it; `result` is what `{ok:true,result}` carries. `owner` is the service
- * that consumes it. `errors` are the codes of `{ok:false,error}` replies it may give (read from its
+ * that consumes it; `callers` are the only roles whose requests it serves (others get `FORBIDDEN`).
+ * `errors` are the codes of `{ok:false,error}` replies it may give (read from its
  * handler; a handler that starts throwing another code lists it here).
  */
 export const operations = {
-  'wallet.management.create': { owner: 'wallet', summary: 'Create a wallet (key in KMS) for a user on a chain', request: wallet.WalletCreateRequest, result: wallet.Wallet, errors: [...any, ErrorCode.IDEMPOTENCY_CONFLICT, ErrorCode.SIGNING_FAILED] },
-  'wallet.management.list': { owner: 'wallet', summary: "List a user's wallets", request: wallet.WalletListRequest, result: wallet.WalletList, errors: [...any] },
-  'wallet.management.get': { owner: 'wallet', summary: "Get one of a user's wallets", request: wallet.WalletRef, result: wallet.Wallet, errors: [...any, ErrorCode.WALLET_NOT_FOUND] },
-  'wallet.management.setActive': { owner: 'wallet', summary: "Make a wallet the user's active one on its chain", request: wallet.WalletRef, result: wallet.Wallet, errors: [...any, ErrorCode.WALLET_NOT_FOUND] },
-  'wallet.balance.get': { owner: 'wallet', summary: 'Native balance of a wallet', request: wallet.WalletRef, result: wallet.Balance, errors: [...any, ErrorCode.WALLET_NOT_FOUND] },
-  'wallet.balance.getTokens': { owner: 'wallet', summary: 'Token balances of a wallet', request: wallet.WalletRef, result: wallet.TokenBalances, errors: [...any, ErrorCode.WALLET_NOT_FOUND, ErrorCode.UNSUPPORTED_CHAIN] },
-  'wallet.transaction.transferSol': { owner: 'wallet', summary: 'Send lamports from a Solana wallet', request: wallet.TransferSolRequest, result: wallet.TransferResult, errors: [...any, ErrorCode.WALLET_NOT_FOUND, ErrorCode.UNSUPPORTED_CHAIN, ErrorCode.INVALID_RECIPIENT, ErrorCode.RATE_LIMITED, ErrorCode.IDEMPOTENCY_CONFLICT, ErrorCode.INSUFFICIENT_FUNDS, ErrorCode.SIGNING_FAILED, ErrorCode.SUBMISSION_FAILED] },
-  'wallet.transaction.sign': { owner: 'wallet', summary: 'Sign a serialized transaction with the wallet key', request: wallet.SignRequest, result: wallet.SignResult, errors: [...any, ErrorCode.WALLET_NOT_FOUND, ErrorCode.RATE_LIMITED, ErrorCode.SIGNING_FAILED] },
-  'wallet.provisioning.status': { owner: 'provisioning', summary: "Per-chain provisioning status of a user", request: provisioning.ProvisioningStatusRequest, result: provisioning.ProvisioningStatus, errors: [...any] },
-  'wallet.provisioning.provision': { owner: 'provisioning', summary: 'Admin trigger: (re-)provision a user, same body as kyc.approved', request: provisioning.KycApproved, result: provisioning.ProvisioningStatus, errors: [...any] },
-  'wallet.deposits.stuck': { owner: 'webhooks', summary: 'Deposits still pending after a given age (oldest first, cursor paging)', request: deposits.DepositsStuckRequest, result: deposits.DepositsStuck, errors: [...any] },
-  'wallet.deposits.reconcile': { owner: 'webhooks', summary: 'Re-validate one pending deposit on chain now (credit once, fail, or leave pending)', request: deposits.DepositReconcileRequest, result: deposits.DepositReconcileResult, errors: [...any, ErrorCode.NOT_FOUND] },
-  'wallet.deposits.summary': { owner: 'webhooks', summary: 'Deposit counts by status and ledger drift counts', request: deposits.DepositsSummaryRequest, result: deposits.DepositsSummary, errors: [...any] },
-  'wallet.audit.query': { owner: 'audit', summary: 'Query the audit log (newest first, cursor paging)', request: audit.AuditQueryRequest, result: audit.AuditQueryResult, errors: [...any] },
-  'wallet.audit.verify': { owner: 'audit', summary: 'Walk the hash chain and report the first broken row', request: audit.AuditVerifyRequest, result: audit.AuditVerifyResult, errors: [...any, ErrorCode.RATE_LIMITED] },
-} as const satisfies Record<string, { owner: string; summary: string; request: z.ZodType; result: z.ZodType; errors: readonly ErrorCode[] }>;
+  'wallet.management.create': { owner: 'wallet', callers: ['backend', 'provisioning'], summary: 'Create a wallet (key in KMS) for a user on a chain', request: wallet.WalletCreateRequest, result: wallet.Wallet, errors: [...any, ErrorCode.IDEMPOTENCY_CONFLICT, ErrorCode.SIGNING_FAILED] },
+  'wallet.management.list': { owner: 'wallet', callers: ['backend', 'ops'], summary: "List a user's wallets", request: wallet.WalletListRequest, result: wallet.WalletList, errors: [...any] },
+  'wallet.management.get': { owner: 'wallet', callers: ['backend', 'ops'], summary: "Get one of a user's wallets", request: wallet.WalletRef, result: wallet.Wallet, errors: [...any, ErrorCode.WALLET_NOT_FOUND] },
+  'wallet.management.setActive': { owner: 'wallet', callers: ['backend'], summary: "Make a wallet the user's active one on its chain", request: wallet.WalletRef, result: wallet.Wallet, errors: [...any, ErrorCode.WALLET_NOT_FOUND] },
+  'wallet.balance.get': { owner: 'wallet', callers: ['backend', 'ops'], summary: 'Native balance of a wallet', request: wallet.WalletRef, result: wallet.Balance, errors: [...any, ErrorCode.WALLET_NOT_FOUND] },
+  'wallet.balance.getTokens': { owner: 'wallet', callers: ['backend', 'ops'], summary: 'Token balances of a wallet', request: wallet.WalletRef, result: wallet.TokenBalances, errors: [...any, ErrorCode.WALLET_NOT_FOUND, ErrorCode.UNSUPPORTED_CHAIN] },
+  'wallet.transaction.transferSol': { owner: 'wallet', callers: ['backend'], summary: 'Send lamports from a Solana wallet', request: wallet.TransferSolRequest, result: wallet.TransferResult, errors: [...any, ErrorCode.WALLET_NOT_FOUND, ErrorCode.UNSUPPORTED_CHAIN, ErrorCode.INVALID_RECIPIENT, ErrorCode.RATE_LIMITED, ErrorCode.IDEMPOTENCY_CONFLICT, ErrorCode.INSUFFICIENT_FUNDS, ErrorCode.SIGNING_FAILED, ErrorCode.SUBMISSION_FAILED] },
+  'wallet.transaction.sign': { owner: 'wallet', callers: ['backend'], summary: 'Sign a serialized transaction with the wallet key', request: wallet.SignRequest, result: wallet.SignResult, errors: [...any, ErrorCode.WALLET_NOT_FOUND, ErrorCode.RATE_LIMITED, ErrorCode.SIGNING_FAILED] },
+  'wallet.provisioning.status': { owner: 'provisioning', callers: ['backend', 'ops'], summary: "Per-chain provisioning status of a user", request: provisioning.ProvisioningStatusRequest, result: provisioning.ProvisioningStatus, errors: [...any] },
+  'wallet.provisioning.provision': { owner: 'provisioning', callers: ['backend', 'ops'], summary: 'Admin trigger: (re-)provision a user, same body as kyc.approved', request: provisioning.KycApproved, result: provisioning.ProvisioningStatus, errors: [...any] },
+  'wallet.deposits.stuck': { owner: 'webhooks', callers: ['reconciliation', 'ops'], summary: 'Deposits still pending after a given age (oldest first, cursor paging)', request: deposits.DepositsStuckRequest, result: deposits.DepositsStuck, errors: [...any] },
+  'wallet.deposits.reconcile': { owner: 'webhooks', callers: ['reconciliation', 'ops'], summary: 'Re-validate one pending deposit on chain now (credit once, fail, or leave pending)', request: deposits.DepositReconcileRequest, result: deposits.DepositReconcileResult, errors: [...any, ErrorCode.NOT_FOUND] },
+  'wallet.deposits.summary': { owner: 'webhooks', callers: ['reconciliation', 'ops'], summary: 'Deposit counts by status and ledger drift counts', request: deposits.DepositsSummaryRequest, result: deposits.DepositsSummary, errors: [...any] },
+  'wallet.audit.query': { owner: 'audit', callers: ['backend', 'ops'], summary: 'Query the audit log (newest first, cursor paging)', request: audit.AuditQueryRequest, result: audit.AuditQueryResult, errors: [...any] },
+  'wallet.audit.verify': { owner: 'audit', callers: ['ops'], summary: 'Walk the hash chain and report the first broken row', request: audit.AuditVerifyRequest, result: audit.AuditVerifyResult, errors: [...any, ErrorCode.RATE_LIMITED] },
+} as const satisfies Record<string, { owner: string; callers: readonly Role[]; summary: string; request: z.ZodType; result: z.ZodType; errors: readonly ErrorCode[] }>;
 
 export type OperationName = keyof typeof operations;
 export type RequestOf<Op extends OperationName> = z.input<(typeof operations)[Op]['request']>;
@@ -46,18 +65,20 @@ export type ResultOf<Op extends OperationName> = z.output<(typeof operations)[Op
 
 /**
  * Every event on `wallet.events`. `audit.#` stands for every `audit.<service>.<action>` key.
+ * `producers` are the only roles that may publish it: the broker refuses others (topic
+ * permissions) and consumers dead-letter what slips through (`forbidden_producer`).
  */
 export const events = {
-  'kyc.approved': { producer: 'kyc', summary: "A user's KYC was approved", payload: provisioning.KycApproved },
-  'wallet.created': { producer: 'wallet', summary: 'A wallet was created', payload: wallet.WalletCreated },
-  'wallet.provisioning.completed': { producer: 'provisioning', summary: 'All chains of a user are READY', payload: provisioning.ProvisioningCompleted },
-  'provisioning.chain.requested': { producer: 'provisioning', summary: 'Internal: one provisioning job (one chain of one user)', payload: provisioning.ProvisioningChainRequested },
-  'wallet.provisioning.failed': { producer: 'provisioning', summary: 'A chain failed after its last attempt', payload: provisioning.ProvisioningFailed },
-  'deposit.received': { producer: 'webhooks', summary: 'A deposit webhook was accepted', payload: deposits.DepositReceived },
-  'deposit.credited': { producer: 'webhooks', summary: 'A deposit was credited to the ledger (once)', payload: deposits.DepositCredited },
-  'deposit.failed': { producer: 'webhooks', summary: 'A deposit was not credited', payload: deposits.DepositFailed },
-  'audit.#': { producer: 'any', summary: 'An audit event, routing key `audit.<service>.<action>`', payload: audit.AuditEvent },
-} as const satisfies Record<string, { producer: string; summary: string; payload: z.ZodType }>;
+  'kyc.approved': { producers: ['backend'], summary: "A user's KYC was approved", payload: provisioning.KycApproved },
+  'wallet.created': { producers: ['wallet'], summary: 'A wallet was created', payload: wallet.WalletCreated },
+  'wallet.provisioning.completed': { producers: ['provisioning'], summary: 'All chains of a user are READY', payload: provisioning.ProvisioningCompleted },
+  'provisioning.chain.requested': { producers: ['provisioning'], summary: 'Internal: one provisioning job (one chain of one user)', payload: provisioning.ProvisioningChainRequested },
+  'wallet.provisioning.failed': { producers: ['provisioning'], summary: 'A chain failed after its last attempt', payload: provisioning.ProvisioningFailed },
+  'deposit.received': { producers: ['webhooks'], summary: 'A deposit webhook was accepted', payload: deposits.DepositReceived },
+  'deposit.credited': { producers: ['webhooks'], summary: 'A deposit was credited to the ledger (once)', payload: deposits.DepositCredited },
+  'deposit.failed': { producers: ['webhooks'], summary: 'A deposit was not credited', payload: deposits.DepositFailed },
+  'audit.#': { producers: [SERVICE_IN_KEY], summary: 'An audit event, routing key `audit.<service>.<action>`', payload: audit.AuditEvent },
+} as const satisfies Record<string, { producers: readonly (Role | typeof SERVICE_IN_KEY)[]; summary: string; payload: z.ZodType }>;
 
 export type EventName = keyof typeof events;
 export type PayloadOf<E extends EventName> = z.input<(typeof events)[E]['payload']>;
@@ -68,4 +89,28 @@ export function eventNameOf(routingKey: string): EventName | undefined {
   if (routingKey in events) return routingKey as EventName;
   if (/^audit\.[a-z0-9-]+\.[A-Za-z0-9._-]+$/.test(routingKey)) return 'audit.#';
   return undefined;
+}
+
+/** Whether `role` may send operation `op`. */
+export function mayCall(role: string | undefined, op: OperationName): boolean {
+  return role !== undefined && (operations[op].callers as readonly string[]).includes(role);
+}
+
+/**
+ * The roles that may publish a concrete event routing key (`audit.wallet.create` → `['wallet']`;
+ * an audit key naming no role → none). Empty for a key that is not in the catalogue.
+ */
+export function producersOf(routingKey: string): readonly Role[] {
+  const name = eventNameOf(routingKey);
+  if (!name) return [];
+  const segment = routingKey.split('.')[1];
+  return events[name].producers.flatMap((p): Role[] => {
+    if (p !== SERVICE_IN_KEY) return [p];
+    return (roles as readonly string[]).includes(segment ?? '') ? [segment as Role] : [];
+  });
+}
+
+/** Whether `role` may publish the event with routing key `routingKey`. */
+export function mayPublish(role: string | undefined, routingKey: string): boolean {
+  return role !== undefined && (producersOf(routingKey) as readonly string[]).includes(role);
 }

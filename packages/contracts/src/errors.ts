@@ -22,6 +22,8 @@ export const ErrorCode = {
   TIMEOUT: 'TIMEOUT',
   /** The operation name is not one this service handles. */
   UNKNOWN_OPERATION: 'UNKNOWN_OPERATION',
+  /** The caller's role may not send this operation (catalogue `callers`; the broker user decides the role). */
+  FORBIDDEN: 'FORBIDDEN',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -47,6 +49,7 @@ export const defaultRetryable: Readonly<Record<ErrorCode, boolean>> = {
   UNROUTABLE: true,
   TIMEOUT: true,
   UNKNOWN_OPERATION: false,
+  FORBIDDEN: false,
   INTERNAL: false,
 };
 

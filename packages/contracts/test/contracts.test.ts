@@ -5,14 +5,19 @@ import {
   anyOperationErrors,
   AuditEvent,
   ErrorCode,
+  SERVICE_IN_KEY,
   FleetError,
   buildAsyncApi,
   eventNameOf,
   events,
   fieldErrors,
   isFleetError,
+  mayCall,
+  mayPublish,
   operations,
+  producersOf,
   replySchema,
+  roles,
 } from '@wallet-fleet/contracts';
 import { z } from 'zod';
 
@@ -100,6 +105,43 @@ describe('contracts', () => {
     const e = FleetError.fromBody({ code: 'NOT_FOUND', message: 'x'.repeat(2000), retryable: false });
     assert.ok(isFleetError(e, ErrorCode.NOT_FOUND));
     assert.ok(e.message.length <= 256);
+  });
+
+  it('should name the issue\'s callers and producers: transactions by backend only, wallet.created by wallet only, audit keys by the service they name', () => {
+    assert.deepEqual(operations['wallet.transaction.sign'].callers, ['backend']);
+    assert.deepEqual(operations['wallet.transaction.transferSol'].callers, ['backend']);
+    assert.deepEqual([...operations['wallet.management.create'].callers].sort(), ['backend', 'provisioning']);
+    assert.ok(mayCall('provisioning', 'wallet.management.create'));
+    assert.ok(!mayCall('webhooks', 'wallet.transaction.sign'));
+    assert.ok(!mayCall(undefined, 'wallet.audit.query'));
+    assert.deepEqual(producersOf('wallet.created'), ['wallet']);
+    assert.deepEqual(producersOf('kyc.approved'), ['backend']);
+    assert.deepEqual(producersOf('audit.wallet.create'), ['wallet']);
+    assert.deepEqual(producersOf('audit.nobody.create'), []);
+    assert.deepEqual(producersOf('not.an.event'), []);
+    assert.ok(mayPublish('webhooks', 'audit.webhooks.deposit.credit'));
+    assert.ok(!mayPublish('webhooks', 'audit.wallet.create'));
+    assert.ok(!mayPublish('webhooks', 'wallet.created'));
+    assert.ok(!mayPublish(undefined, 'wallet.created'));
+  });
+
+  it('should give every operation at least one caller and every event at least one producer, all of them known roles', () => {
+    for (const [name, op] of Object.entries(operations)) {
+      assert.ok(op.callers.length > 0, name);
+      for (const c of op.callers) assert.ok((roles as readonly string[]).includes(c), `${name}: ${c}`);
+    }
+    for (const [name, ev] of Object.entries(events)) {
+      assert.ok(ev.producers.length > 0, name);
+      for (const p of ev.producers) assert.ok(p === SERVICE_IN_KEY || (roles as readonly string[]).includes(p), `${name}: ${p}`);
+    }
+  });
+
+  it('should show callers and producers in the AsyncAPI document and list FORBIDDEN among the error codes', () => {
+    const doc = buildAsyncApi('0') as { info: { description: string }; operations: Record<string, { 'x-callers'?: string[]; 'x-producers'?: string[] }> };
+    assert.deepEqual(doc.operations.wallet_transaction_sign?.['x-callers'], ['backend']);
+    assert.deepEqual(doc.operations.event_wallet_created?.['x-producers'], ['wallet']);
+    assert.match(doc.info.description, /`FORBIDDEN`/);
+    assert.equal(new FleetError(ErrorCode.FORBIDDEN, 'no').retryable, false);
   });
 
   it('should accept only well-formed replies', () => {

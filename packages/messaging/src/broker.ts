@@ -15,6 +15,7 @@ import {
 } from '@wallet-fleet/contracts';
 import { safeUrl } from '@wallet-fleet/service-kit';
 import type { ChannelModel } from 'amqplib';
+import { authorizeDelivery, brokerAccessFromEnv, brokerUserOf, type BrokerAccess } from './authorize.js';
 import { openConnection, sleep } from './connection.js';
 import { QueueConsumer } from './consumer.js';
 import { isPermanentBrokerError, unavailable, validationFailed } from './errors.js';
@@ -52,8 +53,11 @@ class MessageBroker implements Broker {
   private readonly metrics: Metrics;
   private readonly topology: Topology;
   private readonly log: BrokerOptions['logger'];
+  private readonly access: BrokerAccess;
 
   constructor(private readonly o: BrokerOptions) {
+    // Read before anything connects: a malformed role map stops the service at start.
+    this.access = o.access ?? brokerAccessFromEnv();
     this.topology = defineTopology(o.topology);
     this.metrics = createMetrics(o.registry);
     this.log = o.logger.child({ component: 'messaging' });
@@ -67,6 +71,7 @@ class MessageBroker implements Broker {
           appId: o.service,
           publisher: () => this.currentPublisher(),
           publishEvent: (rk, payload, opts) => this.publishEvent(rk, payload, opts),
+          authorize: (msg, kind) => authorizeDelivery(msg, kind, { service: o.service, user: brokerUserOf(o.url) }, this.access),
         }),
       );
     }
@@ -258,7 +263,7 @@ class MessageBroker implements Broker {
       const pubCh = await conn.createConfirmChannel();
       pubCh.on('error', (err: Error) => this.log.warn({ err }, 'publisher channel error'));
       pubCh.on('close', () => this.onLost(s, new Error('publisher channel closed')));
-      s.publisher = new Publisher(pubCh, this.o.maxUnconfirmed ?? 256, this.metrics);
+      s.publisher = new Publisher(pubCh, this.o.maxUnconfirmed ?? 256, this.metrics, brokerUserOf(this.o.url));
       // Direct reply-to: consume before the first request is published, on the same channel.
       await pubCh.consume(DIRECT_REPLY_TO, this.rpc.onReply, { noAck: true });
       this.session = s;
@@ -309,8 +314,9 @@ class MessageBroker implements Broker {
 }
 
 /**
- * A broker for one service: validates the topology at once (throws Error on a bad one), connects
- * on start().
+ * A broker for one service: validates the topology and the role map (BROKER_USER_ROLES) at once
+ * (throws Error on a bad one), connects on start(). Every message it publishes carries `user_id`
+ * (the URL's user); what it consumes is checked against the catalogue's callers and producers.
  */
 export function createBroker(options: BrokerOptions): Broker {
   if (!options.url) throw new Error('url is required');

@@ -21,11 +21,12 @@ import { CORRELATION_HEADER, headerNumber, headerString } from './headers.js';
 import type { Metrics } from './metrics.js';
 import type { PublishProps, Publisher } from './publisher.js';
 import { appendHistory, computeRetryDelay } from './retry.js';
-import { dlqName, retryQueueName, type ResolvedQueueSpec } from './topology.js';
+import { RETRY_EXCHANGE, dlqName, retryQueueName, type ResolvedQueueSpec } from './topology.js';
+import type { Authorization } from './authorize.js';
 import type { BatchHandler, Broker, Handler, HandlerContext } from './types.js';
 
 /** Why a message went to the DLQ (`x-death-reason`). */
-export type DeathReason = 'malformed_json' | 'validation' | 'no_handler' | 'non_retryable' | 'attempts_exhausted' | 'rpc_failed';
+export type DeathReason = 'malformed_json' | 'validation' | 'no_handler' | 'non_retryable' | 'attempts_exhausted' | 'rpc_failed' | 'forbidden_producer' | 'forbidden_caller';
 
 interface BatchItem {
   d: Delivery;
@@ -47,6 +48,8 @@ export interface ConsumerDeps {
   /** The publisher of the live session, if any. */
   publisher(): Publisher | undefined;
   publishEvent: Broker['publishEvent'];
+  /** Who sent it and whether they may (authorize.ts); also the routing key to believe. */
+  authorize(msg: ConsumeMessage, kind: 'rpc' | 'events'): Authorization;
 }
 
 /** Facts of one delivery, read once. */
@@ -57,6 +60,8 @@ interface MessageMeta {
   attempt: number;
   replyTo: string | undefined;
   headers: Record<string, unknown>;
+  /** FORBIDDEN when the sender's role may not send this (authorize.ts). */
+  refused: FleetError | undefined;
 }
 
 const HEADER_TEXT_MAX = 1024;
@@ -204,13 +209,13 @@ export class QueueConsumer {
   private meta(msg: ConsumeMessage): MessageMeta {
     const headers = (msg.properties.headers ?? {}) as Record<string, unknown>;
     // After a delay queue the message comes back through the default exchange with the queue's
-    // name as routing key; the routing key it was published with travels in a header.
-    const original = headerString(headers[Headers.originalRoutingKey]);
-    const routingKey = original && msg.fields.exchange === '' ? original : msg.fields.routingKey;
+    // name as routing key; the routing key it was published with travels in a header, believed
+    // only on our own copies (authorize.ts).
+    const { routingKey, refused } = this.deps.authorize(msg, this.spec.kind);
     const key = this.spec.kind === 'rpc' ? (routingKey in operations ? routingKey : 'unknown') : (eventNameOf(routingKey) ?? 'unknown');
     const attempt = Math.max(1, Math.floor(headerNumber(headers[Headers.attempt]) ?? 1));
     const replyTo = this.spec.kind === 'rpc' && typeof msg.properties.replyTo === 'string' && msg.properties.replyTo ? msg.properties.replyTo : undefined;
-    return { routingKey, key, attempt, replyTo, headers };
+    return { routingKey, key, attempt, replyTo, headers, refused };
   }
 
   private async process(d: Delivery): Promise<void> {
@@ -234,6 +239,11 @@ export class QueueConsumer {
         this.deps.metrics.consumed.inc({ queue, routing_key: m.key, outcome: 'expired' });
         this.deps.logger.info({ deadline }, 'request past its deadline dropped unprocessed');
         return;
+      }
+
+      if (m.refused) {
+        this.deps.metrics.forbidden.inc({ queue, routing_key: m.key });
+        return this.refuse(d, m, m.refused, this.spec.kind === 'rpc' ? 'forbidden_caller' : 'forbidden_producer');
       }
 
       const entry = this.entries.get(m.key);
@@ -459,7 +469,7 @@ export class QueueConsumer {
     // A delivery of a dead channel is already back in its queue: a copy now would be a duplicate.
     if (!d.live || !publisher) return false;
     try {
-      await publisher.publish('', queue, d.msg.content, props, queue);
+      await publisher.publish(RETRY_EXCHANGE, queue, d.msg.content, props, queue);
       return true;
     } catch (err) {
       this.deps.logger.warn({ err, target: queue }, 'could not move the message; requeued');

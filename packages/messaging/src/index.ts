@@ -1,6 +1,8 @@
 export { createBroker } from './broker.js';
 export { Deferral, defer } from './errors.js';
 export { defineTopology, type QueueSpec, type Topology } from './topology.js';
+export { brokerAccessFromEnv, type BrokerAccess } from './authorize.js';
+export { brokerDefinitions, type BrokerDefinitions } from './definitions.js';
 export { computeRetryDelay, type RetryPolicy, type ErrorHistoryEntry } from './retry.js';
 export type { PublishProps } from './publisher.js';
 export type {

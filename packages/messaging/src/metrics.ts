@@ -7,6 +7,7 @@ export interface Metrics {
   failed: Counter<'queue' | 'routing_key' | 'code'>;
   retried: Counter<'queue' | 'routing_key'>;
   deadLettered: Counter<'queue' | 'routing_key' | 'reason'>;
+  forbidden: Counter<'queue' | 'routing_key'>;
   handlerDuration: Histogram<'queue' | 'routing_key' | 'outcome'>;
   unconfirmed: Gauge;
   connectionUp: Gauge;
@@ -41,6 +42,10 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
     deadLettered: get('messaging_dead_lettered_total', () => new Counter({
       name: 'messaging_dead_lettered_total', help: 'Messages moved to a DLQ, by reason',
       labelNames: ['queue', 'routing_key', 'reason'] as const, registers,
+    })),
+    forbidden: get('messaging_forbidden_total', () => new Counter({
+      name: 'messaging_forbidden_total', help: 'Messages refused because their sender (user_id → role) may not send them: FORBIDDEN replies and forbidden_producer dead letters',
+      labelNames: ['queue', 'routing_key'] as const, registers,
     })),
     handlerDuration: get('messaging_handler_duration_seconds', () => new Histogram({
       name: 'messaging_handler_duration_seconds', help: 'Handler run time (a whole batch for batch handlers)',

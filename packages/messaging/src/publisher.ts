@@ -40,6 +40,8 @@ export class Publisher {
     private readonly ch: ConfirmChannel,
     private readonly window: number,
     private readonly metrics: Metrics,
+    /** The connection's broker user, set as `user_id` on every message (RabbitMQ refuses any other). */
+    private readonly userId: string,
   ) {
     // RabbitMQ sends basic.return before the basic.ack of the same mandatory message, and amqplib
     // emits frames in order, so the id is in `returned` when the confirm callback runs.
@@ -73,7 +75,7 @@ export class Publisher {
             exchange,
             routingKey,
             body,
-            { ...rest, ...(messageId ? { messageId } : {}), persistent: persistent ?? true, mandatory: mandatory ?? false },
+            { ...rest, ...(messageId ? { messageId } : {}), userId: this.userId, persistent: persistent ?? true, mandatory: mandatory ?? false },
             (err) => {
               if (settled) return;
               if (err) return fail(unavailable('broker did not confirm the publish', err));

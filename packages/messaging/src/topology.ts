@@ -36,6 +36,14 @@ export const DEFAULT_RETRY: Required<RetryPolicy> = {
   jitter: 0.2,
 };
 
+/**
+ * The fleet-owned topic exchange that retry copies and dead letters travel through (routing key =
+ * the target queue's name, bound to exactly that queue). Publishing through it rather than the
+ * default exchange puts these copies under topic permissions: a service may only write keys of
+ * its own queues (see definitions.ts).
+ */
+export const RETRY_EXCHANGE = 'wallet.retry';
+
 export const dlqName = (queue: string) => `${queue}.dlq`;
 export const retryQueueName = (queue: string, attempt: number) => `${queue}.retry.${attempt}`;
 
@@ -135,10 +143,12 @@ function workQueueArgs(q: ResolvedQueueSpec): Record<string, unknown> {
 export async function assertTopology(ch: Channel, topology: Topology): Promise<void> {
   await ch.assertExchange(Exchanges.commands, 'topic', { durable: true });
   await ch.assertExchange(Exchanges.events, 'topic', { durable: true });
+  await ch.assertExchange(RETRY_EXCHANGE, 'topic', { durable: true });
   for (const e of topology.exchanges ?? []) await ch.assertExchange(e.name, e.type, { durable: true });
   for (const raw of topology.queues) {
     const q = raw as ResolvedQueueSpec;
     await ch.assertQueue(dlqName(q.name), { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+    await ch.bindQueue(dlqName(q.name), RETRY_EXCHANGE, dlqName(q.name));
     await ch.assertQueue(q.name, { durable: true, arguments: workQueueArgs(q) });
     if (q.kind === 'events' && q.retry) {
       // One delay queue per attempt level: per-message TTL only expires at the head of a queue, so
@@ -150,6 +160,7 @@ export async function assertTopology(ch: Channel, topology: Topology): Promise<v
           durable: true,
           arguments: { 'x-queue-type': 'quorum', 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': q.name },
         });
+        await ch.bindQueue(retryQueueName(q.name, n), RETRY_EXCHANGE, retryQueueName(q.name, n));
       }
     }
     for (const b of q.bindings) await ch.bindQueue(q.name, b.exchange, b.pattern);

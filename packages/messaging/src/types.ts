@@ -9,6 +9,7 @@ import type {
 } from '@wallet-fleet/contracts';
 import type { Logger } from '@wallet-fleet/service-kit';
 import type { Registry } from 'prom-client';
+import type { BrokerAccess } from './authorize.js';
 import type { PublishProps } from './publisher.js';
 import type { Topology } from './topology.js';
 
@@ -55,6 +56,8 @@ export interface BrokerOptions {
   /** Reconnect backoff, jittered and capped; defaults 500 ms up to 30 s. */
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
   heartbeatSeconds?: number;
+  /** Which roles a message's `user_id` holds; default `brokerAccessFromEnv(process.env)` (BROKER_USER_ROLES). */
+  access?: BrokerAccess;
 }
 
 export interface Broker {

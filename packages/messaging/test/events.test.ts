@@ -42,8 +42,8 @@ describe('messaging: event consumers', () => {
     b.handleEvents('prov.events', { 'kyc.approved': async () => void called++ });
     await b.start();
     const ch = await rawChannel(vhost);
-    ch.publish(Exchanges.events, 'kyc.approved', Buffer.from('{not json'), { messageId: 'm-json' });
-    ch.publish(Exchanges.events, 'kyc.approved', Buffer.from(JSON.stringify({ userId: '', chains: ['BTC'] })), { messageId: 'm-schema' });
+    ch.publish(Exchanges.events, 'kyc.approved', Buffer.from('{not json'), { messageId: 'm-json', userId: vhost.user });
+    ch.publish(Exchanges.events, 'kyc.approved', Buffer.from(JSON.stringify({ userId: '', chains: ['BTC'] })), { messageId: 'm-schema', userId: vhost.user });
     const dead = await dlq(vhost, 2);
     const byId = new Map(dead.map((m) => [m.properties.messageId as string, m]));
     const json = byId.get('m-json')!.properties.headers!;

@@ -100,8 +100,8 @@ describe('messaging: request/response', () => {
     const ch = await rawChannel(vhost);
     const replies: Array<{ body: unknown; correlationId: string }> = [];
     await ch.consume(DIRECT_REPLY_TO, (m) => m && replies.push({ body: JSON.parse(m.content.toString()), correlationId: m.properties.correlationId }), { noAck: true });
-    ch.publish(Exchanges.commands, 'wallet.provisioning.status', Buffer.from(JSON.stringify({ userId: 7 })), { replyTo: DIRECT_REPLY_TO, correlationId: 'c-1' });
-    ch.publish(Exchanges.commands, 'wallet.provisioning.status', Buffer.from('{"userId": '), { replyTo: DIRECT_REPLY_TO, correlationId: 'c-2' });
+    ch.publish(Exchanges.commands, 'wallet.provisioning.status', Buffer.from(JSON.stringify({ userId: 7 })), { replyTo: DIRECT_REPLY_TO, correlationId: 'c-1', userId: vhost.user });
+    ch.publish(Exchanges.commands, 'wallet.provisioning.status', Buffer.from('{"userId": '), { replyTo: DIRECT_REPLY_TO, correlationId: 'c-2', userId: vhost.user });
     await waitFor(() => replies.length === 2, { what: 'two replies' });
     for (const r of replies) {
       const body = r.body as { ok: boolean; error: { code: string; details: { fields: Array<{ path: string; message: string }> } } };
@@ -161,7 +161,7 @@ describe('messaging: request/response', () => {
     });
     await server.start();
     const ch = await rawChannel(vhost);
-    ch.publish(Exchanges.commands, 'wallet.provisioning.status', Buffer.from(JSON.stringify({ userId: 'fire-and-forget' })));
+    ch.publish(Exchanges.commands, 'wallet.provisioning.status', Buffer.from(JSON.stringify({ userId: 'fire-and-forget' })), { userId: vhost.user });
     await waitFor(() => users.length === 1, { what: 'the handler to run' });
     assert.deepEqual(users, ['fire-and-forget']);
     await server.stop();
@@ -183,9 +183,9 @@ describe('messaging: request/response', () => {
     await declarer.start();
     const ch = await rawChannel(vhost);
     const body = (userId: string) => Buffer.from(JSON.stringify({ userId }));
-    ch.publish(Exchanges.commands, 'wallet.provisioning.status', body('expired-ttl'), { expiration: '30' });
-    ch.publish(Exchanges.commands, 'wallet.provisioning.status', body('expired-deadline'), { headers: { [Headers.deadline]: Date.now() + 30 } });
-    ch.publish(Exchanges.commands, 'wallet.provisioning.status', body('in-time'), { headers: { [Headers.deadline]: Date.now() + 60_000 } });
+    ch.publish(Exchanges.commands, 'wallet.provisioning.status', body('expired-ttl'), { expiration: '30', userId: vhost.user });
+    ch.publish(Exchanges.commands, 'wallet.provisioning.status', body('expired-deadline'), { userId: vhost.user, headers: { [Headers.deadline]: Date.now() + 30 } });
+    ch.publish(Exchanges.commands, 'wallet.provisioning.status', body('in-time'), { userId: vhost.user, headers: { [Headers.deadline]: Date.now() + 60_000 } });
     await sleep(100);
     await server.start();
     await waitFor(() => users.includes('in-time'), { what: 'the live request' });

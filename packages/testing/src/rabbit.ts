@@ -19,9 +19,59 @@ async function api(method: string, path: string, body?: unknown): Promise<unknow
 
 export interface TestVhost {
   vhost: string;
-  /** AMQP URL into this vhost. */
+  /** AMQP URL into this vhost (the administrative user of the backing services, guest locally). */
   url: string;
+  /** The broker user of `url`: what a raw publish sets as `user_id` (RabbitMQ refuses any other). */
+  user: string;
+  /**
+   * AMQP URL into this vhost as the broker user of `role` (user named like the role, local
+   * development password, see `rolePassword`). The user holds permissions here only after
+   * `applyBrokerDefinitions`.
+   */
+  as(role: string): string;
   drop(): Promise<void>;
+}
+
+/**
+ * The local development password of a role's broker user: `BROKER_PASSWORD_<ROLE>` when set, else
+ * the role's name (as guest/guest; `scripts/setup.sh` creates the users with the same rule).
+ */
+export function rolePassword(role: string, env: NodeJS.ProcessEnv = process.env): string {
+  return env[`BROKER_PASSWORD_${role.toUpperCase()}`] ?? role;
+}
+
+/** What `applyBrokerDefinitions` reads of a definitions file (packages/messaging `brokerDefinitions`). */
+export interface DefinitionsToApply {
+  users: Array<{ name: string }>;
+  permissions: Array<{ user: string; configure: string; write: string; read: string }>;
+  topic_permissions: Array<{ user: string; exchange: string; write: string; read: string }>;
+  exchanges: Array<{ name: string; type: string; durable: boolean; auto_delete: boolean; internal: boolean; arguments: Record<string, unknown> }>;
+}
+
+/**
+ * Imports generated broker definitions into one vhost, as `rabbitmqctl import_definitions` would
+ * (exchanges, vhost permissions, topic permissions), through the management API. Users are global
+ * in RabbitMQ and shared by every test: they are created (or their password re-set) with
+ * `rolePassword`, never imported from the file, whose users carry no password.
+ */
+export async function applyBrokerDefinitions(vhost: string, defs: DefinitionsToApply): Promise<void> {
+  for (const u of defs.users) {
+    await api('PUT', `/users/${encodeURIComponent(u.name)}`, { password: rolePassword(u.name), tags: '' });
+  }
+  await api('POST', `/definitions/${encodeURIComponent(vhost)}`, {
+    exchanges: defs.exchanges.map((e) => ({ ...e, vhost })),
+    queues: [],
+    bindings: [],
+    policies: [],
+  });
+  // The vhost-scoped import takes neither kind of permission: they are set one by one.
+  const enc = encodeURIComponent(vhost);
+  for (const p of defs.permissions) {
+    await api('PUT', `/permissions/${enc}/${encodeURIComponent(p.user)}`, { configure: p.configure, write: p.write, read: p.read });
+  }
+  for (const t of defs.topic_permissions) {
+    await api('PUT', `/topic-permissions/${enc}/${encodeURIComponent(t.user)}`, { exchange: t.exchange, write: t.write, read: t.read });
+  }
 }
 
 /** A fresh RabbitMQ vhost for one test or suite, so that topologies never collide. */
@@ -34,7 +84,13 @@ export async function createVhost(prefix = 'test'): Promise<TestVhost> {
   await api('PUT', `/permissions/${enc}/${encodeURIComponent(user)}`, { configure: '.*', write: '.*', read: '.*' });
   const u = new URL(amqpUrl);
   u.pathname = `/${enc}`;
-  return { vhost, url: u.toString(), drop: async () => void (await api('DELETE', `/vhosts/${enc}`)) };
+  const as = (role: string) => {
+    const r = new URL(u.toString());
+    r.username = encodeURIComponent(role);
+    r.password = encodeURIComponent(rolePassword(role));
+    return r.toString();
+  };
+  return { vhost, url: u.toString(), user, as, drop: async () => void (await api('DELETE', `/vhosts/${enc}`)) };
 }
 
 export interface QueueInfo {

@@ -70,6 +70,8 @@ describe('webhooks: kill -9 during a burst of deliveries', function () {
     env = {
       PATH: process.env.PATH,
       AMQP_URL: vhost.url,
+      // The test publishes as guest (development switch, see .mocharc.cjs).
+      BROKER_DEV_TRUST_GUEST: process.env.BROKER_DEV_TRUST_GUEST,
       DATABASE_URL: databaseUrl,
       DATABASE_SCHEMA: schema.schema,
       REDIS_URL: redisUrl,
