@@ -12,5 +12,4 @@ export type {
   HandlerContext,
 } from './types.js';
 export { createOutbox, outboxTableSql, type Outbox, type OutboxMessage, type OutboxOptions } from './outbox.js';
-export { createIdempotencyStore, idempotencyTableSql, type IdempotencyStore } from './idempotency.js';
 export { brokerCheck } from './check.js';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Exchanges, Headers, eventNameOf, events, fieldErrors } from '@wallet-fleet/contracts';
-import { type Logger } from '@wallet-fleet/service-kit';
+import type { Logger } from '@wallet-fleet/service-kit';
 import type pg from 'pg';
 import { Counter, Registry } from 'prom-client';
 import { validationFailed } from './errors.js';

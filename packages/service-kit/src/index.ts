@@ -1,10 +1,10 @@
 export { runWithContext, currentContext, childTraceparent, type WorkContext } from './context.js';
-export { createLogger, safeUrl, scrubCredentials, redactPaths, type Logger } from './logger.js';
+export { createLogger, safeUrl, type Logger } from './logger.js';
 export { baseConfigShape, envVar, loadConfig, ConfigError, type ConfigProblem } from './config.js';
 export { createHttpServer, type Check } from './http.js';
 export { createService, runService, type Component, type Service, type ServiceState } from './lifecycle.js';
 export { createPgPool, type PgPool } from './postgres.js';
-export { migrate, migrationLockKey, migrationsComponent } from './migrate.js';
+export { migrate, migrationsComponent } from './migrate.js';
 export { createRedis, type Redis, type RedisHandle } from './redis.js';
 export { createRateLimiter, type RateLimiter, type RateLimitResult } from './rate-limit.js';
 export { createBreaker, type Breaker, type BreakerOptions, type BreakerState } from './breaker.js';

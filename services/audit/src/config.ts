@@ -3,7 +3,7 @@ import { baseConfigShape, envVar, loadConfig } from '@wallet-fleet/service-kit';
 const int = (def: number, min: number, max: number) => envVar.int({ min, max, default: def });
 
 /** The audit service's environment: the common variables plus its own. */
-export const configShape = {
+const configShape = {
   ...baseConfigShape,
   HTTP_PORT: envVar.port(8081),
   DATABASE_SCHEMA: envVar.identifier('audit'),

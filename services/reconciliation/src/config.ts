@@ -12,7 +12,7 @@ const schemaList = (def: string) =>
     .refine((list) => list.every((s) => /^[a-z_][a-z0-9_]{0,62}$/.test(s)), 'comma-separated lower-case schema names');
 
 /** The reconciliation service's environment: the common variables plus its own. */
-export const configShape = {
+const configShape = {
   ...baseConfigShape,
   HTTP_PORT: envVar.port(8085),
   DATABASE_SCHEMA: envVar.identifier('reconciliation'),

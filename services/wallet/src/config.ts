@@ -7,7 +7,7 @@ const int = (def: number, min: number, max: number) => envVar.int({ min, max, de
  * plaintext gRPC to that endpoint: the KMS emulator of development and tests. Unset, it talks to
  * Google Cloud KMS with the machine's application default credentials.
  */
-export const configShape = {
+const configShape = {
   ...baseConfigShape,
   HTTP_PORT: envVar.port(8082),
   DATABASE_SCHEMA: envVar.identifier('wallet'),

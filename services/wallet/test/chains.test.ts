@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import {
   AccountAddress, ChainId, Deserializer, EntryFunction, RawTransaction, SignedTransaction, SimpleTransaction,
-  TransactionAuthenticatorEd25519, TransactionPayloadEntryFunction, U64, generateSigningMessageForTransaction,
+  type TransactionAuthenticatorEd25519, TransactionPayloadEntryFunction, U64, generateSigningMessageForTransaction,
 } from '@aptos-labs/ts-sdk';
 import { type Anvil, type SolanaRuntime, localEd25519Signer, solanaAddress, startAnvil, startSolanaRuntime } from '@wallet-fleet/chains';
 import { ErrorCode, isFleetError } from '@wallet-fleet/contracts';

@@ -29,7 +29,7 @@ const roles = z
   .transform((list) => new Set(list as Array<'intake' | 'processing'>));
 
 /** The webhooks service's environment. */
-export const configShape = {
+const configShape = {
   ...baseConfigShape,
   HTTP_PORT: envVar.port(8084),
   DATABASE_SCHEMA: envVar.identifier('webhooks'),
