@@ -11,7 +11,7 @@ import { ErrorCode, isFleetError } from '@wallet-fleet/contracts';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
 import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
 import { createLogger } from '@wallet-fleet/service-kit';
-import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost } from '@wallet-fleet/testing';
+import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import { Connection, Keypair, PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
 import { ACCOUNT_SIZE, MINT_SIZE, TOKEN_PROGRAM_ID, createInitializeAccount3Instruction, createInitializeMint2Instruction, createMintToInstruction } from '@solana/spl-token';
 import fc from 'fast-check';
@@ -106,12 +106,11 @@ describe('wallet balances, transfers and signing on local chains', function () {
   });
 
   async function waitForTokens(userId: string, walletId: string) {
-    for (let i = 0; i < 100; i++) {
-      const r = await client.request('wallet.balance.getTokens', { userId, walletId });
-      if (r.tokens.length > 0) return r.tokens;
-      await new Promise((res) => setTimeout(res, 50));
-    }
-    throw new Error('no token account appeared');
+    const tokens = async () => (await client.request('wallet.balance.getTokens', { userId, walletId })).tokens;
+    return waitFor(async () => {
+      const t = await tokens();
+      return t.length > 0 ? t : undefined;
+    }, { timeoutMs: 5_000, intervalMs: 50, what: 'a token account' });
   }
 
   it('should refuse transfers it cannot make, with the right code', async () => {
