@@ -72,7 +72,8 @@ export async function startService(name: string, env: Record<string, string>, { 
   void exited.then(() => (ended = true));
   // A fetch that throws is a process not listening yet: waitFor polls again.
   const answered = waitFor(async () => ended || (await fetch(proc.url('/ready'))).status === 200, { timeoutMs: readyTimeoutMs, intervalMs: 100 });
-  if (await answered.then(() => !ended, () => false)) return proc;
+  const ready = await answered.then(() => !ended, () => false);
+  if (ready) return proc;
   child.kill('SIGKILL');
   throw new Error(`${name} did not become ready${ended ? ' (it exited)' : ''}:\n${logs.slice(-30).join('\n')}`);
 }
