@@ -414,7 +414,7 @@ function signalAll(signal, group = children) {
 }
 
 /** Stops a group of processes; whatever still runs after stopTimeoutMs is killed. */
-function stopGroup(group, signal, what) {
+function stopGroup(group, signal) {
   signalAll(signal, group);
   const timer = setTimeout(() => {
     const left = [...group].filter(([, e]) => !e.done).map(([n]) => n);
@@ -473,7 +473,7 @@ const notBuilt = plan.start.filter((rt) => rt.command[0] === process.execPath &&
 if (notBuilt.length) fail(`not built: ${notBuilt.map((rt) => rt.command[1]).join(', ')} (run pnpm build)`);
 const all = [...plan.start.map((rt) => rt.name), ...names];
 width = Math.max(5, ...all.map((n) => n.length));
-all.forEach((n, i) => prefixes.set(n, `${paint(PALETTE[i % PALETTE.length], n.padEnd(width))} │ `));
+for (const [i, n] of all.entries()) prefixes.set(n, `${paint(PALETTE[i % PALETTE.length], n.padEnd(width))} │ `);
 prefixes.delete('fleet');
 if (plan.skipped.length) say(`dev runtimes skipped: ${plan.skipped.join('; ')}`);
 /** The development webhook secret: .fleet/webhook-secret, created (mode 600) on first use. */

@@ -8,4 +8,5 @@ bash "$ROOT/scripts/setup.sh"
 cd "$ROOT"
 # tsx runs tests without type-checking them: check them (and benchmarks, scripts) first.
 pnpm --silent typecheck
+pnpm --silent lint
 exec pnpm --silent test:only "$@"

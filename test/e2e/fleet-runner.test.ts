@@ -133,7 +133,7 @@ describe('fleet runner (scripts/fleet.mjs)', () => {
     assert.ok(out.includes('alpha │ plain line alpha'), r.output());
     assert.ok(out.includes('beta  │ plain line beta'), r.output());
     const pretty = out.find((l) => l.startsWith('alpha │') && l.includes('listening'));
-    assert.match(pretty ?? '', /^alpha │ \d\d:\d\d:\d\d\.\d{3} INFO  listening correlationId=corr-1 queue=audit\.events$/);
+    assert.match(pretty ?? '', /^alpha │ \d\d:\d\d:\d\d\.\d{3} INFO {2}listening correlationId=corr-1 queue=audit\.events$/);
     assert.ok(!r.output().includes('"msg"'), 'no raw JSON by default');
     r.child.kill('SIGTERM');
     assert.equal(await r.exited, 0);
@@ -245,7 +245,7 @@ describe('fleet runner (scripts/fleet.mjs)', () => {
       const out = lines(r.output());
       assert.ok(out.includes(`fakechain │ runtime up on ${port} data=.fleet/${port}`), r.output());
       assert.ok(out.includes(`alpha     │ FAKE_URL=tcp://127.0.0.1:${port}`), r.output());
-      const answered = out.findIndex((l) => l === `fleet     │ fakechain answers on 127.0.0.1:${port}`);
+      const answered = out.indexOf(`fleet     │ fakechain answers on 127.0.0.1:${port}`);
       const started = out.findIndex((l) => l.startsWith('fleet     │ started alpha'));
       assert.ok(answered >= 0 && started > answered, `alpha started only after the runtime answered:\n${r.output()}`);
       assert.match(r.output(), /started fakechain \(pid \d+\): node fake-runtime\.mjs \(port \d+, NOT FOR PRODUCTION\)/);

@@ -1,5 +1,4 @@
 import { sha3_256 } from '@noble/hashes/sha3.js';
-import { ed25519 } from '@noble/curves/ed25519.js';
 import {
   Deserializer,
   Ed25519PublicKey,

@@ -11,6 +11,7 @@ import {
   getAssociatedTokenAddressSync,
 } from '@solana/spl-token';
 import { isFleetError } from '@wallet-fleet/contracts';
+import { waitFor } from '@wallet-fleet/testing';
 import {
   createSolanaAdapter,
   localEd25519Signer,
@@ -70,9 +71,12 @@ describe('Solana adapter over the litesvm runtime', () => {
     const to = solanaAddress(localEd25519Signer().publicKey);
     runtime.airdrop(from, SOL);
     const unsigned = await solana.buildTransfer({ from, to, lamports: 1_000_000n });
-    const before = (await new Connection(runtime.url).getLatestBlockhash()).blockhash;
-    await new Promise((r) => setTimeout(r, 100)); // several 20 ms slots
-    assert.notEqual((await new Connection(runtime.url).getLatestBlockhash()).blockhash, before);
+    const conn = new Connection(runtime.url);
+    const built = await conn.getSlot();
+    const before = (await conn.getLatestBlockhash()).blockhash;
+    // A new blockhash every slot: wait until the one built on is a few slots old.
+    await waitFor(async () => (await conn.getSlot()) >= built + 3, { what: 'three more slots' });
+    assert.notEqual((await conn.getLatestBlockhash()).blockhash, before);
     await solana.sendAndConfirm(await solana.signTransaction(unsigned, signer), confirm);
     assert.equal(await solana.getBalance(to), 1_000_000n);
   });

@@ -2,12 +2,12 @@ import { z } from 'zod';
 import { Text, Timestamp, UserId, Uuid } from './common.js';
 
 /** Who did it: a service of the fleet, a user, an operator, or an outside system. */
-export const AuditActor = z.object({
+const AuditActor = z.object({
   type: z.enum(['service', 'user', 'operator', 'system']),
   id: Text(1, 128),
 });
 
-export const AuditStatus = z
+const AuditStatus = z
   .enum(['success', 'failed', 'retry_scheduled', 'started', 'skipped', 'dead_lettered'])
   .describe('Outcome of the attempt this event records');
 

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import type { z } from 'zod';
 import * as audit from './audit.js';
 import * as deposits from './deposits.js';
 import { ErrorCode } from './errors.js';

@@ -34,7 +34,7 @@ export const errorCodes = Object.values(ErrorCode) as [ErrorCode, ...ErrorCode[]
  * failure (`INTERNAL`) is not retried blindly, because for signing and money a blind retry can
  * double an effect; a handler that knows a retry is safe throws with `retryable: true`.
  */
-export const defaultRetryable: Readonly<Record<ErrorCode, boolean>> = {
+const defaultRetryable: Readonly<Record<ErrorCode, boolean>> = {
   VALIDATION_FAILED: false,
   NOT_FOUND: false,
   WALLET_NOT_FOUND: false,

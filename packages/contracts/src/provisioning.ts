@@ -7,7 +7,7 @@ export const KycApproved = z
   .strict();
 export type KycApproved = z.infer<typeof KycApproved>;
 
-export const ProvisioningChainStatus = z.object({
+const ProvisioningChainStatus = z.object({
   chain: Chain,
   status: z.enum(['PENDING', 'READY', 'FAILED']),
   attempts: z.number().int().nonnegative(),

@@ -31,7 +31,7 @@ export const Balance = z.object({
   decimals: z.number().int(),
   symbol: z.string(),
 });
-export const TokenBalance = z.object({
+const TokenBalance = z.object({
   mint: z.string().describe('Token mint (SPL) or contract (ERC-20) address'),
   account: z.string().optional(),
   amount: BaseUnits,

@@ -39,7 +39,7 @@ export interface KmsEmulator {
   stop(): Promise<void>;
 }
 
-export const NOT_FOR_PRODUCTION_BANNER =
+const NOT_FOR_PRODUCTION_BANNER =
   'KMS EMULATOR - NOT FOR PRODUCTION: private keys are kept unencrypted in memory or in plain files on local disk';
 
 class RpcError extends Error {

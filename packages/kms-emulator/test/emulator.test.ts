@@ -14,6 +14,7 @@ import { ed25519 } from '@noble/curves/ed25519';
 import { p256 } from '@noble/curves/nist';
 import { secp256k1 } from '@noble/curves/secp256k1';
 import { sha256 } from '@noble/hashes/sha2';
+import { waitFor } from '@wallet-fleet/testing';
 import { startKmsEmulator, type KmsEmulator } from '../src/index.js';
 
 const LOCATION = 'projects/test-project/locations/europe-west1';
@@ -44,13 +45,7 @@ async function codeOf(p: Promise<unknown>): Promise<number> {
 }
 
 async function waitEnabled(client: KeyManagementServiceClient, name: string): Promise<void> {
-  const until = Date.now() + 10_000;
-  while (Date.now() < until) {
-    const [v] = await client.getCryptoKeyVersion({ name });
-    if (v.state === 'ENABLED') return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.fail(`${name} never became ENABLED`);
+  await waitFor(async () => (await client.getCryptoKeyVersion({ name }))[0].state === 'ENABLED', { intervalMs: 10, what: `${name} to become ENABLED` });
 }
 
 describe('kms-emulator', () => {

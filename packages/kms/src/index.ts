@@ -1,2 +1,2 @@
 export { createKmsCustody, type KmsCustody, type KmsCustodyOptions } from './custody.js';
-export { toEthSignature, ethereumAddressOf, type KeyAlgorithm, type EcdsaSignature, type EthSignature } from './keys.js';
+export { toEthSignature, type KeyAlgorithm, type EcdsaSignature, type EthSignature } from './keys.js';

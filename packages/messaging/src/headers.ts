@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { Headers } from '@wallet-fleet/contracts';
 import { childTraceparent, currentContext } from '@wallet-fleet/service-kit';
 
 /** The header carrying the correlation id on every message (events too; RPC also sets the property). */
@@ -29,5 +28,3 @@ export function headerNumber(v: unknown): number | undefined {
   const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : typeof v === 'bigint' ? Number(v) : NaN;
   return Number.isFinite(n) ? n : undefined;
 }
-
-export { Headers };

@@ -15,6 +15,5 @@ export type {
   HandlerContext,
 } from './types.js';
 export { createOutbox, outboxTableSql, type Outbox, type OutboxMessage, type OutboxOptions } from './outbox.js';
-export { createIdempotencyStore, idempotencyTableSql, type IdempotencyStore } from './idempotency.js';
 export { brokerCheck } from './check.js';
 export { brokerComponent, outboxComponent } from './components.js';

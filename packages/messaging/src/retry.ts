@@ -43,10 +43,10 @@ export interface ErrorHistoryEntry {
 }
 
 /** Entries kept in `x-error-history`: headers are size-limited (64 KiB per table in amqplib). */
-export const MAX_HISTORY = 10;
+const MAX_HISTORY = 10;
 
 /** Reads `x-error-history` leniently (a foreign or corrupt header is treated as empty). */
-export function parseHistory(raw: unknown): ErrorHistoryEntry[] {
+function parseHistory(raw: unknown): ErrorHistoryEntry[] {
   try {
     const text = Buffer.isBuffer(raw) ? raw.toString('utf8') : raw;
     if (typeof text !== 'string') return [];

@@ -24,7 +24,7 @@ interface PendingCall {
   timer: NodeJS.Timeout;
 }
 
-export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 
 /**
  * Request/response over RabbitMQ direct reply-to. Replies arrive on the publisher's channel

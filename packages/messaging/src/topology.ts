@@ -26,9 +26,9 @@ export interface Topology {
 /** Filled-in queue spec (what defineTopology returns). */
 export type ResolvedQueueSpec = QueueSpec & { prefetch: number; deliveryLimit: number };
 
-export const DEFAULT_PREFETCH = 32;
-export const DEFAULT_DELIVERY_LIMIT = 10;
-export const DEFAULT_RETRY: Required<RetryPolicy> = {
+const DEFAULT_PREFETCH = 32;
+const DEFAULT_DELIVERY_LIMIT = 10;
+const DEFAULT_RETRY: Required<RetryPolicy> = {
   maxAttempts: 5,
   initialDelayMs: 1_000,
   maxDelayMs: 5 * 60_000,

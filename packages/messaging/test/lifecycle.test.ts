@@ -50,7 +50,7 @@ describe('messaging: lifecycle', () => {
           await new Promise((r) => ctx.signal.addEventListener('abort', r));
           throw new Error('interrupted');
         }
-        await sleep(5);
+        await sleep(5); // the work takes time, so some is in flight when stop() comes
         handledByFirst.add(input.userId);
       },
     });
@@ -61,6 +61,7 @@ describe('messaging: lifecycle', () => {
     await waitFor(() => handledByFirst.size >= 20, { what: 'the first consumer to get going' });
     await first.stop({ timeoutMs: 150 });
     const afterStop = handledByFirst.size;
+    // A check that nothing happens: there is no event to wait for, only a window to watch.
     await sleep(50);
     assert.equal(handledByFirst.size, afterStop, 'nothing handled after stop() resolved');
 

@@ -23,7 +23,7 @@ describe('messaging: reconnects', () => {
     const seen = new Set<string>();
     consumer.handleEvents('sink.events', {
       'kyc.approved': async (input) => {
-        await sleep(1);
+        await sleep(1); // the handler's work takes time, so deliveries are in flight when the kill lands
         seen.add(input.userId);
       },
     });
@@ -43,7 +43,7 @@ describe('messaging: reconnects', () => {
           return;
         } catch (e) {
           assert.ok(isFleetError(e, ErrorCode.UNAVAILABLE), String(e));
-          await sleep(10);
+          await sleep(10); // the caller's pause before its retry
         }
       }
     }
@@ -52,7 +52,7 @@ describe('messaging: reconnects', () => {
     while (afterKill < 100) {
       await Promise.all(Array.from({ length: 4 }, () => send(`u-${n++}`)));
       if (killed) afterKill += 4;
-      else await sleep(2);
+      else await sleep(2); // paces the stream until the kill lands (the loop then counts to 100)
     }
     await kill;
     await waitFor(() => sent.every((id) => seen.has(id)), { timeoutMs: 20_000, what: `all ${sent.length} messages consumed` });

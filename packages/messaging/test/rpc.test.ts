@@ -186,6 +186,7 @@ describe('messaging: request/response', () => {
     ch.publish(Exchanges.commands, 'wallet.provisioning.status', body('expired-ttl'), { expiration: '30', userId: vhost.user });
     ch.publish(Exchanges.commands, 'wallet.provisioning.status', body('expired-deadline'), { userId: vhost.user, headers: { [Headers.deadline]: Date.now() + 30 } });
     ch.publish(Exchanges.commands, 'wallet.provisioning.status', body('in-time'), { userId: vhost.user, headers: { [Headers.deadline]: Date.now() + 60_000 } });
+    // Waits out the 30 ms TTL and deadline above: their expiry is what this test is about.
     await sleep(100);
     await server.start();
     await waitFor(() => users.includes('in-time'), { what: 'the live request' });

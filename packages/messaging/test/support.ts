@@ -1,5 +1,5 @@
 import { createLogger, type Logger } from '@wallet-fleet/service-kit';
-import { backingServices, createVhost, rabbitAdmin, type TestVhost } from '@wallet-fleet/testing';
+import { backingServices, createVhost, rabbitAdmin, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import amqp, { type Channel, type ChannelModel, type GetMessage } from 'amqplib';
 import { Registry } from 'prom-client';
 import { createBroker, type Broker, type BrokerOptions, type Topology } from '@wallet-fleet/messaging';
@@ -42,12 +42,11 @@ export async function rawChannel(vhost: TestVhost): Promise<Channel> {
  */
 export async function killConnections(vhost: TestVhost, expected: number): Promise<void> {
   let closed = 0;
-  const end = Date.now() + 15_000;
-  while (closed < expected) {
-    if (Date.now() > end) throw new Error(`only ${closed} of ${expected} connections ever became visible`);
-    closed += await rabbitAdmin.closeConnections(vhost.vhost);
-    if (closed < expected) await sleep(100);
-  }
+  await waitFor(async () => (closed += await rabbitAdmin.closeConnections(vhost.vhost)) >= expected, {
+    timeoutMs: 15_000,
+    intervalMs: 100,
+    what: `${expected} connections to become visible and be closed (closed so far: ${closed})`,
+  });
 }
 
 /** Waits until the management API lists `n` connections into the vhost (it lags by up to 5 s). */
@@ -55,14 +54,11 @@ export async function waitForConnections(vhost: TestVhost, n: number): Promise<v
   const { managementUrl } = await backingServices();
   const u = new URL(managementUrl);
   const auth = Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64');
-  const end = Date.now() + 15_000;
-  for (;;) {
+  const visible = async () => {
     const res = await fetch(`${u.protocol}//${u.host}/api/vhosts/${encodeURIComponent(vhost.vhost)}/connections`, { headers: { authorization: `Basic ${auth}` } });
-    const list = (await res.json()) as unknown[];
-    if (list.length >= n) return;
-    if (Date.now() > end) throw new Error(`only ${list.length} of ${n} connections visible`);
-    await sleep(100);
-  }
+    return ((await res.json()) as unknown[]).length;
+  };
+  await waitFor(async () => (await visible()) >= n, { timeoutMs: 15_000, intervalMs: 100, what: `${n} connections visible in the management API` });
 }
 
 /** Ready messages in a queue, straight from the broker (the management API lags by seconds). */
@@ -99,6 +95,7 @@ export async function cleanup(): Promise<void> {
  */
 export async function freshVhost(): Promise<TestVhost> {
   const v = await createVhost('messaging');
+  // A pause before the one retry, not a wait for a condition: there is nothing to poll for.
   return { ...v, drop: () => v.drop().catch(async () => { await sleep(200); await v.drop(); }) };
 }
 

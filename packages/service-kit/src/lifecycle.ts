@@ -179,7 +179,7 @@ export function createService(opts: {
 }
 
 /** `p`, or a rejection with `message` after `ms`; the timer never keeps the process alive. */
-export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     p,

@@ -7,7 +7,7 @@ export type { Logger } from 'pino';
  * Paths pino censors wherever they appear in a log object. Key material and credentials never
  * reach a log line: add a path here rather than trusting every call site.
  */
-export const redactPaths = [
+const redactPaths = [
   'password', '*.password', 'secret', '*.secret', 'secrets', '*.secrets', 'privateKey', '*.privateKey',
   'private_key', '*.private_key', 'key', '*.key', 'token', '*.token', 'authorization', '*.authorization',
   'headers.authorization', 'req.headers.authorization', 'req.headers.cookie', 'req.headers["webhook-signature"]',

@@ -6,14 +6,14 @@ import { scrubCredentials, type Logger } from './logger.js';
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /** The table, inside the service's schema, recording which migrations ran. */
-export const MIGRATIONS_TABLE = 'pgmigrations';
+const MIGRATIONS_TABLE = 'pgmigrations';
 
 /**
  * The advisory lock key of one schema's migrations: replicas of one service exclude each other,
  * while services migrating their own schemas in the same database do not wait on each other (as
  * they would on node-pg-migrate's single default key). 48 bits keep it a safe JS integer.
  */
-export function migrationLockKey(schema: string): number {
+function migrationLockKey(schema: string): number {
   return createHash('sha256').update(`wallet-fleet:migrate:${schema}`).digest().readUIntBE(0, 6);
 }
 

@@ -17,7 +17,7 @@ export interface RedisHandle {
 }
 
 /** Reconnect delay after the n-th failed attempt: 50 ms doubling, capped at 2 s; it never gives up. */
-export function redisReconnectDelay(attempt: number): number {
+function redisReconnectDelay(attempt: number): number {
   return Math.min(50 * 2 ** Math.min(attempt - 1, 6), 2000);
 }
 

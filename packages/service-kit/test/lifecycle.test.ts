@@ -86,6 +86,7 @@ describe('createService', () => {
     assert.equal(svc.state(), 'stopping');
     let stopped = false;
     const stopping = svc.stop().then(() => (stopped = true));
+    // A check that stop() does not resolve while the gate is shut: a window to watch, not a condition.
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(stopped, false);
     release();

@@ -143,6 +143,7 @@ describe('createRateLimiter', () => {
     // The key lives under the client's keyPrefix and the limiter's prefix, and expires with the window.
     const ttl = await raw.pttl(`${keyPrefix}withdrawals:user-1`);
     assert.ok(ttl > 0 && ttl <= 300, String(ttl));
+    // Waits out the window the limiter announced: that `resetMs` holds is the behaviour under test.
     await new Promise((r) => setTimeout(r, denied.resetMs + 20));
     const again = await limiter.take('user-1');
     assert.equal(again.allowed, true);

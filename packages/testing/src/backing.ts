@@ -19,7 +19,6 @@ const LOCAL: Omit<BackingServices, 'source'> = {
 };
 
 let resolved: Promise<BackingServices> | undefined;
-let stopContainers: (() => Promise<void>) | undefined;
 
 /**
  * The backing services, decided once per process: URLs from the environment (`AMQP_URL`,
@@ -46,12 +45,6 @@ async function resolve(): Promise<BackingServices> {
     return startContainers();
   }
   return { ...LOCAL, source: 'local' };
-}
-
-/** Stops containers this process started (no-op otherwise). */
-export async function stopBackingServices(): Promise<void> {
-  await stopContainers?.();
-  stopContainers = undefined;
 }
 
 async function dockerEngineAnswers(): Promise<boolean> {
@@ -85,9 +78,7 @@ async function startContainers(): Promise<BackingServices> {
     new PostgreSqlContainer('postgres:15').start(),
     new RedisContainer('redis:7').start(),
   ]);
-  stopContainers = async () => {
-    await Promise.all([rabbit.stop(), pg.stop(), redis.stop()]);
-  };
+  // Not stopped by us: testcontainers' reaper removes them when this process exits.
   return {
     amqpUrl: rabbit.getAmqpUrl(),
     managementUrl: `http://guest:guest@${rabbit.getHost()}:${rabbit.getMappedPort(15672)}`,

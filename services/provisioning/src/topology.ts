@@ -13,9 +13,9 @@ export const QUEUES = {
   commands: 'provisioning.commands',
 } as const;
 
-export const CHAIN_JOB = 'provisioning.chain.requested';
+const CHAIN_JOB = 'provisioning.chain.requested';
 
-export const provisioningOperations = Object.entries(operations)
+const provisioningOperations = Object.entries(operations)
   .filter(([, op]) => op.owner === 'provisioning')
   .map(([name]) => name);
 

@@ -148,6 +148,7 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
   it('should leave deposits pending, past their maximum age too, while the chain RPC cannot be asked', async () => {
     const rc = reconciliation({ RECONCILE_MAX_AGE_MS: '1000' });
     await rc.start();
+    // Lets the deposits age past RECONCILE_MAX_AGE_MS (1 s): their age is the input under test.
     await new Promise((r) => setTimeout(r, 1100));
     const r = await rc.runPass();
     const t = deposits(r);

@@ -8,7 +8,7 @@ export const QUEUES = {
 } as const;
 
 /** The operations this service serves (the catalogue's `owner: 'wallet'`). */
-export const walletOperations = Object.entries(operations)
+const walletOperations = Object.entries(operations)
   .filter(([, op]) => op.owner === 'wallet')
   .map(([name]) => name);
 

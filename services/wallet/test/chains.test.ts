@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import {
   AccountAddress, ChainId, Deserializer, EntryFunction, RawTransaction, SignedTransaction, SimpleTransaction,
-  TransactionAuthenticatorEd25519, TransactionPayloadEntryFunction, U64, generateSigningMessageForTransaction,
+  type TransactionAuthenticatorEd25519, TransactionPayloadEntryFunction, U64, generateSigningMessageForTransaction,
 } from '@aptos-labs/ts-sdk';
 import { localEd25519Signer, solanaAddress } from '@wallet-fleet/chains';
 import { type Anvil, type SolanaRuntime, startAnvil, startSolanaRuntime } from '@wallet-fleet/dev-runtimes';
@@ -12,7 +12,7 @@ import { ErrorCode, isFleetError } from '@wallet-fleet/contracts';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
 import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
 import { createLogger } from '@wallet-fleet/service-kit';
-import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost } from '@wallet-fleet/testing';
+import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import { Connection, Keypair, PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
 import { ACCOUNT_SIZE, MINT_SIZE, TOKEN_PROGRAM_ID, createInitializeAccount3Instruction, createInitializeMint2Instruction, createMintToInstruction } from '@solana/spl-token';
 import fc from 'fast-check';
@@ -107,12 +107,11 @@ describe('wallet balances, transfers and signing on local chains', function () {
   });
 
   async function waitForTokens(userId: string, walletId: string) {
-    for (let i = 0; i < 100; i++) {
-      const r = await client.request('wallet.balance.getTokens', { userId, walletId });
-      if (r.tokens.length > 0) return r.tokens;
-      await new Promise((res) => setTimeout(res, 50));
-    }
-    throw new Error('no token account appeared');
+    const tokens = async () => (await client.request('wallet.balance.getTokens', { userId, walletId })).tokens;
+    return waitFor(async () => {
+      const t = await tokens();
+      return t.length > 0 ? t : undefined;
+    }, { timeoutMs: 5_000, intervalMs: 50, what: 'a token account' });
   }
 
   it('should refuse transfers it cannot make, with the right code', async () => {

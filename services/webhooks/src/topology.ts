@@ -11,7 +11,7 @@ export const QUEUES = {
   commands: 'webhooks.commands',
 } as const;
 
-export const webhooksOperations = Object.entries(operations)
+const webhooksOperations = Object.entries(operations)
   .filter(([, op]) => op.owner === 'webhooks')
   .map(([name]) => name);
 

@@ -101,6 +101,7 @@ describe('webhooks intake: POST /webhooks/deposits', function () {
     assert.notEqual(other.body.jobId, first.body.jobId);
     assert.equal((await jobs(body.txHash)).length, 2);
     await waitFor(() => h.seen.filter((m) => m.routingKey === 'deposit.received' && m.body.txHash === body.txHash).length === 2);
+    // A check that no duplicate follows: a window to watch, there is no event to wait for.
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(h.seen.filter((m) => m.routingKey === 'deposit.received' && m.body.depositId === first.body.jobId).length, 1);
   });

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { waitFor } from '@wallet-fleet/testing';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -67,18 +68,12 @@ export async function startService(name: string, env: Record<string, string>, { 
       return exited;
     },
   };
-  const deadline = Date.now() + readyTimeoutMs;
   let ended = false;
   void exited.then(() => (ended = true));
-  while (Date.now() < deadline && !ended) {
-    try {
-      const res = await fetch(proc.url('/ready'));
-      if (res.status === 200) return proc;
-    } catch {
-      /* not listening yet */
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  // A fetch that throws is a process not listening yet: waitFor polls again.
+  const answered = waitFor(async () => ended || (await fetch(proc.url('/ready'))).status === 200, { timeoutMs: readyTimeoutMs, intervalMs: 100 });
+  const ready = await answered.then(() => !ended, () => false);
+  if (ready) return proc;
   child.kill('SIGKILL');
   throw new Error(`${name} did not become ready${ended ? ' (it exited)' : ''}:\n${logs.slice(-30).join('\n')}`);
 }

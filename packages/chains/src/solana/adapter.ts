@@ -8,7 +8,6 @@ import {
   type Commitment,
   type TransactionError,
 } from '@solana/web3.js';
-import { ed25519 } from '@noble/curves/ed25519.js';
 import bs58 from 'bs58';
 import { TOKEN_PROGRAM_ID as TOKEN_PROGRAM, TOKEN_2022_PROGRAM_ID as TOKEN_2022_PROGRAM } from '@solana/spl-token';
 import { FleetError, ErrorCode } from '@wallet-fleet/contracts';

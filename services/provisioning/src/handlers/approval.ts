@@ -11,7 +11,7 @@ export interface ApprovalDeps {
 
 type Status = ResultOf<'wallet.provisioning.status'>;
 
-export const statusOf = (userId: string, rows: ChainState[]): Status => ({
+const statusOf = (userId: string, rows: ChainState[]): Status => ({
   userId,
   chains: rows.map((r) => ({
     chain: r.chain,

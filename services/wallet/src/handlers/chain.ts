@@ -1,6 +1,5 @@
 import {
   type Ed25519Signer,
-  type EvmAdapter,
   type Secp256k1Signer,
   type SolanaAdapter,
   isValidAddress,
@@ -45,11 +44,11 @@ const NATIVE: Record<Chain, { decimals: number; symbol: string }> = {
   APTOS: { decimals: 8, symbol: 'APT' },
 };
 
-export function kmsEd25519Signer(signer: WalletSigner, w: WalletRecord): Ed25519Signer {
+function kmsEd25519Signer(signer: WalletSigner, w: WalletRecord): Ed25519Signer {
   return { publicKey: new Uint8Array(w.publicKey), sign: (m) => signer.signEd25519(w.kmsKeyVersion, m) };
 }
 
-export function kmsSecp256k1Signer(signer: WalletSigner, w: WalletRecord): Secp256k1Signer {
+function kmsSecp256k1Signer(signer: WalletSigner, w: WalletRecord): Secp256k1Signer {
   return { publicKey: new Uint8Array(w.publicKey), signDigest: (d) => signer.signSecp256k1Digest(w.kmsKeyVersion, d) };
 }
 

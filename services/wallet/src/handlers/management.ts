@@ -10,7 +10,7 @@ export interface ManagementDeps {
   custody: KeyCustody;
 }
 
-export function addressOf(chain: Chain, publicKey: Uint8Array): string {
+function addressOf(chain: Chain, publicKey: Uint8Array): string {
   switch (chain) {
     case 'SOL':
       return solanaAddress(publicKey);
@@ -22,7 +22,7 @@ export function addressOf(chain: Chain, publicKey: Uint8Array): string {
 }
 
 /** The wallet id of an idempotent create: derived from user and key, so every retry and every racing replica names the same KMS key. */
-export function walletIdFor(userId: string, idempotencyKey: string): string {
+function walletIdFor(userId: string, idempotencyKey: string): string {
   const h = createHash('sha256').update(`wallet-fleet:create\n${userId}\n${idempotencyKey}`).digest();
   h[6] = (h[6]! & 0x0f) | 0x80; // RFC 9562 version 8 (custom)
   h[8] = (h[8]! & 0x3f) | 0x80; // RFC 9562 variant

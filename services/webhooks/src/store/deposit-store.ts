@@ -181,7 +181,7 @@ async function recordAttempt(client: pg.ClientBase, depositId: string, entry: At
 }
 
 /** Normalised form used as the key of `known_addresses` (EVM: lower-case). */
-export function addressKey(chain: Chain, address: string): string {
+function addressKey(chain: Chain, address: string): string {
   return chain === 'ETH' || chain === 'APTOS' ? address.toLowerCase() : address;
 }
 

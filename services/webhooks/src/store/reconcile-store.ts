@@ -16,7 +16,7 @@ export interface StuckDeposit {
  * the deposit arrived before the `wallet.created` event (a lagging wallets queue). Re-opened by
  * `wallet.deposits.reconcile`, never lost.
  */
-export const REJECTED_BUT_NOW_OURS = `status = 'rejected'
+const REJECTED_BUT_NOW_OURS = `status = 'rejected'
   AND attempts -> -1 ->> 'errorCode' = 'WALLET_NOT_FOUND'
   AND EXISTS (SELECT 1 FROM known_addresses k WHERE k.chain = deposits.chain
               AND k.address = CASE WHEN deposits.chain IN ('ETH', 'APTOS') THEN lower(deposits.to_address) ELSE deposits.to_address END)`;
