@@ -7,7 +7,14 @@
 // Solana adapter of packages/chains (build first: `pnpm build`, which scripts/setup.sh runs).
 // Prints {"signature":…,"balance":"…"}; exit 1 when the node refuses or does not answer, 2 on bad usage.
 const [address, lamports] = process.argv.slice(2);
-if (!address || !lamports || !/^[1-9A-HJ-NP-Za-km-z]{32,44}$/.test(address) || !/^\d+$/.test(lamports) || BigInt(lamports) === 0n || BigInt(lamports) > BigInt(Number.MAX_SAFE_INTEGER)) {
+if (
+  !address ||
+  !lamports ||
+  !/^[1-9A-HJ-NP-Za-km-z]{32,44}$/.test(address) ||
+  !/^\d+$/.test(lamports) ||
+  BigInt(lamports) === 0n ||
+  BigInt(lamports) > BigInt(Number.MAX_SAFE_INTEGER)
+) {
   process.stderr.write(
     'usage: node scripts/airdrop.mjs <solana address> <lamports>   (1 to 9007199254740991)\n  e.g. node scripts/airdrop.mjs 9xQe…base58 2000000000   (2 SOL)\n',
   );

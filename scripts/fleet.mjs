@@ -55,10 +55,7 @@ const runtimeStartTimeoutMs = Number(process.env.FLEET_RUNTIME_START_TIMEOUT_MS 
 const readyTimeoutMs = Number(process.env.FLEET_READY_TIMEOUT_MS ?? 60_000);
 const runtimesFile = resolve(process.env.FLEET_DEV_RUNTIMES_FILE ?? join(repoRoot, 'infra', 'dev-runtimes.json'));
 
-const useColour =
-  process.env.FORCE_COLOR !== undefined && process.env.FORCE_COLOR !== '0'
-    ? true
-    : !process.env.NO_COLOR && process.stdout.isTTY === true;
+const useColour = process.env.FORCE_COLOR !== undefined && process.env.FORCE_COLOR !== '0' ? true : !process.env.NO_COLOR && process.stdout.isTTY === true;
 const paint = (code, text) => (useColour ? `\x1b[${code}m${text}\x1b[0m` : text);
 const PALETTE = ['36', '35', '33', '32', '34', '96', '95', '93', '92', '94'];
 const LEVEL_COLOUR = { trace: '90', debug: '90', info: '32', warn: '33', error: '31', fatal: '41;97' };
@@ -126,7 +123,12 @@ function formatPino(line) {
     const err = o.err;
     lines.push(`  ${paint('31', `${err.type ?? 'Error'}: ${err.message ?? ''}`)}${err.code ? ` code=${err.code}` : ''}`);
     if (typeof err.stack === 'string' && (level === 'error' || level === 'fatal')) {
-      lines.push(...err.stack.split('\n').slice(1, 6).map((l) => `  ${paint('90', l.trim())}`));
+      lines.push(
+        ...err.stack
+          .split('\n')
+          .slice(1, 6)
+          .map((l) => `  ${paint('90', l.trim())}`),
+      );
     }
   }
   return lines;

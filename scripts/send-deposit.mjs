@@ -44,14 +44,19 @@ if (secrets === undefined || secrets.trim() === '') {
   }
 }
 // Parsed as the service parses it (services/webhooks/src/config.ts).
-const list = secrets.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+const list = secrets
+  .split(',')
+  .map((s) => s.trim())
+  .filter((s) => s.length > 0);
 const malformed = list.length === 0 || !list.every((s) => /^whsec_[A-Za-z0-9+/]+={0,2}$/.test(s) && Buffer.from(s.slice(6), 'base64').length >= 16);
 if (malformed) usage(`${source} must be comma-separated secrets, each whsec_ followed by base64 of at least 16 bytes`);
 const secret = /** @type {string} */ (list[0]);
 
 const id = `msg_${randomUUID()}`;
 const timestamp = String(Math.floor(Date.now() / 1000));
-const signature = createHmac('sha256', Buffer.from(secret.slice(6), 'base64')).update(`${id}.${timestamp}.${body}`).digest('base64');
+const signature = createHmac('sha256', Buffer.from(secret.slice(6), 'base64'))
+  .update(`${id}.${timestamp}.${body}`)
+  .digest('base64');
 const url = `${process.env.WEBHOOKS_URL ?? 'http://127.0.0.1:8084'}/webhooks/deposits`;
 try {
   const res = await fetch(url, {

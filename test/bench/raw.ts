@@ -64,9 +64,13 @@ export async function rawRpc(url: string, total: number): Promise<Measurement> {
     });
     const client = await conn.createChannel();
     const pending = new Map<string, () => void>();
-    await client.consume('amq.rabbitmq.reply-to', (msg) => {
-      if (msg) pending.get(msg.properties.correlationId)?.();
-    }, { noAck: true });
+    await client.consume(
+      'amq.rabbitmq.reply-to',
+      (msg) => {
+        if (msg) pending.get(msg.properties.correlationId)?.();
+      },
+      { noAck: true },
+    );
     const m = await runConcurrent('raw amqplib RPC (direct reply-to)', total, 1, () => {
       const id = randomUUID();
       return new Promise<void>((resolve) => {

@@ -41,7 +41,10 @@ async function auditSuite(): Promise<void> {
   const schema = await createSchemaName('bench_audit');
   const total = n(20_000);
   const audit = await startService('audit', {
-    AMQP_URL: vhost.as('audit'), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, LOG_LEVEL: 'warn',
+    AMQP_URL: vhost.as('audit'),
+    DATABASE_URL: databaseUrl,
+    DATABASE_SCHEMA: schema.schema,
+    LOG_LEVEL: 'warn',
   });
   const db = new pg.Pool({ connectionString: databaseUrl, max: 2 });
   const conn = await amqp.connect(vhost.as('backend'), { noDelay: true });
@@ -53,8 +56,12 @@ async function auditSuite(): Promise<void> {
     // the audit chain holds every event.
     const ch = await conn.createConfirmChannel();
     const events = Array.from({ length: total }, (_, i) => ({
-      eventId: randomUUID(), actor: { type: 'service', id: 'bench' }, action: 'bench.ingest',
-      resource: { type: 'bench', id: String(i) }, userId: `user-${i % 100}`, status: 'success',
+      eventId: randomUUID(),
+      actor: { type: 'service', id: 'bench' },
+      action: 'bench.ingest',
+      resource: { type: 'bench', id: String(i) },
+      userId: `user-${i % 100}`,
+      status: 'success',
       after: { padding: 'x'.repeat(200) },
     }));
     const start = process.hrtime.bigint();
@@ -78,9 +85,7 @@ async function auditSuite(): Promise<void> {
     }
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
     // Publish-to-stored latency of each event, from the database's own record.
-    const { rows: lat } = await db.query(
-      `SELECT extract(epoch FROM recorded_at - occurred_at) * 1000 AS ms FROM "${schema.schema}".audit_events`,
-    );
+    const { rows: lat } = await db.query(`SELECT extract(epoch FROM recorded_at - occurred_at) * 1000 AS ms FROM "${schema.schema}".audit_events`);
     const fleet: Measurement = { name: `audit ingestion (${total} events)`, ops: total, seconds, latencies: lat.map((r) => Number(r.ms)) };
     printTable('Audit ingestion: publish (confirmed) → stored in the hash chain; latency = publish → stored', [
       { fleet, raw: rawPc },
@@ -103,8 +108,12 @@ async function rpcSuite(): Promise<void> {
   // The messaging runtime alone: a trivial handler, so the difference to raw is our overhead
   // (validation, correlation, context, metrics, confirms of the request are not used by RPC).
   const server = createBroker({
-    url: vhost.url, service: 'bench-server', logger: silent,
-    topology: defineTopology({ queues: [{ name: 'bench.commands', kind: 'rpc', bindings: [{ exchange: 'wallet.commands', pattern: 'wallet.audit.verify' }] }] }),
+    url: vhost.url,
+    service: 'bench-server',
+    logger: silent,
+    topology: defineTopology({
+      queues: [{ name: 'bench.commands', kind: 'rpc', bindings: [{ exchange: 'wallet.commands', pattern: 'wallet.audit.verify' }] }],
+    }),
   });
   server.handleCommands('bench.commands', { 'wallet.audit.verify': async () => ({ valid: true, checked: 0 }) });
   // The server runs as the administrative user, the client as an operator (wallet.audit.* callers).
@@ -119,7 +128,10 @@ async function rpcSuite(): Promise<void> {
     await server.stop();
 
     const audit = await startService('audit', {
-      AMQP_URL: vhost.as('audit'), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, LOG_LEVEL: 'warn',
+      AMQP_URL: vhost.as('audit'),
+      DATABASE_URL: databaseUrl,
+      DATABASE_SCHEMA: schema.schema,
+      LOG_LEVEL: 'warn',
     });
     try {
       const query = await runConcurrent('wallet.audit.query (audit process, PostgreSQL)', total, 1, () =>
@@ -188,20 +200,37 @@ async function walletSuite(): Promise<void> {
   const schema = await createSchemaName('bench_wallet');
   const kms = await kmsEmulatorProcess();
   const client = createBroker({ url: vhost.as('backend'), service: 'bench-client', logger: silent, topology: defineTopology({ queues: [] }) });
-  const custody = createKmsCustody({ projectId: 'bench', locationId: 'global', keyRingId: 'direct', apiEndpoint: kms.endpoint, logger: silent, registry: new Registry() });
+  const custody = createKmsCustody({
+    projectId: 'bench',
+    locationId: 'global',
+    keyRingId: 'direct',
+    apiEndpoint: kms.endpoint,
+    logger: silent,
+    registry: new Registry(),
+  });
   let wallet: Awaited<ReturnType<typeof startService>> | undefined;
   try {
     wallet = await startService('wallet', {
-      AMQP_URL: vhost.as('wallet'), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, KMS_ENDPOINT: kms.endpoint,
-      SIGN_RATE_PER_MINUTE: '100000', LOG_LEVEL: 'warn',
+      AMQP_URL: vhost.as('wallet'),
+      DATABASE_URL: databaseUrl,
+      DATABASE_SCHEMA: schema.schema,
+      KMS_ENDPOINT: kms.endpoint,
+      SIGN_RATE_PER_MINUTE: '100000',
+      LOG_LEVEL: 'warn',
     });
     await client.start();
     await custody.ensureKeyRing();
     const creates = n(400);
     const signs = n(2000);
-    const directCreate = await runConcurrent('direct KMS createKey (ed25519, 32 in flight)', creates, 32, (i) => custody.createKey(`direct-${i}-${randomUUID().slice(0, 8)}`, 'ed25519'));
-    const fleetCreate = await runConcurrent('wallet.management.create (SOL, 32 in flight)', creates, 32, (i) => client.request('wallet.management.create', { userId: `bench-${i % 50}`, chain: 'SOL' }));
-    const moderate = await runConcurrent('wallet.management.create (4 in flight)', n(200), 4, (i) => client.request('wallet.management.create', { userId: `moderate-${i % 50}`, chain: 'SOL' }));
+    const directCreate = await runConcurrent('direct KMS createKey (ed25519, 32 in flight)', creates, 32, (i) =>
+      custody.createKey(`direct-${i}-${randomUUID().slice(0, 8)}`, 'ed25519'),
+    );
+    const fleetCreate = await runConcurrent('wallet.management.create (SOL, 32 in flight)', creates, 32, (i) =>
+      client.request('wallet.management.create', { userId: `bench-${i % 50}`, chain: 'SOL' }),
+    );
+    const moderate = await runConcurrent('wallet.management.create (4 in flight)', n(200), 4, (i) =>
+      client.request('wallet.management.create', { userId: `moderate-${i % 50}`, chain: 'SOL' }),
+    );
 
     const key = await custody.createKey(`direct-sign-${randomUUID().slice(0, 8)}`, 'ed25519');
     const message = new Uint8Array(200).fill(7);
@@ -246,19 +275,31 @@ async function provisioningSuite(): Promise<void> {
   const conn = await amqp.connect(vhost.url, { noDelay: true });
   try {
     wallet = await startService('wallet', {
-      AMQP_URL: vhost.as('wallet'), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: walletSchema.schema, KMS_ENDPOINT: kms.endpoint, LOG_LEVEL: 'warn',
+      AMQP_URL: vhost.as('wallet'),
+      DATABASE_URL: databaseUrl,
+      DATABASE_SCHEMA: walletSchema.schema,
+      KMS_ENDPOINT: kms.endpoint,
+      LOG_LEVEL: 'warn',
     });
     prov = await startService('provisioning', {
-      AMQP_URL: vhost.as('provisioning'), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: provSchema.schema, LOG_LEVEL: 'warn', PROVISIONING_CONCURRENCY: '64',
+      AMQP_URL: vhost.as('provisioning'),
+      DATABASE_URL: databaseUrl,
+      DATABASE_SCHEMA: provSchema.schema,
+      LOG_LEVEL: 'warn',
+      PROVISIONING_CONCURRENCY: '64',
     });
     await client.start();
     const ch = await conn.createChannel();
     const q = await ch.assertQueue('', { exclusive: true });
     await ch.bindQueue(q.queue, 'wallet.events', 'wallet.provisioning.completed');
     const waiting = new Map<string, () => void>();
-    await ch.consume(q.queue, (m) => {
-      if (m) waiting.get(JSON.parse(m.content.toString()).userId)?.();
-    }, { noAck: true });
+    await ch.consume(
+      q.queue,
+      (m) => {
+        if (m) waiting.get(JSON.parse(m.content.toString()).userId)?.();
+      },
+      { noAck: true },
+    );
 
     const users = n(200);
     const chains = ['SOL', 'ETH', 'APTOS'] as const;
@@ -310,7 +351,13 @@ async function webhooksSuite(): Promise<void> {
   const key = randomBytes(32);
   // Signed as the Standard Webhooks scheme says (what the `standardwebhooks` library does).
   const post = async (url: string, i: number, run: string) => {
-    const body = JSON.stringify({ chain: 'ETH', txHash: `0x${run}${i.toString(16).padStart(64 - run.length, '0')}`, token: 'native', amount: String(i + 1), toAddress: '0x000000000000000000000000000000000000dEaD' });
+    const body = JSON.stringify({
+      chain: 'ETH',
+      txHash: `0x${run}${i.toString(16).padStart(64 - run.length, '0')}`,
+      token: 'native',
+      amount: String(i + 1),
+      toAddress: '0x000000000000000000000000000000000000dEaD',
+    });
     const id = `msg_${randomUUID()}`;
     const ts = String(Math.floor(Date.now() / 1000));
     const sig = createHmac('sha256', key).update(`${id}.${ts}.${body}`).digest('base64');
@@ -333,8 +380,13 @@ async function webhooksSuite(): Promise<void> {
     const vhost = await fleetVhost();
     const schema = await createSchemaName('bench_webhooks');
     const env = {
-      AMQP_URL: vhost.as('webhooks'), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, REDIS_URL: redisUrl, LOG_LEVEL: 'error',
-      WEBHOOK_SECRETS: `whsec_${key.toString('base64')}`, WEBHOOK_RATE_PER_MINUTE: '10000000',
+      AMQP_URL: vhost.as('webhooks'),
+      DATABASE_URL: databaseUrl,
+      DATABASE_SCHEMA: schema.schema,
+      REDIS_URL: redisUrl,
+      LOG_LEVEL: 'error',
+      WEBHOOK_SECRETS: `whsec_${key.toString('base64')}`,
+      WEBHOOK_RATE_PER_MINUTE: '10000000',
     };
     const procs = [];
     try {
@@ -377,7 +429,13 @@ async function webhooksSuite(): Promise<void> {
   ]);
 }
 
-const suites: Record<string, () => Promise<void>> = { audit: auditSuite, rpc: rpcSuite, wallet: walletSuite, provisioning: provisioningSuite, webhooks: webhooksSuite };
+const suites: Record<string, () => Promise<void>> = {
+  audit: auditSuite,
+  rpc: rpcSuite,
+  wallet: walletSuite,
+  provisioning: provisioningSuite,
+  webhooks: webhooksSuite,
+};
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const unknown = wanted.filter((w) => !(w in suites));
 if (unknown.length) {

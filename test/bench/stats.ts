@@ -53,8 +53,17 @@ export function printTable(title: string, rows: Array<{ fleet: Measurement; raw:
     const f = summarize(fleet);
     const r = summarize(raw);
     return [
-      f.name, fmt(f.opsPerSec, 0), fmt(f.p50), fmt(f.p99), r.name, fmt(r.opsPerSec, 0), fmt(r.p50), fmt(r.p99),
-      fmt(f.opsPerSec / r.opsPerSec), fmt(f.p50 - r.p50), ...(note ? [note] : []),
+      f.name,
+      fmt(f.opsPerSec, 0),
+      fmt(f.p50),
+      fmt(f.p99),
+      r.name,
+      fmt(r.opsPerSec, 0),
+      fmt(r.p50),
+      fmt(r.p99),
+      fmt(f.opsPerSec / r.opsPerSec),
+      fmt(f.p50 - r.p50),
+      ...(note ? [note] : []),
     ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)));

@@ -67,7 +67,8 @@ export function createEvmAdapter(options: { rpcUrl: string; requestTimeoutMs?: n
       return { hash, blockNumber: receipt.blockNumber };
     },
     async nativeTransfers(hash, to) {
-      if (typeof hash !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(hash)) throw FleetError.validation([{ path: 'hash', message: 'not an EVM transaction hash' }]);
+      if (typeof hash !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(hash))
+        throw FleetError.validation([{ path: 'hash', message: 'not an EVM transaction hash' }]);
       const address = parseAddress(to);
       const h = hash as Hex;
       // viem reports an unknown transaction (or a missing receipt) as an error: that is an answer, not a failure.
@@ -109,7 +110,7 @@ function evmFailure(what: string, e: unknown): FleetError {
   if (e instanceof FleetError) return e;
   const text = e instanceof BaseError ? `${e.shortMessage} ${e.details ?? ''}` : e instanceof Error ? e.message : String(e);
   if (/insufficient funds/i.test(text)) return new FleetError(ErrorCode.INSUFFICIENT_FUNDS, text, { cause: e });
-  const isHttp = e instanceof BaseError && (e.walk((x) => x?.constructor?.name === 'HttpRequestError' || x?.constructor?.name === 'TimeoutError') !== null);
+  const isHttp = e instanceof BaseError && e.walk((x) => x?.constructor?.name === 'HttpRequestError' || x?.constructor?.name === 'TimeoutError') !== null;
   if (isHttp || /fetch failed|ECONNREFUSED|timed out/i.test(text)) {
     return new FleetError(ErrorCode.UNAVAILABLE, `EVM RPC ${what} failed: ${text}`, { cause: e });
   }
@@ -126,10 +127,7 @@ function evmFailure(what: string, e: unknown): FleetError {
  * Throws VALIDATION_FAILED (not an unsigned transaction of a supported type) and SIGNING_FAILED
  * (the signer failed, returned high-s, or a signature that recovers to no address of the signer).
  */
-export async function signEvmTransaction(
-  unsignedSerializedHex: string,
-  signer: Secp256k1Signer,
-): Promise<{ signedTransaction: Hex; hash: Hex; from: string }> {
+export async function signEvmTransaction(unsignedSerializedHex: string, signer: Secp256k1Signer): Promise<{ signedTransaction: Hex; hash: Hex; from: string }> {
   let tx: TransactionSerializable & { r?: unknown; s?: unknown; v?: unknown; yParity?: unknown };
   try {
     if (!/^0x[0-9a-fA-F]+$/.test(unsignedSerializedHex)) throw new Error('not hex');

@@ -24,10 +24,22 @@ export const DepositFailed = Deposit.extend({ reason: z.string() });
 export const DepositWebhookBody = z
   .object({
     chain: Chain,
-    txHash: z.string().min(1).max(128).regex(/^[A-Za-z0-9]+$/, 'letters and digits only (base58 or 0x-hex)'),
-    token: z.string().min(1).max(128).regex(/^[A-Za-z0-9:_]+$/, '`native` or a token mint/contract address'),
+    txHash: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^[A-Za-z0-9]+$/, 'letters and digits only (base58 or 0x-hex)'),
+    token: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^[A-Za-z0-9:_]+$/, '`native` or a token mint/contract address'),
     amount: BaseUnits,
-    toAddress: z.string().min(1).max(128).regex(/^[A-Za-z0-9]+$/, 'letters and digits only'),
+    toAddress: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^[A-Za-z0-9]+$/, 'letters and digits only'),
     eventIndex: z.number().int().nonnegative().max(1_000_000).default(0),
   })
   .strict();
@@ -45,7 +57,11 @@ export type DepositStatus = z.infer<typeof DepositStatus>;
  */
 export const DepositsStuckRequest = z
   .object({
-    olderThanSeconds: z.number().int().nonnegative().max(365 * 86_400),
+    olderThanSeconds: z
+      .number()
+      .int()
+      .nonnegative()
+      .max(365 * 86_400),
     limit: z.number().int().min(1).max(1000).default(100),
     after: z.string().max(200).optional().describe('Cursor: the `next` of the previous page'),
   })
@@ -73,7 +89,11 @@ export const DepositsStuck = z.object({
 export const DepositReconcileRequest = z
   .object({
     depositId: Uuid,
-    maxAgeSeconds: z.number().int().min(1).max(365 * 86_400),
+    maxAgeSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(365 * 86_400),
   })
   .strict();
 export const DepositReconcileResult = z.object({

@@ -18,7 +18,11 @@ import { waitFor } from '@wallet-fleet/testing';
 import { startSolanaRuntime, type SolanaRuntime } from '../src/index.js';
 
 async function rpc(url: string, method: string, params: unknown[] = []): Promise<any> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  });
   return res.json();
 }
 
@@ -272,7 +276,10 @@ describe('Solana runtime (JSON-RPC over litesvm)', () => {
 
   it('should run as a process on SOLANA_RUNTIME_PORT and stop on SIGTERM', async () => {
     const main = fileURLToPath(new URL('../src/solana-runtime-main.ts', import.meta.url));
-    const child = spawn(process.execPath, ['--import', 'tsx', main], { env: { ...process.env, SOLANA_RUNTIME_PORT: '0' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', main], {
+      env: { ...process.env, SOLANA_RUNTIME_PORT: '0' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const exited = new Promise((r) => child.once('exit', r));
     try {
       let out = '';

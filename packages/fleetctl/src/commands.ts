@@ -99,10 +99,13 @@ const dlqCommands: Command[] = [
       }
       return {
         data: rows,
-        human: rows.length === 0 ? `no dead-letter queues in vhost ${vhost}` : table(rows, [
-          { header: 'DLQ', value: (r) => r.dlq },
-          { header: 'MESSAGES', value: (r) => r.messages, align: 'right' },
-        ]),
+        human:
+          rows.length === 0
+            ? `no dead-letter queues in vhost ${vhost}`
+            : table(rows, [
+                { header: 'DLQ', value: (r) => r.dlq },
+                { header: 'MESSAGES', value: (r) => r.messages, align: 'right' },
+              ]),
       };
     },
   },
@@ -206,7 +209,7 @@ const fleetCommands: Command[] = [
   {
     name: 'provisioning status',
     args: ['<userId>'],
-    summary: "per-chain provisioning of a user (wallet.provisioning.status)",
+    summary: 'per-chain provisioning of a user (wallet.provisioning.status)',
     async run(s, [userId]) {
       const r = await call(s, 'wallet.provisioning.status', { userId: userId! });
       return { data: r, human: provisioningTable(r) };
@@ -361,7 +364,13 @@ const fleetCommands: Command[] = [
         // Work queues only, each with its DLQ beside it; retry queues are steps of the ladder.
         queues = all
           .filter((q) => !q.name.endsWith('.dlq') && !/\.retry\.\d+$/.test(q.name) && !q.name.startsWith('amq.'))
-          .map((q) => ({ queue: q.name, ready: q.messages_ready, unacked: q.messages_unacknowledged, consumers: q.consumers, dlq: byName.get(`${q.name}.dlq`)?.messages_ready ?? null }))
+          .map((q) => ({
+            queue: q.name,
+            ready: q.messages_ready,
+            unacked: q.messages_unacknowledged,
+            consumers: q.consumers,
+            dlq: byName.get(`${q.name}.dlq`)?.messages_ready ?? null,
+          }))
           .sort((a, b) => a.queue.localeCompare(b.queue));
       } catch (e) {
         queuesError = (e as Error).message;

@@ -42,7 +42,10 @@ export function loadCliConfig(env: NodeJS.ProcessEnv = process.env): Config {
     managementUrl: c.RABBITMQ_MANAGEMENT_URL as string,
     timeoutMs: c.FLEETCTL_TIMEOUT_MS as number,
     progressMs: c.FLEETCTL_PROGRESS_MS as number,
-    services: SERVICES.map((s) => ({ name: s.name, url: `http://${host.includes(':') ? `[${host}]` : host}:${c[`${s.name.toUpperCase()}_HTTP_PORT`] as number}` })),
+    services: SERVICES.map((s) => ({
+      name: s.name,
+      url: `http://${host.includes(':') ? `[${host}]` : host}:${c[`${s.name.toUpperCase()}_HTTP_PORT`] as number}`,
+    })),
   };
 }
 

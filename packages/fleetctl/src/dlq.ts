@@ -285,7 +285,11 @@ export async function replay(
         // The DLQ channel died after the confirm: the broker gives the message back to the DLQ
         // while its copy is in the work queue (a duplicate the consumer's dedup absorbs).
         report.replayed.push(id);
-        report.error = { code: ErrorCode.UNAVAILABLE, message: `copied, but the DLQ message could not be acked and stays in ${dlq}: ${(e as Error).message}`, messageId: id };
+        report.error = {
+          code: ErrorCode.UNAVAILABLE,
+          message: `copied, but the DLQ message could not be acked and stays in ${dlq}: ${(e as Error).message}`,
+          messageId: id,
+        };
         break;
       }
       report.replayed.push(id);

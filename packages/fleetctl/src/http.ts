@@ -23,7 +23,8 @@ export async function httpJson(method: 'GET' | 'POST', url: string, timeoutMs: n
   try {
     res = await fetch(u, { method, headers, signal: AbortSignal.timeout(timeoutMs) });
   } catch (e) {
-    const why = (e as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : ((e as Error & { cause?: Error }).cause?.message ?? (e as Error).message);
+    const why =
+      (e as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : ((e as Error & { cause?: Error }).cause?.message ?? (e as Error).message);
     throw new FleetError(ErrorCode.UNAVAILABLE, `${method} ${safeUrl(url)}: ${why}`);
   }
   const text = await res.text();

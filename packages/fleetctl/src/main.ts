@@ -76,7 +76,9 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       return 0;
     }
     if (args.length !== command.args.length) {
-      throw new UsageError(args.length < command.args.length ? `missing ${command.args.slice(args.length).join(' ')}` : `unexpected ${args.slice(command.args.length).join(' ')}`);
+      throw new UsageError(
+        args.length < command.args.length ? `missing ${command.args.slice(args.length).join(' ')}` : `unexpected ${args.slice(command.args.length).join(' ')}`,
+      );
     }
   } catch (e) {
     io.err(`fleetctl: ${(e as Error).message}\nusage: ${usageLine(command)} [--json]`);
@@ -104,7 +106,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       return 2;
     }
     const err = e instanceof FleetError ? e : undefined;
-    const message = scrubCredentials(err ? `${err.code}: ${err.message}` : (e as Error).message ?? String(e));
+    const message = scrubCredentials(err ? `${err.code}: ${err.message}` : ((e as Error).message ?? String(e)));
     if (json) io.out(JSON.stringify({ ok: false, error: err ? err.toBody() : { code: 'INTERNAL', message } }, null, 2));
     io.err(`fleetctl: ${message}`);
     return 1;

@@ -44,12 +44,15 @@ export class Session {
         logger: createLogger({ service: 'fleetctl', level: process.env.LOG_LEVEL ?? 'silent', destination: process.stderr }),
       });
       // The broker retries a refused connection forever (right for a service, not for a command).
-      await within(b.start(), this.config.timeoutMs, `cannot reach RabbitMQ at ${safeUrl(this.config.amqpUrl)} within ${this.config.timeoutMs} ms`, () => void b.stop({ timeoutMs: 1000 })).catch(
-        (e: unknown) => {
-          if (e instanceof FleetError) throw e;
-          throw new FleetError(ErrorCode.UNAVAILABLE, `RabbitMQ at ${safeUrl(this.config.amqpUrl)} refused us: ${(e as Error).message}`);
-        },
-      );
+      await within(
+        b.start(),
+        this.config.timeoutMs,
+        `cannot reach RabbitMQ at ${safeUrl(this.config.amqpUrl)} within ${this.config.timeoutMs} ms`,
+        () => void b.stop({ timeoutMs: 1000 }),
+      ).catch((e: unknown) => {
+        if (e instanceof FleetError) throw e;
+        throw new FleetError(ErrorCode.UNAVAILABLE, `RabbitMQ at ${safeUrl(this.config.amqpUrl)} refused us: ${(e as Error).message}`);
+      });
       return b;
     })();
     return this.brokerP;
@@ -60,8 +63,11 @@ export class Session {
     this.connP ??= (async () => {
       const connecting = amqp.connect(this.config.amqpUrl, { noDelay: true, clientProperties: { connection_name: `fleetctl (pid ${process.pid})` } });
       try {
-        const conn = await within(connecting, this.config.timeoutMs, `cannot reach RabbitMQ at ${safeUrl(this.config.amqpUrl)} within ${this.config.timeoutMs} ms`, () =>
-          void connecting.then((c) => c.close()).catch(() => undefined),
+        const conn = await within(
+          connecting,
+          this.config.timeoutMs,
+          `cannot reach RabbitMQ at ${safeUrl(this.config.amqpUrl)} within ${this.config.timeoutMs} ms`,
+          () => void connecting.then((c) => c.close()).catch(() => undefined),
         );
         conn.on('error', () => undefined);
         return conn;

@@ -12,7 +12,12 @@ import { broker, cleanup, depth, fleetctl, fleetctlJson, freshVhost, rawChannel 
 // always succeeds. A replay must reach `sink` again and never `other`.
 const topology = defineTopology({
   queues: [
-    { name: 'sink.events', kind: 'events', bindings: [{ exchange: Exchanges.events, pattern: 'audit.#' }], retry: { maxAttempts: 2, initialDelayMs: 10, maxDelayMs: 20 } },
+    {
+      name: 'sink.events',
+      kind: 'events',
+      bindings: [{ exchange: Exchanges.events, pattern: 'audit.#' }],
+      retry: { maxAttempts: 2, initialDelayMs: 10, maxDelayMs: 20 },
+    },
     { name: 'other.events', kind: 'events', bindings: [{ exchange: Exchanges.events, pattern: 'audit.#' }] },
   ],
 });
@@ -124,7 +129,10 @@ describe('fleetctl dlq', () => {
     const r = await fleetctlJson<ReplayReport>(vhost, ['dlq', 'replay', 'sink.events', '--id', ids[1]!]);
     assert.deepEqual(r.replayed, [ids[1]]);
     await waitFor(() => svc.sink.length === 1, { what: 'the chosen event processed' });
-    assert.deepEqual(svc.sink.map((s) => s.eventId), [ids[1]]);
+    assert.deepEqual(
+      svc.sink.map((s) => s.eventId),
+      [ids[1]],
+    );
 
     const left = await fleetctlJson<{ messages: DeadLetter[] }>(vhost, ['dlq', 'peek', 'sink.events', '-n', '10']);
     assert.deepEqual(left.messages.map((m) => m.messageId).sort(), [ids[0], ids[2]].sort());
@@ -167,7 +175,11 @@ describe('fleetctl dlq', () => {
     assert.match(r.stdout, /replayed 0 message\(s\)/);
     assert.match(r.stdout, new RegExp(`stopped: gone\\.events did not take the copy.*${id} and the rest stay in gone\\.events\\.dlq`));
     const left = await fleetctlJson<{ messages: DeadLetter[] }>(vhost, ['dlq', 'peek', 'gone.events']);
-    assert.deepEqual(left.messages.map((m) => [m.messageId, m.reason]), [[id, 'non_retryable']], 'the same message, unchanged');
+    assert.deepEqual(
+      left.messages.map((m) => [m.messageId, m.reason]),
+      [[id, 'non_retryable']],
+      'the same message, unchanged',
+    );
   });
 
   it('should replay a message RabbitMQ dead-lettered itself (x-death only) under its original routing key', async () => {
@@ -180,7 +192,16 @@ describe('fleetctl dlq', () => {
       messageId: e.eventId,
       persistent: true,
       headers: {
-        'x-death': [{ count: 1, reason: 'delivery_limit', queue: 'sink.events', time: { '!': 'timestamp', value: Math.floor(Date.now() / 1000) }, exchange: Exchanges.events, 'routing-keys': ['audit.wallet.create'] }],
+        'x-death': [
+          {
+            count: 1,
+            reason: 'delivery_limit',
+            queue: 'sink.events',
+            time: { '!': 'timestamp', value: Math.floor(Date.now() / 1000) },
+            exchange: Exchanges.events,
+            'routing-keys': ['audit.wallet.create'],
+          },
+        ],
         'x-first-death-queue': 'sink.events',
         'x-first-death-reason': 'delivery_limit',
       },

@@ -100,7 +100,10 @@ describe('fleetctl commands of the fleet', () => {
         throw new FleetError(ErrorCode.WALLET_NOT_FOUND, `no wallet ${q.walletId} for ${q.userId}`);
       },
     });
-    b.handleCommands('audit.commands', { 'wallet.audit.query': async () => ({ items: [], nextCursor: null }), 'wallet.audit.verify': async () => ({ valid: true, checked: 0 }) });
+    b.handleCommands('audit.commands', {
+      'wallet.audit.query': async () => ({ items: [], nextCursor: null }),
+      'wallet.audit.verify': async () => ({ valid: true, checked: 0 }),
+    });
     await b.start();
 
     const walletId = randomUUID();
@@ -127,7 +130,10 @@ describe('fleetctl commands of the fleet', () => {
 
   it('should show every service /ready and the queue depths, exit 1 when one is not ready', async () => {
     const b = broker(vhost, topology);
-    b.handleCommands('audit.commands', { 'wallet.audit.query': async () => ({ items: [], nextCursor: null }), 'wallet.audit.verify': async () => ({ valid: true, checked: 0 }) });
+    b.handleCommands('audit.commands', {
+      'wallet.audit.query': async () => ({ items: [], nextCursor: null }),
+      'wallet.audit.verify': async () => ({ valid: true, checked: 0 }),
+    });
     await b.start();
     const audit = await httpStub({ 'GET /ready': { status: 200, body: { status: 'ready', checks: {} } } });
     const wallet = await httpStub({ 'GET /ready': { status: 503, body: { status: 'not_ready', failed: ['postgres'] } } });
@@ -142,7 +148,11 @@ describe('fleetctl commands of the fleet', () => {
         ['wallet', false, ['postgres']],
       ],
     );
-    assert.deepEqual(both.queues.map((q) => q.queue), ['audit.commands', 'wallet.commands'], 'work queues only, their DLQs beside them');
+    assert.deepEqual(
+      both.queues.map((q) => q.queue),
+      ['audit.commands', 'wallet.commands'],
+      'work queues only, their DLQs beside them',
+    );
 
     const one = await fleetctl(vhost, ['health', '--service', 'audit'], env);
     assert.equal(one.code, 0, one.stderr);

@@ -62,7 +62,7 @@ export async function rawChannel(vhost: TestVhost): Promise<ConfirmChannel> {
 export async function depth(vhost: TestVhost, queue: string): Promise<number> {
   const ch = await rawChannel(vhost);
   try {
-      return (await ch.checkQueue(queue)).messageCount;
+    return (await ch.checkQueue(queue)).messageCount;
   } finally {
     await ch.close().catch(() => undefined);
   }

@@ -46,7 +46,10 @@ export function generateKeyPair(algorithm: Algorithm): KeyPair {
 
 export function publicKeyPem(algorithm: Algorithm, publicKey: Uint8Array): string {
   const der = Buffer.concat([Buffer.from(SPKI_PREFIX[algorithm], 'hex'), publicKey]);
-  const b64 = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  const b64 = der
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .replace(/\n$/, '');
   return `-----BEGIN PUBLIC KEY-----\n${b64}\n-----END PUBLIC KEY-----\n`;
 }
 

@@ -39,8 +39,7 @@ export interface KmsEmulator {
   stop(): Promise<void>;
 }
 
-const NOT_FOR_PRODUCTION_BANNER =
-  'KMS EMULATOR - NOT FOR PRODUCTION: private keys are kept unencrypted in memory or in plain files on local disk';
+const NOT_FOR_PRODUCTION_BANNER = 'KMS EMULATOR - NOT FOR PRODUCTION: private keys are kept unencrypted in memory or in plain files on local disk';
 
 class RpcError extends Error {
   constructor(
@@ -160,13 +159,23 @@ export async function startKmsEmulator(opts: KmsEmulatorOptions = {}): Promise<K
       const parent = requireName(req.parent, KEY_RING, 'parent');
       const id = requireId(req.cryptoKeyId, 'crypto_key_id');
       if (!store.keyRings.has(parent)) throw new RpcError(grpc.status.NOT_FOUND, `${parent} not found.`);
-      const key = (req.cryptoKey ?? {}) as { purpose?: string; versionTemplate?: { algorithm?: string; protectionLevel?: string }; labels?: Record<string, string> };
+      const key = (req.cryptoKey ?? {}) as {
+        purpose?: string;
+        versionTemplate?: { algorithm?: string; protectionLevel?: string };
+        labels?: Record<string, string>;
+      };
       if (key.purpose !== 'ASYMMETRIC_SIGN') {
-        throw new RpcError(grpc.status.INVALID_ARGUMENT, `The emulator supports purpose ASYMMETRIC_SIGN only, not ${key.purpose ?? 'CRYPTO_KEY_PURPOSE_UNSPECIFIED'}.`);
+        throw new RpcError(
+          grpc.status.INVALID_ARGUMENT,
+          `The emulator supports purpose ASYMMETRIC_SIGN only, not ${key.purpose ?? 'CRYPTO_KEY_PURPOSE_UNSPECIFIED'}.`,
+        );
       }
       const algorithm = key.versionTemplate?.algorithm;
       if (!isSupportedAlgorithm(algorithm)) {
-        throw new RpcError(grpc.status.INVALID_ARGUMENT, `Algorithm ${algorithm ?? 'unspecified'} is not supported (supported: ${SUPPORTED_ALGORITHMS.join(', ')}).`);
+        throw new RpcError(
+          grpc.status.INVALID_ARGUMENT,
+          `Algorithm ${algorithm ?? 'unspecified'} is not supported (supported: ${SUPPORTED_ALGORITHMS.join(', ')}).`,
+        );
       }
       const level = key.versionTemplate?.protectionLevel ?? 'PROTECTION_LEVEL_UNSPECIFIED';
       const protectionLevel: ProtectionLevel = level === 'PROTECTION_LEVEL_UNSPECIFIED' ? 'SOFTWARE' : (level as ProtectionLevel);

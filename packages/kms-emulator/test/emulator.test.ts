@@ -105,7 +105,10 @@ describe('kms-emulator', () => {
       assert.equal(await codeOf(slowClient.getPublicKey({ name })), grpc.status.FAILED_PRECONDITION);
       await waitEnabled(slowClient, name);
       const [versions] = await slowClient.listCryptoKeyVersions({ parent: key.name });
-      assert.deepEqual(versions.map((v) => [v.name, v.state]), [[name, 'ENABLED']]);
+      assert.deepEqual(
+        versions.map((v) => [v.name, v.state]),
+        [[name, 'ENABLED']],
+      );
     } finally {
       await slowClient.close();
       await slow.stop();
@@ -117,7 +120,13 @@ describe('kms-emulator', () => {
     const keyName = version.replace(/\/cryptoKeyVersions\/1$/, '');
     const keyId = keyName.split('/').pop()!;
     assert.equal(
-      await codeOf(client.createCryptoKey({ parent: ring, cryptoKeyId: keyId, cryptoKey: { purpose: 'ASYMMETRIC_SIGN', versionTemplate: { algorithm: 'EC_SIGN_ED25519' } } })),
+      await codeOf(
+        client.createCryptoKey({
+          parent: ring,
+          cryptoKeyId: keyId,
+          cryptoKey: { purpose: 'ASYMMETRIC_SIGN', versionTemplate: { algorithm: 'EC_SIGN_ED25519' } },
+        }),
+      ),
       grpc.status.ALREADY_EXISTS,
     );
     assert.equal(
@@ -131,7 +140,13 @@ describe('kms-emulator', () => {
       grpc.status.INVALID_ARGUMENT,
     );
     assert.equal(
-      await codeOf(client.createCryptoKey({ parent: `${LOCATION}/keyRings/nope`, cryptoKeyId: 'k', cryptoKey: { purpose: 'ASYMMETRIC_SIGN', versionTemplate: { algorithm: 'EC_SIGN_ED25519' } } })),
+      await codeOf(
+        client.createCryptoKey({
+          parent: `${LOCATION}/keyRings/nope`,
+          cryptoKeyId: 'k',
+          cryptoKey: { purpose: 'ASYMMETRIC_SIGN', versionTemplate: { algorithm: 'EC_SIGN_ED25519' } },
+        }),
+      ),
       grpc.status.NOT_FOUND,
     );
     assert.equal(await codeOf(client.getPublicKey({ name: `${keyName}/cryptoKeyVersions/2` })), grpc.status.NOT_FOUND);
@@ -244,7 +259,10 @@ describe('kms-emulator', () => {
   it('should run as a process that logs a NOT FOR PRODUCTION banner and stops cleanly on SIGTERM', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'kms-emulator-main-'));
     const main = fileURLToPath(new URL('../dist/main.js', import.meta.url));
-    const child = spawn(process.execPath, [main], { env: { ...process.env, KMS_EMULATOR_PORT: '0', KMS_EMULATOR_DATA_DIR: dataDir }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [main], {
+      env: { ...process.env, KMS_EMULATOR_PORT: '0', KMS_EMULATOR_DATA_DIR: dataDir },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     try {
       const lines: Array<Record<string, unknown>> = [];
       for await (const line of createInterface({ input: child.stdout! })) {
@@ -254,7 +272,12 @@ describe('kms-emulator', () => {
       assert.ok(lines.some((l) => String(l.msg).includes('NOT FOR PRODUCTION')));
       const endpoint = String(lines.at(-1)!.endpoint);
       const port = Number(endpoint.split(':').pop());
-      const c = new KeyManagementServiceClient({ apiEndpoint: '127.0.0.1', port, sslCreds: grpc.credentials.createInsecure(), universeDomain: 'googleapis.com' });
+      const c = new KeyManagementServiceClient({
+        apiEndpoint: '127.0.0.1',
+        port,
+        sslCreds: grpc.credentials.createInsecure(),
+        universeDomain: 'googleapis.com',
+      });
       await c.createKeyRing({ parent: LOCATION, keyRingId: 'from-process', keyRing: {} });
       await c.close();
       const [file] = await readdir(join(dataDir, 'keyRings'));

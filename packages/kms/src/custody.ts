@@ -92,14 +92,7 @@ export interface KmsCustody {
   close(): Promise<void>;
 }
 
-type Method =
-  | 'GetKeyRing'
-  | 'CreateKeyRing'
-  | 'CreateCryptoKey'
-  | 'GetCryptoKey'
-  | 'GetCryptoKeyVersion'
-  | 'GetPublicKey'
-  | 'AsymmetricSign';
+type Method = 'GetKeyRing' | 'CreateKeyRing' | 'CreateCryptoKey' | 'GetCryptoKey' | 'GetCryptoKeyVersion' | 'GetPublicKey' | 'AsymmetricSign';
 
 // One attempt with a deadline and no retry inside google-gax: our own loop retries instead, so the
 // whole budget is known (the client's default retries UNAVAILABLE for up to 600 s) and the final
@@ -342,9 +335,7 @@ export function createKmsCustody(opts: KmsCustodyOptions): KmsCustody {
     const until = Date.now() + enableTimeoutMs;
     let delay = 25;
     for (;;) {
-      const [version] = await instrument('GetCryptoKeyVersion', () =>
-        rpc('GetCryptoKeyVersion', (o) => client.getCryptoKeyVersion({ name: versionName }, o)),
-      );
+      const [version] = await instrument('GetCryptoKeyVersion', () => rpc('GetCryptoKeyVersion', (o) => client.getCryptoKeyVersion({ name: versionName }, o)));
       if (version.state === 'ENABLED') return;
       if (version.state !== 'PENDING_GENERATION') {
         throw new FleetError(ErrorCode.INTERNAL, `KMS key version ${versionName} is ${String(version.state)}`, { retryable: false });
@@ -444,9 +435,7 @@ export function createKmsCustody(opts: KmsCustodyOptions): KmsCustody {
       if (!(message instanceof Uint8Array)) throw FleetError.validation([{ path: 'message', message: 'must be bytes' }]);
       return instrument('AsymmetricSign', async () => {
         const data = Buffer.from(message);
-        const [res] = await rpc('AsymmetricSign', (o) =>
-          client.asymmetricSign({ name: keyVersionName, data, dataCrc32c: { value: crc32cOf(data) } }, o),
-        );
+        const [res] = await rpc('AsymmetricSign', (o) => client.asymmetricSign({ name: keyVersionName, data, dataCrc32c: { value: crc32cOf(data) } }, o));
         const signature = checkSignResponse(res, keyVersionName, 'verifiedDataCrc32c');
         if (signature.length !== 64) throw signingFailed('KMS Ed25519 signature is not 64 bytes');
         const publicKey = await getPublicKey(keyVersionName, 'ed25519');
@@ -501,7 +490,13 @@ export function createKmsCustody(opts: KmsCustodyOptions): KmsCustody {
  * checksum, and the response names the version we asked for.
  */
 function checkSignResponse(
-  res: { signature?: Uint8Array | string | null; signatureCrc32c?: unknown; verifiedDataCrc32c?: boolean | null; verifiedDigestCrc32c?: boolean | null; name?: string | null },
+  res: {
+    signature?: Uint8Array | string | null;
+    signatureCrc32c?: unknown;
+    verifiedDataCrc32c?: boolean | null;
+    verifiedDigestCrc32c?: boolean | null;
+    name?: string | null;
+  },
   keyVersionName: string,
   verifiedField: 'verifiedDataCrc32c' | 'verifiedDigestCrc32c',
 ): Uint8Array {

@@ -181,7 +181,10 @@ describe('kms custody', () => {
     const other = secp256k1.getPublicKey(secp256k1.utils.randomPrivateKey(), false);
     const digest = keccak_256(Buffer.from('x'));
     const raw = secp256k1.sign(digest, privateKey);
-    assert.throws(() => toEthSignature({ r: raw.r, s: raw.s }, digest, other), (e: unknown) => e instanceof FleetError && e.code === ErrorCode.SIGNING_FAILED);
+    assert.throws(
+      () => toEthSignature({ r: raw.r, s: raw.s }, digest, other),
+      (e: unknown) => e instanceof FleetError && e.code === ErrorCode.SIGNING_FAILED,
+    );
   });
 
   it('should return the same key for a key id created twice and refuse it under another algorithm', async () => {

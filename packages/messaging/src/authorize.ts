@@ -43,7 +43,10 @@ const isRole = (r: string): r is Role => (roles as readonly string[]).includes(r
  */
 export function brokerAccessFromEnv(env: NodeJS.ProcessEnv = process.env): BrokerAccess {
   const mapped = new Map<string, Role[]>();
-  for (const pair of (env.BROKER_USER_ROLES ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const pair of (env.BROKER_USER_ROLES ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const [user, role, ...rest] = pair.split(':').map((s) => s.trim());
     if (!user || !role || rest.length > 0) throw new Error(`BROKER_USER_ROLES: expected user:role pairs separated by commas, got "${pair}"`);
     if (!isRole(role)) throw new Error(`BROKER_USER_ROLES: ${role} is not a role (one of ${roles.join(', ')})`);
@@ -94,17 +97,17 @@ export function authorizeDelivery(msg: ConsumeMessage, kind: 'rpc' | 'events', s
     if (ours) return { routingKey: original ?? msg.fields.routingKey };
     return {
       routingKey: msg.fields.routingKey,
-      refused: new FleetError(ErrorCode.FORBIDDEN, `${describe(user)} may not send into ${self.service}'s queues through ${exchange || 'the default exchange'}`),
+      refused: new FleetError(
+        ErrorCode.FORBIDDEN,
+        `${describe(user)} may not send into ${self.service}'s queues through ${exchange || 'the default exchange'}`,
+      ),
     };
   }
   const routingKey = msg.fields.routingKey;
   if (access.trustsBlindly(user)) return { routingKey };
   // A key outside the catalogue is refused later, as it always was (UNKNOWN_OPERATION, no_handler).
   if (kind === 'rpc' ? !(routingKey in operations) : eventNameOf(routingKey) === undefined) return { routingKey };
-  const allowed =
-    kind === 'rpc'
-      ? held.some((r) => mayCall(r, routingKey as OperationName))
-      : held.some((r) => mayPublish(r, routingKey));
+  const allowed = kind === 'rpc' ? held.some((r) => mayCall(r, routingKey as OperationName)) : held.some((r) => mayPublish(r, routingKey));
   if (allowed) return { routingKey };
   const what = kind === 'rpc' ? 'call' : 'publish';
   return { routingKey, refused: new FleetError(ErrorCode.FORBIDDEN, `${describe(user)} may not ${what} ${routingKey}`) };

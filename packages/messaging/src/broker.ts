@@ -172,7 +172,11 @@ class MessageBroker implements Broker {
     return { connected: !!this.session?.ready, consumers };
   }
 
-  async publishEvent<E extends EventName>(routingKey: string, payload: PayloadOf<E>, opts: { messageId?: string; headers?: Record<string, string> } = {}): Promise<void> {
+  async publishEvent<E extends EventName>(
+    routingKey: string,
+    payload: PayloadOf<E>,
+    opts: { messageId?: string; headers?: Record<string, string> } = {},
+  ): Promise<void> {
     const name = eventNameOf(routingKey);
     if (!name) {
       throw validationFailed([{ path: 'routingKey', message: `${routingKey} is not an event of the catalogue` }]);
@@ -201,7 +205,13 @@ class MessageBroker implements Broker {
 
   publish(exchange: string, routingKey: string, body: Buffer, props: PublishProps = {}): Promise<void> {
     try {
-      return this.livePublisher().publish(exchange, routingKey, body, { appId: this.o.service, ...props }, exchange === Exchanges.events ? (eventNameOf(routingKey) ?? 'other') : 'raw');
+      return this.livePublisher().publish(
+        exchange,
+        routingKey,
+        body,
+        { appId: this.o.service, ...props },
+        exchange === Exchanges.events ? (eventNameOf(routingKey) ?? 'other') : 'raw',
+      );
     } catch (e) {
       return Promise.reject(e);
     }

@@ -8,7 +8,9 @@ export function brokerCheck(broker: Pick<Broker, 'status'>): Check {
     check: async () => {
       const s = broker.status();
       if (!s.connected) throw new Error('not connected');
-      const stopped = Object.entries(s.consumers).filter(([, running]) => !running).map(([q]) => q);
+      const stopped = Object.entries(s.consumers)
+        .filter(([, running]) => !running)
+        .map(([q]) => q);
       if (stopped.length > 0) throw new Error(`consumers not running: ${stopped.join(', ')}`);
       return { consumers: s.consumers };
     },

@@ -26,7 +26,15 @@ import type { Authorization } from './authorize.js';
 import type { BatchHandler, Broker, Handler, HandlerContext } from './types.js';
 
 /** Why a message went to the DLQ (`x-death-reason`). */
-export type DeathReason = 'malformed_json' | 'validation' | 'no_handler' | 'non_retryable' | 'attempts_exhausted' | 'rpc_failed' | 'forbidden_producer' | 'forbidden_caller';
+export type DeathReason =
+  | 'malformed_json'
+  | 'validation'
+  | 'no_handler'
+  | 'non_retryable'
+  | 'attempts_exhausted'
+  | 'rpc_failed'
+  | 'forbidden_producer'
+  | 'forbidden_caller';
 
 interface BatchItem {
   d: Delivery;
@@ -66,7 +74,15 @@ interface MessageMeta {
 
 const HEADER_TEXT_MAX = 1024;
 /** Broker-written dead-letter headers: re-sending them would only confuse the next reader. */
-const BROKER_DEATH_HEADERS = ['x-death', 'x-first-death-exchange', 'x-first-death-queue', 'x-first-death-reason', 'x-last-death-exchange', 'x-last-death-queue', 'x-last-death-reason'];
+const BROKER_DEATH_HEADERS = [
+  'x-death',
+  'x-first-death-exchange',
+  'x-first-death-queue',
+  'x-first-death-reason',
+  'x-last-death-exchange',
+  'x-last-death-queue',
+  'x-last-death-reason',
+];
 
 /**
  * Consumes one queue: validation, context, handler, then ack / reply / retry / dead letter. A
@@ -154,10 +170,7 @@ export class QueueConsumer {
   async waitIdle(deadline: number): Promise<number> {
     while (this.tasks.size > 0 && Date.now() < deadline) {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        Promise.allSettled([...this.tasks]),
-        new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now())))),
-      ]);
+      await Promise.race([Promise.allSettled([...this.tasks]), new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now()))))]);
       clearTimeout(timer);
     }
     return this.tasks.size;
@@ -259,8 +272,7 @@ export class QueueConsumer {
         const fields: FieldError[] = [{ path: '(root)', message: `malformed JSON: ${(e as Error).message}` }];
         return this.refuse(d, m, validationFailed(fields), 'malformed_json');
       }
-      const schema: z.ZodType =
-        this.spec.kind === 'rpc' ? operations[m.key as OperationName].request : events[m.key as EventName].payload;
+      const schema: z.ZodType = this.spec.kind === 'rpc' ? operations[m.key as OperationName].request : events[m.key as EventName].payload;
       const parsed = schema.safeParse(json);
       if (!parsed.success) {
         return this.refuse(d, m, validationFailed(fieldErrors(parsed.error)), 'validation');
@@ -272,7 +284,8 @@ export class QueueConsumer {
         await new Promise<void>((done) => entry.batcher.add({ d, m, input: parsed.data, ctx, done }));
         return;
       }
-      const timer = deadline === undefined ? undefined : setTimeout(() => d.abort.abort(new FleetError(ErrorCode.TIMEOUT, 'deadline passed')), deadline - Date.now());
+      const timer =
+        deadline === undefined ? undefined : setTimeout(() => d.abort.abort(new FleetError(ErrorCode.TIMEOUT, 'deadline passed')), deadline - Date.now());
       const started = process.hrtime.bigint();
       let result: unknown;
       try {
@@ -496,7 +509,13 @@ export class QueueConsumer {
       outcomes = items.map(() => (e instanceof Error ? e : new Error(String(e))));
     }
     // The usual case, all stored: one `ack multiple` frame instead of one frame per message.
-    if (outcomes.every((o) => o === undefined) && Delivery.ackAll(items.map((i) => i.d), this.deliveries)) {
+    if (
+      outcomes.every((o) => o === undefined) &&
+      Delivery.ackAll(
+        items.map((i) => i.d),
+        this.deliveries,
+      )
+    ) {
       this.deps.metrics.consumed.inc({ queue: this.spec.name, routing_key: event, outcome: 'ack' }, items.length);
       for (const i of items) i.done();
       return;
@@ -506,7 +525,13 @@ export class QueueConsumer {
         try {
           const outcome = outcomes[n];
           await runWithContext(
-            { correlationId: item.ctx.correlationId, traceparent: item.ctx.traceparent, queue: this.spec.name, routingKey: item.m.routingKey, ...(item.ctx.messageId ? { messageId: item.ctx.messageId } : {}) },
+            {
+              correlationId: item.ctx.correlationId,
+              traceparent: item.ctx.traceparent,
+              queue: this.spec.name,
+              routingKey: item.m.routingKey,
+              ...(item.ctx.messageId ? { messageId: item.ctx.messageId } : {}),
+            },
             () => (outcome === undefined ? this.succeeded(item.d, item.m, undefined) : this.failed(item.d, item.m, outcome)),
           );
         } finally {

@@ -1,13 +1,4 @@
-import {
-  Exchanges,
-  SERVICE_IN_KEY,
-  events,
-  fleetServices,
-  operations,
-  roles,
-  type FleetService,
-  type Role,
-} from '@wallet-fleet/contracts';
+import { Exchanges, SERVICE_IN_KEY, events, fleetServices, operations, roles, type FleetService, type Role } from '@wallet-fleet/contracts';
 import { RETRY_EXCHANGE, dlqName, type ResolvedQueueSpec, type Topology } from './topology.js';
 
 /** RabbitMQ's definitions format (the parts we generate), as `rabbitmqctl import_definitions` reads it. */
@@ -110,7 +101,13 @@ export function brokerDefinitions(topologies: Record<FleetService, Topology>, vh
     } else {
       // External roles consume nothing but their direct reply-to pseudo queue, which needs no
       // permission; configure on the fleet's exchanges only because createBroker() asserts them.
-      defs.permissions.push({ user: role, vhost, configure: anyOf(exchanges), write: anyOf([escape(Exchanges.commands), escape(Exchanges.events)]), read: NOTHING });
+      defs.permissions.push({
+        user: role,
+        vhost,
+        configure: anyOf(exchanges),
+        write: anyOf([escape(Exchanges.commands), escape(Exchanges.events)]),
+        read: NOTHING,
+      });
     }
     defs.topic_permissions.push(
       { user: role, vhost, exchange: Exchanges.commands, write: anyOf(callableOperations(role)), read: anyOf(bindsOn(Exchanges.commands)) },
@@ -120,4 +117,3 @@ export function brokerDefinitions(topologies: Record<FleetService, Topology>, vh
   }
   return defs;
 }
-

@@ -149,7 +149,13 @@ class OutboxRelay implements Outbox {
     this.published = getOrCreateMetric(
       registry,
       'messaging_outbox_relayed_total',
-      () => new Counter({ name: 'messaging_outbox_relayed_total', help: 'Outbox rows relayed, by outcome (published, failed)', labelNames: ['outcome'] as const, registers: [registry] }),
+      () =>
+        new Counter({
+          name: 'messaging_outbox_relayed_total',
+          help: 'Outbox rows relayed, by outcome (published, failed)',
+          labelNames: ['outcome'] as const,
+          registers: [registry],
+        }),
     );
   }
 
@@ -189,7 +195,15 @@ class OutboxRelay implements Outbox {
       }
       const n = values.length + firstParam;
       tuples.push(`($${n}${cast}, $${n + 1}${cast}, $${n + 2}${cast}, $${n + 3}${cast}, $${n + 4}::jsonb, $${n + 5}${cast}, $${n + 6}${cast})`);
-      values.push(exchange, m.routingKey, m.messageId ?? randomUUID(), JSON.stringify(m.payload), JSON.stringify(m.headers ?? {}), trace.correlationId, trace.traceparent);
+      values.push(
+        exchange,
+        m.routingKey,
+        m.messageId ?? randomUUID(),
+        JSON.stringify(m.payload),
+        JSON.stringify(m.headers ?? {}),
+        trace.correlationId,
+        trace.traceparent,
+      );
     }
     return { tuples, values };
   }
@@ -255,11 +269,15 @@ class OutboxRelay implements Outbox {
   }
 
   watch(messageIds: readonly string[]): PublishWatch {
-    const w = new Watch(messageIds, () => this.drain(), (id, watch) => {
-      const set = this.watchers.get(id);
-      set?.delete(watch);
-      if (set?.size === 0) this.watchers.delete(id);
-    });
+    const w = new Watch(
+      messageIds,
+      () => this.drain(),
+      (id, watch) => {
+        const set = this.watchers.get(id);
+        set?.delete(watch);
+        if (set?.size === 0) this.watchers.delete(id);
+      },
+    );
     for (const id of w.remaining) {
       let set = this.watchers.get(id);
       if (!set) this.watchers.set(id, (set = new Set()));

@@ -129,7 +129,15 @@ export class Publisher {
       this.take();
       return Promise.resolve();
     }
-    return new Promise((go, fail) => this.waiters.push({ go: () => { this.take(); go(); }, fail }));
+    return new Promise((go, fail) =>
+      this.waiters.push({
+        go: () => {
+          this.take();
+          go();
+        },
+        fail,
+      }),
+    );
   }
 
   private take(): void {

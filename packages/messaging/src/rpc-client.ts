@@ -66,28 +66,23 @@ export class RpcClient {
     });
     // The body as given (not the parsed output): the server parses it again with the same schema.
     publisher
-      .publish(
-        Exchanges.commands,
-        op,
-        Buffer.from(JSON.stringify(body)),
-        {
-          mandatory: true,
-          messageId: randomUUID(),
-          correlationId: callId,
-          replyTo: DIRECT_REPLY_TO,
-          // The broker drops the request once nobody can use the answer any more.
-          expiration: String(Math.max(1, timeoutMs)),
-          contentType: 'application/json',
-          persistent: false,
-          timestamp: Math.floor(Date.now() / 1000),
-          headers: {
-            ...opts.headers,
-            [CORRELATION_HEADER]: trace.correlationId,
-            [Headers.traceparent]: trace.traceparent,
-            [Headers.deadline]: deadline,
-          },
+      .publish(Exchanges.commands, op, Buffer.from(JSON.stringify(body)), {
+        mandatory: true,
+        messageId: randomUUID(),
+        correlationId: callId,
+        replyTo: DIRECT_REPLY_TO,
+        // The broker drops the request once nobody can use the answer any more.
+        expiration: String(Math.max(1, timeoutMs)),
+        contentType: 'application/json',
+        persistent: false,
+        timestamp: Math.floor(Date.now() / 1000),
+        headers: {
+          ...opts.headers,
+          [CORRELATION_HEADER]: trace.correlationId,
+          [Headers.traceparent]: trace.traceparent,
+          [Headers.deadline]: deadline,
         },
-      )
+      })
       .catch((e: Error) => this.settle(callId, (call) => call.reject(e)));
     return result;
   }

@@ -1,12 +1,4 @@
-import type {
-  EventName,
-  OperationName,
-  ParsedPayloadOf,
-  ParsedRequestOf,
-  PayloadOf,
-  RequestOf,
-  ResultOf,
-} from '@wallet-fleet/contracts';
+import type { EventName, OperationName, ParsedPayloadOf, ParsedRequestOf, PayloadOf, RequestOf, ResultOf } from '@wallet-fleet/contracts';
 import type { Logger } from '@wallet-fleet/service-kit';
 import type { Registry } from 'prom-client';
 import type { BrokerAccess } from './authorize.js';
@@ -66,12 +58,7 @@ export interface Broker {
   /** Registers event handlers of an events queue of the topology. Before start(). */
   handleEvents(queue: string, handlers: EventHandlers): void;
   /** Consumes `event` from `queue` in batches of up to maxSize (default 100) within maxWaitMs (default 50). */
-  handleEventBatch<E extends EventName>(
-    queue: string,
-    event: E,
-    handler: BatchHandler<E>,
-    opts?: { maxSize?: number; maxWaitMs?: number },
-  ): void;
+  handleEventBatch<E extends EventName>(queue: string, event: E, handler: BatchHandler<E>, opts?: { maxSize?: number; maxWaitMs?: number }): void;
   /**
    * Connects, asserts the topology, starts consuming. Retries connection failures with backoff;
    * rejects on permanent ones (bad credentials, unknown vhost, topology mismatch 406) and when
@@ -87,22 +74,14 @@ export interface Broker {
    * Validates and publishes an event on `wallet.events`, resolving on the broker's confirm.
    * Throws VALIDATION_FAILED (unknown routing key or bad payload; nothing sent), UNAVAILABLE.
    */
-  publishEvent<E extends EventName>(
-    routingKey: string,
-    payload: PayloadOf<E>,
-    opts?: { messageId?: string; headers?: Record<string, string> },
-  ): Promise<void>;
+  publishEvent<E extends EventName>(routingKey: string, payload: PayloadOf<E>, opts?: { messageId?: string; headers?: Record<string, string> }): Promise<void>;
   /** Publishes raw bytes, resolving on the confirm. Throws UNAVAILABLE, UNROUTABLE (mandatory). */
   publish(exchange: string, routingKey: string, body: Buffer, props?: PublishProps): Promise<void>;
   /**
    * Calls an operation and waits for its reply. Throws VALIDATION_FAILED (nothing sent),
    * UNAVAILABLE, UNROUTABLE, TIMEOUT (default 10 s), or the FleetError the handler replied with.
    */
-  request<Op extends OperationName>(
-    op: Op,
-    body: RequestOf<Op>,
-    opts?: { timeoutMs?: number; headers?: Record<string, string> },
-  ): Promise<ResultOf<Op>>;
+  request<Op extends OperationName>(op: Op, body: RequestOf<Op>, opts?: { timeoutMs?: number; headers?: Record<string, string> }): Promise<ResultOf<Op>>;
   /** For readiness probes: connected, and per queue whether its consumer runs. */
   status(): { connected: boolean; consumers: Record<string, boolean> };
 }

@@ -55,7 +55,11 @@ describe('messaging: who may send what (authorize)', () => {
       let current: readonly Role[] = [];
       const access: BrokerAccess = { rolesOf: (u) => (u === vhost.user ? current : []), trustsBlindly: () => false };
       const registry = new Registry();
-      const server = broker(vhost, defineTopology({ queues: [{ name: 'all.commands', kind: 'rpc', bindings: [{ exchange: Exchanges.commands, pattern: 'wallet.#' }] }] }), { access, registry });
+      const server = broker(
+        vhost,
+        defineTopology({ queues: [{ name: 'all.commands', kind: 'rpc', bindings: [{ exchange: Exchanges.commands, pattern: 'wallet.#' }] }] }),
+        { access, registry },
+      );
       const reached: string[] = [];
       const handlers = Object.fromEntries(Object.keys(operations).map((op) => [op, async () => void reached.push(op)]));
       server.handleCommands('all.commands', handlers);
@@ -93,7 +97,11 @@ describe('messaging: who may send what (authorize)', () => {
       current = ['backend'];
       const before = reached.length;
       const correlationId = randomUUID();
-      ch.publish(Exchanges.commands, 'wallet.audit.query', Buffer.from(JSON.stringify({ userId: 'u-1' })), { replyTo: DIRECT_REPLY_TO, correlationId, userId: vhost.user });
+      ch.publish(Exchanges.commands, 'wallet.audit.query', Buffer.from(JSON.stringify({ userId: 'u-1' })), {
+        replyTo: DIRECT_REPLY_TO,
+        correlationId,
+        userId: vhost.user,
+      });
       assert.equal((await waitFor(() => replies.get(correlationId), { what: 'the reply' })).ok, true);
       assert.deepEqual(reached.slice(before), ['wallet.audit.query']);
     });
@@ -103,9 +111,18 @@ describe('messaging: who may send what (authorize)', () => {
     let vhost: TestVhost;
     const topologies: Record<string, Topology> = {
       audit: defineTopology({
-        queues: [{ name: 'audit.events', kind: 'events', bindings: [{ exchange: Exchanges.events, pattern: 'audit.#' }], retry: { maxAttempts: 3, initialDelayMs: 20, maxDelayMs: 20 } }],
+        queues: [
+          {
+            name: 'audit.events',
+            kind: 'events',
+            bindings: [{ exchange: Exchanges.events, pattern: 'audit.#' }],
+            retry: { maxAttempts: 3, initialDelayMs: 20, maxDelayMs: 20 },
+          },
+        ],
       }),
-      webhooks: defineTopology({ queues: [{ name: 'webhooks.wallets', kind: 'events', bindings: [{ exchange: Exchanges.events, pattern: 'wallet.created' }] }] }),
+      webhooks: defineTopology({
+        queues: [{ name: 'webhooks.wallets', kind: 'events', bindings: [{ exchange: Exchanges.events, pattern: 'wallet.created' }] }],
+      }),
       wallet: defineTopology({ queues: [] }),
       provisioning: defineTopology({ queues: [] }),
       reconciliation: defineTopology({ queues: [] }),
@@ -126,12 +143,14 @@ describe('messaging: who may send what (authorize)', () => {
       ch.on('error', () => undefined);
       return {
         publish: (exchange: string, key: string, body: unknown, props: amqp.Options.Publish = {}) =>
-          new Promise<void>((resolve, reject) => ch.publish(exchange, key, Buffer.from(JSON.stringify(body)), { userId: role, ...props }, (e) => (e ? reject(e) : resolve()))),
+          new Promise<void>((resolve, reject) =>
+            ch.publish(exchange, key, Buffer.from(JSON.stringify(body)), { userId: role, ...props }, (e) => (e ? reject(e) : resolve())),
+          ),
         close: () => conn.close(),
       };
     }
 
-    it('should dead-letter an audit event of another producer (forbidden_producer, counted), handle the named producer\'s, and retry its own copies under its own user', async function () {
+    it("should dead-letter an audit event of another producer (forbidden_producer, counted), handle the named producer's, and retry its own copies under its own user", async function () {
       this.timeout(30_000);
       const registry = new Registry();
       const audit = broker({ ...vhost, url: vhost.as('audit') }, topologies.audit!, { service: 'audit', access: brokerAccessFromEnv({}), registry });
@@ -166,10 +185,17 @@ describe('messaging: who may send what (authorize)', () => {
       await waitFor(async () => dead.push(...(await takeAll(vhost, 'audit.events.dlq'))) >= 3, { what: 'three dead letters' });
       assert.deepEqual(
         dead.map((m) => [m.properties.messageId, text(m.properties.headers![Headers.deathReason]), text(m.properties.headers![Headers.errorCode])]).sort(),
-        [['admin', 'forbidden_producer', 'FORBIDDEN'], ['injected', 'forbidden_producer', 'FORBIDDEN'], ['no-user', 'forbidden_producer', 'FORBIDDEN']],
+        [
+          ['admin', 'forbidden_producer', 'FORBIDDEN'],
+          ['injected', 'forbidden_producer', 'FORBIDDEN'],
+          ['no-user', 'forbidden_producer', 'FORBIDDEN'],
+        ],
       );
       const metric = await registry.getSingleMetric('messaging_dead_lettered_total')!.get();
-      assert.equal(metric.values.filter((v) => v.labels.reason === 'forbidden_producer').reduce((n, v) => n + v.value, 0), 3);
+      assert.equal(
+        metric.values.filter((v) => v.labels.reason === 'forbidden_producer').reduce((n, v) => n + v.value, 0),
+        3,
+      );
       await webhooks.close();
       await wallet.close();
     });

@@ -39,23 +39,34 @@ describe('messaging: batch consumption', () => {
     const b = broker(vhost, topology);
     const sizes: number[] = [];
     const stored = new Set<string>();
-    b.handleEventBatch('audit.events', 'audit.#', async (items) => {
-      sizes.push(items.length);
-      return items.map(({ input, ctx }) => {
-        assert.ok(ctx.routingKey.startsWith('audit.wallet.'));
-        if (input.action === 'poison') return FleetError.nonRetryable(ErrorCode.VALIDATION_FAILED, 'refused by the sink');
-        stored.add(input.eventId);
-        return undefined;
-      });
-    }, { maxSize: 50, maxWaitMs: 20 });
+    b.handleEventBatch(
+      'audit.events',
+      'audit.#',
+      async (items) => {
+        sizes.push(items.length);
+        return items.map(({ input, ctx }) => {
+          assert.ok(ctx.routingKey.startsWith('audit.wallet.'));
+          if (input.action === 'poison') return FleetError.nonRetryable(ErrorCode.VALIDATION_FAILED, 'refused by the sink');
+          stored.add(input.eventId);
+          return undefined;
+        });
+      },
+      { maxSize: 50, maxWaitMs: 20 },
+    );
     await b.start();
     const good = Array.from({ length: 300 }, () => audit('wallet.create'));
     const poison = audit('poison');
     await Promise.all([...good, poison].map((e) => b.publishEvent(`audit.wallet.${e.action === 'poison' ? 'poison' : 'create'}`, e)));
     await waitFor(() => good.every((e) => stored.has(e.eventId)), { what: 'every good event stored' });
     await waitFor(async () => (await depth(vhost, 'audit.events.dlq')) === 1, { what: 'the poison event dead-lettered' });
-    assert.ok(sizes.every((s) => s >= 1 && s <= 50), `batch sizes ${sizes.join(',')}`);
-    assert.ok(sizes.some((s) => s > 1), 'messages were actually batched');
+    assert.ok(
+      sizes.every((s) => s >= 1 && s <= 50),
+      `batch sizes ${sizes.join(',')}`,
+    );
+    assert.ok(
+      sizes.some((s) => s > 1),
+      'messages were actually batched',
+    );
     const [dead] = await takeAll(vhost, 'audit.events.dlq');
     assert.equal(JSON.parse(dead!.content.toString()).eventId, poison.eventId);
     assert.equal(text(dead!.properties.headers![Headers.deathReason]), 'non_retryable');
@@ -64,11 +75,16 @@ describe('messaging: batch consumption', () => {
   it('should retry the whole batch when the handler throws a retryable error', async () => {
     const b = broker(vhost, topology);
     const calls: Array<{ ids: string[]; attempts: number[] }> = [];
-    b.handleEventBatch('audit.events', 'audit.#', async (items) => {
-      calls.push({ ids: items.map((i) => i.input.eventId), attempts: items.map((i) => i.ctx.attempt) });
-      if (calls.length === 1) throw FleetError.retryable(ErrorCode.UNAVAILABLE, 'database down');
-      return items.map(() => undefined);
-    }, { maxSize: 10, maxWaitMs: 30 });
+    b.handleEventBatch(
+      'audit.events',
+      'audit.#',
+      async (items) => {
+        calls.push({ ids: items.map((i) => i.input.eventId), attempts: items.map((i) => i.ctx.attempt) });
+        if (calls.length === 1) throw FleetError.retryable(ErrorCode.UNAVAILABLE, 'database down');
+        return items.map(() => undefined);
+      },
+      { maxSize: 10, maxWaitMs: 30 },
+    );
     await b.start();
     const evs = Array.from({ length: 5 }, () => audit('wallet.create'));
     await Promise.all(evs.map((e) => b.publishEvent('audit.wallet.create', e)));

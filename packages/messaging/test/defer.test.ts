@@ -48,12 +48,20 @@ describe('messaging: deferring a message without using an attempt', () => {
     await b.publishEvent('kyc.approved', { userId: 'u-defer' }, { messageId: 'm-defer' });
     await waitFor(() => seen.length === 4, { what: 'the message handled a fourth time' });
 
-    assert.deepEqual(seen.map((s) => s.attempt), [1, 2, 2, 2], 'a deferral uses no attempt');
+    assert.deepEqual(
+      seen.map((s) => s.attempt),
+      [1, 2, 2, 2],
+      'a deferral uses no attempt',
+    );
     // Lower bounds only: the delay queue cannot hand a message back before its TTL.
     assert.ok(seen[2]!.at - seen[1]!.at >= 195, `first deferral waited ${seen[2]!.at - seen[1]!.at} ms`);
     assert.ok(seen[3]!.at - seen[2]!.at >= 195, `second deferral waited ${seen[3]!.at - seen[2]!.at} ms`);
     // The history of real failures travels on through deferrals, not crowded out by them.
-    for (const s of seen.slice(1)) assert.deepEqual(s.history.map((e) => [e.attempt, e.code, e.message]), [[1, 'UNAVAILABLE', 'kms down']]);
+    for (const s of seen.slice(1))
+      assert.deepEqual(
+        s.history.map((e) => [e.attempt, e.code, e.message]),
+        [[1, 'UNAVAILABLE', 'kms down']],
+      );
     await waitFor(async () => (await depth(vhost, 'prov.events')) === 0, { what: 'the work queue empty' });
     assert.equal(await depth(vhost, 'prov.events.retry.1'), 0);
     assert.equal(await depth(vhost, 'prov.events.dlq'), 0, 'nothing dead-lettered');
@@ -81,12 +89,22 @@ describe('messaging: deferring a message without using an attempt', () => {
     assert.equal(text(h[Headers.deathReason]), 'attempts_exhausted');
     assert.equal(text(h[Headers.originalRoutingKey]), 'kyc.approved');
     const history = JSON.parse(text(h[Headers.errorHistory])) as Array<{ attempt: number; message: string }>;
-    assert.deepEqual(history.map((e) => [e.attempt, e.message]), [1, 2, 3].map((n) => [n, `wallet service timed out (try ${n})`]));
+    assert.deepEqual(
+      history.map((e) => [e.attempt, e.message]),
+      [1, 2, 3].map((n) => [n, `wallet service timed out (try ${n})`]),
+    );
   });
 
   it('should treat a deferral on a queue without retries as the failure it carries', async () => {
     const once = defineTopology({
-      queues: [{ name: 'once.events', kind: 'events', bindings: [{ exchange: Exchanges.events, pattern: 'kyc.approved' }], retry: { maxAttempts: 1, initialDelayMs: 10, maxDelayMs: 10 } }],
+      queues: [
+        {
+          name: 'once.events',
+          kind: 'events',
+          bindings: [{ exchange: Exchanges.events, pattern: 'kyc.approved' }],
+          retry: { maxAttempts: 1, initialDelayMs: 10, maxDelayMs: 10 },
+        },
+      ],
     });
     const b = broker(vhost, once);
     let calls = 0;

@@ -81,7 +81,10 @@ describe('messaging: event consumers', () => {
     await b.start();
     await b.publishEvent('kyc.approved', { userId: 'u-retry' }, { messageId: 'm-retry' });
     const [m] = await dlq(vhost, 1);
-    assert.deepEqual(attempts.map((a) => a.attempt), [1, 2, 3]);
+    assert.deepEqual(
+      attempts.map((a) => a.attempt),
+      [1, 2, 3],
+    );
     // Lower bounds only: the delay queue cannot hand a message back before its TTL.
     assert.ok(attempts[1]!.at - attempts[0]!.at >= 55, 'first delay is initialDelayMs');
     assert.ok(attempts[2]!.at - attempts[1]!.at >= 235, 'second delay grew by the factor');
@@ -91,11 +94,14 @@ describe('messaging: event consumers', () => {
     assert.equal(text(h[Headers.originalRoutingKey]), 'kyc.approved');
     assert.equal(text(h[Headers.originalExchange]), Exchanges.events);
     const history = JSON.parse(text(h[Headers.errorHistory])) as Array<{ attempt: number; code: string; message: string; at: string }>;
-    assert.deepEqual(history.map((e) => [e.attempt, e.code, e.message]), [
-      [1, 'UNAVAILABLE', 'kms down (try 1)'],
-      [2, 'UNAVAILABLE', 'kms down (try 2)'],
-      [3, 'UNAVAILABLE', 'kms down (try 3)'],
-    ]);
+    assert.deepEqual(
+      history.map((e) => [e.attempt, e.code, e.message]),
+      [
+        [1, 'UNAVAILABLE', 'kms down (try 1)'],
+        [2, 'UNAVAILABLE', 'kms down (try 2)'],
+        [3, 'UNAVAILABLE', 'kms down (try 3)'],
+      ],
+    );
     assert.equal(await depth(vhost, 'prov.events.retry.1'), 0);
     assert.equal(await depth(vhost, 'prov.events.retry.2'), 0);
   });

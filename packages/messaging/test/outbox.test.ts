@@ -114,7 +114,12 @@ describe('messaging: transactional outbox', () => {
     const b = broker(vhost, defineTopology({ queues: [] }));
     const outbox = createOutbox({ pool, schema: db.schema, broker: b, logger });
     await assert.rejects(
-      inTx((c) => outbox.enqueue(c, [{ routingKey: 'deposit.received', payload: deposit(1) }, { routingKey: 'deposit.received', payload: { depositId: 1 } }])),
+      inTx((c) =>
+        outbox.enqueue(c, [
+          { routingKey: 'deposit.received', payload: deposit(1) },
+          { routingKey: 'deposit.received', payload: { depositId: 1 } },
+        ]),
+      ),
       (e: unknown) => isFleetError(e, ErrorCode.VALIDATION_FAILED),
     );
     assert.equal(Number((await pool.query(`SELECT count(*) FROM ${db.schema}.outbox`)).rows[0].count), 0);
@@ -213,7 +218,10 @@ describe('messaging: transactional outbox', () => {
     assert.equal(await accept('a'), 1);
     assert.equal(await accept('a'), 0, 'the second insert did nothing, and so enqueued nothing');
     assert.equal(Number((await pool.query(`SELECT count(*) FROM ${db.schema}.outbox`)).rows[0].count), 1);
-    assert.throws(() => outbox.insertSql({ routingKey: 'deposit.received', payload: { depositId: 1 } }, 1), (e: unknown) => isFleetError(e, ErrorCode.VALIDATION_FAILED));
+    assert.throws(
+      () => outbox.insertSql({ routingKey: 'deposit.received', payload: { depositId: 1 } }, 1),
+      (e: unknown) => isFleetError(e, ErrorCode.VALIDATION_FAILED),
+    );
     assert.equal(await outbox.flush(), 1);
     const [m] = await takeAll(vhost, 'sink');
     assert.equal(m!.properties.messageId, 'msg-a');

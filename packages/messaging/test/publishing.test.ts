@@ -48,7 +48,12 @@ describe('messaging: publishing', () => {
     await b.start();
     await waitForConnections(vhost, 1);
     const n = 20_000;
-    const results = Array.from({ length: n }, (_, i) => b.publishEvent('deposit.received', deposit(i)).then(() => 'ok' as const, (e: unknown) => e));
+    const results = Array.from({ length: n }, (_, i) =>
+      b.publishEvent('deposit.received', deposit(i)).then(
+        () => 'ok' as const,
+        (e: unknown) => e,
+      ),
+    );
     await rabbitAdmin.closeConnections(vhost.vhost);
     const settled = await Promise.all(results);
     const ok = settled.filter((r) => r === 'ok').length;

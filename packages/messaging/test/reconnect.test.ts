@@ -71,14 +71,17 @@ describe('messaging: reconnects', () => {
     // session declares it again.
     const ch = await rawChannel(vhost);
     await ch.deleteQueue('sink.events');
-    await waitFor(async () => {
-      try {
-        await (await rawChannel(vhost)).checkQueue('sink.events');
-        return b.status().consumers['sink.events'];
-      } catch {
-        return false;
-      }
-    }, { what: 'the queue declared again' });
+    await waitFor(
+      async () => {
+        try {
+          await (await rawChannel(vhost)).checkQueue('sink.events');
+          return b.status().consumers['sink.events'];
+        } catch {
+          return false;
+        }
+      },
+      { what: 'the queue declared again' },
+    );
     await b.publishEvent('kyc.approved', { userId: 'after' });
     await waitFor(() => seen.includes('after'), { what: 'consumption after re-declaration' });
   });

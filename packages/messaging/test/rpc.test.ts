@@ -99,9 +99,19 @@ describe('messaging: request/response', () => {
     await server.start();
     const ch = await rawChannel(vhost);
     const replies: Array<{ body: unknown; correlationId: string }> = [];
-    await ch.consume(DIRECT_REPLY_TO, (m) => m && replies.push({ body: JSON.parse(m.content.toString()), correlationId: m.properties.correlationId }), { noAck: true });
-    ch.publish(Exchanges.commands, 'wallet.provisioning.status', Buffer.from(JSON.stringify({ userId: 7 })), { replyTo: DIRECT_REPLY_TO, correlationId: 'c-1', userId: vhost.user });
-    ch.publish(Exchanges.commands, 'wallet.provisioning.status', Buffer.from('{"userId": '), { replyTo: DIRECT_REPLY_TO, correlationId: 'c-2', userId: vhost.user });
+    await ch.consume(DIRECT_REPLY_TO, (m) => m && replies.push({ body: JSON.parse(m.content.toString()), correlationId: m.properties.correlationId }), {
+      noAck: true,
+    });
+    ch.publish(Exchanges.commands, 'wallet.provisioning.status', Buffer.from(JSON.stringify({ userId: 7 })), {
+      replyTo: DIRECT_REPLY_TO,
+      correlationId: 'c-1',
+      userId: vhost.user,
+    });
+    ch.publish(Exchanges.commands, 'wallet.provisioning.status', Buffer.from('{"userId": '), {
+      replyTo: DIRECT_REPLY_TO,
+      correlationId: 'c-2',
+      userId: vhost.user,
+    });
     await waitFor(() => replies.length === 2, { what: 'two replies' });
     for (const r of replies) {
       const body = r.body as { ok: boolean; error: { code: string; details: { fields: Array<{ path: string; message: string }> } } };
@@ -109,7 +119,10 @@ describe('messaging: request/response', () => {
       assert.equal(body.error.code, ErrorCode.VALIDATION_FAILED);
       assert.ok(body.error.details.fields.length >= 1);
     }
-    const byId = Object.fromEntries(replies.map((r) => [r.correlationId, r.body])) as Record<string, { error: { details: { fields: Array<{ path: string; message: string }> } } }>;
+    const byId = Object.fromEntries(replies.map((r) => [r.correlationId, r.body])) as Record<
+      string,
+      { error: { details: { fields: Array<{ path: string; message: string }> } } }
+    >;
     assert.equal(byId['c-1']!.error.details.fields[0]!.path, 'userId');
     assert.match(byId['c-2']!.error.details.fields[0]!.message, /malformed JSON/);
     assert.equal(called, 0, 'the handler never saw them');
@@ -184,7 +197,10 @@ describe('messaging: request/response', () => {
     const ch = await rawChannel(vhost);
     const body = (userId: string) => Buffer.from(JSON.stringify({ userId }));
     ch.publish(Exchanges.commands, 'wallet.provisioning.status', body('expired-ttl'), { expiration: '30', userId: vhost.user });
-    ch.publish(Exchanges.commands, 'wallet.provisioning.status', body('expired-deadline'), { userId: vhost.user, headers: { [Headers.deadline]: Date.now() + 30 } });
+    ch.publish(Exchanges.commands, 'wallet.provisioning.status', body('expired-deadline'), {
+      userId: vhost.user,
+      headers: { [Headers.deadline]: Date.now() + 30 },
+    });
     ch.publish(Exchanges.commands, 'wallet.provisioning.status', body('in-time'), { userId: vhost.user, headers: { [Headers.deadline]: Date.now() + 60_000 } });
     // Waits out the 30 ms TTL and deadline above: their expiry is what this test is about.
     await sleep(100);
@@ -206,12 +222,18 @@ describe('messaging: request/response', () => {
     await server.start();
     const client = broker(vhost, defineTopology({ queues: [] }));
     await client.start();
-    const call = client.request('wallet.audit.verify', {}, { timeoutMs: 20_000 }).then(() => undefined, (e: unknown) => e);
+    const call = client.request('wallet.audit.verify', {}, { timeoutMs: 20_000 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     await killConnections(vhost, 2);
-    await assert.rejects(call.then((e) => Promise.reject(e)), (e: unknown) => {
-      assert.ok(isFleetError(e, ErrorCode.UNAVAILABLE), String(e));
-      assert.equal(e.retryable, true);
-      return true;
-    });
+    await assert.rejects(
+      call.then((e) => Promise.reject(e)),
+      (e: unknown) => {
+        assert.ok(isFleetError(e, ErrorCode.UNAVAILABLE), String(e));
+        assert.equal(e.retryable, true);
+        return true;
+      },
+    );
   });
 });

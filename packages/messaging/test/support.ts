@@ -55,7 +55,9 @@ export async function waitForConnections(vhost: TestVhost, n: number): Promise<v
   const u = new URL(managementUrl);
   const auth = Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64');
   const visible = async () => {
-    const res = await fetch(`${u.protocol}//${u.host}/api/vhosts/${encodeURIComponent(vhost.vhost)}/connections`, { headers: { authorization: `Basic ${auth}` } });
+    const res = await fetch(`${u.protocol}//${u.host}/api/vhosts/${encodeURIComponent(vhost.vhost)}/connections`, {
+      headers: { authorization: `Basic ${auth}` },
+    });
     return ((await res.json()) as unknown[]).length;
   };
   await waitFor(async () => (await visible()) >= n, { timeoutMs: 15_000, intervalMs: 100, what: `${n} connections visible in the management API` });
@@ -96,7 +98,14 @@ export async function cleanup(): Promise<void> {
 export async function freshVhost(): Promise<TestVhost> {
   const v = await createVhost('messaging');
   // A pause before the one retry, not a wait for a condition: there is nothing to poll for.
-  return { ...v, drop: () => v.drop().catch(async () => { await sleep(200); await v.drop(); }) };
+  return {
+    ...v,
+    drop: () =>
+      v.drop().catch(async () => {
+        await sleep(200);
+        await v.drop();
+      }),
+  };
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

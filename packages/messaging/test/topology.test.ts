@@ -22,7 +22,10 @@ describe('messaging: topology', () => {
   });
 
   it('should refuse a bad topology, naming the offending field', () => {
-    assert.throws(() => defineTopology({ queues: [{ name: 'x.commands', kind: 'rpc', bindings: [], retry: { maxAttempts: 2, initialDelayMs: 1, maxDelayMs: 2 } }] }), /retry: rpc queues never retry/);
+    assert.throws(
+      () => defineTopology({ queues: [{ name: 'x.commands', kind: 'rpc', bindings: [], retry: { maxAttempts: 2, initialDelayMs: 1, maxDelayMs: 2 } }] }),
+      /retry: rpc queues never retry/,
+    );
     assert.throws(() => defineTopology({ queues: [events(), events()] }), /declared twice/);
     assert.throws(() => defineTopology({ queues: [events({ bindings: [{ exchange: 'nowhere', pattern: '#' }] })] }), /exchange nowhere is not declared/);
     assert.throws(() => defineTopology({ queues: [events({ name: 'Events' })] }), /queues\.0\.name/);
@@ -51,7 +54,14 @@ describe('messaging: topology', () => {
       const b = broker(vhost, t);
       await b.start();
       const queues = new Map((await rabbitAdmin.queues(vhost.vhost)).map((q) => [q.name, q]));
-      assert.deepEqual([...queues.keys()].sort(), ['prov.commands', 'prov.commands.dlq', 'prov.events', 'prov.events.dlq', 'prov.events.retry.1', 'prov.events.retry.2']);
+      assert.deepEqual([...queues.keys()].sort(), [
+        'prov.commands',
+        'prov.commands.dlq',
+        'prov.events',
+        'prov.events.dlq',
+        'prov.events.retry.1',
+        'prov.events.retry.2',
+      ]);
       const work = queues.get('prov.events')!;
       assert.equal(work.arguments['x-queue-type'], 'quorum');
       assert.equal(work.arguments['x-delivery-limit'], 4);

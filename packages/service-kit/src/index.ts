@@ -1,5 +1,5 @@
 export { runWithContext, currentContext, childTraceparent, type WorkContext } from './context.js';
-export { createLogger, safeUrl, scrubCredentials, redactPaths, type Logger } from './logger.js';
+export { createLogger, safeUrl, scrubCredentials, type Logger } from './logger.js';
 export {
   baseConfigShape,
   serviceConfigShape,
@@ -16,7 +16,7 @@ export { createHttpServer, type Check } from './http.js';
 export { createService, runService, runServiceMain, type Component, type Service, type ServiceState } from './lifecycle.js';
 export { createServiceBase, type ServiceBase } from './service-base.js';
 export { createPgPool, type PgPool } from './postgres.js';
-export { migrate, migrationLockKey, migrationsComponent } from './migrate.js';
+export { migrate, migrationsComponent } from './migrate.js';
 export { createRedis, type Redis, type RedisHandle } from './redis.js';
 export { createRateLimiter, type RateLimiter, type RateLimitResult } from './rate-limit.js';
 export { BREAKER_DEFAULTS, BreakerOpenError, createBreaker, isBreakerOpen, type Breaker, type BreakerOptions, type BreakerState } from './breaker.js';

@@ -54,12 +54,7 @@ export interface Service extends Component {
  * `stop()` rejects with an `AggregateError` naming the components that failed or timed out in
  * their stop; the others are still stopped, and the state ends `stopped` either way.
  */
-export function createService(opts: {
-  name: string;
-  logger: Logger;
-  components: Component[];
-  stopTimeoutMs?: number;
-}): Service {
+export function createService(opts: { name: string; logger: Logger; components: Component[]; stopTimeoutMs?: number }): Service {
   const { components } = opts;
   const stopTimeoutMs = opts.stopTimeoutMs ?? 10_000;
   const log = opts.logger.child({ lifecycle: opts.name });
@@ -164,9 +159,7 @@ export function createService(opts: {
     start() {
       if (startCall && (state === 'starting' || state === 'running')) return startCall;
       if (state !== 'idle') {
-        return Promise.reject(
-          new FleetError(ErrorCode.INTERNAL, `service ${opts.name}: illegal transition ${state} → starting`, { retryable: false }),
-        );
+        return Promise.reject(new FleetError(ErrorCode.INTERNAL, `service ${opts.name}: illegal transition ${state} → starting`, { retryable: false }));
       }
       startCall = doStart();
       return startCall;

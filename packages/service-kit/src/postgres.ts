@@ -27,13 +27,7 @@ export interface PgPool {
  * @throws TypeError when `schema` is not a lower-case identifier (checked before any connection).
  * `component.start()` rejects with `FleetError` `UNAVAILABLE` when the database cannot be reached.
  */
-export function createPgPool(opts: {
-  url: string;
-  schema: string;
-  max?: number;
-  applicationName?: string;
-  logger?: Logger;
-}): PgPool {
+export function createPgPool(opts: { url: string; schema: string; max?: number; applicationName?: string; logger?: Logger }): PgPool {
   if (!IDENTIFIER.test(opts.schema)) {
     throw new TypeError(`schema must be a lower-case identifier (a-z, 0-9, _), got ${JSON.stringify(opts.schema)}`);
   }

@@ -57,7 +57,10 @@ describe('createBreaker', () => {
   it('should reject a call that runs past timeoutMs with UNAVAILABLE and count it as a timeout', async () => {
     const registry = createMetrics('t');
     const b = createBreaker('slow', () => new Promise<string>((r) => setTimeout(() => r('late'), 500)), { ...fast, timeoutMs: 20 }, registry);
-    await assert.rejects(b.fire(), (e: unknown) => e instanceof FleetError && e.code === 'UNAVAILABLE' && e.retryable && /timed out after 20 ms/.test(e.message) && !isBreakerOpen(e));
+    await assert.rejects(
+      b.fire(),
+      (e: unknown) => e instanceof FleetError && e.code === 'UNAVAILABLE' && e.retryable && /timed out after 20 ms/.test(e.message) && !isBreakerOpen(e),
+    );
     assert.equal(await metricValue(registry, 'breaker_calls_total', { name: 'slow', outcome: 'timeout' }), 1);
     b.shutdown();
   });
@@ -77,9 +80,14 @@ describe('createBreaker', () => {
     assert.equal(b.state(), 'closed');
     assert.equal(await metricValue(registry, 'breaker_calls_total', { name: 'validator', outcome: 'ignored' }), 10);
     // A retryable FleetError is an outage.
-    const down = createBreaker('down', async () => {
-      throw new FleetError('UNAVAILABLE', 'node down');
-    }, fast, registry);
+    const down = createBreaker(
+      'down',
+      async () => {
+        throw new FleetError('UNAVAILABLE', 'node down');
+      },
+      fast,
+      registry,
+    );
     for (let i = 0; i < 3; i++) await assert.rejects(down.fire());
     assert.equal(down.state(), 'open');
     b.shutdown();
@@ -135,7 +143,14 @@ describe('createBreaker', () => {
 describe('createBreaker defaults', () => {
   it('should open after 5 calls at 50 % failures when the caller passes only a timeout', async () => {
     const registry = createMetrics('t');
-    const b = createBreaker('defaults', async () => { throw outage(); }, { timeoutMs: 1000 }, registry);
+    const b = createBreaker(
+      'defaults',
+      async () => {
+        throw outage();
+      },
+      { timeoutMs: 1000 },
+      registry,
+    );
     for (let i = 0; i < 4; i++) await assert.rejects(b.fire(), /ECONNRESET/);
     assert.equal(b.state(), 'closed', 'below the default volume threshold of 5');
     await assert.rejects(b.fire(), /ECONNRESET/);

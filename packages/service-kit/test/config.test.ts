@@ -1,15 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'mocha';
-import {
-  baseConfigShape,
-  ConfigError,
-  envVar,
-  isIdentifier,
-  loadConfig,
-  retryConfigShape,
-  retryPolicyOf,
-  serviceConfigShape,
-} from '@wallet-fleet/service-kit';
+import { baseConfigShape, ConfigError, envVar, isIdentifier, loadConfig, retryConfigShape, retryPolicyOf, serviceConfigShape } from '@wallet-fleet/service-kit';
 
 describe('loadConfig', () => {
   it('should default every common variable to this machine when the environment is empty', () => {
@@ -52,11 +43,17 @@ describe('loadConfig', () => {
     assert.equal(loadConfig(baseConfigShape, { MIGRATE: '1' }).MIGRATE, true);
     assert.equal(loadConfig(baseConfigShape, { MIGRATE: 'false' }).MIGRATE, false);
     for (const bad of ['yes', 'TRUE', 'on', '2']) {
-      assert.throws(() => loadConfig(baseConfigShape, { MIGRATE: bad }), (e: unknown) => {
-        assert.ok(e instanceof ConfigError);
-        assert.deepEqual(e.problems.map((p) => p.variable), ['MIGRATE']);
-        return true;
-      });
+      assert.throws(
+        () => loadConfig(baseConfigShape, { MIGRATE: bad }),
+        (e: unknown) => {
+          assert.ok(e instanceof ConfigError);
+          assert.deepEqual(
+            e.problems.map((p) => p.variable),
+            ['MIGRATE'],
+          );
+          return true;
+        },
+      );
     }
   });
 
@@ -73,16 +70,26 @@ describe('loadConfig', () => {
       PATH: '/usr/bin',
       SOMETHING_ELSE: 'whatever',
     };
-    assert.throws(() => loadConfig(baseConfigShape, env), (e: unknown) => {
-      assert.ok(e instanceof ConfigError);
-      assert.deepEqual(e.problems.map((p) => p.variable).sort(), [
-        'AMQP_URL', 'DATABASE_SCHEMA', 'DATABASE_URL', 'HTTP_PORT', 'LOG_LEVEL', 'MIGRATE', 'REDIS_URL', 'SHUTDOWN_TIMEOUT_MS',
-      ]);
-      for (const v of ['AMQP_URL', 'HTTP_PORT', 'MIGRATE']) assert.match(e.message, new RegExp(`${v}: `));
-      assert.doesNotMatch(e.message, /hunter2/);
-      assert.match(e.problems.find((p) => p.variable === 'AMQP_URL')!.message, /amqp:\/\/ or amqps:\/\//);
-      return true;
-    });
+    assert.throws(
+      () => loadConfig(baseConfigShape, env),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.deepEqual(e.problems.map((p) => p.variable).sort(), [
+          'AMQP_URL',
+          'DATABASE_SCHEMA',
+          'DATABASE_URL',
+          'HTTP_PORT',
+          'LOG_LEVEL',
+          'MIGRATE',
+          'REDIS_URL',
+          'SHUTDOWN_TIMEOUT_MS',
+        ]);
+        for (const v of ['AMQP_URL', 'HTTP_PORT', 'MIGRATE']) assert.match(e.message, new RegExp(`${v}: `));
+        assert.doesNotMatch(e.message, /hunter2/);
+        assert.match(e.problems.find((p) => p.variable === 'AMQP_URL')!.message, /amqp:\/\/ or amqps:\/\//);
+        return true;
+      },
+    );
   });
 
   it('should reject ports outside 0-65535 and non-integers', () => {
@@ -99,11 +106,14 @@ describe('loadConfig', () => {
 
   it("should report a required service variable that is missing as 'required'", () => {
     const shape = { ...baseConfigShape, KMS_KEY_RING: envVar.string() };
-    assert.throws(() => loadConfig(shape, {}), (e: unknown) => {
-      assert.ok(e instanceof ConfigError);
-      assert.deepEqual(e.problems, [{ variable: 'KMS_KEY_RING', message: 'required' }]);
-      return true;
-    });
+    assert.throws(
+      () => loadConfig(shape, {}),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.deepEqual(e.problems, [{ variable: 'KMS_KEY_RING', message: 'required' }]);
+        return true;
+      },
+    );
   });
 
   it("should give a service's shape its own port, schema and pool size, with the pool held to 1-200", () => {
@@ -111,12 +121,15 @@ describe('loadConfig', () => {
     const config = loadConfig(shape, {});
     assert.deepEqual([config.HTTP_PORT, config.DATABASE_SCHEMA, config.DATABASE_POOL_MAX, config.MIGRATE], [8089, 'ledger', 7, true]);
     assert.equal(loadConfig(shape, { DATABASE_POOL_MAX: '200' }).DATABASE_POOL_MAX, 200);
-    assert.throws(() => loadConfig(shape, { DATABASE_POOL_MAX: '0', DATABASE_SCHEMA: 'Ledger' }), (e: unknown) => {
-      assert.ok(e instanceof ConfigError);
-      assert.deepEqual(e.problems.map((p) => p.variable).sort(), ['DATABASE_POOL_MAX', 'DATABASE_SCHEMA']);
-      assert.match(e.message, /DATABASE_POOL_MAX: expected an integer from 1 to 200/);
-      return true;
-    });
+    assert.throws(
+      () => loadConfig(shape, { DATABASE_POOL_MAX: '0', DATABASE_SCHEMA: 'Ledger' }),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.deepEqual(e.problems.map((p) => p.variable).sort(), ['DATABASE_POOL_MAX', 'DATABASE_SCHEMA']);
+        assert.match(e.message, /DATABASE_POOL_MAX: expected an integer from 1 to 200/);
+        return true;
+      },
+    );
   });
 });
 
@@ -133,22 +146,28 @@ describe('envVar.list', () => {
 
   it('should read an empty value as an empty list, not as unset, and refuse it only where a list must not be empty', () => {
     assert.deepEqual(loadConfig(shape, { SCHEMAS: '' }).SCHEMAS, []);
-    assert.throws(() => loadConfig(shape, { ROLES: ' , ' }), (e: unknown) => {
-      assert.ok(e instanceof ConfigError);
-      assert.deepEqual(e.problems, [{ variable: 'ROLES', message: 'at least one role' }]);
-      return true;
-    });
+    assert.throws(
+      () => loadConfig(shape, { ROLES: ' , ' }),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.deepEqual(e.problems, [{ variable: 'ROLES', message: 'at least one role' }]);
+        return true;
+      },
+    );
   });
 
   it('should name the variable when an item is malformed', () => {
-    assert.throws(() => loadConfig(shape, { SCHEMAS: 'a,Bad-Name', ROLES: 'x,z' }), (e: unknown) => {
-      assert.ok(e instanceof ConfigError);
-      assert.deepEqual(e.problems, [
-        { variable: 'SCHEMAS', message: 'comma-separated lower-case schema names' },
-        { variable: 'ROLES', message: 'comma-separated: x, y' },
-      ]);
-      return true;
-    });
+    assert.throws(
+      () => loadConfig(shape, { SCHEMAS: 'a,Bad-Name', ROLES: 'x,z' }),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.deepEqual(e.problems, [
+          { variable: 'SCHEMAS', message: 'comma-separated lower-case schema names' },
+          { variable: 'ROLES', message: 'comma-separated: x, y' },
+        ]);
+        return true;
+      },
+    );
   });
 });
 

@@ -231,7 +231,14 @@ describe('createHttpServer', () => {
       };
       let release!: () => void;
       const gate = new Promise<void>((r) => (release = r));
-      const creator = { name: 'kms', start: async () => { await gate; ring.exists = true; }, stop: async () => {} };
+      const creator = {
+        name: 'kms',
+        start: async () => {
+          await gate;
+          ring.exists = true;
+        },
+        stop: async () => {},
+      };
       const http = createHttpServer({ port: 0, host: '127.0.0.1', registry: createMetrics('probe-svc'), checks: [ringCheck], logger });
       const svc = createService({ name: 'probe-svc', logger, components: [http, creator] });
       const starting = svc.start();
@@ -239,7 +246,11 @@ describe('createHttpServer', () => {
       const port = http.port();
       assert.equal((await get(port, '/ready')).status, 503);
       assert.equal((await get(port, '/ready')).status, 503);
-      assert.deepEqual(checkLines(lines).map((l) => l.level), ['debug'], JSON.stringify(lines));
+      assert.deepEqual(
+        checkLines(lines).map((l) => l.level),
+        ['debug'],
+        JSON.stringify(lines),
+      );
       release();
       await starting;
       assert.equal((await get(port, '/ready')).status, 200);
@@ -258,7 +269,12 @@ describe('createHttpServer', () => {
 
     it('should warn about a check that failed during start and still fails once the service runs', async () => {
       const { lines, logger } = recording();
-      const down: Check = { name: 'ring', check: async () => { throw new Error('5 NOT_FOUND: KeyRing not found'); } };
+      const down: Check = {
+        name: 'ring',
+        check: async () => {
+          throw new Error('5 NOT_FOUND: KeyRing not found');
+        },
+      };
       let release!: () => void;
       const gate = new Promise<void>((r) => (release = r));
       const slow = { name: 'slow', start: () => gate, stop: async () => {} };
@@ -271,7 +287,13 @@ describe('createHttpServer', () => {
       release();
       await starting;
       assert.equal((await get(http.port(), '/ready')).status, 503);
-      assert.deepEqual(checkLines(lines).filter((l) => l.level === 'warn').map((l) => l.msg), ['check failed'], JSON.stringify(lines));
+      assert.deepEqual(
+        checkLines(lines)
+          .filter((l) => l.level === 'warn')
+          .map((l) => l.msg),
+        ['check failed'],
+        JSON.stringify(lines),
+      );
       await svc.stop();
     });
   });

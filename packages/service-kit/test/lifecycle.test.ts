@@ -171,7 +171,6 @@ describe('runService', () => {
     assert.equal(await run.exited, 0);
     const order = msgs(run).filter((m) => /signal received|fixture component closed|exiting/.test(String(m)));
     assert.deepEqual(order, [
-
       'signal received: stopping',
       'fixture component closed consumers',
       'fixture component closed broker',

@@ -23,19 +23,22 @@ describe('runServiceMain', () => {
   it('should exit 78 on a bad configuration, naming every bad variable on stderr and creating nothing', async () => {
     const run = runMain({ HTTP_PORT: 'eighty', FIXTURE_COLOUR: 'green' });
     assert.equal(await run.exited, 78);
-    assert.equal(
-      run.out.stderr,
-      'fixture: invalid configuration: HTTP_PORT: expected an integer; FIXTURE_COLOUR: expected one of red, blue\n',
-    );
+    assert.equal(run.out.stderr, 'fixture: invalid configuration: HTTP_PORT: expected an integer; FIXTURE_COLOUR: expected one of red, blue\n');
     assert.equal(run.out.stdout, '');
   });
 
   it('should create the service from the loaded configuration, log at LOG_LEVEL, and stop it on SIGTERM', async () => {
     const run = runMain({ FIXTURE_COLOUR: 'blue', LOG_LEVEL: 'debug' });
     await waitFor(() => run.out.stdout.includes('"msg":"service running"'), { what: 'service running' });
-    const lines = run.out.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = run.out.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.ok(lines.some((l) => l.msg === 'fixture configured' && l.colour === 'blue' && l.service === 'fixture'));
-    assert.ok(lines.some((l) => l.level === 'debug'), 'LOG_LEVEL=debug lets debug lines through');
+    assert.ok(
+      lines.some((l) => l.level === 'debug'),
+      'LOG_LEVEL=debug lets debug lines through',
+    );
     run.kill('SIGTERM');
     assert.equal(await run.exited, 0);
   });

@@ -45,7 +45,10 @@ describe('createPgPool', () => {
       const paths = await Promise.all(Array.from({ length: 4 }, () => a!.pool.query<{ search_path: string }>('SHOW search_path')));
       for (const p of paths) assert.equal(p.rows[0]!.search_path, schemas[0]!.schema);
       assert.equal(a!.pool.totalCount, 4);
-      for (const [pool, name] of [[a!, 'alpha'], [b!, 'beta']] as const) {
+      for (const [pool, name] of [
+        [a!, 'alpha'],
+        [b!, 'beta'],
+      ] as const) {
         await pool.pool.query('CREATE TABLE wallets (name text)');
         await pool.pool.query('INSERT INTO wallets VALUES ($1)', [name]);
       }
@@ -115,7 +118,9 @@ DROP TABLE runs;
   });
 
   const tablesIn = (schema: string) =>
-    admin(async (c) => (await c.query<{ t: string }>('SELECT table_name AS t FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1', [schema])).rows.map((r) => r.t));
+    admin(async (c) =>
+      (await c.query<{ t: string }>('SELECT table_name AS t FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1', [schema])).rows.map((r) => r.t),
+    );
 
   it('should create the schema, run every migration in it with the migrations table there, and then have nothing left', async () => {
     const schema = await fresh();
@@ -159,14 +164,11 @@ DROP TABLE runs;
   });
 
   it('should throw UNAVAILABLE without the password when the database is unreachable', async () => {
-    await assert.rejects(
-      migrate({ databaseUrl: 'postgres://app:mig-pw-456@127.0.0.1:1/x', schema: 'wallet', dir, logger: quiet() }),
-      (e: unknown) => {
-        assert.ok(e instanceof FleetError);
-        assert.equal(e.code, 'UNAVAILABLE');
-        assert.doesNotMatch(e.message, /mig-pw-456/);
-        return true;
-      },
-    );
+    await assert.rejects(migrate({ databaseUrl: 'postgres://app:mig-pw-456@127.0.0.1:1/x', schema: 'wallet', dir, logger: quiet() }), (e: unknown) => {
+      assert.ok(e instanceof FleetError);
+      assert.equal(e.code, 'UNAVAILABLE');
+      assert.doesNotMatch(e.message, /mig-pw-456/);
+      return true;
+    });
   });
 });

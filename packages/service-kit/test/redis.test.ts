@@ -135,7 +135,15 @@ describe('createRateLimiter', () => {
     const limiter = createRateLimiter({ redis: handle.client, prefix: 'withdrawals', limit: 3, windowMs: 300 });
     const taken = [];
     for (let i = 0; i < 4; i++) taken.push(await limiter.take('user-1'));
-    assert.deepEqual(taken.map((t) => [t.allowed, t.remaining]), [[true, 2], [true, 1], [true, 0], [false, 0]]);
+    assert.deepEqual(
+      taken.map((t) => [t.allowed, t.remaining]),
+      [
+        [true, 2],
+        [true, 1],
+        [true, 0],
+        [false, 0],
+      ],
+    );
     const denied = taken[3]!;
     assert.ok(denied.resetMs > 0 && denied.resetMs <= 300, String(denied.resetMs));
     // Another user has a budget of their own.
@@ -161,7 +169,13 @@ describe('createRateLimiter', () => {
     const limiter = createRateLimiter({ redis: handle.client, prefix: 'burst', limit: 7, windowMs: 60_000 });
     const results = await Promise.all(Array.from({ length: 40 }, () => limiter.take('same-user')));
     assert.equal(results.filter((r) => r.allowed).length, 7);
-    assert.deepEqual(results.filter((r) => r.allowed).map((r) => r.remaining).sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(
+      results
+        .filter((r) => r.allowed)
+        .map((r) => r.remaining)
+        .sort((a, b) => a - b),
+      [0, 1, 2, 3, 4, 5, 6],
+    );
   });
 
   it('should reject with UNAVAILABLE when Redis does not answer', async () => {

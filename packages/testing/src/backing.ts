@@ -48,9 +48,7 @@ async function resolve(): Promise<BackingServices> {
 }
 
 async function dockerEngineAnswers(): Promise<boolean> {
-  const socket = process.env.DOCKER_HOST?.startsWith('unix://')
-    ? process.env.DOCKER_HOST.slice('unix://'.length)
-    : '/var/run/docker.sock';
+  const socket = process.env.DOCKER_HOST?.startsWith('unix://') ? process.env.DOCKER_HOST.slice('unix://'.length) : '/var/run/docker.sock';
   if (!process.env.DOCKER_HOST && !existsSync(socket)) return false;
   if (process.env.DOCKER_HOST && !process.env.DOCKER_HOST.startsWith('unix://')) return true;
   return new Promise((done) => {

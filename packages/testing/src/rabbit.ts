@@ -117,13 +117,19 @@ export const rabbitAdmin = {
     const mine = all.filter((c) => c.vhost === vhost);
     await Promise.all(
       mine.map((c) =>
-        api('DELETE', `/connections/${encodeURIComponent(c.name)}`).catch(() => undefined).then(() => reason),
+        api('DELETE', `/connections/${encodeURIComponent(c.name)}`)
+          .catch(() => undefined)
+          .then(() => reason),
       ),
     );
     return mine.length;
   },
   /** Takes up to `count` messages off a queue (acked: they are removed). */
-  async drain(vhost: string, queue: string, count = 100): Promise<Array<{ payload: string; properties: { headers?: Record<string, unknown> } & Record<string, unknown>; routing_key: string }>> {
+  async drain(
+    vhost: string,
+    queue: string,
+    count = 100,
+  ): Promise<Array<{ payload: string; properties: { headers?: Record<string, unknown> } & Record<string, unknown>; routing_key: string }>> {
     return (await api('POST', `/queues/${encodeURIComponent(vhost)}/${encodeURIComponent(queue)}/get`, {
       count,
       ackmode: 'ack_requeue_false',

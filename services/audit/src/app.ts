@@ -31,9 +31,13 @@ export function createAuditService(config: AuditConfig, logger: Logger): Service
     'wallet.audit.verify': async () => {
       const { allowed, resetMs } = await verifyLimit.take('all');
       if (!allowed) {
-        throw new FleetError(ErrorCode.RATE_LIMITED, `verify runs at most ${config.AUDIT_VERIFY_PER_MINUTE} times a minute; retry in ${Math.ceil(resetMs / 1000)} s`, {
-          details: { retryAfterMs: resetMs },
-        });
+        throw new FleetError(
+          ErrorCode.RATE_LIMITED,
+          `verify runs at most ${config.AUDIT_VERIFY_PER_MINUTE} times a minute; retry in ${Math.ceil(resetMs / 1000)} s`,
+          {
+            details: { retryAfterMs: resetMs },
+          },
+        );
       }
       return verify();
     },

@@ -24,11 +24,5 @@ export function canonicalPayload(event: AuditEvent): string {
 export function rowHash(prevHash: Buffer, sequence: number, recordedAt: string, payload: string): Buffer {
   const seq = Buffer.alloc(8);
   seq.writeBigUInt64BE(BigInt(sequence));
-  return createHash('sha256')
-    .update(prevHash)
-    .update(seq)
-    .update(recordedAt, 'utf8')
-    .update('\n')
-    .update(payload, 'utf8')
-    .digest();
+  return createHash('sha256').update(prevHash).update(seq).update(recordedAt, 'utf8').update('\n').update(payload, 'utf8').digest();
 }

@@ -109,7 +109,13 @@ describe('audit store (PostgreSQL)', () => {
       seen.push(...page.items.map((e) => e.eventId));
       cursor = page.nextCursor ?? undefined;
     } while (cursor);
-    assert.deepEqual(seen, events.slice(0, 7).map((e) => e.eventId).reverse());
+    assert.deepEqual(
+      seen,
+      events
+        .slice(0, 7)
+        .map((e) => e.eventId)
+        .reverse(),
+    );
 
     const bob = await store.query({ action: 'wallet.setActive', limit: 50 });
     assert.deepEqual(new Set(bob.items.map((e) => e.userId)), new Set(['bob']));

@@ -14,14 +14,23 @@ export interface ProvisioningMetrics {
 
 export function createProvisioningMetrics(registry: Registry): ProvisioningMetrics {
   const m: ProvisioningMetrics = {
-    processed: new Counter({ name: 'provisioning_jobs_processed_total', help: 'Chain jobs processed, by outcome', labelNames: ['status'], registers: [registry] }),
+    processed: new Counter({
+      name: 'provisioning_jobs_processed_total',
+      help: 'Chain jobs processed, by outcome',
+      labelNames: ['status'],
+      registers: [registry],
+    }),
     duration: new Histogram({
       name: 'provisioning_job_duration_seconds',
       help: 'Time to process one chain job attempt',
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
-    retries: new Counter({ name: 'provisioning_retries_total', help: 'Chain job attempts that failed transiently and were scheduled again', registers: [registry] }),
+    retries: new Counter({
+      name: 'provisioning_retries_total',
+      help: 'Chain job attempts that failed transiently and were scheduled again',
+      registers: [registry],
+    }),
     errors: new Counter({ name: 'provisioning_errors_total', help: 'Failed chain job attempts, by error code', labelNames: ['type'], registers: [registry] }),
     walletsCreated: new Counter({ name: 'provisioning_wallets_created_total', help: 'Chains that became READY', labelNames: ['chain'], registers: [registry] }),
     active: new Gauge({ name: 'provisioning_active_jobs', help: 'Chain jobs being processed now', registers: [registry] }),

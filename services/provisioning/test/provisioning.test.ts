@@ -32,8 +32,14 @@ describe('provisioning over RabbitMQ with the real wallet service (KMS emulator)
     const { databaseUrl, redisUrl } = await backingServices();
     const s = createWalletService(
       loadWalletConfig({
-        AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: walletSchema.schema, REDIS_URL: redisUrl,
-        HTTP_PORT: '0', KMS_ENDPOINT: kms.endpoint, KMS_CALL_TIMEOUT_MS: '2000', LOG_LEVEL: 'silent',
+        AMQP_URL: vhost.url,
+        DATABASE_URL: databaseUrl,
+        DATABASE_SCHEMA: walletSchema.schema,
+        REDIS_URL: redisUrl,
+        HTTP_PORT: '0',
+        KMS_ENDPOINT: kms.endpoint,
+        KMS_CALL_TIMEOUT_MS: '2000',
+        LOG_LEVEL: 'silent',
       }),
       silent,
     );
@@ -46,7 +52,11 @@ describe('provisioning over RabbitMQ with the real wallet service (KMS emulator)
     const { databaseUrl } = await backingServices();
     const s = createProvisioningService(
       loadProvisioningConfig({
-        AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: provSchema.schema, HTTP_PORT: '0', LOG_LEVEL: 'silent',
+        AMQP_URL: vhost.url,
+        DATABASE_URL: databaseUrl,
+        DATABASE_SCHEMA: provSchema.schema,
+        HTTP_PORT: '0',
+        LOG_LEVEL: 'silent',
         PROVISIONING_RETRY_MAX_ATTEMPTS: '4',
         PROVISIONING_RETRY_INITIAL_DELAY_MS: '50',
         PROVISIONING_RETRY_MAX_DELAY_MS: '400',
@@ -141,7 +151,10 @@ describe('provisioning over RabbitMQ with the real wallet service (KMS emulator)
     // A later duplicate approval changes nothing and completes nothing again.
     await approve(userId);
     const again = await client.request('wallet.provisioning.provision', { userId });
-    assert.deepEqual(again.chains.map((c) => c.status), ['READY', 'READY', 'READY']);
+    assert.deepEqual(
+      again.chains.map((c) => c.status),
+      ['READY', 'READY', 'READY'],
+    );
     assert.equal((await client.request('wallet.management.list', { userId })).items.length, 3);
     assert.equal(eventsOf('wallet.provisioning.completed', userId).length, 1);
   });
@@ -153,14 +166,18 @@ describe('provisioning over RabbitMQ with the real wallet service (KMS emulator)
     const userId = `u-${randomUUID()}`;
     await approve(userId);
     // Failed attempts are recorded while the chains stay PENDING.
-    await waitFor(
-      async () => (await status(userId)).chains.some((c) => c.status === 'PENDING' && c.attempts >= 1 && c.lastError?.code === ErrorCode.TIMEOUT),
-      { what: 'a failed attempt recorded' },
-    );
-    await waitFor(() => eventsOf('audit.provisioning.chain', userId).some((e) => e.body.status === 'retry_scheduled'), { what: 'a retry_scheduled audit event' });
+    await waitFor(async () => (await status(userId)).chains.some((c) => c.status === 'PENDING' && c.attempts >= 1 && c.lastError?.code === ErrorCode.TIMEOUT), {
+      what: 'a failed attempt recorded',
+    });
+    await waitFor(() => eventsOf('audit.provisioning.chain', userId).some((e) => e.body.status === 'retry_scheduled'), {
+      what: 'a retry_scheduled audit event',
+    });
     await startWallet();
     const done = await waitFor(() => allReady(userId), { timeoutMs: 30_000, what: 'all chains READY after the wallet service returned' });
-    assert.ok(done.chains.some((c) => c.attempts >= 2), JSON.stringify(done.chains));
+    assert.ok(
+      done.chains.some((c) => c.attempts >= 2),
+      JSON.stringify(done.chains),
+    );
     assert.equal((await client.request('wallet.management.list', { userId })).items.length, 3);
     await waitFor(() => eventsOf('wallet.provisioning.completed', userId).length === 1, { what: 'the completed event' });
     assert.equal(eventsOf('wallet.provisioning.failed', userId).length, 0);
@@ -183,15 +200,24 @@ describe('provisioning over RabbitMQ with the real wallet service (KMS emulator)
     );
     const eth = s.chains.find((c) => c.chain === 'ETH')!;
     assert.deepEqual([eth.status, eth.attempts, eth.lastError?.code], ['FAILED', 1, ErrorCode.IDEMPOTENCY_CONFLICT]);
-    assert.deepEqual(s.chains.filter((c) => c.chain !== 'ETH').map((c) => c.status), ['READY', 'READY']);
+    assert.deepEqual(
+      s.chains.filter((c) => c.chain !== 'ETH').map((c) => c.status),
+      ['READY', 'READY'],
+    );
     await waitFor(() => eventsOf('wallet.provisioning.failed', userId).length === 1, { what: 'the failed event' });
     assert.deepEqual(eventsOf('wallet.provisioning.failed', userId)[0]!.body, {
-      userId, chain: 'ETH', attempts: 1, error: { code: ErrorCode.IDEMPOTENCY_CONFLICT, message: eth.lastError!.message },
+      userId,
+      chain: 'ETH',
+      attempts: 1,
+      error: { code: ErrorCode.IDEMPOTENCY_CONFLICT, message: eth.lastError!.message },
     });
-    const dlq = await waitFor(async () => {
-      const msgs = await rabbitAdmin.drain(vhost.vhost, 'provisioning.chains.dlq');
-      return msgs.length ? msgs : undefined;
-    }, { what: 'the job in the DLQ' });
+    const dlq = await waitFor(
+      async () => {
+        const msgs = await rabbitAdmin.drain(vhost.vhost, 'provisioning.chains.dlq');
+        return msgs.length ? msgs : undefined;
+      },
+      { what: 'the job in the DLQ' },
+    );
     assert.equal(dlq.length, 1);
     assert.equal(dlq[0]!.properties.headers?.['x-death-reason'], 'non_retryable');
     assert.equal(eventsOf('wallet.provisioning.completed', userId).length, 0);
@@ -216,11 +242,21 @@ describe('provisioning over RabbitMQ with the real wallet service (KMS emulator)
     await waitFor(() => eventsOf('wallet.provisioning.failed', userId).length === 3, { what: 'three failed events' });
     await waitFor(async () => (await rabbitAdmin.queue(vhost.vhost, 'provisioning.chains.dlq')).messages === 3, { what: 'three dead letters' });
     const dead = await rabbitAdmin.drain(vhost.vhost, 'provisioning.chains.dlq');
-    assert.deepEqual(dead.map((m) => m.properties.headers?.['x-death-reason']), ['attempts_exhausted', 'attempts_exhausted', 'attempts_exhausted']);
+    assert.deepEqual(
+      dead.map((m) => m.properties.headers?.['x-death-reason']),
+      ['attempts_exhausted', 'attempts_exhausted', 'attempts_exhausted'],
+    );
     // The broker's retry history travels with the job: three real attempts, none for the parked waits.
     for (const m of dead) {
       const history = JSON.parse(String(m.properties.headers?.['x-error-history'])) as Array<{ attempt: number; code: string }>;
-      assert.deepEqual(history.map((h) => [h.attempt, h.code]), [[1, 'TIMEOUT'], [2, 'TIMEOUT'], [3, 'TIMEOUT']]);
+      assert.deepEqual(
+        history.map((h) => [h.attempt, h.code]),
+        [
+          [1, 'TIMEOUT'],
+          [2, 'TIMEOUT'],
+          [3, 'TIMEOUT'],
+        ],
+      );
     }
     const metrics = await (await fetch(`http://127.0.0.1:${prov.port()}/metrics`)).text();
     for (const chain of CHAINS) assert.match(metrics, new RegExp(`provisioning_dead_lettered_total\\{chain="${chain}"[^}]*\\} 1\\n`));

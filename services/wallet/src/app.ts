@@ -1,14 +1,7 @@
 import { createAptosAdapter, createEvmAdapter, createSolanaAdapter } from '@wallet-fleet/chains';
 import { createKmsCustody } from '@wallet-fleet/kms';
 import { brokerCheck, brokerComponent, createBroker, createOutbox, outboxComponent } from '@wallet-fleet/messaging';
-import {
-  type Component,
-  type Logger,
-  type Service,
-  createBreaker,
-  createRateLimiter,
-  createServiceBase,
-} from '@wallet-fleet/service-kit';
+import { type Component, type Logger, type Service, createBreaker, createRateLimiter, createServiceBase } from '@wallet-fleet/service-kit';
 import type { WalletConfig } from './config.js';
 import { createChainHandlers } from './handlers/chain.js';
 import { createManagementHandlers } from './handlers/management.js';
@@ -39,8 +32,7 @@ export function createWalletService(config: WalletConfig, logger: Logger): Servi
   const evm = createEvmAdapter({ rpcUrl: config.EVM_RPC_URL });
   const aptos = createAptosAdapter({ nodeUrl: config.APTOS_NODE_URL });
   // One breaker per chain endpoint: a dead node fails reads fast instead of tying up consumers.
-  const breaker = <A extends unknown[], R>(name: string, fn: (...a: A) => Promise<R>) =>
-    createBreaker(name, fn, { timeoutMs: 10_000 }, registry);
+  const breaker = <A extends unknown[], R>(name: string, fn: (...a: A) => Promise<R>) => createBreaker(name, fn, { timeoutMs: 10_000 }, registry);
   const solBalance = breaker('solana-rpc', (a: string) => solana.getBalance(a));
   const evmBalance = breaker('evm-rpc', (a: string) => evm.getBalance(a));
   const aptBalance = breaker('aptos-node', (a: string) => aptos.getBalance(a));

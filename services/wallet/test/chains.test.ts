@@ -3,8 +3,17 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import {
-  AccountAddress, ChainId, Deserializer, EntryFunction, RawTransaction, SignedTransaction, SimpleTransaction,
-  type TransactionAuthenticatorEd25519, TransactionPayloadEntryFunction, U64, generateSigningMessageForTransaction,
+  AccountAddress,
+  ChainId,
+  Deserializer,
+  EntryFunction,
+  RawTransaction,
+  SignedTransaction,
+  SimpleTransaction,
+  type TransactionAuthenticatorEd25519,
+  TransactionPayloadEntryFunction,
+  U64,
+  generateSigningMessageForTransaction,
 } from '@aptos-labs/ts-sdk';
 import { localEd25519Signer, solanaAddress } from '@wallet-fleet/chains';
 import { type Anvil, type SolanaRuntime, startAnvil, startSolanaRuntime } from '@wallet-fleet/dev-runtimes';
@@ -14,9 +23,26 @@ import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messagi
 import { createLogger } from '@wallet-fleet/service-kit';
 import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import { Connection, Keypair, PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
-import { ACCOUNT_SIZE, MINT_SIZE, TOKEN_PROGRAM_ID, createInitializeAccount3Instruction, createInitializeMint2Instruction, createMintToInstruction } from '@solana/spl-token';
+import {
+  ACCOUNT_SIZE,
+  MINT_SIZE,
+  TOKEN_PROGRAM_ID,
+  createInitializeAccount3Instruction,
+  createInitializeMint2Instruction,
+  createMintToInstruction,
+} from '@solana/spl-token';
 import fc from 'fast-check';
-import { type Hex, createPublicClient, createWalletClient, http, parseEther, parseGwei, parseTransaction, recoverTransactionAddress, serializeTransaction } from 'viem';
+import {
+  type Hex,
+  createPublicClient,
+  createWalletClient,
+  http,
+  parseEther,
+  parseGwei,
+  parseTransaction,
+  recoverTransactionAddress,
+  serializeTransaction,
+} from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { foundry } from 'viem/chains';
 import { createWalletService } from '../src/app.js';
@@ -43,11 +69,22 @@ describe('wallet balances, transfers and signing on local chains', function () {
     solana = await startSolanaRuntime({ port: 0 });
     anvil = await startAnvil({ port: 0 });
     const { databaseUrl, redisUrl } = await backingServices();
-    service = createWalletService(loadWalletConfig({
-      AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, REDIS_URL: redisUrl, HTTP_PORT: '0',
-      KMS_ENDPOINT: kms.endpoint, SOLANA_RPC_URL: solana.url, EVM_RPC_URL: anvil.url, APTOS_NODE_URL: 'http://127.0.0.1:9/v1',
-      SIGN_RATE_PER_MINUTE: '40', LOG_LEVEL: 'silent',
-    }), silent);
+    service = createWalletService(
+      loadWalletConfig({
+        AMQP_URL: vhost.url,
+        DATABASE_URL: databaseUrl,
+        DATABASE_SCHEMA: schema.schema,
+        REDIS_URL: redisUrl,
+        HTTP_PORT: '0',
+        KMS_ENDPOINT: kms.endpoint,
+        SOLANA_RPC_URL: solana.url,
+        EVM_RPC_URL: anvil.url,
+        APTOS_NODE_URL: 'http://127.0.0.1:9/v1',
+        SIGN_RATE_PER_MINUTE: '40',
+        LOG_LEVEL: 'silent',
+      }),
+      silent,
+    );
     await service.start();
     client = createBroker({ url: vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
     await client.start();
@@ -71,7 +108,11 @@ describe('wallet balances, transfers and signing on local chains', function () {
     assert.deepEqual(before, { walletId: w.walletId, chain: 'SOL', amount: '2000000000', decimals: 9, symbol: 'SOL' });
 
     const recipient = solanaAddress(localEd25519Signer().publicKey);
-    const sent = await client.request('wallet.transaction.transferSol', { userId, walletId: w.walletId, recipient, amount: '500000000' }, { timeoutMs: 30_000 });
+    const sent = await client.request(
+      'wallet.transaction.transferSol',
+      { userId, walletId: w.walletId, recipient, amount: '500000000' },
+      { timeoutMs: 30_000 },
+    );
     assert.equal(sent.status, 'confirmed');
     assert.match(sent.signature, /^[1-9A-HJ-NP-Za-km-z]{64,88}$/);
 
@@ -79,7 +120,11 @@ describe('wallet balances, transfers and signing on local chains', function () {
     const after = await client.request('wallet.balance.get', { userId, walletId: w.walletId });
     const fee = 2_000_000_000n - 500_000_000n - BigInt(after.amount);
     assert.equal(fee, 5000n, `fee of one signature, got ${fee}`);
-    const res = await fetch(solana.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'getBalance', params: [recipient] }) });
+    const res = await fetch(solana.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'getBalance', params: [recipient] }),
+    });
     assert.equal(((await res.json()) as { result: { value: number } }).result.value, 500_000_000);
   });
 
@@ -92,9 +137,21 @@ describe('wallet balances, transfers and signing on local chains', function () {
     const mint = Keypair.generate();
     const account = Keypair.generate();
     const tx = new Transaction({ feePayer: payer.publicKey, ...(await conn.getLatestBlockhash()) }).add(
-      SystemProgram.createAccount({ fromPubkey: payer.publicKey, newAccountPubkey: mint.publicKey, lamports: await conn.getMinimumBalanceForRentExemption(MINT_SIZE), space: MINT_SIZE, programId: TOKEN_PROGRAM_ID }),
+      SystemProgram.createAccount({
+        fromPubkey: payer.publicKey,
+        newAccountPubkey: mint.publicKey,
+        lamports: await conn.getMinimumBalanceForRentExemption(MINT_SIZE),
+        space: MINT_SIZE,
+        programId: TOKEN_PROGRAM_ID,
+      }),
       createInitializeMint2Instruction(mint.publicKey, 6, payer.publicKey, null),
-      SystemProgram.createAccount({ fromPubkey: payer.publicKey, newAccountPubkey: account.publicKey, lamports: await conn.getMinimumBalanceForRentExemption(ACCOUNT_SIZE), space: ACCOUNT_SIZE, programId: TOKEN_PROGRAM_ID }),
+      SystemProgram.createAccount({
+        fromPubkey: payer.publicKey,
+        newAccountPubkey: account.publicKey,
+        lamports: await conn.getMinimumBalanceForRentExemption(ACCOUNT_SIZE),
+        space: ACCOUNT_SIZE,
+        programId: TOKEN_PROGRAM_ID,
+      }),
       createInitializeAccount3Instruction(account.publicKey, mint.publicKey, new PublicKey(w.address)),
       createMintToInstruction(mint.publicKey, account.publicKey, payer.publicKey, 4_200_000n),
     );
@@ -108,10 +165,13 @@ describe('wallet balances, transfers and signing on local chains', function () {
 
   async function waitForTokens(userId: string, walletId: string) {
     const tokens = async () => (await client.request('wallet.balance.getTokens', { userId, walletId })).tokens;
-    return waitFor(async () => {
-      const t = await tokens();
-      return t.length > 0 ? t : undefined;
-    }, { timeoutMs: 5_000, intervalMs: 50, what: 'a token account' });
+    return waitFor(
+      async () => {
+        const t = await tokens();
+        return t.length > 0 ? t : undefined;
+      },
+      { timeoutMs: 5_000, intervalMs: 50, what: 'a token account' },
+    );
   }
 
   it('should refuse transfers it cannot make, with the right code', async () => {
@@ -119,11 +179,27 @@ describe('wallet balances, transfers and signing on local chains', function () {
     const w = await client.request('wallet.management.create', { userId, chain: 'SOL' });
     const eth = await client.request('wallet.management.create', { userId, chain: 'ETH' });
     const to = solanaAddress(localEd25519Signer().publicKey);
-    const code = (p: Promise<unknown>) => p.then(() => 'ok', (e) => (isFleetError(e) ? e.code : String(e)));
-    assert.equal(await code(client.request('wallet.transaction.transferSol', { userId, walletId: w.walletId, recipient: to, amount: '1000' })), ErrorCode.INSUFFICIENT_FUNDS);
-    assert.equal(await code(client.request('wallet.transaction.transferSol', { userId, walletId: w.walletId, recipient: '0OIl'.repeat(10), amount: '1000' })), ErrorCode.INVALID_RECIPIENT);
-    assert.equal(await code(client.request('wallet.transaction.transferSol', { userId, walletId: eth.walletId, recipient: to, amount: '1000' })), ErrorCode.UNSUPPORTED_CHAIN);
-    assert.equal(await code(client.request('wallet.transaction.transferSol', { userId: 'mallory', walletId: w.walletId, recipient: to, amount: '1000' })), ErrorCode.WALLET_NOT_FOUND);
+    const code = (p: Promise<unknown>) =>
+      p.then(
+        () => 'ok',
+        (e) => (isFleetError(e) ? e.code : String(e)),
+      );
+    assert.equal(
+      await code(client.request('wallet.transaction.transferSol', { userId, walletId: w.walletId, recipient: to, amount: '1000' })),
+      ErrorCode.INSUFFICIENT_FUNDS,
+    );
+    assert.equal(
+      await code(client.request('wallet.transaction.transferSol', { userId, walletId: w.walletId, recipient: '0OIl'.repeat(10), amount: '1000' })),
+      ErrorCode.INVALID_RECIPIENT,
+    );
+    assert.equal(
+      await code(client.request('wallet.transaction.transferSol', { userId, walletId: eth.walletId, recipient: to, amount: '1000' })),
+      ErrorCode.UNSUPPORTED_CHAIN,
+    );
+    assert.equal(
+      await code(client.request('wallet.transaction.transferSol', { userId: 'mallory', walletId: w.walletId, recipient: to, amount: '1000' })),
+      ErrorCode.WALLET_NOT_FOUND,
+    );
   });
 
   it('should sign a Solana transaction the wallet pays for, and refuse one it does not sign', async () => {
@@ -153,8 +229,14 @@ describe('wallet balances, transfers and signing on local chains', function () {
 
     const recipient = '0x000000000000000000000000000000000000dEaD';
     const unsigned = serializeTransaction({
-      type: 'eip1559', chainId: 31337, nonce: 0, to: recipient, value: parseEther('1'), gas: 21000n,
-      maxFeePerGas: parseGwei('20'), maxPriorityFeePerGas: parseGwei('1'),
+      type: 'eip1559',
+      chainId: 31337,
+      nonce: 0,
+      to: recipient,
+      value: parseEther('1'),
+      gas: 21000n,
+      maxFeePerGas: parseGwei('20'),
+      maxPriorityFeePerGas: parseGwei('1'),
     });
     const signed = await client.request('wallet.transaction.sign', { userId, walletId: w.walletId, transaction: unsigned });
     const hash = await pub.sendRawTransaction({ serializedTransaction: signed.signedTransaction as Hex });
@@ -180,9 +262,29 @@ describe('wallet balances, transfers and signing on local chains', function () {
     });
     await fc.assert(
       fc.asyncProperty(tx, async (t) => {
-        const unsigned = t.type === 'eip1559'
-          ? serializeTransaction({ type: 'eip1559', chainId: 31337, nonce: t.nonce, to: t.to, value: t.value, gas: t.gas, maxFeePerGas: t.fee, maxPriorityFeePerGas: t.fee, ...(t.data ? { data: t.data } : {}) })
-          : serializeTransaction({ type: 'legacy', chainId: 31337, nonce: t.nonce, to: t.to, value: t.value, gas: t.gas, gasPrice: t.fee, ...(t.data ? { data: t.data } : {}) });
+        const unsigned =
+          t.type === 'eip1559'
+            ? serializeTransaction({
+                type: 'eip1559',
+                chainId: 31337,
+                nonce: t.nonce,
+                to: t.to,
+                value: t.value,
+                gas: t.gas,
+                maxFeePerGas: t.fee,
+                maxPriorityFeePerGas: t.fee,
+                ...(t.data ? { data: t.data } : {}),
+              })
+            : serializeTransaction({
+                type: 'legacy',
+                chainId: 31337,
+                nonce: t.nonce,
+                to: t.to,
+                value: t.value,
+                gas: t.gas,
+                gasPrice: t.fee,
+                ...(t.data ? { data: t.data } : {}),
+              });
         const signed = await client.request('wallet.transaction.sign', { userId, walletId: w.walletId, transaction: unsigned });
         const parsed = parseTransaction(signed.signedTransaction as Hex);
         assert.ok(BigInt(parsed.s!) <= HALF_N, 'low s (EIP-2)');
@@ -199,7 +301,11 @@ describe('wallet balances, transfers and signing on local chains', function () {
       EntryFunction.build('0x1::aptos_account', 'transfer', [], [AccountAddress.from('0x2'), new U64(1234n)]),
     );
     const raw = new RawTransaction(AccountAddress.from(w.address), 0n, payload, 2000n, 100n, BigInt(Math.floor(Date.now() / 1000) + 600), new ChainId(4));
-    const signed = await client.request('wallet.transaction.sign', { userId, walletId: w.walletId, transaction: Buffer.from(raw.bcsToBytes()).toString('base64') });
+    const signed = await client.request('wallet.transaction.sign', {
+      userId,
+      walletId: w.walletId,
+      transaction: Buffer.from(raw.bcsToBytes()).toString('base64'),
+    });
     const tx = SignedTransaction.deserialize(new Deserializer(Buffer.from(signed.signedTransaction, 'base64')));
     const auth = tx.authenticator as TransactionAuthenticatorEd25519;
     const message = generateSigningMessageForTransaction(new SimpleTransaction(raw));
@@ -214,7 +320,13 @@ describe('wallet balances, transfers and signing on local chains', function () {
     const raw = new RawTransaction(AccountAddress.from(w.address), 0n, payload, 2000n, 100n, 9_999_999_999n, new ChainId(4));
     const body = { userId, walletId: w.walletId, transaction: Buffer.from(raw.bcsToBytes()).toString('base64') };
     const outcomes = [];
-    for (let i = 0; i < 41; i++) outcomes.push(await client.request('wallet.transaction.sign', body).then(() => 'ok', (e) => (isFleetError(e) ? e.code : String(e))));
+    for (let i = 0; i < 41; i++)
+      outcomes.push(
+        await client.request('wallet.transaction.sign', body).then(
+          () => 'ok',
+          (e) => (isFleetError(e) ? e.code : String(e)),
+        ),
+      );
     assert.deepEqual(outcomes, [...Array(40).fill('ok'), ErrorCode.RATE_LIMITED]);
     await assert.rejects(client.request('wallet.balance.get', { userId, walletId: w.walletId }), (e) => isFleetError(e, ErrorCode.UNAVAILABLE));
   });

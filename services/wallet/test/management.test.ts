@@ -28,8 +28,15 @@ describe('wallet management over RabbitMQ (KMS emulator)', function () {
   async function startWallet(kmsEndpoint: string, overrides: Record<string, string> = {}) {
     const { databaseUrl, redisUrl } = await backingServices();
     const config = loadWalletConfig({
-      AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, REDIS_URL: redisUrl,
-      HTTP_PORT: '0', KMS_ENDPOINT: kmsEndpoint, KMS_CALL_TIMEOUT_MS: '500', LOG_LEVEL: 'silent', ...overrides,
+      AMQP_URL: vhost.url,
+      DATABASE_URL: databaseUrl,
+      DATABASE_SCHEMA: schema.schema,
+      REDIS_URL: redisUrl,
+      HTTP_PORT: '0',
+      KMS_ENDPOINT: kmsEndpoint,
+      KMS_CALL_TIMEOUT_MS: '500',
+      LOG_LEVEL: 'silent',
+      ...overrides,
     });
     const s = createWalletService(config, silent);
     await s.start();
@@ -107,10 +114,7 @@ describe('wallet management over RabbitMQ (KMS emulator)', function () {
     assert.equal(new Set(results.map((w) => w.address)).size, 1);
     const list = await client.request('wallet.management.list', { userId });
     assert.equal(list.items.length, 1);
-    await assert.rejects(
-      client.request('wallet.management.create', { ...req, chain: 'SOL' }),
-      (e) => isFleetError(e, ErrorCode.IDEMPOTENCY_CONFLICT),
-    );
+    await assert.rejects(client.request('wallet.management.create', { ...req, chain: 'SOL' }), (e) => isFleetError(e, ErrorCode.IDEMPOTENCY_CONFLICT));
   });
 
   it("should answer WALLET_NOT_FOUND for another user's wallet exactly as for a missing one", async () => {
@@ -125,9 +129,8 @@ describe('wallet management over RabbitMQ (KMS emulator)', function () {
       assert.ok(isFleetError(e, ErrorCode.WALLET_NOT_FOUND), String(e));
       assert.equal((e as Error).message, 'wallet not found');
     }
-    await assert.rejects(
-      client.request('wallet.management.create', { userId: 'alice', chain: 'DOGE' as never }),
-      (e) => isFleetError(e, ErrorCode.VALIDATION_FAILED),
+    await assert.rejects(client.request('wallet.management.create', { userId: 'alice', chain: 'DOGE' as never }), (e) =>
+      isFleetError(e, ErrorCode.VALIDATION_FAILED),
     );
   });
 
@@ -144,10 +147,11 @@ describe('wallet management over RabbitMQ (KMS emulator)', function () {
     assert.match(JSON.stringify(await ready.json()), /kms/);
 
     kms = await startKmsEmulator({ port: kms.port, dataDir: kmsDir });
-    const w: Wallet = await waitFor(
-      () => client.request('wallet.management.create', { userId: 'bob', chain: 'SOL' }).catch(() => undefined),
-      { timeoutMs: 30_000, intervalMs: 250, what: 'a create after KMS returned' },
-    );
+    const w: Wallet = await waitFor(() => client.request('wallet.management.create', { userId: 'bob', chain: 'SOL' }).catch(() => undefined), {
+      timeoutMs: 30_000,
+      intervalMs: 250,
+      what: 'a create after KMS returned',
+    });
     assert.equal(w.userId, 'bob');
     await waitFor(async () => (await fetch(`http://127.0.0.1:${http.port()}/ready`)).status === 200, { timeoutMs: 30_000, what: 'ready again' });
   });

@@ -41,8 +41,16 @@ describe('wallet signing audit and truthful transfer answers', function () {
     await ch.consume(q.queue, (m) => m && audit.push(JSON.parse(m.content.toString())), { noAck: true });
     service = createWalletService(
       loadWalletConfig({
-        AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, REDIS_URL: redisUrl, HTTP_PORT: '0',
-        KMS_ENDPOINT: kms.endpoint, SOLANA_RPC_URL: solana.url, EVM_RPC_URL: 'http://127.0.0.1:9', APTOS_NODE_URL: 'http://127.0.0.1:9/v1', LOG_LEVEL: 'silent',
+        AMQP_URL: vhost.url,
+        DATABASE_URL: databaseUrl,
+        DATABASE_SCHEMA: schema.schema,
+        REDIS_URL: redisUrl,
+        HTTP_PORT: '0',
+        KMS_ENDPOINT: kms.endpoint,
+        SOLANA_RPC_URL: solana.url,
+        EVM_RPC_URL: 'http://127.0.0.1:9',
+        APTOS_NODE_URL: 'http://127.0.0.1:9/v1',
+        LOG_LEVEL: 'silent',
       }),
       silent,
     );
@@ -89,7 +97,11 @@ describe('wallet signing audit and truthful transfer answers', function () {
     return { userId, w, to: solanaAddress(localEd25519Signer().publicKey) };
   }
   const transfer = (userId: string, walletId: string, recipient: string, amount: string, idempotencyKey?: string) =>
-    client.request('wallet.transaction.transferSol', { userId, walletId, recipient, amount, ...(idempotencyKey ? { idempotencyKey } : {}) }, { timeoutMs: 30_000 });
+    client.request(
+      'wallet.transaction.transferSol',
+      { userId, walletId, recipient, amount, ...(idempotencyKey ? { idempotencyKey } : {}) },
+      { timeoutMs: 30_000 },
+    );
   const eventsFor = (hash: string) => audit.filter((e) => e.after?.hash === hash);
 
   it('should report a transfer the chain accepted as accepted when its outcome cannot be audited then, and audit it on the next call with its key', async () => {
@@ -120,7 +132,9 @@ describe('wallet signing audit and truthful transfer answers', function () {
       .add(SystemProgram.transfer({ fromPubkey: new PublicKey(w.address), toPubkey: new PublicKey(to), lamports: 1 }))
       .serialize({ requireAllSignatures: false, verifySignatures: false })
       .toString('base64');
-    await assert.rejects(client.request('wallet.transaction.sign', { userId, walletId: w.walletId, transaction: unsigned }), (e: unknown) => isFleetError(e, ErrorCode.UNAVAILABLE));
+    await assert.rejects(client.request('wallet.transaction.sign', { userId, walletId: w.walletId, transaction: unsigned }), (e: unknown) =>
+      isFleetError(e, ErrorCode.UNAVAILABLE),
+    );
     assert.equal(await lamports(to), 0n, 'nothing reached the chain');
 
     // Once audit rows are accepted again, the same calls go through and are audited.
@@ -134,7 +148,14 @@ describe('wallet signing audit and truthful transfer answers', function () {
     const { userId, w, to } = await funded();
     await assert.rejects(transfer(userId, w.walletId, to, '999000000000'), (e: unknown) => isFleetError(e, ErrorCode.INSUFFICIENT_FUNDS));
     await waitFor(
-      () => audit.some((e) => e.action === 'wallet.transferSol' && e.status === 'failed' && e.after.amount === '999000000000' && (e as { error?: { code: string } }).error?.code === 'INSUFFICIENT_FUNDS'),
+      () =>
+        audit.some(
+          (e) =>
+            e.action === 'wallet.transferSol' &&
+            e.status === 'failed' &&
+            e.after.amount === '999000000000' &&
+            (e as { error?: { code: string } }).error?.code === 'INSUFFICIENT_FUNDS',
+        ),
       { what: 'the failed attempt audit event' },
     );
   });

@@ -32,8 +32,16 @@ describe('wallet.transaction.transferSol with an idempotency key: sent at most o
     const { databaseUrl, redisUrl } = await backingServices();
     service = createWalletService(
       loadWalletConfig({
-        AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, REDIS_URL: redisUrl, HTTP_PORT: '0',
-        KMS_ENDPOINT: kms.endpoint, SOLANA_RPC_URL: solana.url, EVM_RPC_URL: 'http://127.0.0.1:9', APTOS_NODE_URL: 'http://127.0.0.1:9/v1', LOG_LEVEL: 'silent',
+        AMQP_URL: vhost.url,
+        DATABASE_URL: databaseUrl,
+        DATABASE_SCHEMA: schema.schema,
+        REDIS_URL: redisUrl,
+        HTTP_PORT: '0',
+        KMS_ENDPOINT: kms.endpoint,
+        SOLANA_RPC_URL: solana.url,
+        EVM_RPC_URL: 'http://127.0.0.1:9',
+        APTOS_NODE_URL: 'http://127.0.0.1:9/v1',
+        LOG_LEVEL: 'silent',
       }),
       silent,
     );
@@ -61,7 +69,11 @@ describe('wallet.transaction.transferSol with an idempotency key: sent at most o
     return { userId, w, to: solanaAddress(localEd25519Signer().publicKey) };
   }
   const transfer = (userId: string, walletId: string, recipient: string, amount: string, idempotencyKey?: string) =>
-    client.request('wallet.transaction.transferSol', { userId, walletId, recipient, amount, ...(idempotencyKey ? { idempotencyKey } : {}) }, { timeoutMs: 30_000 });
+    client.request(
+      'wallet.transaction.transferSol',
+      { userId, walletId, recipient, amount, ...(idempotencyKey ? { idempotencyKey } : {}) },
+      { timeoutMs: 30_000 },
+    );
 
   it('should answer a repeated and five concurrent calls with the same key with one transfer', async () => {
     const { userId, w, to } = await funded();

@@ -60,7 +60,10 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger): S
         rpcRetryDelayFactor: config.DEPOSIT_RPC_RETRY_FACTOR,
       }),
     });
-    broker.handleCommands(QUEUES.commands, createReconcileHandlers({ deposits, reconcile: createReconcileStore(pg.pool) }, createDepositAttempt({ store: deposits, chains })));
+    broker.handleCommands(
+      QUEUES.commands,
+      createReconcileHandlers({ deposits, reconcile: createReconcileStore(pg.pool) }, createDepositAttempt({ store: deposits, chains })),
+    );
     broker.handleEvents(QUEUES.wallets, { 'wallet.created': createWalletCreatedHandler(deposits) });
   }
 

@@ -52,9 +52,7 @@ export async function startService(name: string, env: Record<string, string>, { 
       logs.push(...lines);
     });
   }
-  const exited = new Promise<number | string>((resolve) =>
-    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
-  );
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
   const proc: ServiceProcess = {
     name,
     port,
@@ -72,7 +70,10 @@ export async function startService(name: string, env: Record<string, string>, { 
   void exited.then(() => (ended = true));
   // A fetch that throws is a process not listening yet: waitFor polls again.
   const answered = waitFor(async () => ended || (await fetch(proc.url('/ready'))).status === 200, { timeoutMs: readyTimeoutMs, intervalMs: 100 });
-  const ready = await answered.then(() => !ended, () => false);
+  const ready = await answered.then(
+    () => !ended,
+    () => false,
+  );
   if (ready) return proc;
   child.kill('SIGKILL');
   throw new Error(`${name} did not become ready${ended ? ' (it exited)' : ''}:\n${logs.slice(-30).join('\n')}`);

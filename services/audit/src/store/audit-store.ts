@@ -70,14 +70,11 @@ async function append(pool: pg.Pool, events: readonly AuditEvent[]): Promise<App
   return inTransaction(pool, async (client) => {
     // The head row lock serialises appends of every replica: the chain needs one order. Duplicates
     // are looked up under the same lock, so two replicas cannot both decide an event is new.
-    const head = await client.query<{ sequence: string; hash: Buffer }>(
-      'SELECT sequence, hash FROM audit_chain_head FOR UPDATE',
-    );
+    const head = await client.query<{ sequence: string; hash: Buffer }>('SELECT sequence, hash FROM audit_chain_head FOR UPDATE');
     if (!head.rows[0]) throw new FleetError(ErrorCode.INTERNAL, 'audit chain head is missing');
-    const known = await client.query<{ event_id: string }>(
-      'SELECT event_id FROM audit_events WHERE event_id = ANY($1::uuid[])',
-      [events.map((e) => e.eventId)],
-    );
+    const known = await client.query<{ event_id: string }>('SELECT event_id FROM audit_events WHERE event_id = ANY($1::uuid[])', [
+      events.map((e) => e.eventId),
+    ]);
     const seen = new Set(known.rows.map((r) => r.event_id));
 
     let sequence = Number(head.rows[0].sequence);
@@ -96,9 +93,20 @@ async function append(pool: pg.Pool, events: readonly AuditEvent[]): Promise<App
       const payload = payloads[n]!;
       const hash = rowHash(prev, sequence, recordedAt, payload);
       rows.push({
-        s: sequence, e: id, o: event.occurredAt, at: event.actor.type, ai: event.actor.id, a: event.action,
-        rt: event.resource.type, ri: event.resource.id, u: event.userId ?? null, st: event.status,
-        c: event.correlationId ?? null, p: payload, ph: prev.toString('hex'), h: hash.toString('hex'),
+        s: sequence,
+        e: id,
+        o: event.occurredAt,
+        at: event.actor.type,
+        ai: event.actor.id,
+        a: event.action,
+        rt: event.resource.type,
+        ri: event.resource.id,
+        u: event.userId ?? null,
+        st: event.status,
+        c: event.correlationId ?? null,
+        p: payload,
+        ph: prev.toString('hex'),
+        h: hash.toString('hex'),
       });
       prev = hash;
       outcomes.push('stored');
@@ -200,34 +208,35 @@ function checkRow(row: Row, expectedSequence: number, prev: Buffer): string | un
 function verify(pool: pg.Pool): Promise<AuditVerifyResult> {
   // One snapshot for the head and every page: appends running meanwhile are neither half-seen nor
   // mistaken for tampering.
-  return inTransaction(pool, async (client) => {
-    const head = await client.query<{ sequence: string; hash: Buffer }>('SELECT sequence, hash FROM audit_chain_head');
-    const headSequence = Number(head.rows[0]?.sequence ?? 0);
-    let prev: Buffer = GENESIS_HASH;
-    let expected = 1;
-    let checked = 0;
-    for (;;) {
-      const { rows } = await client.query<Row>(
-        'SELECT * FROM audit_events WHERE sequence >= $1 ORDER BY sequence LIMIT $2',
-        [expected, VERIFY_PAGE],
-      );
-      for (const row of rows) {
-        const problem = checkRow(row, expected, prev);
-        if (problem) return { valid: false, checked, brokenAt: expected, reason: problem };
-        prev = row.hash;
-        expected += 1;
-        checked += 1;
+  return inTransaction(
+    pool,
+    async (client) => {
+      const head = await client.query<{ sequence: string; hash: Buffer }>('SELECT sequence, hash FROM audit_chain_head');
+      const headSequence = Number(head.rows[0]?.sequence ?? 0);
+      let prev: Buffer = GENESIS_HASH;
+      let expected = 1;
+      let checked = 0;
+      for (;;) {
+        const { rows } = await client.query<Row>('SELECT * FROM audit_events WHERE sequence >= $1 ORDER BY sequence LIMIT $2', [expected, VERIFY_PAGE]);
+        for (const row of rows) {
+          const problem = checkRow(row, expected, prev);
+          if (problem) return { valid: false, checked, brokenAt: expected, reason: problem };
+          prev = row.hash;
+          expected += 1;
+          checked += 1;
+        }
+        if (rows.length < VERIFY_PAGE) break;
       }
-      if (rows.length < VERIFY_PAGE) break;
-    }
-    if (checked !== headSequence || !(head.rows[0]?.hash ?? GENESIS_HASH).equals(prev)) {
-      return {
-        valid: false,
-        checked,
-        brokenAt: checked + 1,
-        reason: `chain ends at ${checked} but its head says ${headSequence} (rows removed from the end)`,
-      };
-    }
-    return { valid: true, checked };
-  }, { isolation: 'repeatable read', readOnly: true });
+      if (checked !== headSequence || !(head.rows[0]?.hash ?? GENESIS_HASH).equals(prev)) {
+        return {
+          valid: false,
+          checked,
+          brokenAt: checked + 1,
+          reason: `chain ends at ${checked} but its head says ${headSequence} (rows removed from the end)`,
+        };
+      }
+      return { valid: true, checked };
+    },
+    { isolation: 'repeatable read', readOnly: true },
+  );
 }

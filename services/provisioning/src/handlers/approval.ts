@@ -36,27 +36,27 @@ export function createApprovalHandlers({ store, leaseMs }: ApprovalDeps) {
    */
   async function provision(userId: string, chains: readonly Chain[], retrigger: boolean, ctx: HandlerContext): Promise<Chain[]> {
     return store.transaction(async (tx) => {
-        await tx.upsertUser(userId, chains);
-        const fresh = await tx.insertPending(userId, chains, leaseMs);
-        const again = retrigger ? await tx.resetFailed(userId, chains, leaseMs) : [];
-        const started = [...fresh, ...again];
-        if (started.length > 0) {
-          const correlation = ctx.correlationId ? { correlationId: ctx.correlationId } : {};
-          await tx.enqueue([
-            ...started.map((chain) => chainJobMessage(userId, chain)),
-            ...started.map((chain) =>
-              auditMessage('provisioning', 'provisioning.requested', {
-                resource: { type: 'provisioning', id: `${userId}:${chain}` },
-                userId,
-                status: 'started',
-                before: again.includes(chain) ? { status: 'FAILED' } : null,
-                after: { status: 'PENDING', chain, trigger: retrigger ? 'provision' : 'kyc.approved' },
-                ...correlation,
-              }),
-            ),
-          ]);
-        }
-        return started;
+      await tx.upsertUser(userId, chains);
+      const fresh = await tx.insertPending(userId, chains, leaseMs);
+      const again = retrigger ? await tx.resetFailed(userId, chains, leaseMs) : [];
+      const started = [...fresh, ...again];
+      if (started.length > 0) {
+        const correlation = ctx.correlationId ? { correlationId: ctx.correlationId } : {};
+        await tx.enqueue([
+          ...started.map((chain) => chainJobMessage(userId, chain)),
+          ...started.map((chain) =>
+            auditMessage('provisioning', 'provisioning.requested', {
+              resource: { type: 'provisioning', id: `${userId}:${chain}` },
+              userId,
+              status: 'started',
+              before: again.includes(chain) ? { status: 'FAILED' } : null,
+              after: { status: 'PENDING', chain, trigger: retrigger ? 'provision' : 'kyc.approved' },
+              ...correlation,
+            }),
+          ),
+        ]);
+      }
+      return started;
     });
   }
 

@@ -54,10 +54,10 @@ const statements = {
   },
 
   async get(db: Db, userId: string, chain: Chain, forUpdate = false): Promise<ChainState | undefined> {
-    const { rows } = await db.query<Row>(
-      `SELECT * FROM provisioning_chains WHERE user_id = $1 AND chain = $2${forUpdate ? ' FOR UPDATE' : ''}`,
-      [userId, chain],
-    );
+    const { rows } = await db.query<Row>(`SELECT * FROM provisioning_chains WHERE user_id = $1 AND chain = $2${forUpdate ? ' FOR UPDATE' : ''}`, [
+      userId,
+      chain,
+    ]);
     return rows[0] && toState(rows[0]);
   },
 

@@ -7,7 +7,7 @@ import {
   signEvmTransaction,
 } from '@wallet-fleet/chains';
 import { type Chain, ErrorCode, FleetError, type ParsedRequestOf, isFleetError, auditMessage } from '@wallet-fleet/contracts';
-import type { HandlerContext, OutboxMessage } from '@wallet-fleet/messaging';
+import type { HandlerContext } from '@wallet-fleet/messaging';
 import type { RateLimiter, Redis } from '@wallet-fleet/service-kit';
 import type { TransferStore } from '../store/transfer-store.js';
 import type { WalletRecord, WalletStore } from '../store/wallet-store.js';
@@ -100,9 +100,11 @@ export function createChainHandlers(d: ChainDeps) {
     } catch (e) {
       const err = isFleetError(e) ? e : new FleetError(ErrorCode.INTERNAL, 'unexpected failure', { cause: e });
       const message = auditMessage('wallet', action, { ...auditBase(w, ctx), status: 'failed', after: { chain: w.chain }, error: auditError(err) });
-      await d.store.record(message).catch((auditErr: unknown) =>
-        ctx.logger.error({ err: auditErr, auditEventId: message.messageId }, 'audit event of a failed signing attempt could not be written'),
-      );
+      await d.store
+        .record(message)
+        .catch((auditErr: unknown) =>
+          ctx.logger.error({ err: auditErr, auditEventId: message.messageId }, 'audit event of a failed signing attempt could not be written'),
+        );
       throw e;
     }
     await d.store.record(auditMessage('wallet', action, { ...auditBase(w, ctx), status: 'success', after: { chain: w.chain, hash: result.hash ?? null } }));
@@ -114,9 +116,15 @@ export function createChainHandlers(d: ChainDeps) {
     const after = { chain: w.chain, recipient, amount };
     return {
       signed: (signature) => auditMessage('wallet', action, { ...auditBase(w, ctx), status: 'started', after: { ...after, hash: signature } }),
-      confirmed: (signature, extra) => auditMessage('wallet', action, { ...auditBase(w, ctx), status: 'success', after: { ...after, ...extra, hash: signature } }),
+      confirmed: (signature, extra) =>
+        auditMessage('wallet', action, { ...auditBase(w, ctx), status: 'success', after: { ...after, ...extra, hash: signature } }),
       failed: (err, signature) =>
-        auditMessage('wallet', action, { ...auditBase(w, ctx), status: 'failed', after: { ...after, ...(signature ? { hash: signature } : {}) }, error: auditError(err) }),
+        auditMessage('wallet', action, {
+          ...auditBase(w, ctx),
+          status: 'failed',
+          after: { ...after, ...(signature ? { hash: signature } : {}) },
+          error: auditError(err),
+        }),
     };
   }
 

@@ -31,7 +31,9 @@ function walletIdFor(userId: string, idempotencyKey: string): string {
 }
 
 const requestHash = (r: ParsedRequestOf<'wallet.management.create'>) =>
-  createHash('sha256').update(JSON.stringify([r.chain, r.label ?? null])).digest('hex');
+  createHash('sha256')
+    .update(JSON.stringify([r.chain, r.label ?? null]))
+    .digest('hex');
 
 const notFound = () => new FleetError(ErrorCode.WALLET_NOT_FOUND, 'wallet not found');
 

@@ -72,7 +72,13 @@ export function createTransferStore(pool: pg.Pool, outbox: OutboxWriter) {
         }),
       ),
 
-    finished: (walletId: string, key: string, status: 'confirmed' | 'failed', errorCode: string | undefined, messages: readonly OutboxMessage[]): Promise<void> =>
+    finished: (
+      walletId: string,
+      key: string,
+      status: 'confirmed' | 'failed',
+      errorCode: string | undefined,
+      messages: readonly OutboxMessage[],
+    ): Promise<void> =>
       withDatabaseErrors(() =>
         inTransaction(pool, async (client) => {
           await client.query(`UPDATE transfers SET status = $3, error_code = $4, updated_at = now() WHERE wallet_id = $1 AND idempotency_key = $2`, [

@@ -56,18 +56,15 @@ export type NewWallet = { walletId: string; userId: string; chain: Chain; addres
 
 const statements = {
   async get(db: pg.Pool | pg.ClientBase, userId: string, walletId: string, forUpdate = false): Promise<WalletRecord | undefined> {
-    const { rows } = await db.query<Row>(
-      `SELECT * FROM wallets WHERE wallet_id = $1 AND user_id = $2${forUpdate ? ' FOR UPDATE' : ''}`,
-      [walletId, userId],
-    );
+    const { rows } = await db.query<Row>(`SELECT * FROM wallets WHERE wallet_id = $1 AND user_id = $2${forUpdate ? ' FOR UPDATE' : ''}`, [walletId, userId]);
     return rows[0] && toRecord(rows[0]);
   },
 
   async list(db: pg.Pool, userId: string, chain?: Chain): Promise<WalletRecord[]> {
-    const { rows } = await db.query<Row>(
-      `SELECT * FROM wallets WHERE user_id = $1 AND ($2::text IS NULL OR chain = $2) ORDER BY created_at, wallet_id`,
-      [userId, chain ?? null],
-    );
+    const { rows } = await db.query<Row>(`SELECT * FROM wallets WHERE user_id = $1 AND ($2::text IS NULL OR chain = $2) ORDER BY created_at, wallet_id`, [
+      userId,
+      chain ?? null,
+    ]);
     return rows.map(toRecord);
   },
 
@@ -84,11 +81,7 @@ const statements = {
    * Two first wallets created at once both try to be active: the partial unique index lets one
    * win and the caller retries the other with `active: false`.
    */
-  async insert(
-    client: pg.ClientBase,
-    w: NewWallet,
-    active: 'if-first' | false,
-  ): Promise<WalletRecord> {
+  async insert(client: pg.ClientBase, w: NewWallet, active: 'if-first' | false): Promise<WalletRecord> {
     const { rows } = await client.query<Row>(
       `INSERT INTO wallets (wallet_id, user_id, chain, address, label, is_active, kms_key_version, public_key)
        VALUES ($1, $2, $3, $4, $5,
@@ -101,10 +94,12 @@ const statements = {
   },
 
   async insertCreateRequest(client: pg.ClientBase, userId: string, key: string, requestHash: string, walletId: string): Promise<void> {
-    await client.query(
-      'INSERT INTO create_requests (user_id, idempotency_key, request_hash, wallet_id) VALUES ($1, $2, $3, $4)',
-      [userId, key, requestHash, walletId],
-    );
+    await client.query('INSERT INTO create_requests (user_id, idempotency_key, request_hash, wallet_id) VALUES ($1, $2, $3, $4)', [
+      userId,
+      key,
+      requestHash,
+      walletId,
+    ]);
   },
 
   /** Makes `walletId` the active wallet of its user and chain; returns the one active before, if any. */

@@ -68,14 +68,14 @@ export function createDepositAttempt(deps: Omit<ProcessingDeps, 'maxAttempts'>) 
     extra: (tx: AttemptTx) => Promise<OutboxMessage[]> = async () => [],
   ): Promise<boolean> {
     return store.recordAttempt(d.depositId, entry, status, async (tx) => [
-        ...(await extra(tx)),
-        auditMessage('webhooks', mode.by === 'consumer' ? 'deposit.process' : 'deposit.reconcile', {
-          resource: { type: 'deposit', id: d.depositId },
-          status: entry.status === 'credited' ? 'success' : entry.status === 'retry' ? 'retry_scheduled' : 'failed',
-          before: { status: 'pending' },
-          after: { status, attempt: entry.attempt, by: mode.by },
-          ...(entry.errorCode ? { error: { code: entry.errorCode, message: entry.message ?? '', retryable: entry.status === 'retry' } } : {}),
-        }),
+      ...(await extra(tx)),
+      auditMessage('webhooks', mode.by === 'consumer' ? 'deposit.process' : 'deposit.reconcile', {
+        resource: { type: 'deposit', id: d.depositId },
+        status: entry.status === 'credited' ? 'success' : entry.status === 'retry' ? 'retry_scheduled' : 'failed',
+        before: { status: 'pending' },
+        after: { status, attempt: entry.attempt, by: mode.by },
+        ...(entry.errorCode ? { error: { code: entry.errorCode, message: entry.message ?? '', retryable: entry.status === 'retry' } } : {}),
+      }),
     ]);
   }
 
@@ -87,7 +87,12 @@ export function createDepositAttempt(deps: Omit<ProcessingDeps, 'maxAttempts'>) 
       return { status: 'pending', changed: false, error, chainUnavailable };
     };
     const reject = async (error: FleetError): Promise<AttemptOutcome> => {
-      const changed = await record(d, mode, { attempt: mode.attempt, status: 'rejected', errorCode: error.code, message: error.message, at: at(), ...by }, 'rejected');
+      const changed = await record(
+        d,
+        mode,
+        { attempt: mode.attempt, status: 'rejected', errorCode: error.code, message: error.message, at: at(), ...by },
+        'rejected',
+      );
       return { status: 'rejected', changed, error };
     };
 
@@ -110,14 +115,14 @@ export function createDepositAttempt(deps: Omit<ProcessingDeps, 'maxAttempts'>) 
     }
     if (verdict.kind !== 'confirmed') {
       const reason =
-        verdict.kind === 'failed'
-          ? verdict.reason
-          : verdict.kind === 'not_found'
-            ? 'transaction not found on chain'
-            : `still not confirmed: ${verdict.reason}`;
-      const changed = await record(d, mode, { attempt: mode.attempt, status: 'failed', errorCode: ErrorCode.NOT_FOUND, message: reason, at: at(), ...by }, 'failed', async () => [
-        { routingKey: 'deposit.failed', messageId: `failed:${d.depositId}`, payload: { ...depositPayload(d, wallet), reason } },
-      ]);
+        verdict.kind === 'failed' ? verdict.reason : verdict.kind === 'not_found' ? 'transaction not found on chain' : `still not confirmed: ${verdict.reason}`;
+      const changed = await record(
+        d,
+        mode,
+        { attempt: mode.attempt, status: 'failed', errorCode: ErrorCode.NOT_FOUND, message: reason, at: at(), ...by },
+        'failed',
+        async () => [{ routingKey: 'deposit.failed', messageId: `failed:${d.depositId}`, payload: { ...depositPayload(d, wallet), reason } }],
+      );
       return { status: 'failed', changed, reason };
     }
     const changed = await record(
@@ -152,7 +157,12 @@ export function createDepositHandler(deps: ProcessingDeps) {
     if (outcome.status === 'pending' && outcome.chainUnavailable && deps.rpcRetryDelayFactor) {
       // The node (or its breaker) is down: back off longer than for a transaction not yet confirmed.
       const e = outcome.error;
-      throw new FleetError(e.code, e.message, { retryable: true, retryDelayFactor: deps.rpcRetryDelayFactor, cause: e, ...(e.details ? { details: e.details } : {}) });
+      throw new FleetError(e.code, e.message, {
+        retryable: true,
+        retryDelayFactor: deps.rpcRetryDelayFactor,
+        cause: e,
+        ...(e.details ? { details: e.details } : {}),
+      });
     }
     if (outcome.status === 'pending' || outcome.status === 'rejected') throw outcome.error;
   };

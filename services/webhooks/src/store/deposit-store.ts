@@ -174,10 +174,11 @@ async function getDeposit(db: pg.Pool | pg.ClientBase, depositId: string, forUpd
 
 /** Appends to the job's attempt log and sets its status. */
 async function recordAttempt(client: pg.ClientBase, depositId: string, entry: AttemptEntry, status: DepositStatus): Promise<void> {
-  await client.query(
-    `UPDATE deposits SET attempts = attempts || $2::jsonb, status = $3, updated_at = now() WHERE deposit_id = $1`,
-    [depositId, JSON.stringify([entry]), status],
-  );
+  await client.query(`UPDATE deposits SET attempts = attempts || $2::jsonb, status = $3, updated_at = now() WHERE deposit_id = $1`, [
+    depositId,
+    JSON.stringify([entry]),
+    status,
+  ]);
 }
 
 /** Normalised form used as the key of `known_addresses` (EVM: lower-case). */
@@ -186,10 +187,12 @@ function addressKey(chain: Chain, address: string): string {
 }
 
 async function rememberAddress(pool: pg.Pool, w: { chain: Chain; address: string; walletId: string; userId: string }): Promise<void> {
-  await pool.query(
-    `INSERT INTO known_addresses (chain, address, wallet_id, user_id) VALUES ($1, $2, $3, $4) ON CONFLICT (chain, address) DO NOTHING`,
-    [w.chain, addressKey(w.chain, w.address), w.walletId, w.userId],
-  );
+  await pool.query(`INSERT INTO known_addresses (chain, address, wallet_id, user_id) VALUES ($1, $2, $3, $4) ON CONFLICT (chain, address) DO NOTHING`, [
+    w.chain,
+    addressKey(w.chain, w.address),
+    w.walletId,
+    w.userId,
+  ]);
 }
 
 async function findWallet(pool: pg.Pool, chain: Chain, address: string): Promise<{ walletId: string; userId: string } | undefined> {
@@ -204,11 +207,7 @@ async function findWallet(pool: pg.Pool, chain: Chain, address: string): Promise
  * Inserts the ledger entry of a deposit unless it has one (UNIQUE (deposit_id)). Returns the new
  * entry id, or undefined when the deposit was already credited.
  */
-async function insertCredit(
-  client: pg.ClientBase,
-  d: DepositRow,
-  wallet: { walletId: string; userId: string },
-): Promise<string | undefined> {
+async function insertCredit(client: pg.ClientBase, d: DepositRow, wallet: { walletId: string; userId: string }): Promise<string | undefined> {
   const entryId = randomUUID();
   const { rows } = await client.query<{ entry_id: string }>(
     `INSERT INTO ledger (entry_id, deposit_id, wallet_id, user_id, chain, token, amount)
@@ -234,7 +233,8 @@ export type DepositStore = ReturnType<typeof createDepositStore>;
 export function createDepositStore(pool: pg.Pool, outbox: Outbox) {
   return {
     /** See acceptDeposit above. Throws IDEMPOTENCY_CONFLICT, UNAVAILABLE. */
-    accept: (body: DepositWebhookBody, webhookId: string, messages: (depositId: string) => OutboxMessage[]) => acceptDeposit(pool, outbox, body, webhookId, messages),
+    accept: (body: DepositWebhookBody, webhookId: string, messages: (depositId: string) => OutboxMessage[]) =>
+      acceptDeposit(pool, outbox, body, webhookId, messages),
     /** See ensurePublished above. Throws UNAVAILABLE. */
     ensurePublished: (accepted: Accepted) => withDatabaseErrors(() => ensurePublished(pool, accepted)),
     get: (depositId: string) => withDatabaseErrors(() => getDeposit(pool, depositId)),
@@ -246,12 +246,7 @@ export function createDepositStore(pool: pg.Pool, outbox: Outbox) {
      * returns, in one transaction that re-reads the deposit locked. False (nothing written) when
      * the deposit was no longer pending: someone else settled it meanwhile.
      */
-    recordAttempt: (
-      depositId: string,
-      entry: AttemptEntry,
-      status: DepositStatus,
-      messages: (tx: AttemptTx) => Promise<OutboxMessage[]>,
-    ): Promise<boolean> =>
+    recordAttempt: (depositId: string, entry: AttemptEntry, status: DepositStatus, messages: (tx: AttemptTx) => Promise<OutboxMessage[]>): Promise<boolean> =>
       withDatabaseErrors(() =>
         inTransaction(pool, async (client) => {
           const current = await getDeposit(client, depositId, true);

@@ -94,7 +94,9 @@ async function reopenIfNowOurs(pool: pg.Pool, depositId: string): Promise<boolea
 async function depositAgeSeconds(pool: pg.Pool, depositId: string): Promise<number> {
   let rows: Array<{ age: number }>;
   try {
-    ({ rows } = await pool.query<{ age: number }>(`SELECT extract(epoch FROM now() - created_at)::float8 AS age FROM deposits WHERE deposit_id = $1`, [depositId]));
+    ({ rows } = await pool.query<{ age: number }>(`SELECT extract(epoch FROM now() - created_at)::float8 AS age FROM deposits WHERE deposit_id = $1`, [
+      depositId,
+    ]));
   } catch (e) {
     throw databaseError(e);
   }
