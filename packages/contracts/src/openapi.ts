@@ -3,7 +3,7 @@ import { DepositWebhookBody } from './deposits.js';
 import { ErrorCode, FieldError } from './errors.js';
 
 /** The 200 answer of `POST /webhooks/deposits`, for a first delivery and for its duplicates alike. */
-export const DepositWebhookAccepted = z
+const DepositWebhookAccepted = z
   .object({
     status: z.literal('accepted'),
     jobId: z.string().describe('The same for every delivery of the same chain, txHash and eventIndex'),
@@ -11,7 +11,7 @@ export const DepositWebhookAccepted = z
   .strict();
 
 /** The body of every refusal of `POST /webhooks/deposits`. */
-export const WebhookProblem = z.object({
+const WebhookProblem = z.object({
   error: z.object({
     code: z.string().describe('`VALIDATION_FAILED`, `UNAUTHORIZED`, `IDEMPOTENCY_CONFLICT`, `PAYLOAD_TOO_LARGE`, `RATE_LIMITED` or `UNAVAILABLE`'),
     message: z.string(),

@@ -81,7 +81,7 @@ export async function startAnvil(options: AnvilOptions = {}): Promise<Anvil> {
  * dependency of it, so resolved through it: with pnpm's isolated layout only that chain of requires
  * finds it). Throws UNAVAILABLE when there is none for this platform.
  */
-export function anvilBinary(): string {
+function anvilBinary(): string {
   if (process.env.ANVIL_BIN) return process.env.ANVIL_BIN;
   const platform = `${process.platform === 'win32' ? 'win32' : process.platform}-${process.arch === 'x64' ? 'amd64' : process.arch}`;
   try {

@@ -4,7 +4,7 @@ import { envVar, loadConfig } from '@wallet-fleet/service-kit';
  * The services whose `/ready` `fleetctl health` asks, with the default HTTP ports of their own
  * config (README "Services and ports"); `<NAME>_HTTP_PORT` moves one, as it does for the fleet runner.
  */
-export const SERVICES = [
+const SERVICES = [
   { name: 'audit', port: 8081 },
   { name: 'wallet', port: 8082 },
   { name: 'provisioning', port: 8083 },

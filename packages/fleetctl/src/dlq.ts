@@ -83,7 +83,7 @@ function history(raw: unknown): ErrorHistoryEntry[] {
 }
 
 /** What a dead letter says about itself, from its headers (ours, or the broker's `x-death`). */
-export function describeDeadLetter(msg: GetMessage, queue: string): DeadLetter {
+function describeDeadLetter(msg: GetMessage, queue: string): DeadLetter {
   const headers = (msg.properties.headers ?? {}) as Record<string, unknown>;
   const hist = history(headers[Headers.errorHistory]);
   const death = brokerDeath(headers, queue);
@@ -117,7 +117,7 @@ export function describeDeadLetter(msg: GetMessage, queue: string): DeadLetter {
  * expired. Returns undefined when the original routing key cannot be known: such a copy would only
  * come back as `no_handler`.
  */
-export function replayHeaders(raw: Record<string, unknown>, queue: string): Record<string, unknown> | undefined {
+function replayHeaders(raw: Record<string, unknown>, queue: string): Record<string, unknown> | undefined {
   const headers: Record<string, unknown> = { ...raw };
   const death = brokerDeath(raw, queue);
   const routingKey = text(raw[Headers.originalRoutingKey]) ?? death?.routingKey;

@@ -30,7 +30,7 @@ export interface BrokerAccess {
  * The development-only switch, a stepping stone while suites and tools still connect as guest:
  * messages whose `user_id` is `guest` pass every check. Refused when NODE_ENV=production.
  */
-export const DEV_GUEST_SWITCH = 'BROKER_DEV_TRUST_GUEST';
+const DEV_GUEST_SWITCH = 'BROKER_DEV_TRUST_GUEST';
 
 const isRole = (r: string): r is Role => (roles as readonly string[]).includes(r);
 

@@ -19,24 +19,24 @@ export interface BrokerDefinitions {
 /** A regex that matches no name and no routing key the fleet uses (RabbitMQ reads `""` as "nothing" only for vhost permissions). */
 const NOTHING = '^$';
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const anyOf = (alternatives: string[]) => (alternatives.length === 0 ? NOTHING : `^(${[...new Set(alternatives)].sort().join('|')})$`);
 
 /** A queue of the topology with the names derived from it (`.dlq`, `.retry.<n>`), as one regex alternative. */
 function queueFamily(q: ResolvedQueueSpec): string {
-  return `${escape(q.name)}(\\.dlq${q.kind === 'events' ? '|\\.retry\\.[0-9]+' : ''})?`;
+  return `${escapeRegExp(q.name)}(\\.dlq${q.kind === 'events' ? '|\\.retry\\.[0-9]+' : ''})?`;
 }
 
 /** A topic binding pattern as the literal the broker compares the read pattern with. */
-const literal = (pattern: string) => escape(pattern);
+const literal = (pattern: string) => escapeRegExp(pattern);
 
 function publishableEvents(role: Role): string[] {
   const keys: string[] = [];
   for (const [name, ev] of Object.entries(events)) {
     for (const p of ev.producers as readonly string[]) {
-      if (p === role) keys.push(escape(name));
+      if (p === role) keys.push(escapeRegExp(name));
       // `audit.#` stands for `audit.<service>.<action>`: the role may publish its own segment only.
-      if (p === SERVICE_IN_KEY) keys.push(`${escape(name.replace(/\.#$/, ''))}\\.${escape(role)}\\..+`);
+      if (p === SERVICE_IN_KEY) keys.push(`${escapeRegExp(name.replace(/\.#$/, ''))}\\.${escapeRegExp(role)}\\..+`);
     }
   }
   return keys;
@@ -45,7 +45,7 @@ function publishableEvents(role: Role): string[] {
 function callableOperations(role: Role): string[] {
   return Object.entries(operations)
     .filter(([, op]) => (op.callers as readonly string[]).includes(role))
-    .map(([name]) => escape(name));
+    .map(([name]) => escapeRegExp(name));
 }
 
 /**
@@ -87,7 +87,7 @@ export function brokerDefinitions(topologies: Record<FleetService, Topology>, vh
     const queues = (topology?.queues ?? []) as ResolvedQueueSpec[];
     const own = queues.map(queueFamily);
     const bindsOn = (exchange: string) => queues.flatMap((q) => q.bindings.filter((b) => b.exchange === exchange).map((b) => literal(b.pattern)));
-    const retryKeys = queues.flatMap((q) => [escape(dlqName(q.name)), ...(q.kind === 'events' ? [`${escape(q.name)}\\.retry\\.[0-9]+`] : [])]);
+    const retryKeys = queues.flatMap((q) => [escapeRegExp(dlqName(q.name)), ...(q.kind === 'events' ? [`${escapeRegExp(q.name)}\\.retry\\.[0-9]+`] : [])]);
     const exchanges = fleetExchanges.map(escape);
     if (topology) {
       defs.permissions.push({
@@ -105,7 +105,7 @@ export function brokerDefinitions(topologies: Record<FleetService, Topology>, vh
         user: role,
         vhost,
         configure: anyOf(exchanges),
-        write: anyOf([escape(Exchanges.commands), escape(Exchanges.events)]),
+        write: anyOf([escapeRegExp(Exchanges.commands), escapeRegExp(Exchanges.events)]),
         read: NOTHING,
       });
     }

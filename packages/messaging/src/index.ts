@@ -1,5 +1,5 @@
 export { createBroker } from './broker.js';
-export { Deferral, defer } from './errors.js';
+export { defer } from './errors.js';
 export { defineTopology, type QueueSpec, type Topology } from './topology.js';
 export { brokerAccessFromEnv, type BrokerAccess } from './authorize.js';
 export { brokerDefinitions, type BrokerDefinitions } from './definitions.js';

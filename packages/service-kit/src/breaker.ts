@@ -20,7 +20,7 @@ export interface BreakerOptions {
 }
 
 /** The one place the fleet's breaker defaults live: callers pass only what differs. */
-export const BREAKER_DEFAULTS = { errorThresholdPercentage: 50, resetTimeoutMs: 5000, volumeThreshold: 5 } as const;
+const BREAKER_DEFAULTS = { errorThresholdPercentage: 50, resetTimeoutMs: 5000, volumeThreshold: 5 } as const;
 
 /**
  * The breaker refused a call without trying it (open, or shut down): the dependency was not asked

@@ -36,7 +36,7 @@ export interface TestVhost {
  * The local development password of a role's broker user: `BROKER_PASSWORD_<ROLE>` when set, else
  * the role's name (as guest/guest; `scripts/setup.sh` creates the users with the same rule).
  */
-export function rolePassword(role: string, env: NodeJS.ProcessEnv = process.env): string {
+function rolePassword(role: string, env: NodeJS.ProcessEnv = process.env): string {
   return env[`BROKER_PASSWORD_${role.toUpperCase()}`] ?? role;
 }
 

@@ -53,7 +53,7 @@ export const deploymentOf = (objects: K8sObject[], name: string) => {
 };
 
 /** What the cluster's Secrets hold, in a form each service's config accepts (the values are examples). */
-export const EXAMPLE_SECRETS: Record<string, Record<string, string>> = {
+const EXAMPLE_SECRETS: Record<string, Record<string, string>> = {
   'wallet-fleet-backing': {
     AMQP_URL: 'amqp://fleet:example@rabbitmq:5672/',
     DATABASE_URL: 'postgres://fleet:example@postgres:5432/fleet',

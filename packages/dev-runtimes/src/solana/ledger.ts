@@ -15,7 +15,7 @@ import { ASSOCIATED_TOKEN_PROGRAM_ID, TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID } 
 import { RpcError, errorText, preflightFailure, txErrorJson } from './errors.js';
 import { flat, key, verifySignatures } from './wire.js';
 
-export const TOKEN_PROGRAMS = new Set([TOKEN_PROGRAM_ID.toBase58(), TOKEN_2022_PROGRAM_ID.toBase58()]);
+const TOKEN_PROGRAMS = new Set([TOKEN_PROGRAM_ID.toBase58(), TOKEN_2022_PROGRAM_ID.toBase58()]);
 /** A blockhash stays valid for this many slots, as on a real cluster. */
 export const BLOCKHASH_WINDOW = 150;
 /**
