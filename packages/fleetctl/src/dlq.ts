@@ -1,5 +1,5 @@
 import { ErrorCode, FleetError, Headers } from '@wallet-fleet/contracts';
-import type { Broker, ErrorHistoryEntry, PublishProps } from '@wallet-fleet/messaging';
+import { BROKER_DEATH_HEADERS, type Broker, type ErrorHistoryEntry, type PublishProps } from '@wallet-fleet/messaging';
 import type { Channel, ChannelModel, GetMessage } from 'amqplib';
 
 const DLQ_SUFFIX = '.dlq';
@@ -28,20 +28,8 @@ export interface DeadLetter {
   body: unknown;
 }
 
-/**
- * Broker-written headers: dead-letter records (delivery limit, expiry) and the quorum DLQ's own
- * redelivery count (every peek adds one). Meaningless on the replayed copy.
- */
-const BROKER_HEADERS = [
-  'x-delivery-count',
-  'x-death',
-  'x-first-death-exchange',
-  'x-first-death-queue',
-  'x-first-death-reason',
-  'x-last-death-exchange',
-  'x-last-death-queue',
-  'x-last-death-reason',
-];
+/** Broker-written headers, meaningless on a replayed copy: its death records, and the quorum DLQ's own redelivery count (every peek adds one). */
+const BROKER_HEADERS = [...BROKER_DEATH_HEADERS, 'x-delivery-count'];
 
 function text(v: unknown): string | undefined {
   if (typeof v === 'string') return v;

@@ -17,7 +17,7 @@ import type { z } from 'zod';
 import { Batcher } from './batcher.js';
 import { ChannelHandle, Delivery } from './delivery.js';
 import { Deferral, asFleetError, validationFailed } from './errors.js';
-import { CORRELATION_HEADER, headerNumber, headerString } from './headers.js';
+import { BROKER_DEATH_HEADERS, CORRELATION_HEADER, headerNumber, headerString } from './headers.js';
 import type { Metrics } from './metrics.js';
 import type { PublishProps, Publisher } from './publisher.js';
 import { appendHistory, computeRetryDelay } from './retry.js';
@@ -73,16 +73,6 @@ interface MessageMeta {
 }
 
 const HEADER_TEXT_MAX = 1024;
-/** Broker-written dead-letter headers: re-sending them would only confuse the next reader. */
-const BROKER_DEATH_HEADERS = [
-  'x-death',
-  'x-first-death-exchange',
-  'x-first-death-queue',
-  'x-first-death-reason',
-  'x-last-death-exchange',
-  'x-last-death-queue',
-  'x-last-death-reason',
-];
 
 /**
  * Consumes one queue: validation, context, handler, then ack / reply / retry / dead letter. A

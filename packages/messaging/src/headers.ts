@@ -28,3 +28,17 @@ export function headerNumber(v: unknown): number | undefined {
   const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : typeof v === 'bigint' ? Number(v) : NaN;
   return Number.isFinite(n) ? n : undefined;
 }
+
+/**
+ * Headers RabbitMQ writes when it dead-letters a message. Re-sending them would only confuse the next
+ * reader: the consumer drops them from its retry and DLQ copies, fleetctl from a replayed copy.
+ */
+export const BROKER_DEATH_HEADERS = [
+  'x-death',
+  'x-first-death-exchange',
+  'x-first-death-queue',
+  'x-first-death-reason',
+  'x-last-death-exchange',
+  'x-last-death-queue',
+  'x-last-death-reason',
+];
