@@ -262,9 +262,6 @@ export function createKmsCustody(opts: KmsCustodyOptions): KmsCustody {
     (run) => run(),
     {
       timeoutMs: budgetMs,
-      errorThresholdPercentage: 50,
-      resetTimeoutMs: 5000,
-      volumeThreshold: 5,
       ...opts.breaker,
     },
     registry,

@@ -1,6 +1,7 @@
 import { ErrorCode, FleetError } from '@wallet-fleet/contracts';
 import CircuitBreaker from 'opossum';
 import { Counter, Gauge, register as globalRegistry, type Registry } from 'prom-client';
+import { getOrCreateMetric } from './metrics.js';
 
 export interface BreakerOptions {
   /** A call running longer than this rejects with `UNAVAILABLE` and counts as a failure. */
@@ -60,11 +61,6 @@ const STATE_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, o
 
 const defaultIsFailure = (err: unknown) => !(err instanceof FleetError && !err.retryable);
 
-// One metric object per registry and name: several breakers share the series, told apart by `name`.
-function metric<T>(registry: Registry, name: string, make: () => T): T {
-  return (registry.getSingleMetric(name) as T | undefined) ?? make();
-}
-
 /**
  * A circuit breaker (opossum) around `fn`. Metrics in `registry` (default: prom-client's global one):
  * - `breaker_state{name}`: 0 closed, 1 half-open, 2 open;
@@ -79,12 +75,13 @@ export function createBreaker<A extends unknown[], R>(
 ): Breaker<A, R> {
   const isFailure = opts.isFailure ?? defaultIsFailure;
   const { errorThresholdPercentage, resetTimeoutMs, volumeThreshold } = { ...BREAKER_DEFAULTS, ...definedOnly(opts) };
-  const stateGauge = metric(
+  // One metric object per registry and name: several breakers share the series, told apart by `name`.
+  const stateGauge = getOrCreateMetric(
     registry,
     'breaker_state',
     () => new Gauge({ name: 'breaker_state', help: 'Circuit breaker state: 0 closed, 1 half-open, 2 open', labelNames: ['name'], registers: [registry] }),
   );
-  const calls = metric(
+  const calls = getOrCreateMetric(
     registry,
     'breaker_calls_total',
     () =>
