@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { backingServices } from './backing.js';
 
 async function api(method: string, path: string, body?: unknown): Promise<unknown> {
@@ -101,6 +102,22 @@ export interface QueueInfo {
   consumers: number;
   arguments: Record<string, unknown>;
   type?: string;
+}
+
+/** The generated production definitions (`pnpm broker-definitions`; a test fails when they are stale). */
+const FLEET_DEFINITIONS = new URL('../../../infra/rabbitmq/definitions.json', import.meta.url);
+
+/**
+ * A fresh vhost holding the fleet's production broker definitions (infra/rabbitmq/definitions.json:
+ * one user per role, vhost and topic permissions), so that services started with
+ * `AMQP_URL: vhost.as('<service>')` and clients as `vhost.as('backend' | 'ops')` meet the checks
+ * they meet in production. `url` (the administrative user, no role) is for looking, not for talking
+ * to the fleet: the services refuse its messages.
+ */
+export async function createFleetVhost(prefix = 'fleet'): Promise<TestVhost> {
+  const vhost = await createVhost(prefix);
+  await applyBrokerDefinitions(vhost.vhost, JSON.parse(await readFile(FLEET_DEFINITIONS, 'utf8')) as DefinitionsToApply);
+  return vhost;
 }
 
 /** The broker's view, through the management API. */
