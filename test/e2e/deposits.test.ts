@@ -58,7 +58,10 @@ describe('deposits across the fleet (wallet, webhooks, reconciliation)', functio
       SOLANA_RPC_URL: solana.url,
       EVM_RPC_URL: anvil.url,
     };
-    wallet = createWalletService(loadWalletConfig({ ...common, AMQP_URL: vhost.as('wallet'), DATABASE_SCHEMA: walletSchema.schema, KMS_ENDPOINT: kms.endpoint }), silent);
+    wallet = createWalletService(
+      loadWalletConfig({ ...common, AMQP_URL: vhost.as('wallet'), DATABASE_SCHEMA: walletSchema.schema, KMS_ENDPOINT: kms.endpoint }),
+      silent,
+    );
     webhooks = createWebhooksService(
       loadWebhooksConfig({
         ...common,

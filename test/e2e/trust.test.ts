@@ -4,15 +4,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Headers } from '@wallet-fleet/contracts';
-import {
-  backingServices,
-  createFleetVhost,
-  createSchemaName,
-  rabbitAdmin,
-  type TestSchema,
-  type TestVhost,
-  waitFor,
-} from '@wallet-fleet/testing';
+import { backingServices, createFleetVhost, createSchemaName, rabbitAdmin, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import amqp from 'amqplib';
 import pg from 'pg';
 import { type ServiceProcess, startService } from './support/service-process.js';

@@ -31,7 +31,6 @@ describe('messaging: who may send what (authorize)', () => {
       assert.throws(() => brokerAccessFromEnv({ BROKER_USER_ROLES: 'svc-wallet' }), /BROKER_USER_ROLES/);
       assert.throws(() => brokerAccessFromEnv({ BROKER_USER_ROLES: 'x:root' }), /BROKER_USER_ROLES: root is not a role/);
     });
-
   });
 
   describe('requests (every operation of the catalogue)', () => {
