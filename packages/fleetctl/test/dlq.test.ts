@@ -233,4 +233,34 @@ describe('fleetctl dlq', () => {
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /NOT_FOUND: no queue nothing\.here\.dlq in this vhost/);
   });
+
+  it("should replay into a fleet service's queue only with that service's credentials, whose copies its consumer believes", async () => {
+    // wallet.requests as the wallet service declares it, with one dead-lettered request.
+    const ch = await rawChannel(vhost);
+    await ch.assertQueue('wallet.requests', { durable: true });
+    await ch.assertQueue('wallet.requests.dlq', { durable: true });
+    ch.sendToQueue('wallet.requests.dlq', Buffer.from('{"userId":"u-1","walletId":"w-1"}'), {
+      messageId: 'dead-1',
+      headers: { [Headers.originalRoutingKey]: 'wallet.management.get', [Headers.deathReason]: 'non_retryable' },
+    });
+    await ch.waitForConfirms();
+
+    const asOps = await fleetctl(vhost, ['dlq', 'replay', 'wallet.requests', '--all']);
+    assert.equal(asOps.code, 1);
+    assert.match(asOps.stderr, /FORBIDDEN: .*wallet service's own broker user, not ops: run the replay with its credentials in AMQP_URL/);
+    assert.deepEqual([await depth(vhost, 'wallet.requests.dlq'), await depth(vhost, 'wallet.requests')], [1, 0], 'nothing moved');
+
+    const asWallet = await fleetctlJson<ReplayReport>(vhost, ['dlq', 'replay', 'wallet.requests', '--all'], 0, { AMQP_URL: vhost.as('wallet') });
+    assert.deepEqual(asWallet.replayed, ['dead-1']);
+    const [copy] = await waitFor(
+      async () => {
+        const m = await ch.get('wallet.requests', { noAck: true });
+        return m ? [m] : undefined;
+      },
+      { what: 'the copy in wallet.requests' },
+    );
+    // What the wallet service's consumer checks: its own user, and the routing key it dispatches on.
+    assert.equal(copy!.properties.userId, 'wallet');
+    assert.equal(String(copy!.properties.headers![Headers.originalRoutingKey]), 'wallet.management.get');
+  });
 });
