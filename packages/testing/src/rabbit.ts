@@ -20,14 +20,18 @@ async function api(method: string, path: string, body?: unknown): Promise<unknow
 
 export interface TestVhost {
   vhost: string;
-  /** AMQP URL into this vhost (the administrative user of the backing services, guest locally). */
+  /**
+   * AMQP URL into this vhost as the administrative user of the backing services (guest locally). It
+   * holds no role: services refuse its messages. For looking at queues and for suites whose
+   * topologies are their own; talk to the fleet with `as(role)`.
+   */
   url: string;
   /** The broker user of `url`: what a raw publish sets as `user_id` (RabbitMQ refuses any other). */
   user: string;
   /**
    * AMQP URL into this vhost as the broker user of `role` (user named like the role, local
    * development password, see `rolePassword`). The user holds permissions here only after
-   * `applyBrokerDefinitions`.
+   * `applyBrokerDefinitions` (`createFleetVhost` applies the fleet's).
    */
   as(role: string): string;
   drop(): Promise<void>;
