@@ -2,12 +2,6 @@
 // `test:only` script runs them all; `pnpm exec mocha <file>` runs one). TypeScript specs run through tsx; workspace packages resolve to their built
 // dist (the test command builds first).
 
-// Development-only stepping stone (packages/messaging/src/authorize.ts): most suites still connect
-// as guest, whose messages this switch lets through every caller/producer check. Suites that prove
-// the checks build their brokers with an explicit access map and per-role users instead. The
-// services refuse the switch when NODE_ENV=production.
-process.env.BROKER_DEV_TRUST_GUEST ??= 'true';
-
 module.exports = {
   'node-option': ['import=tsx', 'enable-source-maps'],
   reporter: './scripts/mocha-reporter.cjs',

@@ -11,8 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
 import { createKmsCustody } from '@wallet-fleet/kms';
 import { Registry } from 'prom-client';
-import { applyBrokerDefinitions, backingServices, createSchemaName, createVhost } from '@wallet-fleet/testing';
-import { fleetDefinitions } from '../../scripts/broker-definitions.js';
+import { backingServices, createFleetVhost, createSchemaName } from '@wallet-fleet/testing';
 import amqp from 'amqplib';
 import pg from 'pg';
 import { createBroker, defineTopology } from '@wallet-fleet/messaging';
@@ -28,12 +27,9 @@ const silent = createLogger({ service: 'bench', level: 'silent' });
 /**
  * A vhost with the fleet's broker users and permissions (infra/rabbitmq/definitions.json): each
  * service runs as its own user (`vhost.as(name)`), clients as `backend` or `ops`, as in production.
+ * Raw baselines use the administrative user (`vhost.url`), which no consumer of theirs checks.
  */
-async function fleetVhost() {
-  const vhost = await createVhost('bench');
-  await applyBrokerDefinitions(vhost.vhost, fleetDefinitions(vhost.vhost));
-  return vhost;
-}
+const fleetVhost = () => createFleetVhost('bench');
 
 async function auditSuite(): Promise<void> {
   const { databaseUrl } = await backingServices();

@@ -2,7 +2,7 @@
 // nothing of ours but the names in docs/asyncapi.json.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { backingServices, createSchemaName, createVhost, rabbitAdmin, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
+import { backingServices, createFleetVhost, createSchemaName, rabbitAdmin, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import amqp from 'amqplib';
 import pg from 'pg';
 import { type ServiceProcess, startService } from './support/service-process.js';
@@ -63,11 +63,14 @@ async function plainClient(url: string) {
   };
 }
 
+/** An audit event of the product's backend: the key names its publisher (`audit.<role>.<action>`). */
+const KYC_REVIEW = 'audit.backend.kyc.review';
+
 function auditEvent(userId: string, i = 0) {
   return {
     eventId: randomUUID(),
     occurredAt: new Date(Date.UTC(2026, 10, 23, 10, 0, i)).toISOString(),
-    actor: { type: 'service', id: 'kyc' },
+    actor: { type: 'service', id: 'backend' },
     action: 'kyc.review',
     resource: { type: 'user', id: userId },
     userId,
@@ -83,17 +86,20 @@ describe('audit service over plain amqplib', function () {
   let schema: TestSchema;
   let env: Record<string, string>;
   let service: ServiceProcess | undefined;
+  /** The product's backend: publishes its audit events, queries the log. */
   let client: Awaited<ReturnType<typeof plainClient>>;
+  /** An operator: verifies the chain. */
+  let ops: Awaited<ReturnType<typeof plainClient>>;
   let db: pg.Pool;
 
   const storedCount = async () => Number((await db.query(`SELECT count(*) AS n FROM "${schema.schema}".audit_events`)).rows[0].n);
 
   beforeEach(async () => {
-    vhost = await createVhost('audit-e2e');
+    vhost = await createFleetVhost('audit-e2e');
     schema = await createSchemaName('audit_e2e');
     const { databaseUrl, redisUrl } = await backingServices();
     env = {
-      AMQP_URL: vhost.url,
+      AMQP_URL: vhost.as('audit'),
       DATABASE_URL: databaseUrl,
       DATABASE_SCHEMA: schema.schema,
       REDIS_URL: redisUrl,
@@ -102,12 +108,14 @@ describe('audit service over plain amqplib', function () {
       AUDIT_RETRY_MAX_ATTEMPTS: '3',
     };
     service = await startService('audit', env);
-    client = await plainClient(vhost.url);
+    client = await plainClient(vhost.as('backend'));
+    ops = await plainClient(vhost.as('ops'));
     db = new pg.Pool({ connectionString: databaseUrl, max: 2 });
   });
 
   afterEach(async () => {
     await client?.close().catch(() => undefined);
+    await ops?.close().catch(() => undefined);
     await service?.stop();
     await db?.end();
     await vhost?.drop();
@@ -118,8 +126,8 @@ describe('audit service over plain amqplib', function () {
     const alice = `alice-${randomUUID()}`;
     const events = Array.from({ length: 12 }, (_, i) => auditEvent(alice, i));
     // Every event twice, as an at-least-once publisher would after a lost confirm.
-    await client.publishMany([...events, ...events].map((body) => ({ routingKey: 'audit.kyc.review', body })));
-    await client.publish('audit.wallet.create', auditEvent('bob'));
+    await client.publishMany([...events, ...events].map((body) => ({ routingKey: KYC_REVIEW, body })));
+    await client.publish('audit.backend.user.update', auditEvent('bob'));
 
     const page1 = await waitFor(
       async () => {
@@ -143,7 +151,7 @@ describe('audit service over plain amqplib', function () {
     const failed = await client.call('wallet.audit.query', { resourceType: 'user', resourceId: alice, limit: 50 });
     assert.equal(failed.result.items.length, 12);
 
-    const verify = await client.call('wallet.audit.verify', {});
+    const verify = await ops.call('wallet.audit.verify', {});
     assert.deepEqual(verify, { ok: true, result: { valid: true, checked: 13 } });
   });
 
@@ -156,8 +164,8 @@ describe('audit service over plain amqplib', function () {
   });
 
   it('should dead-letter malformed and schema-violating events with the reason, and keep running', async () => {
-    await client.publish('audit.kyc.review', Buffer.from('{"eventId": '));
-    await client.publish('audit.kyc.review', { eventId: 'not-a-uuid', action: 'x' });
+    await client.publish(KYC_REVIEW, Buffer.from('{"eventId": '));
+    await client.publish(KYC_REVIEW, { eventId: 'not-a-uuid', action: 'x' });
     // The management API's queue counts lag by seconds; taking the messages off the queue does not.
     const dead: Awaited<ReturnType<typeof rabbitAdmin.drain>> = [];
     await waitFor(
@@ -178,7 +186,7 @@ describe('audit service over plain amqplib', function () {
 
   it('should detect a tampered row through wallet.audit.verify', async () => {
     const events = Array.from({ length: 6 }, (_, i) => auditEvent('carol', i));
-    await client.publishMany(events.map((body) => ({ routingKey: 'audit.kyc.review', body })));
+    await client.publishMany(events.map((body) => ({ routingKey: KYC_REVIEW, body })));
     await waitFor(async () => (await storedCount()) === 6, { what: 'six stored events' });
     const table = `"${schema.schema}".audit_events`;
     const c = await db.connect();
@@ -190,7 +198,7 @@ describe('audit service over plain amqplib', function () {
     } finally {
       c.release();
     }
-    const r = await client.call('wallet.audit.verify', {});
+    const r = await ops.call('wallet.audit.verify', {});
     assert.equal(r.ok, true);
     assert.equal(r.result.valid, false);
     assert.equal(r.result.brokenAt, 3);
@@ -200,7 +208,7 @@ describe('audit service over plain amqplib', function () {
   it('should lose nothing when SIGTERM arrives during a burst', async () => {
     const total = 3000;
     const events = Array.from({ length: total }, (_, i) => auditEvent(`burst-${i % 50}`, i));
-    const publishing = client.publishMany(events.map((body) => ({ routingKey: 'audit.kyc.review', body })));
+    const publishing = client.publishMany(events.map((body) => ({ routingKey: KYC_REVIEW, body })));
     await waitFor(async () => (await storedCount()) > 0, { what: 'the first stored events' });
     const code = await service!.stop();
     assert.equal(code, 0, `audit exited with ${code}:\n${service!.logs.slice(-10).join('\n')}`);
@@ -209,7 +217,7 @@ describe('audit service over plain amqplib', function () {
     if (process.env.DEBUG_E2E) console.log(`stored at stop: ${afterStop}/${total}`);
     service = await startService('audit', env);
     await waitFor(async () => (await storedCount()) === total, { timeoutMs: 30_000, what: `${total} stored events (had ${afterStop} at stop)` });
-    const verify = await client.call('wallet.audit.verify', {});
+    const verify = await ops.call('wallet.audit.verify', {});
     assert.deepEqual(verify.result, { valid: true, checked: total });
     assert.deepEqual(await rabbitAdmin.drain(vhost.vhost, 'audit.events.dlq', 10), []);
   });
@@ -232,11 +240,11 @@ describe('audit service process', function () {
   });
 
   it('should expose probes and metrics of what it stored', async () => {
-    const vhost = await createVhost('audit-metrics');
+    const vhost = await createFleetVhost('audit-metrics');
     const schema = await createSchemaName('audit_metrics');
     const { databaseUrl } = await backingServices();
-    const service = await startService('audit', { AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema });
-    const client = await plainClient(vhost.url);
+    const service = await startService('audit', { AMQP_URL: vhost.as('audit'), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema });
+    const client = await plainClient(vhost.as('backend'));
     try {
       assert.equal((await fetch(service.url('/live'))).status, 200);
       const health = (await (await fetch(service.url('/health'))).json()) as Record<string, unknown>;
@@ -244,7 +252,7 @@ describe('audit service process', function () {
       assert.match(JSON.stringify(health), /rabbitmq/);
       assert.match(JSON.stringify(health), /redis/);
       const e = auditEvent('dave');
-      await client.publishMany([e, e, auditEvent('dave', 1)].map((body) => ({ routingKey: 'audit.kyc.review', body })));
+      await client.publishMany([e, e, auditEvent('dave', 1)].map((body) => ({ routingKey: KYC_REVIEW, body })));
       const text = await waitFor(
         async () => {
           const t = await (await fetch(service.url('/metrics'))).text();

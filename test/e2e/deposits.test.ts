@@ -8,7 +8,7 @@ import { type Anvil, type SolanaRuntime, startAnvil, startSolanaRuntime } from '
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
 import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
 import { createLogger } from '@wallet-fleet/service-kit';
-import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
+import { backingServices, createSchemaName, createFleetVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import amqp from 'amqplib';
 import pg from 'pg';
 import { createWalletClient, type Hex, http } from 'viem';
@@ -44,14 +44,13 @@ describe('deposits across the fleet (wallet, webhooks, reconciliation)', functio
 
   before(async () => {
     const { databaseUrl, redisUrl } = await backingServices();
-    vhost = await createVhost('deposits-e2e');
+    vhost = await createFleetVhost('deposits-e2e');
     const [walletSchema, whSchema, rcSchema] = [await createSchemaName('wallet'), await createSchemaName('webhooks'), await createSchemaName('recon')];
     schemas.push(walletSchema, whSchema, rcSchema);
     kms = await startKmsEmulator({ port: 0 });
     solana = await startSolanaRuntime({ port: 0, slotMs: 50 });
     anvil = await startAnvil({ port: 0 });
     const common = {
-      AMQP_URL: vhost.url,
       DATABASE_URL: databaseUrl,
       REDIS_URL: redisUrl,
       HTTP_PORT: '0',
@@ -59,10 +58,14 @@ describe('deposits across the fleet (wallet, webhooks, reconciliation)', functio
       SOLANA_RPC_URL: solana.url,
       EVM_RPC_URL: anvil.url,
     };
-    wallet = createWalletService(loadWalletConfig({ ...common, DATABASE_SCHEMA: walletSchema.schema, KMS_ENDPOINT: kms.endpoint }), silent);
+    wallet = createWalletService(
+      loadWalletConfig({ ...common, AMQP_URL: vhost.as('wallet'), DATABASE_SCHEMA: walletSchema.schema, KMS_ENDPOINT: kms.endpoint }),
+      silent,
+    );
     webhooks = createWebhooksService(
       loadWebhooksConfig({
         ...common,
+        AMQP_URL: vhost.as('webhooks'),
         DATABASE_SCHEMA: whSchema.schema,
         WEBHOOK_SECRETS: secret,
         DEPOSIT_MAX_ATTEMPTS: '3',
@@ -74,6 +77,7 @@ describe('deposits across the fleet (wallet, webhooks, reconciliation)', functio
     reconciliation = createReconciliationService(
       loadReconciliationConfig({
         ...common,
+        AMQP_URL: vhost.as('reconciliation'),
         DATABASE_SCHEMA: rcSchema.schema,
         RECONCILE_INITIAL_DELAY_MS: '3600000',
         OUTBOX_SCHEMAS: `${walletSchema.schema},${whSchema.schema}`,
@@ -91,7 +95,8 @@ describe('deposits across the fleet (wallet, webhooks, reconciliation)', functio
     const q = await ch.assertQueue('', { exclusive: true });
     await ch.bindQueue(q.queue, 'wallet.events', 'deposit.credited');
     await ch.consume(q.queue, (m) => m && credited.push(JSON.parse(m.content.toString())), { noAck: true });
-    rpc = createBroker({ url: vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
+    // The product's backend: creates wallets and pays.
+    rpc = createBroker({ url: vhost.as('backend'), service: 'test-backend', logger: silent, topology: defineTopology({ queues: [] }) });
     await rpc.start();
   });
 

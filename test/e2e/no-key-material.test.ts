@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { localEd25519Signer, solanaAddress } from '@wallet-fleet/chains';
 import { type Anvil, type SolanaRuntime, startAnvil, startSolanaRuntime } from '@wallet-fleet/dev-runtimes';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
-import { backingServices, createSchemaName, createVhost, waitFor } from '@wallet-fleet/testing';
+import { backingServices, createSchemaName, createFleetVhost, waitFor } from '@wallet-fleet/testing';
 import amqp from 'amqplib';
 import bs58 from 'bs58';
 import pg from 'pg';
@@ -44,10 +44,12 @@ describe('key material', function () {
     const kms = await startKmsEmulator({ port: 0, dataDir });
     const solana: SolanaRuntime = await startSolanaRuntime({ port: 0 });
     const anvil: Anvil = await startAnvil({ port: 0 });
-    const vhost = await createVhost('keyscan');
+    const vhost = await createFleetVhost('keyscan');
     const schema = await createSchemaName('keyscan');
     const { databaseUrl } = await backingServices();
+    // Watches every event as the administrator; calls as the product's backend.
     const conn = await amqp.connect(vhost.url);
+    const backend = await amqp.connect(vhost.as('backend'));
     const seen: string[] = [];
     let service: ServiceProcess | undefined;
     const db = new pg.Pool({ connectionString: databaseUrl, max: 1 });
@@ -58,7 +60,7 @@ describe('key material', function () {
       await ch.bindQueue(q.queue, 'wallet.events', '#');
       await ch.consume(q.queue, (m) => m && seen.push(m.content.toString(), JSON.stringify(m.properties.headers ?? {})), { noAck: true });
       service = await startService('wallet', {
-        AMQP_URL: vhost.url,
+        AMQP_URL: vhost.as('wallet'),
         DATABASE_URL: databaseUrl,
         DATABASE_SCHEMA: schema.schema,
         KMS_ENDPOINT: kms.endpoint,
@@ -67,10 +69,11 @@ describe('key material', function () {
         LOG_LEVEL: 'trace',
       });
       const replies: string[] = [];
-      await ch.consume('amq.rabbitmq.reply-to', (m) => m && replies.push(m.content.toString()), { noAck: true });
+      const calls = await backend.createChannel();
+      await calls.consume('amq.rabbitmq.reply-to', (m) => m && replies.push(m.content.toString()), { noAck: true });
       const call = async (op: string, body: unknown) => {
         const before = replies.length;
-        ch.publish('wallet.commands', op, Buffer.from(JSON.stringify(body)), { replyTo: 'amq.rabbitmq.reply-to', correlationId: op, userId: vhost.user });
+        calls.publish('wallet.commands', op, Buffer.from(JSON.stringify(body)), { replyTo: 'amq.rabbitmq.reply-to', correlationId: op, userId: 'backend' });
         await waitFor(() => replies.length > before, { timeoutMs: 30_000, what: `reply to ${op}` });
         return JSON.parse(replies[replies.length - 1]!);
       };
@@ -111,6 +114,7 @@ describe('key material', function () {
       }
     } finally {
       await service?.stop();
+      await backend.close();
       await conn.close();
       await db.end();
       await vhost.drop();

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
 import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
 import { createLogger } from '@wallet-fleet/service-kit';
-import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
+import { backingServices, createSchemaName, createFleetVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import amqp from 'amqplib';
 import { createWalletService } from '../../services/wallet/src/app.js';
 import { loadWalletConfig } from '../../services/wallet/src/config.js';
@@ -26,7 +26,7 @@ describe('provisioning process killed mid-burst', function () {
   let events: amqp.ChannelModel | undefined;
 
   before(async () => {
-    vhost = await createVhost('prov-e2e');
+    vhost = await createFleetVhost('prov-e2e');
     walletSchema = await createSchemaName('wallet');
     provSchema = await createSchemaName('prov');
     kms = await startKmsEmulator({ port: 0 });
@@ -50,7 +50,7 @@ describe('provisioning process killed mid-burst', function () {
     const { databaseUrl, redisUrl } = await backingServices();
     wallet = createWalletService(
       loadWalletConfig({
-        AMQP_URL: vhost.url,
+        AMQP_URL: vhost.as('wallet'),
         DATABASE_URL: databaseUrl,
         DATABASE_SCHEMA: walletSchema.schema,
         REDIS_URL: redisUrl,
@@ -62,7 +62,7 @@ describe('provisioning process killed mid-burst', function () {
     );
     await wallet.start();
     const env = {
-      AMQP_URL: vhost.url,
+      AMQP_URL: vhost.as('provisioning'),
       DATABASE_URL: databaseUrl,
       DATABASE_SCHEMA: provSchema.schema,
       LOG_LEVEL: 'warn',
@@ -92,7 +92,8 @@ describe('provisioning process killed mid-burst', function () {
       { noAck: true },
     );
 
-    const rpc = createBroker({ url: vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
+    // The product's backend: approves KYC, reads status and wallets.
+    const rpc = createBroker({ url: vhost.as('backend'), service: 'test-backend', logger: silent, topology: defineTopology({ queues: [] }) });
     client = rpc;
     await rpc.start();
     const users = Array.from({ length: 30 }, () => `u-${randomUUID()}`);

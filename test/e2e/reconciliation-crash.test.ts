@@ -1,7 +1,7 @@
 // A reconciliation process killed with SIGKILL in the middle of a pass: the pass lock is not kept
 // by the dead process, the next replica runs at once, and the dead pass's run is marked abandoned.
 import assert from 'node:assert/strict';
-import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
+import { backingServices, createSchemaName, createFleetVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import amqp from 'amqplib';
 import pg from 'pg';
 import { type ServiceProcess, startService } from './support/service-process.js';
@@ -15,7 +15,7 @@ describe('reconciliation process killed mid-pass', function () {
   const procs: ServiceProcess[] = [];
 
   before(async () => {
-    vhost = await createVhost('recon-crash');
+    vhost = await createFleetVhost('recon-crash');
     schema = await createSchemaName('recon_crash');
     db = new pg.Pool({ connectionString: (await backingServices()).databaseUrl, options: `-c search_path=${schema.schema}` });
     // Requests for the deposit operations go to a queue nobody consumes: a pass waits on its first
@@ -41,7 +41,7 @@ describe('reconciliation process killed mid-pass', function () {
   it('should let the next replica run at once and mark the dead pass abandoned', async () => {
     const { databaseUrl } = await backingServices();
     const env = {
-      AMQP_URL: vhost.url,
+      AMQP_URL: vhost.as('reconciliation'),
       DATABASE_URL: databaseUrl,
       DATABASE_SCHEMA: schema.schema,
       LOG_LEVEL: 'warn',

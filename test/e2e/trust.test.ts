@@ -4,19 +4,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Headers } from '@wallet-fleet/contracts';
-import {
-  applyBrokerDefinitions,
-  backingServices,
-  createSchemaName,
-  createVhost,
-  rabbitAdmin,
-  type TestSchema,
-  type TestVhost,
-  waitFor,
-} from '@wallet-fleet/testing';
+import { backingServices, createFleetVhost, createSchemaName, rabbitAdmin, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import amqp from 'amqplib';
 import pg from 'pg';
-import { fleetDefinitions } from '../../scripts/broker-definitions.js';
 import { type ServiceProcess, startService } from './support/service-process.js';
 
 const walletCreated = (address: string) => ({
@@ -54,8 +44,7 @@ describe('trust boundaries: the webhooks service as its own broker user', () => 
   before(async function () {
     this.timeout(60_000);
     const { databaseUrl, redisUrl } = await backingServices();
-    vhost = await createVhost('trust-e2e');
-    await applyBrokerDefinitions(vhost.vhost, fleetDefinitions(vhost.vhost));
+    vhost = await createFleetVhost('trust-e2e');
     schema = await createSchemaName('trust');
     webhooks = await startService('webhooks', {
       AMQP_URL: vhost.as('webhooks'),
@@ -66,8 +55,6 @@ describe('trust boundaries: the webhooks service as its own broker user', () => 
       WEBHOOK_SECRETS: `whsec_${randomBytes(32).toString('base64')}`,
       EVM_RPC_URL: 'http://127.0.0.1:9',
       SOLANA_RPC_URL: 'http://127.0.0.1:9',
-      // This process checks every message: the suites' development switch is off here.
-      BROKER_DEV_TRUST_GUEST: '',
     });
     db = new pg.Pool({ connectionString: databaseUrl, max: 2 });
   });

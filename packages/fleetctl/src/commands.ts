@@ -1,4 +1,5 @@
 import { ErrorCode, FleetError, operations, type OperationName, type RequestOf, type ResultOf } from '@wallet-fleet/contracts';
+import { brokerAccessFromEnv, brokerUserOf } from '@wallet-fleet/messaging';
 import { vhostOf } from './config.js';
 import * as dlq from './dlq.js';
 import { httpJson, listQueues } from './http.js';
@@ -146,6 +147,7 @@ const dlqCommands: Command[] = [
       const ids = list(values, 'id');
       if (ids.length === 0 && values.all !== true) throw new UsageError('say which messages: --id <messageId> (repeatable) or --all');
       if (ids.length > 0 && values.all === true) throw new UsageError('--id and --all exclude each other');
+      dlq.assertReplayer(queue!, brokerUserOf(s.config.amqpUrl), brokerAccessFromEnv());
       const from = dlq.queuePair(queue!).dlq;
       const broker = await s.broker();
       let last = Date.now();

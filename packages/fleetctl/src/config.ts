@@ -13,7 +13,8 @@ const SERVICES = [
 ] as const;
 
 const shape = {
-  AMQP_URL: envVar.url(['amqp', 'amqps'], 'amqp://guest:guest@127.0.0.1:5672'),
+  /** The operator's broker user (`ops`; its local password is its name, see docs/operations.md). */
+  AMQP_URL: envVar.url(['amqp', 'amqps'], 'amqp://ops:ops@127.0.0.1:5672'),
   RABBITMQ_MANAGEMENT_URL: envVar.url(['http', 'https'], 'http://guest:guest@127.0.0.1:15672'),
   /** Host of the services' HTTP ports (probes, `POST /runs`). */
   FLEET_HTTP_HOST: envVar.string('127.0.0.1'),

@@ -1,5 +1,5 @@
-import { ErrorCode, FleetError, Headers } from '@wallet-fleet/contracts';
-import { BROKER_DEATH_HEADERS, type Broker, type ErrorHistoryEntry, type PublishProps } from '@wallet-fleet/messaging';
+import { ErrorCode, FleetError, Headers, fleetServices } from '@wallet-fleet/contracts';
+import { BROKER_DEATH_HEADERS, type Broker, type BrokerAccess, type ErrorHistoryEntry, type PublishProps } from '@wallet-fleet/messaging';
 import type { Channel, ChannelModel, GetMessage } from 'amqplib';
 
 const DLQ_SUFFIX = '.dlq';
@@ -8,6 +8,24 @@ const DLQ_SUFFIX = '.dlq';
 export function queuePair(arg: string): { queue: string; dlq: string } {
   const queue = arg.endsWith(DLQ_SUFFIX) ? arg.slice(0, -DLQ_SUFFIX.length) : arg;
   return { queue, dlq: `${queue}${DLQ_SUFFIX}` };
+}
+
+/**
+ * Refuses, before anything moves, a replay whose copies the queue's consumer would not believe. A
+ * queue of a fleet service (`<service>.<purpose>`) takes a message through the default exchange
+ * only when its `user_id` is the service's own broker user (packages/messaging authorize.ts): a
+ * replay as `ops` would put every copy back into the DLQ as `forbidden_producer`. A user without the
+ * service's role is refused here; queues named otherwise are not checked.
+ * @throws FleetError FORBIDDEN naming the credentials to use
+ */
+export function assertReplayer(arg: string, user: string, access: BrokerAccess): void {
+  const { queue } = queuePair(arg);
+  const owner = queue.split('.')[0] ?? '';
+  if (!(fleetServices as readonly string[]).includes(owner) || (access.rolesOf(user) as readonly string[]).includes(owner)) return;
+  throw new FleetError(
+    ErrorCode.FORBIDDEN,
+    `${queue} is a queue of the ${owner} service, whose consumers believe a replayed copy only from the ${owner} service's own broker user, not ${user}: run the replay with its credentials in AMQP_URL (docs/operations.md, Dead letters)`,
+  );
 }
 
 /** One dead letter as an operator reads it. */

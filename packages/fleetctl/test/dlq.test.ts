@@ -64,6 +64,13 @@ async function startServices(vhost: TestVhost) {
   };
 }
 
+/**
+ * The DLQ commands run with the owning service's broker credentials (here the test's user, which
+ * plays the service): a consumer trusts a message arriving through the default exchange only under
+ * its own user, and the `ops` user may not read a service's queues (docs/operations.md).
+ */
+const asOwner = (vhost: TestVhost) => ({ AMQP_URL: vhost.url });
+
 describe('fleetctl dlq', () => {
   let vhost: TestVhost;
   beforeEach(async () => {
@@ -78,13 +85,13 @@ describe('fleetctl dlq', () => {
     const svc = await startServices(vhost);
     const [id] = await svc.poison(1);
 
-    const listed = await fleetctlJson<Array<{ dlq: string; messages: number }>>(vhost, ['dlq', 'list']);
+    const listed = await fleetctlJson<Array<{ dlq: string; messages: number }>>(vhost, ['dlq', 'list'], 0, asOwner(vhost));
     assert.deepEqual(listed, [
       { dlq: 'other.events.dlq', messages: 0 },
       { dlq: 'sink.events.dlq', messages: 1 },
     ]);
 
-    const peeked = await fleetctlJson<{ total: number; messages: DeadLetter[] }>(vhost, ['dlq', 'peek', 'sink.events']);
+    const peeked = await fleetctlJson<{ total: number; messages: DeadLetter[] }>(vhost, ['dlq', 'peek', 'sink.events'], 0, asOwner(vhost));
     assert.equal(peeked.total, 1);
     const [dead] = peeked.messages;
     assert.equal(dead!.messageId, id);
@@ -94,13 +101,13 @@ describe('fleetctl dlq', () => {
     assert.equal(dead!.attempt, 2);
     assert.equal(dead!.history.length, 2);
     assert.equal((dead!.body as AuditEvent).eventId, id);
-    const human = await fleetctl(vhost, ['dlq', 'peek', 'sink.events.dlq']);
+    const human = await fleetctl(vhost, ['dlq', 'peek', 'sink.events.dlq'], asOwner(vhost));
     assert.equal(human.code, 0);
     assert.match(human.stdout, new RegExp(`${id}\\s+audit\\.wallet\\.create\\s+attempts_exhausted\\s+2`));
     assert.equal(await depth(vhost, 'sink.events.dlq'), 1, 'peeking leaves the message where it is');
 
     svc.fix();
-    const replay = await fleetctl(vhost, ['dlq', 'replay', 'sink.events', '--all'], { FLEETCTL_PROGRESS_MS: '0' });
+    const replay = await fleetctl(vhost, ['dlq', 'replay', 'sink.events', '--all'], { ...asOwner(vhost), FLEETCTL_PROGRESS_MS: '0' });
     assert.equal(replay.code, 0, replay.stderr);
     assert.equal(replay.stderr, 'replayed 1 of 1 from sink.events.dlq\n', 'progress on stderr (here after every message)');
     assert.match(replay.stdout, /replayed 1 message\(s\) from sink\.events\.dlq to sink\.events/);
@@ -126,7 +133,7 @@ describe('fleetctl dlq', () => {
     const ids = await svc.poison(3);
     svc.fix();
 
-    const r = await fleetctlJson<ReplayReport>(vhost, ['dlq', 'replay', 'sink.events', '--id', ids[1]!]);
+    const r = await fleetctlJson<ReplayReport>(vhost, ['dlq', 'replay', 'sink.events', '--id', ids[1]!], 0, asOwner(vhost));
     assert.deepEqual(r.replayed, [ids[1]]);
     await waitFor(() => svc.sink.length === 1, { what: 'the chosen event processed' });
     assert.deepEqual(
@@ -134,11 +141,11 @@ describe('fleetctl dlq', () => {
       [ids[1]],
     );
 
-    const left = await fleetctlJson<{ messages: DeadLetter[] }>(vhost, ['dlq', 'peek', 'sink.events', '-n', '10']);
+    const left = await fleetctlJson<{ messages: DeadLetter[] }>(vhost, ['dlq', 'peek', 'sink.events', '-n', '10'], 0, asOwner(vhost));
     assert.deepEqual(left.messages.map((m) => m.messageId).sort(), [ids[0], ids[2]].sort());
 
     const missing = randomUUID();
-    const none = await fleetctl(vhost, ['dlq', 'replay', 'sink.events', '--id', missing]);
+    const none = await fleetctl(vhost, ['dlq', 'replay', 'sink.events', '--id', missing], asOwner(vhost));
     assert.equal(none.code, 1, 'an id that is not there is a failure');
     assert.match(none.stdout, new RegExp(`not in sink\\.events\\.dlq: ${missing}`));
     assert.equal(await depth(vhost, 'sink.events.dlq'), 2);
@@ -148,12 +155,12 @@ describe('fleetctl dlq', () => {
     const svc = await startServices(vhost);
     await svc.poison(2);
 
-    const refused = await fleetctl(vhost, ['dlq', 'purge', 'sink.events']);
+    const refused = await fleetctl(vhost, ['dlq', 'purge', 'sink.events'], asOwner(vhost));
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /deletes the 2 message\(s\) of sink\.events\.dlq for good; add --yes/);
     assert.equal(await depth(vhost, 'sink.events.dlq'), 2);
 
-    const done = await fleetctlJson<{ purged: number }>(vhost, ['dlq', 'purge', 'sink.events', '--yes']);
+    const done = await fleetctlJson<{ purged: number }>(vhost, ['dlq', 'purge', 'sink.events', '--yes'], 0, asOwner(vhost));
     assert.equal(done.purged, 2);
     assert.equal(await depth(vhost, 'sink.events.dlq'), 0);
   });
@@ -170,11 +177,11 @@ describe('fleetctl dlq', () => {
     });
     await ch.waitForConfirms();
 
-    const r = await fleetctl(vhost, ['dlq', 'replay', 'gone.events', '--all']);
+    const r = await fleetctl(vhost, ['dlq', 'replay', 'gone.events', '--all'], asOwner(vhost));
     assert.equal(r.code, 1);
     assert.match(r.stdout, /replayed 0 message\(s\)/);
     assert.match(r.stdout, new RegExp(`stopped: gone\\.events did not take the copy.*${id} and the rest stay in gone\\.events\\.dlq`));
-    const left = await fleetctlJson<{ messages: DeadLetter[] }>(vhost, ['dlq', 'peek', 'gone.events']);
+    const left = await fleetctlJson<{ messages: DeadLetter[] }>(vhost, ['dlq', 'peek', 'gone.events'], 0, asOwner(vhost));
     assert.deepEqual(
       left.messages.map((m) => [m.messageId, m.reason]),
       [[id, 'non_retryable']],
@@ -208,10 +215,10 @@ describe('fleetctl dlq', () => {
     });
     await ch.waitForConfirms();
 
-    const peeked = await fleetctlJson<{ messages: DeadLetter[] }>(vhost, ['dlq', 'peek', 'sink.events']);
+    const peeked = await fleetctlJson<{ messages: DeadLetter[] }>(vhost, ['dlq', 'peek', 'sink.events'], 0, asOwner(vhost));
     assert.deepEqual([peeked.messages[0]!.routingKey, peeked.messages[0]!.reason], ['audit.wallet.create', 'broker:delivery_limit']);
 
-    const r = await fleetctlJson<ReplayReport>(vhost, ['dlq', 'replay', 'sink.events', '--all']);
+    const r = await fleetctlJson<ReplayReport>(vhost, ['dlq', 'replay', 'sink.events', '--all'], 0, asOwner(vhost));
     assert.deepEqual(r.replayed, [e.eventId]);
     await waitFor(() => svc.sink.length === 1, { what: 'the replayed event processed' });
     assert.deepEqual(svc.sink, [{ eventId: e.eventId, attempt: 1 }]);
@@ -219,11 +226,41 @@ describe('fleetctl dlq', () => {
   });
 
   it('should refuse a replay that names no messages, and a DLQ that does not exist', async () => {
-    const usage = await fleetctl(vhost, ['dlq', 'replay', 'sink.events']);
+    const usage = await fleetctl(vhost, ['dlq', 'replay', 'sink.events'], asOwner(vhost));
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /--id <messageId> \(repeatable\) or --all/);
-    const missing = await fleetctl(vhost, ['dlq', 'peek', 'nothing.here']);
+    const missing = await fleetctl(vhost, ['dlq', 'peek', 'nothing.here'], asOwner(vhost));
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /NOT_FOUND: no queue nothing\.here\.dlq in this vhost/);
+  });
+
+  it("should replay into a fleet service's queue only with that service's credentials, whose copies its consumer believes", async () => {
+    // wallet.requests as the wallet service declares it, with one dead-lettered request.
+    const ch = await rawChannel(vhost);
+    await ch.assertQueue('wallet.requests', { durable: true });
+    await ch.assertQueue('wallet.requests.dlq', { durable: true });
+    ch.sendToQueue('wallet.requests.dlq', Buffer.from('{"userId":"u-1","walletId":"w-1"}'), {
+      messageId: 'dead-1',
+      headers: { [Headers.originalRoutingKey]: 'wallet.management.get', [Headers.deathReason]: 'non_retryable' },
+    });
+    await ch.waitForConfirms();
+
+    const asOps = await fleetctl(vhost, ['dlq', 'replay', 'wallet.requests', '--all']);
+    assert.equal(asOps.code, 1);
+    assert.match(asOps.stderr, /FORBIDDEN: .*wallet service's own broker user, not ops: run the replay with its credentials in AMQP_URL/);
+    assert.deepEqual([await depth(vhost, 'wallet.requests.dlq'), await depth(vhost, 'wallet.requests')], [1, 0], 'nothing moved');
+
+    const asWallet = await fleetctlJson<ReplayReport>(vhost, ['dlq', 'replay', 'wallet.requests', '--all'], 0, { AMQP_URL: vhost.as('wallet') });
+    assert.deepEqual(asWallet.replayed, ['dead-1']);
+    const [copy] = await waitFor(
+      async () => {
+        const m = await ch.get('wallet.requests', { noAck: true });
+        return m ? [m] : undefined;
+      },
+      { what: 'the copy in wallet.requests' },
+    );
+    // What the wallet service's consumer checks: its own user, and the routing key it dispatches on.
+    assert.equal(copy!.properties.userId, 'wallet');
+    assert.equal(String(copy!.properties.headers![Headers.originalRoutingKey]), 'wallet.management.get');
   });
 });

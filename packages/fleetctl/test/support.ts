@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { createBroker, type Broker, type Topology } from '@wallet-fleet/messaging';
+import { brokerAccessFromEnv, createBroker, type Broker, type Topology } from '@wallet-fleet/messaging';
 import { createLogger } from '@wallet-fleet/service-kit';
-import { backingServices, createVhost, type TestVhost } from '@wallet-fleet/testing';
+import { backingServices, createFleetVhost, type TestVhost } from '@wallet-fleet/testing';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 
 const bin = fileURLToPath(new URL('../bin/fleetctl.mjs', import.meta.url));
@@ -13,12 +13,12 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `node bin/fleetctl.mjs …` as its own process, pointed at `vhost`, as an operator would. */
+/** Runs `node bin/fleetctl.mjs …` as its own process, pointed at `vhost` as the `ops` user, as an operator would. */
 export async function fleetctl(vhost: TestVhost, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   const { managementUrl } = await backingServices();
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, [bin, ...args], {
-      env: { ...process.env, AMQP_URL: vhost.url, RABBITMQ_MANAGEMENT_URL: managementUrl, FLEETCTL_TIMEOUT_MS: '5000', ...env },
+      env: { ...process.env, AMQP_URL: vhost.as('ops'), RABBITMQ_MANAGEMENT_URL: managementUrl, FLEETCTL_TIMEOUT_MS: '5000', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -41,9 +41,21 @@ const logger = createLogger({ service: 'fleetctl-test', level: process.env.LOG_L
 const brokers: Broker[] = [];
 const conns: ChannelModel[] = [];
 
-/** A broker of packages/messaging into `vhost` (a consumer playing a service), stopped by cleanup(). */
+/**
+ * A broker of packages/messaging into `vhost`, stopped by cleanup(): consumers playing the services
+ * with topologies of the tests' own (unknown to the fleet's definitions, so under the test's
+ * administrative user, which holds the wallet role whose audit events it publishes). Requests are
+ * checked as in the fleet: fleetctl's come from the `ops` user.
+ */
 export function broker(vhost: TestVhost, topology: Topology): Broker {
-  const b = createBroker({ url: vhost.url, service: 'fleetctl-test', topology, logger, reconnect: { initialDelayMs: 20, maxDelayMs: 200 } });
+  const b = createBroker({
+    url: vhost.url,
+    service: 'fleetctl-test',
+    topology,
+    logger,
+    access: { rolesOf: (u) => (u === vhost.user ? ['wallet'] : brokerAccessFromEnv({}).rolesOf(u)) },
+    reconnect: { initialDelayMs: 20, maxDelayMs: 200 },
+  });
   brokers.push(b);
   return b;
 }
@@ -68,8 +80,9 @@ export async function depth(vhost: TestVhost, queue: string): Promise<number> {
   }
 }
 
+/** A vhost with the fleet's broker definitions: fleetctl meets the checks it meets in production. */
 export async function freshVhost(): Promise<TestVhost> {
-  return createVhost('fleetctl');
+  return createFleetVhost('fleetctl');
 }
 
 export async function cleanup(): Promise<void> {

@@ -22,24 +22,14 @@ import { RETRY_EXCHANGE } from './topology.js';
  */
 export interface BrokerAccess {
   rolesOf(user: string | undefined): readonly Role[];
-  /** Development only (BROKER_DEV_TRUST_GUEST): messages of this user pass every check. */
-  trustsBlindly(user: string | undefined): boolean;
 }
-
-/**
- * The development-only switch, a stepping stone while suites and tools still connect as guest:
- * messages whose `user_id` is `guest` pass every check. Refused when NODE_ENV=production.
- */
-const DEV_GUEST_SWITCH = 'BROKER_DEV_TRUST_GUEST';
 
 const isRole = (r: string): r is Role => (roles as readonly string[]).includes(r);
 
 /**
- * Reads `BROKER_USER_ROLES` (`user:role,user:role`) and the development switch
- * `BROKER_DEV_TRUST_GUEST=true` from `env`.
+ * Reads `BROKER_USER_ROLES` (`user:role,user:role`) from `env`.
  *
- * @throws Error naming the variable when a pair is malformed or names an unknown role, and when the
- *   development switch is on while `NODE_ENV=production`.
+ * @throws Error naming the variable when a pair is malformed or names an unknown role.
  */
 export function brokerAccessFromEnv(env: NodeJS.ProcessEnv = process.env): BrokerAccess {
   const mapped = new Map<string, Role[]>();
@@ -52,16 +42,11 @@ export function brokerAccessFromEnv(env: NodeJS.ProcessEnv = process.env): Broke
     if (!isRole(role)) throw new Error(`BROKER_USER_ROLES: ${role} is not a role (one of ${roles.join(', ')})`);
     mapped.set(user, [...(mapped.get(user) ?? []), role]);
   }
-  const devGuest = ['1', 'true', 'yes', 'on'].includes((env[DEV_GUEST_SWITCH] ?? '').toLowerCase());
-  if (devGuest && env.NODE_ENV === 'production') {
-    throw new Error(`${DEV_GUEST_SWITCH} is for development only and refused when NODE_ENV=production`);
-  }
   return {
     rolesOf(user) {
       if (user === undefined || user === '') return [];
       return mapped.get(user) ?? (isRole(user) ? [user] : []);
     },
-    trustsBlindly: (user) => devGuest && user === 'guest',
   };
 }
 
@@ -93,7 +78,7 @@ export function authorizeDelivery(msg: ConsumeMessage, kind: 'rpc' | 'events', s
   const exchange = msg.fields.exchange;
   if (exchange !== Exchanges.commands && exchange !== Exchanges.events) {
     const original = headerString((msg.properties.headers ?? {})[Headers.originalRoutingKey]);
-    const ours = (access.trustsBlindly(user) || (user !== undefined && user === self.user)) && (exchange === '' || exchange === RETRY_EXCHANGE);
+    const ours = user !== undefined && user === self.user && (exchange === '' || exchange === RETRY_EXCHANGE);
     if (ours) return { routingKey: original ?? msg.fields.routingKey };
     return {
       routingKey: msg.fields.routingKey,
@@ -104,7 +89,6 @@ export function authorizeDelivery(msg: ConsumeMessage, kind: 'rpc' | 'events', s
     };
   }
   const routingKey = msg.fields.routingKey;
-  if (access.trustsBlindly(user)) return { routingKey };
   // A key outside the catalogue is refused later, as it always was (UNKNOWN_OPERATION, no_handler).
   if (kind === 'rpc' ? !(routingKey in operations) : eventNameOf(routingKey) === undefined) return { routingKey };
   const allowed = kind === 'rpc' ? held.some((r) => mayCall(r, routingKey as OperationName)) : held.some((r) => mayPublish(r, routingKey));

@@ -25,17 +25,11 @@ describe('messaging: who may send what (authorize)', () => {
       assert.deepEqual(access.rolesOf('tools'), ['ops', 'backend']);
       assert.deepEqual(access.rolesOf('guest'), []);
       assert.deepEqual(access.rolesOf(undefined), []);
-      assert.equal(access.trustsBlindly('guest'), false);
     });
 
     it('should refuse a malformed map or an unknown role, naming the variable', () => {
       assert.throws(() => brokerAccessFromEnv({ BROKER_USER_ROLES: 'svc-wallet' }), /BROKER_USER_ROLES/);
       assert.throws(() => brokerAccessFromEnv({ BROKER_USER_ROLES: 'x:root' }), /BROKER_USER_ROLES: root is not a role/);
-    });
-
-    it('should refuse the development guest switch when NODE_ENV=production', () => {
-      assert.equal(brokerAccessFromEnv({ BROKER_DEV_TRUST_GUEST: 'true' }).trustsBlindly('guest'), true);
-      assert.throws(() => brokerAccessFromEnv({ BROKER_DEV_TRUST_GUEST: 'true', NODE_ENV: 'production' }), /BROKER_DEV_TRUST_GUEST.*production/);
     });
   });
 
@@ -53,7 +47,7 @@ describe('messaging: who may send what (authorize)', () => {
       this.timeout(60_000);
       // The requests come from the test's user; which role it holds is switched between calls.
       let current: readonly Role[] = [];
-      const access: BrokerAccess = { rolesOf: (u) => (u === vhost.user ? current : []), trustsBlindly: () => false };
+      const access: BrokerAccess = { rolesOf: (u) => (u === vhost.user ? current : []) };
       const registry = new Registry();
       const server = broker(
         vhost,

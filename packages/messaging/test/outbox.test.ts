@@ -137,6 +137,33 @@ describe('messaging: transactional outbox', () => {
     assert.equal(await depth(vhost, 'sink'), 1);
   });
 
+  it('should publish, on its own poll, a row that a crashed process had claimed and never published', async () => {
+    const b = broker(vhost, defineTopology({ queues: [] }));
+    await b.start();
+    const outbox = createOutbox({ pool, schema: db.schema, broker: b, logger, pollIntervalMs: 100 });
+    relays.push(outbox);
+    // Another replica of the service committed a row and died mid-pass holding it: the NOTIFY of
+    // that commit is long gone, and nothing will notify again.
+    await inTx((c) => outbox.enqueue(c, { routingKey: 'deposit.received', payload: deposit(11), messageId: 'left-behind' }));
+    const crashed = new pg.Client({ connectionString: db.databaseUrl });
+    await crashed.connect();
+    crashed.on('error', () => undefined);
+    await crashed.query(`BEGIN; DELETE FROM "${db.schema}".outbox WHERE message_id = 'left-behind'`);
+    await outbox.start();
+    assert.equal(await outbox.flush(), 0, 'held by the dying replica');
+    assert.equal(await depth(vhost, 'sink'), 0);
+    await pool.query('SELECT pg_terminate_backend($1)', [(crashed as unknown as { processID: number }).processID]);
+    const [m] = await waitFor(
+      async () => {
+        const got = await takeAll(vhost, 'sink');
+        return got.length ? got : undefined;
+      },
+      { what: 'the left-behind row published by the poll' },
+    );
+    assert.equal(m!.properties.messageId, 'left-behind');
+    assert.equal(Number((await pool.query(`SELECT count(*) FROM ${db.schema}.outbox`)).rows[0].count), 0);
+  });
+
   it('should resolve each of 40 concurrent watches once its message is confirmed and its row deleted', async () => {
     const b = broker(vhost, defineTopology({ queues: [] }));
     await b.start();

@@ -2,10 +2,18 @@ import { createLogger, type Logger } from '@wallet-fleet/service-kit';
 import { backingServices, createVhost, rabbitAdmin, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import amqp, { type Channel, type ChannelModel, type GetMessage } from 'amqplib';
 import { Registry } from 'prom-client';
-import { createBroker, type Broker, type BrokerOptions, type Topology } from '@wallet-fleet/messaging';
+import { roles } from '@wallet-fleet/contracts';
+import { createBroker, type Broker, type BrokerAccess, type BrokerOptions, type Topology } from '@wallet-fleet/messaging';
 
 /** Logs stay quiet unless LOG_LEVEL is set (e.g. LOG_LEVEL=debug pnpm exec mocha …). */
 export const logger: Logger = createLogger({ service: 'messaging-test', level: process.env.LOG_LEVEL ?? 'silent' });
+
+/**
+ * The tests' own broker user (the vhost's administrator) holds every role: these suites exercise
+ * the runtime with topologies of their own, which the fleet's definitions do not know; who may
+ * send what is tested in authorize.test.ts with per-role users.
+ */
+const everyRole = (vhost: TestVhost): BrokerAccess => ({ rolesOf: (u) => (u === vhost.user ? roles : []) });
 
 /** A broker into `vhost`, stopped by `cleanup()`. Fast reconnects for tests. */
 export function broker(vhost: TestVhost, topology: Topology, extra: Partial<BrokerOptions> = {}): Broker {
@@ -14,6 +22,7 @@ export function broker(vhost: TestVhost, topology: Topology, extra: Partial<Brok
     service: 'test',
     topology,
     logger,
+    access: everyRole(vhost),
     registry: new Registry(),
     reconnect: { initialDelayMs: 20, maxDelayMs: 200 },
     ...extra,

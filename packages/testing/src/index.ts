@@ -1,4 +1,4 @@
 export { backingServices, type BackingServices } from './backing.js';
-export { applyBrokerDefinitions, createVhost, rabbitAdmin, type DefinitionsToApply, type TestVhost, type QueueInfo } from './rabbit.js';
+export { applyBrokerDefinitions, createFleetVhost, createVhost, rabbitAdmin, type DefinitionsToApply, type TestVhost, type QueueInfo } from './rabbit.js';
 export { createSchemaName, type TestSchema } from './postgres.js';
 export { waitFor } from './wait.js';

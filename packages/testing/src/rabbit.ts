@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { backingServices } from './backing.js';
 
 async function api(method: string, path: string, body?: unknown): Promise<unknown> {
@@ -19,14 +20,18 @@ async function api(method: string, path: string, body?: unknown): Promise<unknow
 
 export interface TestVhost {
   vhost: string;
-  /** AMQP URL into this vhost (the administrative user of the backing services, guest locally). */
+  /**
+   * AMQP URL into this vhost as the administrative user of the backing services (guest locally). It
+   * holds no role: services refuse its messages. For looking at queues and for suites whose
+   * topologies are their own; talk to the fleet with `as(role)`.
+   */
   url: string;
   /** The broker user of `url`: what a raw publish sets as `user_id` (RabbitMQ refuses any other). */
   user: string;
   /**
    * AMQP URL into this vhost as the broker user of `role` (user named like the role, local
    * development password, see `rolePassword`). The user holds permissions here only after
-   * `applyBrokerDefinitions`.
+   * `applyBrokerDefinitions` (`createFleetVhost` applies the fleet's).
    */
   as(role: string): string;
   drop(): Promise<void>;
@@ -101,6 +106,22 @@ export interface QueueInfo {
   consumers: number;
   arguments: Record<string, unknown>;
   type?: string;
+}
+
+/** The generated production definitions (`pnpm broker-definitions`; a test fails when they are stale). */
+const FLEET_DEFINITIONS = new URL('../../../infra/rabbitmq/definitions.json', import.meta.url);
+
+/**
+ * A fresh vhost holding the fleet's production broker definitions (infra/rabbitmq/definitions.json:
+ * one user per role, vhost and topic permissions), so that services started with
+ * `AMQP_URL: vhost.as('<service>')` and clients as `vhost.as('backend' | 'ops')` meet the checks
+ * they meet in production. `url` (the administrative user, no role) is for looking, not for talking
+ * to the fleet: the services refuse its messages.
+ */
+export async function createFleetVhost(prefix = 'fleet'): Promise<TestVhost> {
+  const vhost = await createVhost(prefix);
+  await applyBrokerDefinitions(vhost.vhost, JSON.parse(await readFile(FLEET_DEFINITIONS, 'utf8')) as DefinitionsToApply);
+  return vhost;
 }
 
 /** The broker's view, through the management API. */

@@ -4,7 +4,7 @@ import { type Chain, ErrorCode, type ResultOf } from '@wallet-fleet/contracts';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
 import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
 import { createLogger } from '@wallet-fleet/service-kit';
-import { backingServices, createSchemaName, createVhost, rabbitAdmin, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
+import { backingServices, createSchemaName, createFleetVhost, rabbitAdmin, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import amqp from 'amqplib';
 import pg from 'pg';
 import { createWalletService } from '../../wallet/src/app.js';
@@ -32,7 +32,7 @@ describe('provisioning over RabbitMQ with the real wallet service (KMS emulator)
     const { databaseUrl, redisUrl } = await backingServices();
     const s = createWalletService(
       loadWalletConfig({
-        AMQP_URL: vhost.url,
+        AMQP_URL: vhost.as('wallet'),
         DATABASE_URL: databaseUrl,
         DATABASE_SCHEMA: walletSchema.schema,
         REDIS_URL: redisUrl,
@@ -52,7 +52,7 @@ describe('provisioning over RabbitMQ with the real wallet service (KMS emulator)
     const { databaseUrl } = await backingServices();
     const s = createProvisioningService(
       loadProvisioningConfig({
-        AMQP_URL: vhost.url,
+        AMQP_URL: vhost.as('provisioning'),
         DATABASE_URL: databaseUrl,
         DATABASE_SCHEMA: provSchema.schema,
         HTTP_PORT: '0',
@@ -83,7 +83,7 @@ describe('provisioning over RabbitMQ with the real wallet service (KMS emulator)
   const eventsOf = (key: string, userId?: string) => seen.filter((e) => e.routingKey === key && (!userId || e.body.userId === userId));
 
   beforeEach(async () => {
-    vhost = await createVhost('prov');
+    vhost = await createFleetVhost('prov');
     walletSchema = await createSchemaName('wallet');
     provSchema = await createSchemaName('prov');
     kms = await startKmsEmulator({ port: 0 });
@@ -98,7 +98,8 @@ describe('provisioning over RabbitMQ with the real wallet service (KMS emulator)
     await ch.bindQueue(q.queue, 'wallet.events', 'audit.provisioning.#');
     seen.length = 0;
     await ch.consume(q.queue, (m) => m && seen.push({ routingKey: m.fields.routingKey, body: JSON.parse(m.content.toString()) }), { noAck: true });
-    client = createBroker({ url: vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
+    // The product's backend: approves KYC, asks for status and wallets.
+    client = createBroker({ url: vhost.as('backend'), service: 'test-backend', logger: silent, topology: defineTopology({ queues: [] }) });
     await client.start();
   });
 

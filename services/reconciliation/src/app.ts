@@ -26,8 +26,8 @@ export interface ReconciliationService extends Service {
 
 /**
  * The reconciliation service, wired but not started: migrations (unless `MIGRATE=false`), its
- * PostgreSQL pool, the broker (requests to the webhooks service, publishes of left-behind outbox
- * rows), its own outbox (audit events of passes), the pass scheduler, and one HTTP server with the
+ * PostgreSQL pool, the broker (requests to the webhooks service), its own outbox (audit events of
+ * passes), the pass scheduler, and one HTTP server with the
  * probes, `/metrics`, `GET /runs` and `POST /runs`.
  */
 export function createReconciliationService(config: ReconciliationConfig, logger: Logger): ReconciliationService {
@@ -44,7 +44,7 @@ export function createReconciliationService(config: ReconciliationConfig, logger
       reconcile: (q) => broker.request('wallet.deposits.reconcile', q, requestOpts),
       summary: () => broker.request('wallet.deposits.summary', {}, requestOpts),
     },
-    outboxes: config.OUTBOX_SCHEMAS.map((s) => createForeignOutboxStore(pg.pool, s, broker, logger, config.OUTBOX_STALE_AFTER_MS)),
+    outboxes: config.OUTBOX_SCHEMAS.map((s) => createForeignOutboxStore(pg.pool, s, config.OUTBOX_STALE_AFTER_MS)),
   };
   const runs = createRunHandlers({
     lock: createPassLock(pg.pool, `wallet-fleet:reconciliation:${schema}`, config.RECONCILE_LOCK_TIMEOUT_MS, logger),

@@ -25,7 +25,7 @@ export const configShape = {
    * crashed loses it when its connection closes.
    */
   RECONCILE_LOCK_TIMEOUT_MS: envVar.int({ default: 120_000, min: 1000, max: 3_600_000 }),
-  /** Schemas (same database) whose outbox rows left behind by their relay are re-published; empty = none. */
+  /** Schemas (same database) whose outbox rows left behind are counted and reported (their own relays publish them); empty = none. */
   OUTBOX_SCHEMAS: envVar.list({
     default: 'wallet,provisioning,webhooks,reconciliation',
     each: isIdentifier,

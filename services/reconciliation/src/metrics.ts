@@ -6,14 +6,15 @@ export interface ReconciliationMetrics {
   runs: Counter<'outcome'>;
   /** result: credited and failed are the recoveries; rejected, pending (left for the next pass), settled (by someone else), error. */
   deposits: Counter<'result'>;
-  republished: Counter<'schema'>;
   duration: Histogram;
   lastCompleted: Gauge;
   /** Alert when above 0 (kind: credited_without_ledger_entry, ledger_entry_without_credit, ledger_amount_mismatch). */
   drift: Gauge<'kind'>;
   depositsPending: Gauge;
   oldestPending: Gauge;
+  /** Alert when above 0: the service owning the schema has not published its own rows (relay down). */
   outboxStale: Gauge<'schema'>;
+  outboxOldest: Gauge<'schema'>;
 }
 
 export function createReconciliationMetrics(registry: Registry): ReconciliationMetrics {
@@ -23,12 +24,6 @@ export function createReconciliationMetrics(registry: Registry): ReconciliationM
       name: 'reconciliation_deposits_total',
       help: 'Stuck deposits re-validated, by result (credited and failed are recoveries)',
       labelNames: ['result'],
-      registers: [registry],
-    }),
-    republished: new Counter({
-      name: 'reconciliation_outbox_republished_total',
-      help: 'Outbox rows left behind and re-published, by schema',
-      labelNames: ['schema'],
       registers: [registry],
     }),
     duration: new Histogram({
@@ -56,7 +51,13 @@ export function createReconciliationMetrics(registry: Registry): ReconciliationM
     }),
     outboxStale: new Gauge({
       name: 'reconciliation_outbox_stale_rows',
-      help: 'Outbox rows found left behind by the last pass, by schema',
+      help: 'Outbox rows found left behind by the last pass, by schema (their own relay publishes them)',
+      labelNames: ['schema'],
+      registers: [registry],
+    }),
+    outboxOldest: new Gauge({
+      name: 'reconciliation_outbox_oldest_stale_seconds',
+      help: 'Age of the oldest outbox row left behind at the last pass, by schema (0: none)',
       labelNames: ['schema'],
       registers: [registry],
     }),
@@ -66,8 +67,9 @@ export function createReconciliationMetrics(registry: Registry): ReconciliationM
 /** Gauges from a finished pass. */
 export function observeReport(m: ReconciliationMetrics, r: PassReport): void {
   for (const o of r.outbox) {
+    if (o.error) continue;
     m.outboxStale.set({ schema: o.schema }, o.staleRows);
-    if (o.republished) m.republished.inc({ schema: o.schema }, o.republished);
+    m.outboxOldest.set({ schema: o.schema }, o.oldestSeconds ?? 0);
   }
   if (!('error' in r.drift)) {
     m.drift.set({ kind: 'credited_without_ledger_entry' }, r.drift.creditedWithoutLedgerEntry);

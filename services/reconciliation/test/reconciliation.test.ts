@@ -3,7 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type Anvil, startAnvil } from '@wallet-fleet/dev-runtimes';
 import { type Broker, createBroker, defineTopology, outboxTableSql } from '@wallet-fleet/messaging';
-import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
+import { backingServices, createFleetVhost, createSchemaName, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import amqp from 'amqplib';
 import pg from 'pg';
 import { createWalletClient, type Hex, http } from 'viem';
@@ -51,7 +51,7 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
   function webhooks(rpc: string) {
     const s = createWebhooksService(
       loadWebhooksConfig({
-        AMQP_URL: vhost.url,
+        AMQP_URL: vhost.as('webhooks'),
         DATABASE_URL: databaseUrl,
         DATABASE_SCHEMA: whSchema.schema,
         REDIS_URL: redisUrl,
@@ -74,7 +74,7 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
   function reconciliation(env: Record<string, string> = {}) {
     const s = createReconciliationService(
       loadReconciliationConfig({
-        AMQP_URL: vhost.url,
+        AMQP_URL: vhost.as('reconciliation'),
         DATABASE_URL: databaseUrl,
         DATABASE_SCHEMA: rcSchema.schema,
         HTTP_PORT: '0',
@@ -98,7 +98,7 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
   before(async () => {
     ({ databaseUrl, redisUrl } = await backingServices());
     anvil = await startAnvil({ port: 0 });
-    vhost = await createVhost('reconciliation');
+    vhost = await createFleetVhost('reconciliation');
     whSchema = await createSchemaName('rc_webhooks');
     rcSchema = await createSchemaName('reconciliation');
     db = new pg.Pool({ connectionString: databaseUrl, options: `-c search_path=${whSchema.schema}` });
@@ -106,9 +106,10 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
     const ch = await events.createChannel();
     await ch.assertExchange('wallet.events', 'topic', { durable: true });
     const q = await ch.assertQueue('', { exclusive: true });
-    for (const key of ['deposit.*', 'audit.webhooks.#', 'audit.reconciliation.#', 'test.left-behind']) await ch.bindQueue(q.queue, 'wallet.events', key);
+    for (const key of ['deposit.*', 'audit.webhooks.#', 'audit.reconciliation.#']) await ch.bindQueue(q.queue, 'wallet.events', key);
     await ch.consume(q.queue, (m) => m && seen.push({ routingKey: m.fields.routingKey, body: JSON.parse(m.content.toString()) }), { noAck: true });
-    client = createBroker({ url: vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
+    // Announces wallets as the wallet service does.
+    client = createBroker({ url: vhost.as('wallet'), service: 'test-wallet', logger: silent, topology: defineTopology({ queues: [] }) });
     await client.start();
 
     // The webhooks service while the chain RPC is down: both deposits are accepted, their one
@@ -343,33 +344,32 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
     });
   });
 
-  it('should re-publish outbox rows a relay left behind, and report a schema without an outbox', async () => {
+  it("should report outbox rows a relay left behind, count and age per schema, and leave them to their own service's relay", async () => {
     const orphan = await createSchemaName('rc_orphan');
     const admin = new pg.Pool({ connectionString: databaseUrl });
     try {
       await admin.query(outboxTableSql(orphan.schema));
-      const messageId = randomUUID();
       await admin.query(
         `INSERT INTO "${orphan.schema}".outbox (exchange, routing_key, message_id, payload, created_at)
-         VALUES ('wallet.events', 'test.left-behind', $1, '{"left":"behind"}', now() - interval '10 minutes')`,
-        [messageId],
+         VALUES ('wallet.events', 'audit.wallet.create', $1, '{}', now() - interval '10 minutes'),
+                ('wallet.events', 'audit.wallet.create', $2, '{}', now() - interval '2 minutes'),
+                ('wallet.events', 'audit.wallet.create', $3, '{}', now())`,
+        [randomUUID(), randomUUID(), randomUUID()],
       );
       const rc = reconciliation({ OUTBOX_SCHEMAS: `${orphan.schema},no_such_schema_here` });
       await rc.start();
       const r = await rc.runPass();
-      assert.equal(r.outcome, 'failed');
+      assert.equal(r.outcome, 'failed', 'a schema without an outbox fails the pass');
       assert.ok('report' in r);
-      assert.deepEqual(
-        r.report.outbox.map((o) => [o.schema, o.staleRows, o.republished, o.error ?? null]),
-        [
-          [orphan.schema, 1, 1, null],
-          ['no_such_schema_here', 0, 0, 'NOT_FOUND'],
-        ],
-      );
-      await waitFor(() => seen.some((e) => e.routingKey === 'test.left-behind' && e.body.left === 'behind'), { what: 'the re-published message' });
-      assert.equal(Number((await admin.query(`SELECT count(*) AS n FROM "${orphan.schema}".outbox`)).rows[0].n), 0);
+      const [found, missing] = r.report.outbox;
+      assert.deepEqual([found?.schema, found?.staleRows, found?.error], [orphan.schema, 2, undefined]);
+      assert.ok(found!.oldestSeconds! >= 600 && found!.oldestSeconds! < 660, `oldest ${found!.oldestSeconds}`);
+      assert.deepEqual(missing, { schema: 'no_such_schema_here', staleRows: 0, oldestSeconds: null, error: 'NOT_FOUND' });
+      // Not published from here: the rows wait for the relay of the service that wrote them.
+      assert.equal(Number((await admin.query(`SELECT count(*) AS n FROM "${orphan.schema}".outbox`)).rows[0].n), 3);
       const metrics = await (await fetch(`http://127.0.0.1:${rc.port()}/metrics`)).text();
-      assert.match(metrics, new RegExp(`reconciliation_outbox_republished_total\\{schema="${orphan.schema}"[^}]*\\} 1`));
+      assert.match(metrics, new RegExp(`reconciliation_outbox_stale_rows\\{schema="${orphan.schema}"[^}]*\\} 2`));
+      assert.match(metrics, new RegExp(`reconciliation_outbox_oldest_stale_seconds\\{schema="${orphan.schema}"[^}]*\\} 6[0-5][0-9]`));
       await rc.stop();
     } finally {
       await admin.end();

@@ -21,7 +21,7 @@ import { ErrorCode, isFleetError } from '@wallet-fleet/contracts';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
 import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
 import { createLogger } from '@wallet-fleet/service-kit';
-import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
+import { backingServices, createSchemaName, createFleetVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import { Connection, Keypair, PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
 import {
   ACCOUNT_SIZE,
@@ -63,7 +63,7 @@ describe('wallet balances, transfers and signing on local chains', function () {
   let client: Broker;
 
   before(async () => {
-    vhost = await createVhost('wallet-chains');
+    vhost = await createFleetVhost('wallet-chains');
     schema = await createSchemaName('wallet_chains');
     kms = await startKmsEmulator({ port: 0 });
     solana = await startSolanaRuntime({ port: 0 });
@@ -71,7 +71,7 @@ describe('wallet balances, transfers and signing on local chains', function () {
     const { databaseUrl, redisUrl } = await backingServices();
     service = createWalletService(
       loadWalletConfig({
-        AMQP_URL: vhost.url,
+        AMQP_URL: vhost.as('wallet'),
         DATABASE_URL: databaseUrl,
         DATABASE_SCHEMA: schema.schema,
         REDIS_URL: redisUrl,
@@ -86,7 +86,7 @@ describe('wallet balances, transfers and signing on local chains', function () {
       silent,
     );
     await service.start();
-    client = createBroker({ url: vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
+    client = createBroker({ url: vhost.as('backend'), service: 'test-backend', logger: silent, topology: defineTopology({ queues: [] }) });
     await client.start();
   });
 

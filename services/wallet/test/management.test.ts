@@ -7,7 +7,7 @@ import { ErrorCode, type Wallet, isFleetError } from '@wallet-fleet/contracts';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
 import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
 import { createLogger } from '@wallet-fleet/service-kit';
-import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
+import { backingServices, createSchemaName, createFleetVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import amqp from 'amqplib';
 import { createWalletService } from '../src/app.js';
 import { loadWalletConfig } from '../src/config.js';
@@ -28,7 +28,7 @@ describe('wallet management over RabbitMQ (KMS emulator)', function () {
   async function startWallet(kmsEndpoint: string, overrides: Record<string, string> = {}) {
     const { databaseUrl, redisUrl } = await backingServices();
     const config = loadWalletConfig({
-      AMQP_URL: vhost.url,
+      AMQP_URL: vhost.as('wallet'),
       DATABASE_URL: databaseUrl,
       DATABASE_SCHEMA: schema.schema,
       REDIS_URL: redisUrl,
@@ -45,7 +45,7 @@ describe('wallet management over RabbitMQ (KMS emulator)', function () {
   }
 
   beforeEach(async () => {
-    vhost = await createVhost('wallet');
+    vhost = await createFleetVhost('wallet');
     schema = await createSchemaName('wallet');
     // On disk, as the fleet runs it: a restarted emulator still has the key ring and the keys.
     kmsDir = mkdtempSync(join(tmpdir(), 'kms-'));
@@ -61,7 +61,7 @@ describe('wallet management over RabbitMQ (KMS emulator)', function () {
     seen.length = 0;
     await ch.consume(q.queue, (m) => m && seen.push({ routingKey: m.fields.routingKey, body: JSON.parse(m.content.toString()) }), { noAck: true });
     await startWallet(kms.endpoint);
-    client = createBroker({ url: vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
+    client = createBroker({ url: vhost.as('backend'), service: 'test-backend', logger: silent, topology: defineTopology({ queues: [] }) });
     await client.start();
   });
 

@@ -6,7 +6,7 @@ import { ErrorCode, isFleetError } from '@wallet-fleet/contracts';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
 import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
 import { createLogger } from '@wallet-fleet/service-kit';
-import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
+import { backingServices, createSchemaName, createFleetVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import { Connection, PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
 import amqp from 'amqplib';
 import pg from 'pg';
@@ -28,7 +28,7 @@ describe('wallet signing audit and truthful transfer answers', function () {
   const audit: Array<{ status: string; after: Record<string, unknown>; action: string }> = [];
 
   before(async () => {
-    vhost = await createVhost('wallet-audit');
+    vhost = await createFleetVhost('wallet-audit');
     schema = await createSchemaName('wallet_audit');
     kms = await startKmsEmulator({ port: 0 });
     solana = await startSolanaRuntime({ port: 0, slotMs: 50 });
@@ -41,7 +41,7 @@ describe('wallet signing audit and truthful transfer answers', function () {
     await ch.consume(q.queue, (m) => m && audit.push(JSON.parse(m.content.toString())), { noAck: true });
     service = createWalletService(
       loadWalletConfig({
-        AMQP_URL: vhost.url,
+        AMQP_URL: vhost.as('wallet'),
         DATABASE_URL: databaseUrl,
         DATABASE_SCHEMA: schema.schema,
         REDIS_URL: redisUrl,
@@ -55,7 +55,7 @@ describe('wallet signing audit and truthful transfer answers', function () {
       silent,
     );
     await service.start();
-    client = createBroker({ url: vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
+    client = createBroker({ url: vhost.as('backend'), service: 'test-backend', logger: silent, topology: defineTopology({ queues: [] }) });
     await client.start();
     db = new pg.Pool({ connectionString: databaseUrl, options: `-c search_path=${schema.schema}` });
     // A database that refuses some audit rows (a full disk, a lost permission): the fault is real,

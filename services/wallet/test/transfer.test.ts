@@ -6,7 +6,7 @@ import { ErrorCode, isFleetError } from '@wallet-fleet/contracts';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
 import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
 import { createLogger } from '@wallet-fleet/service-kit';
-import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost } from '@wallet-fleet/testing';
+import { backingServices, createSchemaName, createFleetVhost, type TestSchema, type TestVhost } from '@wallet-fleet/testing';
 import { Connection, PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
 import pg from 'pg';
 import { createWalletService } from '../src/app.js';
@@ -25,14 +25,14 @@ describe('wallet.transaction.transferSol with an idempotency key: sent at most o
   let db: pg.Pool;
 
   before(async () => {
-    vhost = await createVhost('wallet-transfer');
+    vhost = await createFleetVhost('wallet-transfer');
     schema = await createSchemaName('wallet_transfer');
     kms = await startKmsEmulator({ port: 0 });
     solana = await startSolanaRuntime({ port: 0, slotMs: 50 });
     const { databaseUrl, redisUrl } = await backingServices();
     service = createWalletService(
       loadWalletConfig({
-        AMQP_URL: vhost.url,
+        AMQP_URL: vhost.as('wallet'),
         DATABASE_URL: databaseUrl,
         DATABASE_SCHEMA: schema.schema,
         REDIS_URL: redisUrl,
@@ -46,7 +46,7 @@ describe('wallet.transaction.transferSol with an idempotency key: sent at most o
       silent,
     );
     await service.start();
-    client = createBroker({ url: vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
+    client = createBroker({ url: vhost.as('backend'), service: 'test-backend', logger: silent, topology: defineTopology({ queues: [] }) });
     await client.start();
     db = new pg.Pool({ connectionString: databaseUrl, options: `-c search_path=${schema.schema}` });
   });

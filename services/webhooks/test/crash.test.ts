@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { type Anvil, startAnvil } from '@wallet-fleet/dev-runtimes';
 import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
-import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
+import { backingServices, createFleetVhost, createSchemaName, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import pg from 'pg';
 import { deliver, newSecret, silent } from './support.js';
 
@@ -64,14 +64,12 @@ describe('webhooks: kill -9 during a burst of deliveries', function () {
   before(async () => {
     const { databaseUrl, redisUrl } = await backingServices();
     anvil = await startAnvil({ port: 0 });
-    vhost = await createVhost('webhooks');
+    vhost = await createFleetVhost('webhooks');
     schema = await createSchemaName('webhooks');
     port = await freePort();
     env = {
       PATH: process.env.PATH,
-      AMQP_URL: vhost.url,
-      // The test publishes as guest (development switch, see .mocharc.cjs).
-      BROKER_DEV_TRUST_GUEST: process.env.BROKER_DEV_TRUST_GUEST,
+      AMQP_URL: vhost.as('webhooks'),
       DATABASE_URL: databaseUrl,
       DATABASE_SCHEMA: schema.schema,
       REDIS_URL: redisUrl,
@@ -85,7 +83,8 @@ describe('webhooks: kill -9 during a burst of deliveries', function () {
     };
     db = new pg.Pool({ connectionString: databaseUrl, options: `-c search_path=${schema.schema}` });
     await startChild();
-    client = createBroker({ url: vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
+    // Announces the wallet as the wallet service does.
+    client = createBroker({ url: vhost.as('wallet'), service: 'test-wallet', logger: silent, topology: defineTopology({ queues: [] }) });
     await client.start();
     await client.publishEvent('wallet.created', {
       walletId: randomUUID(),

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { isFleetError } from '@wallet-fleet/contracts';
-import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
+import type { Broker } from '@wallet-fleet/messaging';
 import { waitFor } from '@wallet-fleet/testing';
-import { deliver, type Harness, silent, startHarness } from './support.js';
+import { deliver, type Harness, startHarness } from './support.js';
 
 describe('webhooks operations: wallet.deposits.stuck / reconcile / summary', function () {
   this.timeout(60_000);
@@ -14,10 +14,9 @@ describe('webhooks operations: wallet.deposits.stuck / reconcile / summary', fun
   before(async () => {
     // The chain RPC is down: deliveries stay pending (their one attempt fails, then the DLQ).
     h = await startHarness({ SOLANA_RPC_URL: 'http://127.0.0.1:1', EVM_RPC_URL: 'http://127.0.0.1:1', DEPOSIT_MAX_ATTEMPTS: '1' });
-    client = createBroker({ url: h.vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
-    await client.start();
+    client = await h.as('ops');
     const address = `0x${randomBytes(20).toString('hex')}`;
-    await client.publishEvent('wallet.created', {
+    await (await h.as('wallet')).publishEvent('wallet.created', {
       walletId: randomUUID(),
       userId: 'u-ops',
       chain: 'ETH',
@@ -36,7 +35,6 @@ describe('webhooks operations: wallet.deposits.stuck / reconcile / summary', fun
     }
   });
   after(async () => {
-    await client?.stop();
     await h?.stop();
   });
 

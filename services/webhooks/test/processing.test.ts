@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type Anvil, type SolanaRuntime, startAnvil, startSolanaRuntime } from '@wallet-fleet/dev-runtimes';
-import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
+import type { Broker } from '@wallet-fleet/messaging';
 import { rabbitAdmin, waitFor } from '@wallet-fleet/testing';
 import { Connection, Keypair, LAMPORTS_PER_SOL, PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
 import { createWalletClient, http, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
-import { deliver, type Harness, silent, startHarness } from './support.js';
+import { deliver, type Harness, startHarness } from './support.js';
 
 // anvil's first dev account (public, funded with 10,000 ETH on every anvil).
 const ANVIL_KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80';
@@ -16,17 +16,19 @@ describe('webhooks processing: deposits validated on chain and credited once', f
   let solana: SolanaRuntime;
   let anvil: Anvil;
   let h: Harness;
-  let client: Broker;
+  /** Announces wallets as the wallet service does. */
+  let wallets: Broker;
+  /** Publishes processing messages as an intake process does. */
+  let intake: Broker;
 
   before(async () => {
     solana = await startSolanaRuntime({ port: 0, slotMs: 50 });
     anvil = await startAnvil({ port: 0 });
     h = await startHarness({ SOLANA_RPC_URL: solana.url, EVM_RPC_URL: anvil.url });
-    client = createBroker({ url: h.vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
-    await client.start();
+    wallets = await h.as('wallet');
+    intake = await h.as('webhooks');
   });
   after(async () => {
-    await client?.stop();
     await h?.stop();
     await anvil?.stop();
     await solana?.stop();
@@ -35,7 +37,7 @@ describe('webhooks processing: deposits validated on chain and credited once', f
   /** A wallet of ours, announced the way the wallet service announces it. */
   async function registerWallet(chain: 'SOL' | 'ETH', address: string) {
     const wallet = { walletId: randomUUID(), userId: `u-${randomUUID()}`, chain, address, label: null, isActive: true, createdAt: new Date().toISOString() };
-    await client.publishEvent('wallet.created', wallet);
+    await wallets.publishEvent('wallet.created', wallet);
     await waitFor(async () => (await h.db.query('SELECT 1 FROM known_addresses WHERE wallet_id = $1', [wallet.walletId])).rowCount === 1, {
       what: 'wallet.created consumed',
     });
@@ -95,7 +97,7 @@ describe('webhooks processing: deposits validated on chain and credited once', f
     await waitFor(() => eventsFor('deposit.credited', jobId)[0], { what: 'deposit.credited' });
     // The processing message again, as a broker redelivery would bring it.
     const acked = await ackedDeposits();
-    await client.publishEvent<'deposit.received'>('deposit.received', { depositId: jobId, ...body, eventIndex: 0 });
+    await intake.publishEvent<'deposit.received'>('deposit.received', { depositId: jobId, ...body, eventIndex: 0 });
     await waitFor(async () => (await ackedDeposits()) > acked, { what: 'redelivery consumed' });
     assert.equal((await credits(jobId)).length, 1);
     assert.equal((await credits(jobId))[0].wallet_id, wallet.walletId);
@@ -189,7 +191,7 @@ describe('webhooks processing: deposits validated on chain and credited once', f
 describe('webhooks processing: chain RPC down', function () {
   this.timeout(60_000);
   let h: Harness;
-  let client: Broker;
+  let wallets: Broker;
 
   before(async () => {
     // Nothing listens on port 1: every RPC call fails at once.
@@ -201,18 +203,16 @@ describe('webhooks processing: chain RPC down', function () {
       DEPOSIT_RETRY_MAX_MS: '2000',
       DEPOSIT_RPC_RETRY_FACTOR: '5',
     });
-    client = createBroker({ url: h.vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
-    await client.start();
+    wallets = await h.as('wallet');
   });
   after(async () => {
-    await client?.stop();
     await h?.stop();
   });
 
   it('should retry with backoff while the RPC is down and dead-letter with the attempt log, leaving the deposit pending', async () => {
     const address = Keypair.generate().publicKey.toBase58();
     const wallet = { walletId: randomUUID(), userId: 'u-1', chain: 'SOL' as const, address, label: null, isActive: true, createdAt: new Date().toISOString() };
-    await client.publishEvent('wallet.created', wallet);
+    await wallets.publishEvent('wallet.created', wallet);
     await waitFor(async () => (await h.db.query('SELECT 1 FROM known_addresses WHERE wallet_id = $1', [wallet.walletId])).rowCount === 1);
     const txHash = '5'.repeat(87);
     const res = await deliver(h, { body: { chain: 'SOL', txHash, token: 'native', amount: '1', toAddress: address } });

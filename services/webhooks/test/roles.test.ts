@@ -38,7 +38,7 @@ describe('webhooks roles: intake and processing in separate processes', function
     // No secret: a processing process verifies no signatures.
     worker = createWebhooksService(
       loadWebhooksConfig({
-        AMQP_URL: h.vhost.url,
+        AMQP_URL: h.vhost.as('webhooks'),
         DATABASE_URL: databaseUrl,
         DATABASE_SCHEMA: h.schema.schema,
         HTTP_PORT: '0',

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
 import { createLogger } from '@wallet-fleet/service-kit';
-import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost } from '@wallet-fleet/testing';
+import { backingServices, createFleetVhost, createSchemaName, type TestSchema, type TestVhost } from '@wallet-fleet/testing';
 import amqp from 'amqplib';
 import pg from 'pg';
 import { Webhook } from 'standardwebhooks';
@@ -21,12 +22,17 @@ export interface Harness {
   /** Everything published on wallet.events under deposit.* and audit.webhooks.*. */
   seen: Array<{ routingKey: string; body: any }>;
   events: amqp.ChannelModel;
+  /**
+   * A started client as the broker user of `role` (stopped with the harness): `wallet` to announce
+   * wallets, `webhooks` to stand in for an intake process, `ops` for the operations.
+   */
+  as(role: string): Promise<Broker>;
   stop(): Promise<void>;
 }
 
 export async function startHarness(env: Record<string, string> = {}): Promise<Harness> {
   const { databaseUrl, redisUrl } = await backingServices();
-  const vhost = await createVhost('webhooks');
+  const vhost = await createFleetVhost('webhooks');
   const schema = await createSchemaName('webhooks');
   const secret = env.WEBHOOK_SECRETS ?? newSecret();
   const events = await amqp.connect(vhost.url, { noDelay: true });
@@ -38,7 +44,7 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
   await ch.bindQueue(q.queue, 'wallet.events', 'audit.webhooks.#');
   await ch.consume(q.queue, (m) => m && seen.push({ routingKey: m.fields.routingKey, body: JSON.parse(m.content.toString()) }), { noAck: true });
   const config = loadWebhooksConfig({
-    AMQP_URL: vhost.url,
+    AMQP_URL: vhost.as('webhooks'),
     DATABASE_URL: databaseUrl,
     DATABASE_SCHEMA: schema.schema,
     REDIS_URL: redisUrl,
@@ -54,6 +60,7 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
   const service = createWebhooksService(config, silent);
   await service.start();
   const db = new pg.Pool({ connectionString: databaseUrl, options: `-c search_path=${schema.schema}` });
+  const clients: Broker[] = [];
   return {
     vhost,
     schema,
@@ -63,7 +70,14 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
     secret: secret.split(',')[0]!,
     seen,
     events,
+    async as(role) {
+      const client = createBroker({ url: vhost.as(role), service: `test-${role}`, logger: silent, topology: defineTopology({ queues: [] }) });
+      clients.push(client);
+      await client.start();
+      return client;
+    },
     async stop() {
+      await Promise.all(clients.map((c) => c.stop()));
       await service.stop();
       await events.close().catch(() => undefined);
       await db.end();

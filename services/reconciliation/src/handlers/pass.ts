@@ -13,8 +13,6 @@ export interface PassPorts {
     schema: string;
     /** Rows older than the stale threshold and the age of the oldest, in seconds. */
     stale(): Promise<{ rows: number; oldestSeconds: number | null }>;
-    /** Relays what is pending; returns how many were published. */
-    flush(): Promise<number>;
   }>;
 }
 
@@ -43,7 +41,8 @@ export interface DepositTally {
 
 export interface PassReport {
   deposits: DepositTally | { error: string };
-  outbox: Array<{ schema: string; staleRows: number; oldestSeconds: number | null; republished: number; error?: string }>;
+  /** Per service schema: rows its relay left behind (reported, never published from here). */
+  outbox: Array<{ schema: string; staleRows: number; oldestSeconds: number | null; error?: string }>;
   drift:
     | {
         depositsPending: number;
@@ -61,9 +60,9 @@ export const passSucceeded = (r: PassReport) => !('error' in r.deposits) && !('e
 const errorText = (e: unknown) => (isFleetError(e) ? e.code : e instanceof Error ? e.name : 'ERROR');
 
 /**
- * One reconciliation pass: outbox rows left behind are re-published first (a deposit waiting there
- * has not reached its consumer yet), then stuck deposits are re-validated with bounded
- * concurrency, then drift is read. A failing step is reported and the next one still runs. Stops
+ * One reconciliation pass: outbox rows left behind are counted per service (their own relays
+ * publish them: only the owner's broker user may), then stuck deposits are re-validated with
+ * bounded concurrency, then drift is read. A failing step is reported and the next one still runs. Stops
  * taking new deposits when `signal` aborts (the lock was lost); what is in flight finishes.
  * `onDeposit` sees each outcome (metrics, audit of a recovery happens in the webhooks service).
  */
@@ -79,13 +78,16 @@ export async function runPass(
     if (signal.aborted) break;
     try {
       const stale = await ob.stale();
-      const republished = stale.rows > 0 ? await ob.flush() : 0;
-      if (stale.rows > 0)
-        logger.warn({ schema: ob.schema, staleRows: stale.rows, oldestSeconds: stale.oldestSeconds, republished }, 'outbox rows left behind re-published');
-      outbox.push({ schema: ob.schema, staleRows: stale.rows, oldestSeconds: stale.oldestSeconds, republished });
+      if (stale.rows > 0) {
+        logger.warn(
+          { schema: ob.schema, staleRows: stale.rows, oldestSeconds: stale.oldestSeconds },
+          "outbox rows left behind: the service's relay publishes them on its next poll; is it running?",
+        );
+      }
+      outbox.push({ schema: ob.schema, staleRows: stale.rows, oldestSeconds: stale.oldestSeconds });
     } catch (e) {
-      logger.warn({ err: e, schema: ob.schema }, 'outbox sweep failed');
-      outbox.push({ schema: ob.schema, staleRows: 0, oldestSeconds: null, republished: 0, error: errorText(e) });
+      logger.warn({ err: e, schema: ob.schema }, 'reading an outbox failed');
+      outbox.push({ schema: ob.schema, staleRows: 0, oldestSeconds: null, error: errorText(e) });
     }
   }
 

@@ -93,7 +93,7 @@ function auditPass(runId: string, outcome: 'completed' | 'failed', r: PassReport
       ...(d
         ? { checked: d.checked, credited: d.credited, failed: d.failed, stillPending: d.stillPending, errors: d.errors }
         : { depositsError: (r.deposits as { error: string }).error }),
-      republished: r.outbox.reduce((n, o) => n + o.republished, 0),
+      outboxLeftBehind: r.outbox.reduce((n, o) => n + o.staleRows, 0),
       drift: r.drift,
     },
   });

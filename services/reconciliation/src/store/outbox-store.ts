@@ -1,18 +1,16 @@
 import { ErrorCode, FleetError } from '@wallet-fleet/contracts';
-import { type Broker, type Outbox, createOutbox } from '@wallet-fleet/messaging';
-import { type Logger, databaseError } from '@wallet-fleet/service-kit';
+import { databaseError } from '@wallet-fleet/service-kit';
 import type pg from 'pg';
 import type { PassPorts } from '../handlers/pass.js';
 
 /**
- * Another service's outbox, seen from here: the stale-row count and a relay for flushing it.
+ * Another service's outbox, seen from here: how many rows its relay left behind and how old the
+ * oldest is. Read only: publishing them would need that service's broker identity (a message's
+ * `user_id` is its publisher's broker user); its own relay's poll publishes them once it runs.
  * `stale` throws NOT_FOUND (no outbox table in `schema`: a configuration error to report, not
- * retry), UNAVAILABLE or INTERNAL; `flush` throws what the relay throws.
+ * retry), UNAVAILABLE or INTERNAL.
  */
-export function createForeignOutboxStore(pool: pg.Pool, schema: string, broker: Broker, logger: Logger, staleAfterMs: number): PassPorts['outboxes'][number] {
-  // Not started: only flush() is used, when rows were left behind. SKIP LOCKED keeps it apart from
-  // the owner's relay, so a row is never published by both at once.
-  let relay: Outbox | undefined;
+export function createForeignOutboxStore(pool: pg.Pool, schema: string, staleAfterMs: number): PassPorts['outboxes'][number] {
   return {
     schema,
     async stale() {
@@ -28,10 +26,6 @@ export function createForeignOutboxStore(pool: pg.Pool, schema: string, broker: 
         throw databaseError(e);
       }
       return { rows: Number(rows[0]?.n ?? 0), oldestSeconds: rows[0]?.oldest == null ? null : Math.round(rows[0].oldest) };
-    },
-    flush() {
-      relay ??= createOutbox({ pool, schema, broker, logger: logger.child({ outbox: schema }) });
-      return relay.flush();
     },
   };
 }
