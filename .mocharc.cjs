@@ -8,6 +8,11 @@
 // services refuse the switch when NODE_ENV=production.
 process.env.BROKER_DEV_TRUST_GUEST ??= 'true';
 
+// The services that the suites start as processes use the KMS emulator and the local chains, which
+// they accept in development mode only (service-kit's loadConfig). Suites that load a config from an
+// explicit environment say FLEET_DEV_MODE themselves.
+process.env.FLEET_DEV_MODE ??= 'true';
+
 module.exports = {
   'node-option': ['import=tsx', 'enable-source-maps'],
   reporter: './scripts/mocha-reporter.cjs',

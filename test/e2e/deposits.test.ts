@@ -51,6 +51,7 @@ describe('deposits across the fleet (wallet, webhooks, reconciliation)', functio
     solana = await startSolanaRuntime({ port: 0, slotMs: 50 });
     anvil = await startAnvil({ port: 0 });
     const common = {
+      FLEET_DEV_MODE: 'true',
       AMQP_URL: vhost.url,
       DATABASE_URL: databaseUrl,
       REDIS_URL: redisUrl,
