@@ -194,7 +194,7 @@ export function adminConfigShape(defaults: { port: number }) {
 }
 
 /** Whether `host` (a listen address or name) is this machine only. */
-export function isLoopbackHost(host: string): boolean {
+function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
   return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }

@@ -4,7 +4,6 @@ export {
   adminConfigShape,
   baseConfigShape,
   CLOUD_KMS_ENDPOINT,
-  isLoopbackHost,
   serviceConfigShape,
   retryConfigShape,
   retryPolicyOf,
