@@ -76,6 +76,7 @@ describe('deposits across the fleet (wallet, webhooks, reconciliation)', functio
       loadReconciliationConfig({
         ...common,
         DATABASE_SCHEMA: rcSchema.schema,
+        ADMIN_HTTP_PORT: '0',
         RECONCILE_INITIAL_DELAY_MS: '3600000',
         OUTBOX_SCHEMAS: `${walletSchema.schema},${whSchema.schema}`,
       }),
