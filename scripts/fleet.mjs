@@ -37,7 +37,11 @@
 //   KMS_EMULATOR_PORT, SOLANA_RUNTIME_PORT, EVM_RUNTIME_PORT  the runtimes' ports; ANVIL_BIN  the anvil binary
 // Development webhook secret (NOT FOR PRODUCTION): when the webhooks service runs and WEBHOOK_SECRETS
 // is unset, the runner gives it the secret kept in .fleet/webhook-secret (made on first run), so that
-// a local sender (scripts/send-deposit.mjs) can sign deliveries.
+// a local sender (scripts/send-deposit.mjs) can sign deliveries. It decodes to bytes starting with
+// `wallet-fleet-development`, which the webhooks service refuses outside development mode.
+// Development mode: the services get FLEET_DEV_MODE=true unless it is set (FLEET_DEV_MODE=false runs
+// them as production would: Cloud KMS, https chains, your own secret); they refuse it, and every
+// development runtime, when NODE_ENV=production.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -245,6 +249,7 @@ function envFor(name, provided) {
     shared.password = encodeURIComponent(process.env[`BROKER_PASSWORD_${key}`] || name);
     env.AMQP_URL = shared.toString();
   }
+  if (!env.FLEET_DEV_MODE) env.FLEET_DEV_MODE = 'true';
   delete env.FLEET_SERVICES;
   delete env.FLEET_SERVICES_DIR;
   return env;
@@ -478,12 +483,20 @@ width = Math.max(5, ...all.map((n) => n.length));
 for (const [i, n] of all.entries()) prefixes.set(n, `${paint(PALETTE[i % PALETTE.length], n.padEnd(width))} │ `);
 prefixes.delete('fleet');
 if (plan.skipped.length) say(`dev runtimes skipped: ${plan.skipped.join('; ')}`);
-/** The development webhook secret: .fleet/webhook-secret, created (mode 600) on first use. */
+// What a development secret decodes to first (services/webhooks/src/config.ts: DEVELOPMENT_SECRET_MARK).
+const DEV_SECRET_MARK = 'wallet-fleet-development';
+
+/**
+ * The development webhook secret: .fleet/webhook-secret, created (mode 600) on first use, and made
+ * again when it lacks the development mark (a file from before the mark).
+ */
 function devWebhookSecret() {
   const file = join(cwd, '.fleet', 'webhook-secret');
-  if (!existsSync(file)) {
+  const marked = (s) => Buffer.from(s.slice('whsec_'.length), 'base64').subarray(0, DEV_SECRET_MARK.length).toString('latin1') === DEV_SECRET_MARK;
+  if (!existsSync(file) || !marked(readFileSync(file, 'utf8').trim())) {
     mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, `whsec_${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+    const key = Buffer.concat([Buffer.from(DEV_SECRET_MARK, 'latin1'), randomBytes(32)]);
+    writeFileSync(file, `whsec_${key.toString('base64')}\n`, { mode: 0o600 });
   }
   return readFileSync(file, 'utf8').trim();
 }

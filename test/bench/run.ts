@@ -211,6 +211,7 @@ async function walletSuite(): Promise<void> {
       DATABASE_URL: databaseUrl,
       DATABASE_SCHEMA: schema.schema,
       KMS_ENDPOINT: kms.endpoint,
+      FLEET_DEV_MODE: 'true',
       SIGN_RATE_PER_MINUTE: '100000',
       LOG_LEVEL: 'warn',
     });
@@ -275,6 +276,7 @@ async function provisioningSuite(): Promise<void> {
       DATABASE_URL: databaseUrl,
       DATABASE_SCHEMA: walletSchema.schema,
       KMS_ENDPOINT: kms.endpoint,
+      FLEET_DEV_MODE: 'true',
       LOG_LEVEL: 'warn',
     });
     prov = await startService('provisioning', {
@@ -383,6 +385,7 @@ async function webhooksSuite(): Promise<void> {
       LOG_LEVEL: 'error',
       WEBHOOK_SECRETS: `whsec_${key.toString('base64')}`,
       WEBHOOK_RATE_PER_MINUTE: '10000000',
+      FLEET_DEV_MODE: 'true',
     };
     const procs = [];
     try {

@@ -76,6 +76,102 @@ describe('deployment files', () => {
     }
   });
 
+  it('should give Redis a password and every fleet service a REDIS_URL carrying it, from REDIS_PASSWORD', () => {
+    const redis = services.redis!;
+    assert.match(redis.command!.join(' '), /--requirepass "\$\$REDIS_PASSWORD"/);
+    assert.match(redis.environment!.REDIS_PASSWORD!, /^\$\{REDIS_PASSWORD:-[^}]+\}$/);
+    assert.match(redis.healthcheck!.test.join(' '), /REDISCLI_AUTH="\$\$REDIS_PASSWORD" redis-cli ping/, 'the health check logs in too');
+    for (const name of existing.filter((n) => n in PORTS)) {
+      assert.match(services[name]!.environment!.REDIS_URL!, /^redis:\/\/:\$\{REDIS_PASSWORD:-redis\}@redis:6379$/, `${name} REDIS_URL`);
+    }
+  });
+
+  it('should leave development mode and the development runtimes to the override file, which puts every service in development mode', () => {
+    const dev = yaml.load(read('infra/compose/dev-runtimes.yml')) as { services: Record<string, ComposeService> };
+    for (const name of existing.filter((n) => n in PORTS)) {
+      const env = services[name]!.environment ?? {};
+      assert.equal(env.FLEET_DEV_MODE, undefined, `${name}: no development mode in docker-compose.yml`);
+      assert.equal(env.NODE_ENV, undefined, `${name}: the image's NODE_ENV=production`);
+      assert.deepEqual(
+        [dev.services[name]?.environment?.NODE_ENV, dev.services[name]?.environment?.FLEET_DEV_MODE],
+        ['development', 'true'],
+        `${name} in development mode in the override`,
+      );
+    }
+    assert.match(services.wallet!.environment!.KMS_ENDPOINT!, /^\$\{KMS_ENDPOINT:-\}$/, 'production: Cloud KMS from the environment, no emulator default');
+    for (const runtime of ['kms-emulator', 'solana', 'anvil']) assert.equal(services[runtime], undefined, `${runtime} only in the override`);
+  });
+
+  describe('the production image (Dockerfile)', () => {
+    const dockerfile = read('Dockerfile').replace(/\\\n/g, ' ');
+    // The stages by name, each with its instructions (comments dropped).
+    const stages = new Map<string, string[]>();
+    let current: string[] = [];
+    for (const line of dockerfile.split('\n').map((l) => l.trim())) {
+      if (line === '' || line.startsWith('#')) continue;
+      const from = /^FROM \S+ AS (\S+)$/i.exec(line);
+      if (from) stages.set(from[1]!, (current = [line]));
+      else current.push(line);
+    }
+    const last = [...stages.keys()].at(-1)!;
+    const runtime = stages.get(last)!;
+    const copies = runtime.filter((l) => l.startsWith('COPY'));
+    const installStage = /--from=(\S+)/.exec(copies[0] ?? '')?.[1] ?? '';
+
+    it('should build the production image as the default (last) stage, with NODE_ENV=production', () => {
+      assert.equal(last, 'runtime');
+      assert.ok(runtime.includes('ENV NODE_ENV=production'));
+      assert.deepEqual(copies, [`COPY --from=${installStage} --chown=node:node /app /app`], 'one copy, from the production install');
+    });
+
+    it('should install production dependencies of the services alone, and drop every development-only workspace folder', () => {
+      const install = stages.get(installStage)!.join('\n');
+      assert.match(install, /pnpm install --offline --frozen-lockfile --prod --filter-prod "\{\.\/services\/\*\}\.\.\."/);
+      for (const folder of ['packages/dev-runtimes', 'packages/kms-emulator', 'packages/testing', 'test']) {
+        assert.match(install, new RegExp(`rm -rf [^\n]*${folder.replace('/', '\\/')}( |$)`), `${folder} removed`);
+      }
+      // --filter-prod leaves out devDependencies: no service may need these at run time (the production-surface test checks the lockfile).
+      for (const service of Object.keys(PORTS)) {
+        const pkg = JSON.parse(read(`services/${service}/package.json`)) as { dependencies?: Record<string, string> };
+        for (const dep of ['@wallet-fleet/dev-runtimes', '@wallet-fleet/kms-emulator', '@wallet-fleet/testing'])
+          assert.ok(!(dep in (pkg.dependencies ?? {})), `${service} needs ${dep}`);
+      }
+    });
+
+    it('should run one service by default, chosen by SERVICE, never the whole-fleet runner', () => {
+      const cmd = runtime.find((l) => l.startsWith('CMD'))!;
+      assert.doesNotMatch(cmd, /fleet\.(mjs|sh)/);
+    });
+
+    it('should start the service SERVICE names with the default command, and refuse to guess without one', async () => {
+      const argv = JSON.parse(runtime.find((l) => l.startsWith('CMD'))!.slice('CMD'.length)) as string[];
+      const run = (env: Record<string, string>) =>
+        new Promise<{ code: number | null; stderr: string }>((done) => {
+          const child = spawn(argv[0]!, argv.slice(1), { cwd: repoRoot, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+          let stderr = '';
+          child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+          child.on('close', (code) => done({ code, stderr }));
+        });
+      // A configuration the service refuses at once: the line names the service that ran.
+      const audit = await run({ SERVICE: 'audit', NODE_ENV: 'production', FLEET_DEV_MODE: 'true' });
+      assert.deepEqual(
+        [audit.code, audit.stderr],
+        [78, 'audit: invalid configuration: FLEET_DEV_MODE: development mode is refused with NODE_ENV=production\n'],
+      );
+      for (const SERVICE of ['', 'fleet', '../scripts/fleet']) {
+        const none = await run({ SERVICE });
+        assert.equal(none.code, 64, `SERVICE=${SERVICE}`);
+        assert.match(none.stderr, /set SERVICE to audit, wallet, provisioning, webhooks or reconciliation/);
+      }
+    });
+
+    it('should keep the development runtimes in a development target of their own, which the override file builds', () => {
+      assert.ok(stages.has('development'));
+      const dev = yaml.load(read('infra/compose/dev-runtimes.yml')) as { services: Record<string, ComposeService> };
+      for (const runtime of ['kms-emulator', 'solana', 'anvil']) assert.deepEqual(dev.services[runtime]!.build, { context: '.', target: 'development' });
+    });
+  });
+
   it('should give the Kubernetes Deployments the same command and port as compose (infra/k8s; test/e2e/k8s.test.ts checks the rest)', () => {
     const objects = render('production');
     for (const name of existing.filter((n) => n in PORTS)) {

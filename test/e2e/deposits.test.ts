@@ -51,6 +51,7 @@ describe('deposits across the fleet (wallet, webhooks, reconciliation)', functio
     solana = await startSolanaRuntime({ port: 0, slotMs: 50 });
     anvil = await startAnvil({ port: 0 });
     const common = {
+      FLEET_DEV_MODE: 'true',
       DATABASE_URL: databaseUrl,
       REDIS_URL: redisUrl,
       HTTP_PORT: '0',
@@ -79,6 +80,7 @@ describe('deposits across the fleet (wallet, webhooks, reconciliation)', functio
         ...common,
         AMQP_URL: vhost.as('reconciliation'),
         DATABASE_SCHEMA: rcSchema.schema,
+        ADMIN_HTTP_PORT: '0',
         RECONCILE_INITIAL_DELAY_MS: '3600000',
         OUTBOX_SCHEMAS: `${walletSchema.schema},${whSchema.schema}`,
       }),

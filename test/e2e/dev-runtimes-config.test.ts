@@ -72,16 +72,17 @@ describe('development runtimes: table, compose file and their tools', () => {
     );
   });
 
-  it('should include the runtimes compose file from docker-compose.yml with the repository as project directory', () => {
-    assert.deepEqual(main.include, [{ path: 'infra/compose/dev-runtimes.yml', project_directory: '.' }]);
+  it('should keep the runtimes out of docker-compose.yml: only the override file infra/compose/dev-runtimes.yml adds them', () => {
+    assert.equal(main.include, undefined, 'docker-compose.yml includes nothing');
+    for (const r of table) assert.equal(main.services[r.name], undefined, `${r.name} is not in docker-compose.yml`);
   });
 
   it('should run every runtime of the table in compose from the fleet image, reachable from other containers, published on loopback, with a probe health check', () => {
     for (const r of table) {
       const s = dev.services[r.name];
       assert.ok(s, `compose service ${r.name}`);
-      assert.equal(s.build, '.', `${r.name} builds the Dockerfile`);
-      assert.equal(s.image, 'wallet-fleet:local', `${r.name} uses the fleet image`);
+      assert.deepEqual(s.build, { context: '.', target: 'development' }, `${r.name} builds the Dockerfile's development target`);
+      assert.equal(s.image, 'wallet-fleet:dev', `${r.name} uses the development image, not the production one`);
       assert.deepEqual(s.ports, [`127.0.0.1:${r.port}:${r.port}`], `${r.name} ports`);
       assert.deepEqual(s.healthcheck?.test.slice(0, 3), ['CMD', 'node', 'scripts/probe.mjs'], `${r.name} health check`);
       assert.ok(s.healthcheck?.test.includes(String(r.port)), `${r.name} health check probes its port`);
@@ -96,7 +97,7 @@ describe('development runtimes: table, compose file and their tools', () => {
   });
 
   it('should point the wallet container at the runtimes by compose name and wait until they are healthy', () => {
-    const wallet = main.services.wallet!;
+    const wallet = dev.services.wallet!;
     for (const r of table) {
       for (const [key, value] of Object.entries(r.provides)) {
         const target = wallet.environment?.[key];

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '@wallet-fleet/testing';
+import { isDevelopmentWebhookSecret, loadWebhooksConfig } from '../../services/webhooks/src/config.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -17,7 +18,7 @@ const POLITE = `
 for (const s of ['SIGTERM', 'SIGINT']) process.on(s, () => { console.log('got ' + s); setTimeout(() => process.exit(0), 20); });
 const log = (o) => console.log(JSON.stringify({ time: new Date().toISOString(), service: 'x', pid: process.pid, ...o }));
 log({ level: 'info', msg: 'listening', correlationId: 'corr-1', queue: 'audit.events' });
-console.log('env HTTP_PORT=' + (process.env.HTTP_PORT ?? 'unset') + ' LOG_LEVEL=' + (process.env.LOG_LEVEL ?? 'unset'));
+console.log('env HTTP_PORT=' + (process.env.HTTP_PORT ?? 'unset') + ' LOG_LEVEL=' + (process.env.LOG_LEVEL ?? 'unset') + ' FLEET_DEV_MODE=' + (process.env.FLEET_DEV_MODE ?? 'unset'));
 console.log('plain line ' + process.argv[1].split('/').at(-3));
 setInterval(() => {}, 1000);
 `;
@@ -203,8 +204,31 @@ describe('fleet runner (scripts/fleet.mjs)', () => {
     const r = track(runFleet({ alpha: POLITE, beta: POLITE }, { HTTP_PORT: '9999', ALPHA_HTTP_PORT: '9081', LOG_LEVEL: 'debug' }));
     await waitFor(() => r.output().includes('plain line alpha') && r.output().includes('plain line beta'), { what: 'both services' });
     const out = lines(r.output());
-    assert.ok(out.includes('alpha │ env HTTP_PORT=9081 LOG_LEVEL=debug'), r.output());
-    assert.ok(out.includes('beta  │ env HTTP_PORT=unset LOG_LEVEL=debug'), r.output());
+    assert.ok(out.includes('alpha │ env HTTP_PORT=9081 LOG_LEVEL=debug FLEET_DEV_MODE=true'), r.output());
+    assert.ok(out.includes('beta  │ env HTTP_PORT=unset LOG_LEVEL=debug FLEET_DEV_MODE=true'), r.output());
+  });
+
+  it('should start the services in development mode unless FLEET_DEV_MODE says otherwise', async () => {
+    const dev = track(runFleet({ alpha: POLITE }, { FLEET_DEV_MODE: '' }));
+    await waitFor(() => dev.output().includes('plain line alpha'), { what: 'the service' });
+    assert.ok(lines(dev.output()).includes('alpha │ env HTTP_PORT=unset LOG_LEVEL=unset FLEET_DEV_MODE=true'), dev.output());
+    const asProduction = track(runFleet({ alpha: POLITE }, { FLEET_DEV_MODE: 'false' }));
+    await waitFor(() => asProduction.output().includes('plain line alpha'), { what: 'the service' });
+    assert.ok(lines(asProduction.output()).includes('alpha │ env HTTP_PORT=unset LOG_LEVEL=unset FLEET_DEV_MODE=false'), asProduction.output());
+  });
+
+  it('should give the webhooks service a development secret that the service refuses under NODE_ENV=production', async () => {
+    const r = track(runFleet({ webhooks: `console.log('secret=' + process.env.WEBHOOK_SECRETS); setInterval(() => {}, 1000);` }, { WEBHOOK_SECRETS: '' }));
+    await waitFor(() => /secret=whsec_\S+/.test(r.output()), { what: 'the secret the service got' });
+    const secret = /secret=(whsec_\S+)/.exec(r.output())![1]!;
+    assert.ok(isDevelopmentWebhookSecret(secret), 'marked as the development secret');
+    const env = { WEBHOOK_SECRETS: secret, SOLANA_RPC_URL: 'https://solana.example', EVM_RPC_URL: 'https://evm.example' };
+    assert.equal(loadWebhooksConfig({ ...env, FLEET_DEV_MODE: 'true' }).WEBHOOK_SECRETS?.[0], secret);
+    assert.throws(
+      () => loadWebhooksConfig({ ...env, NODE_ENV: 'production' }),
+      /WEBHOOK_SECRETS: the fleet runner's development webhook secret is for development only: refused with NODE_ENV=production/,
+    );
+    assert.throws(() => loadWebhooksConfig(env), /WEBHOOK_SECRETS: .* needs development mode \(FLEET_DEV_MODE=true\)/);
   });
 
   describe('fleet ready', () => {

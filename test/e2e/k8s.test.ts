@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1';
 import { PodMonitor, PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
-import { loadConfig } from '@wallet-fleet/service-kit';
+import { CLOUD_KMS_ENDPOINT, loadConfig } from '@wallet-fleet/service-kit';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { Service, ServiceAccount } from 'kubernetes-models/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
@@ -36,11 +36,17 @@ const CONFIG: Record<FleetService, { load(env: NodeJS.ProcessEnv): { HTTP_PORT: 
   reconciliation: { load: loadReconciliationConfig, shape: reconciliationShape },
 };
 
-/** Variables whose default points at this machine (127.0.0.1): inside a pod that is the pod itself. */
+/**
+ * Variables whose default points at this machine (127.0.0.1): inside a pod that is the pod itself.
+ * But the admin listener's host: the pod itself is what it is meant for (`kubectl port-forward`).
+ */
 const loopbackDefaults = (name: FleetService) =>
-  Object.entries(loadConfig(CONFIG[name].shape, {}) as Record<string, unknown>)
-    .filter(([, v]) => typeof v === 'string' && /127\.0\.0\.1|localhost/.test(v))
+  Object.entries(loadConfig(CONFIG[name].shape, { FLEET_DEV_MODE: 'true', KMS_ENDPOINT: CLOUD_KMS_ENDPOINT }) as Record<string, unknown>)
+    .filter(([k, v]) => k !== 'ADMIN_HTTP_HOST' && typeof v === 'string' && /127\.0\.0\.1|localhost/.test(v))
     .map(([k]) => k);
+
+/** What the container image sets (Dockerfile `ENV`), under the Deployment's own variables. */
+const IMAGE_ENV = { NODE_ENV: 'production' };
 
 /** The API schema of every kind the manifests may hold; any other kind fails the test. */
 const MODELS: Record<string, new (data: any) => { validate(): void }> = {
@@ -128,20 +134,45 @@ for (const overlay of ['development', 'production'] as const) {
         const env = containerEnv(deployment);
         for (const variable of Object.keys(env)) assert.ok(variable in CONFIG[name].shape, `${name}: ${variable} is no variable of its config`);
         for (const variable of loopbackDefaults(name)) assert.ok(variable in env, `${name}: ${variable} must be set (its default is this machine)`);
-        // The service's own loader, as at start: throws naming every missing or malformed variable.
-        const config = CONFIG[name].load(env);
+        // The service's own loader, as at start (with the image's environment beneath): throws naming
+        // every missing or malformed variable, and every development-only value outside development mode.
+        const config = CONFIG[name].load({ ...IMAGE_ENV, ...env }) as { HTTP_PORT: number; FLEET_DEV_MODE: boolean };
+        assert.equal(config.FLEET_DEV_MODE, overlay === 'development', `${name}: development mode only in the development overlay`);
         assert.equal(env.DATABASE_SCHEMA, name, `${name} schema`);
         assert.equal(config.HTTP_PORT, FLEET[name].port, `${name} HTTP_PORT`);
         assert.deepEqual(container.ports, [{ name: 'http', containerPort: FLEET[name].port }]);
         assert.equal(deployment.spec.template.metadata.annotations['prometheus.io/port'], String(FLEET[name].port));
         for (const probe of ['startupProbe', 'livenessProbe', 'readinessProbe']) assert.equal(container[probe].httpGet.port, 'http', `${name} ${probe} port`);
-        assert.equal(named(objects, 'Service', name)!.spec.ports[0].targetPort, 'http');
+        assert.deepEqual(
+          named(objects, 'Service', name)!.spec.ports.map((p: { targetPort: string }) => p.targetPort),
+          ['http'],
+          `${name}: the Service exposes the HTTP port alone (never an admin listener)`,
+        );
         assert.deepEqual(deployment.spec.selector.matchLabels, { 'app.kubernetes.io/name': name });
         assert.equal(deployment.spec.template.spec.serviceAccountName, name);
       }
       const walletEnv = containerEnv(deploymentOf(objects, 'wallet'));
-      if (overlay === 'development') assert.equal(walletEnv.KMS_ENDPOINT, 'kms-emulator:9011', 'development signs with the emulator');
-      else assert.equal(walletEnv.KMS_ENDPOINT, undefined, 'production signs with Cloud KMS');
+      if (overlay === 'development') {
+        assert.equal(walletEnv.KMS_ENDPOINT, 'kms-emulator:9011', 'development signs with the emulator');
+        const { FLEET_DEV_MODE: _, NODE_ENV: __, ...withoutDevMode } = walletEnv;
+        assert.throws(
+          () => loadWalletConfig({ ...IMAGE_ENV, ...withoutDevMode }),
+          /KMS_ENDPOINT: the KMS emulator .* is for development only: refused with NODE_ENV=production/,
+          "the emulator is refused under the image's NODE_ENV without the overlay's development mode",
+        );
+      } else assert.equal(walletEnv.KMS_ENDPOINT, CLOUD_KMS_ENDPOINT, 'production signs with Cloud KMS');
+    });
+
+    it('should keep the admin listener on the pod itself: loopback, no port on the container, the Service or the NetworkPolicy', () => {
+      const d = deploymentOf(objects, 'reconciliation');
+      const config = loadReconciliationConfig({ ...IMAGE_ENV, ...containerEnv(d) });
+      assert.equal(config.ADMIN_HTTP_HOST, '127.0.0.1');
+      const adminPorts = [config.ADMIN_HTTP_PORT, String(config.ADMIN_HTTP_PORT)];
+      const container = d.spec.template.spec.containers[0];
+      assert.ok(!container.ports.some((p: { containerPort: number }) => adminPorts.includes(p.containerPort)));
+      const policy = named(objects, 'NetworkPolicy', 'reconciliation')!;
+      const ingressPorts = policy.spec.ingress.flatMap((rule: any) => rule.ports.map((p: any) => p.port));
+      assert.ok(!ingressPorts.some((p: unknown) => adminPorts.includes(p as never)), `ingress ports ${ingressPorts}`);
     });
 
     it('should run every container as non-root with a read-only root file system, no privilege escalation, and resource requests', () => {

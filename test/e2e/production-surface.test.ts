@@ -1,7 +1,9 @@
 // What a service's production install (`pnpm install --prod`, `pnpm deploy --prod`) brings with it,
 // read from the package.json files and the lockfile (no network, no install): the development
-// runtimes, the KMS emulator and the test support must never be part of it.
+// runtimes, the KMS emulator and the test support must never be part of it. And what a service
+// started with NODE_ENV=production (the image's) does with a development runtime: it refuses to start.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, posix, resolve } from 'node:path';
@@ -85,4 +87,80 @@ describe('production surface of the services', () => {
       assert.deepEqual(bad, [], `not for production, yet brought by: ${bad.join('; ')}`);
     });
   }
+});
+
+/** `node services/<name>/dist/main.js` with exactly `env` (and PATH): its exit code and output. */
+async function startOnly(name: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [`services/${name}/dist/main.js`], {
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((done) => child.on('close', done));
+  return { code, stdout, stderr };
+}
+
+describe('development runtimes refused in production', () => {
+  // Nothing listens on these: a service that got past its configuration would fail later, and differently.
+  const production = {
+    NODE_ENV: 'production',
+    AMQP_URL: 'amqp://wallet:x@127.0.0.1:1',
+    DATABASE_URL: 'postgres://wallet@127.0.0.1:1/fleet',
+    REDIS_URL: 'redis://127.0.0.1:1',
+    SOLANA_RPC_URL: 'https://solana.example',
+    EVM_RPC_URL: 'https://evm.example',
+    APTOS_NODE_URL: 'https://aptos.example/v1',
+  };
+  const refused = async (name: string, env: Record<string, string>, line: RegExp) => {
+    const r = await startOnly(name, { ...production, ...env });
+    assert.equal(r.code, 78, `${name} exits with EX_CONFIG: ${r.stderr}`);
+    assert.equal(r.stdout, '', 'nothing started, nothing logged');
+    const lines = r.stderr.split('\n').filter(Boolean);
+    assert.equal(lines.length, 1, `one line: ${r.stderr}`);
+    assert.match(lines[0]!, line);
+  };
+
+  it('should refuse to start the wallet service with the KMS emulator endpoint', async () => {
+    await refused(
+      'wallet',
+      { KMS_ENDPOINT: '127.0.0.1:9011' },
+      /^wallet: invalid configuration: KMS_ENDPOINT: the KMS emulator \(.*\) is for development only: refused with NODE_ENV=production$/,
+    );
+  });
+
+  it('should refuse to start the wallet service with an empty KMS_ENDPOINT, rather than take the emulator', async () => {
+    await refused(
+      'wallet',
+      { KMS_ENDPOINT: '' },
+      /^wallet: invalid configuration: KMS_ENDPOINT: required: cloudkms\.googleapis\.com \(Google Cloud KMS\) or host:port of the KMS emulator$/,
+    );
+  });
+
+  it("should refuse to start the webhooks service with the fleet runner's development secret", async () => {
+    const devSecret = `whsec_${Buffer.concat([Buffer.from('wallet-fleet-development'), Buffer.alloc(32, 9)]).toString('base64')}`;
+    await refused(
+      'webhooks',
+      { WEBHOOK_SECRETS: devSecret },
+      /^webhooks: invalid configuration: WEBHOOK_SECRETS: the fleet runner's development webhook secret is for development only: refused with NODE_ENV=production$/,
+    );
+  });
+
+  it('should refuse development mode itself, and the local chains, in every service', async () => {
+    await refused(
+      'wallet',
+      { KMS_ENDPOINT: 'cloudkms.googleapis.com', SOLANA_RPC_URL: 'http://127.0.0.1:8899', FLEET_DEV_MODE: 'true' },
+      /^wallet: invalid configuration: FLEET_DEV_MODE: development mode is refused with NODE_ENV=production; SOLANA_RPC_URL: a chain RPC over plain http:\/\/ .* refused with NODE_ENV=production$/,
+    );
+    for (const name of ['audit', 'provisioning', 'reconciliation']) {
+      await refused(
+        name,
+        { FLEET_DEV_MODE: 'true' },
+        new RegExp(`^${name}: invalid configuration: FLEET_DEV_MODE: development mode is refused with NODE_ENV=production$`),
+      );
+    }
+  });
 });

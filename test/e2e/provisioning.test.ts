@@ -50,6 +50,7 @@ describe('provisioning process killed mid-burst', function () {
     const { databaseUrl, redisUrl } = await backingServices();
     wallet = createWalletService(
       loadWalletConfig({
+        FLEET_DEV_MODE: 'true',
         AMQP_URL: vhost.as('wallet'),
         DATABASE_URL: databaseUrl,
         DATABASE_SCHEMA: walletSchema.schema,

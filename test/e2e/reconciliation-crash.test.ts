@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { backingServices, createSchemaName, createFleetVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import amqp from 'amqplib';
 import pg from 'pg';
-import { type ServiceProcess, startService } from './support/service-process.js';
+import { freePort, type ServiceProcess, startService } from './support/service-process.js';
 
 describe('reconciliation process killed mid-pass', function () {
   this.timeout(60_000);
@@ -48,18 +48,21 @@ describe('reconciliation process killed mid-pass', function () {
       RECONCILE_INITIAL_DELAY_MS: '3600000',
       RECONCILE_REQUEST_TIMEOUT_MS: '2000',
       OUTBOX_SCHEMAS: '',
+      // POST /runs is on the admin listener (loopback), not on HTTP_PORT.
+      ADMIN_HTTP_PORT: String(await freePort()),
     };
+    const runsUrl = `http://127.0.0.1:${env.ADMIN_HTTP_PORT}/runs`;
     const first = await startService('reconciliation', env);
     procs.push(first);
     // The pass starts and hangs on its request: its run row says running.
-    void fetch(first.url('/runs'), { method: 'POST' }).catch(() => undefined);
+    void fetch(runsUrl, { method: 'POST' }).catch(() => undefined);
     await waitFor(async () => (await db.query(`SELECT 1 FROM reconciliation_runs WHERE status = 'running'`)).rowCount === 1, { what: 'a pass under way' });
     first.kill('SIGKILL');
     assert.equal(await first.exited, 'SIGKILL');
 
     const second = await startService('reconciliation', env);
     procs.push(second);
-    const res = await fetch(second.url('/runs'), { method: 'POST' });
+    const res = await fetch(runsUrl, { method: 'POST' });
     assert.equal(res.status, 200, 'not skipped: the dead holder does not keep the lock');
     const body = (await res.json()) as { outcome: string; runId: string; report: { deposits: { error?: string } } };
     // The operations still get no answer (nobody consumes them): the pass ran and says so.

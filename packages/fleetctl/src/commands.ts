@@ -323,11 +323,12 @@ const fleetCommands: Command[] = [
   {
     name: 'reconcile run',
     args: [],
-    summary: "a reconciliation pass now, with its report (the reconciliation service's POST /runs)",
+    summary: "a reconciliation pass now, with its report (POST /runs on the reconciliation service's admin listener)",
     async run(s) {
-      const svc = s.config.services.find((x) => x.name === 'reconciliation')!;
-      const { status, body } = await httpJson('POST', `${svc.url}/runs`, Math.max(s.config.timeoutMs, 60_000));
+      const admin = s.config.reconciliationAdmin;
+      const { status, body } = await httpJson('POST', `${admin.url}/runs`, Math.max(s.config.timeoutMs, 60_000), admin.token);
       if (status === 409) return { data: body, human: 'another replica is running a pass now; its report will be in GET /runs', exitCode: 1 };
+      if (status === 401) return { data: body, human: 'the admin listener wants a bearer token: set ADMIN_TOKEN to its ADMIN_TOKEN', exitCode: 1 };
       if (status !== 200) return { data: body ?? { status }, human: `the reconciliation service answered ${status}: ${JSON.stringify(body)}`, exitCode: 1 };
       const r = body as { outcome: string; runId?: string; report?: Record<string, unknown> };
       return { data: r, human: fields({ outcome: r.outcome, runId: r.runId, ...(r.report ?? {}) }), exitCode: r.outcome === 'completed' ? 0 : 1 };

@@ -8,13 +8,15 @@ export interface JsonAnswer {
 }
 
 /**
- * One HTTP call with a deadline; credentials in the URL go in an Authorization header.
+ * One HTTP call with a deadline; credentials in the URL go in an Authorization header, as does
+ * `bearer` (`Authorization: Bearer …`).
  * @throws FleetError UNAVAILABLE (no answer: refused, reset, or past `timeoutMs`)
  */
-export async function httpJson(method: 'GET' | 'POST', url: string, timeoutMs: number): Promise<JsonAnswer> {
+export async function httpJson(method: 'GET' | 'POST', url: string, timeoutMs: number, bearer?: string): Promise<JsonAnswer> {
   const u = new URL(url);
   const headers: Record<string, string> = { accept: 'application/json' };
-  if (u.username) {
+  if (bearer !== undefined) headers.authorization = `Bearer ${bearer}`;
+  else if (u.username) {
     headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64')}`;
     u.username = '';
     u.password = '';

@@ -1,6 +1,6 @@
 // fleetctl's other commands as an operator runs them: a separate process; the services are played by
 // responders of packages/messaging (requests over the real broker) and plain HTTP servers (probes,
-// POST /runs) answering what the real ones answer.
+// POST /runs on the admin listener) answering what the real ones answer.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
@@ -25,17 +25,21 @@ const topology = defineTopology({
 });
 
 /** An HTTP server answering `route` (method + path) with `status` and a JSON body; its port. */
-async function httpStub(answers: Record<string, { status: number; body: unknown }>): Promise<{ port: number; server: Server; seen: string[] }> {
+async function httpStub(
+  answers: Record<string, { status: number; body: unknown }>,
+): Promise<{ port: number; server: Server; seen: string[]; authorization: Array<string | undefined> }> {
   const seen: string[] = [];
+  const authorization: Array<string | undefined> = [];
   const server = createServer((req, res) => {
     const key = `${req.method} ${req.url}`;
     seen.push(key);
+    authorization.push(req.headers.authorization);
     const a = answers[key] ?? { status: 404, body: { error: { code: 'NOT_FOUND' } } };
     res.writeHead(a.status, { 'content-type': 'application/json' }).end(JSON.stringify(a.body));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   servers.push(server);
-  return { port: (server.address() as AddressInfo).port, server, seen };
+  return { port: (server.address() as AddressInfo).port, server, seen, authorization };
 }
 const servers: Server[] = [];
 
@@ -165,17 +169,31 @@ describe('fleetctl commands of the fleet', () => {
     assert.match(blind.stdout, /queue depths unknown: GET http:\/\/guest:\*\*\*@127\.0\.0\.1:1\/api\/queues/, 'why, without the password');
   });
 
-  it('should run a reconciliation pass through POST /runs and say when another replica holds it', async () => {
+  it('should run a reconciliation pass through POST /runs on the admin listener and say when another replica holds it', async () => {
     const report = { deposits: { checked: 0 }, outbox: [], drift: { depositsPending: 0 } };
     const ok = await httpStub({ 'POST /runs': { status: 200, body: { outcome: 'completed', runId: 'r-1', report } } });
-    const run = await fleetctlJson<{ outcome: string; runId: string }>(vhost, ['reconcile', 'run'], 0, { RECONCILIATION_HTTP_PORT: String(ok.port) });
+    const run = await fleetctlJson<{ outcome: string; runId: string }>(vhost, ['reconcile', 'run'], 0, { RECONCILIATION_ADMIN_PORT: String(ok.port) });
     assert.deepEqual(run, { outcome: 'completed', runId: 'r-1', report });
     assert.deepEqual(ok.seen, ['POST /runs']);
+    assert.deepEqual(ok.authorization, [undefined], 'no token unless ADMIN_TOKEN is set');
 
     const busy = await httpStub({ 'POST /runs': { status: 409, body: { outcome: 'skipped_locked' } } });
-    const locked = await fleetctl(vhost, ['reconcile', 'run'], { RECONCILIATION_HTTP_PORT: String(busy.port) });
+    const locked = await fleetctl(vhost, ['reconcile', 'run'], { RECONCILIATION_ADMIN_PORT: String(busy.port) });
     assert.equal(locked.code, 1);
     assert.match(locked.stdout, /another replica is running a pass/);
+  });
+
+  it('should send ADMIN_TOKEN as a bearer token to the admin listener, and say what to set when it answers 401', async () => {
+    const token = 't'.repeat(40);
+    const ok = await httpStub({ 'POST /runs': { status: 200, body: { outcome: 'completed', runId: 'r-2', report: {} } } });
+    const run = await fleetctl(vhost, ['reconcile', 'run'], { RECONCILIATION_ADMIN_PORT: String(ok.port), ADMIN_TOKEN: token });
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(ok.authorization, [`Bearer ${token}`]);
+
+    const refusing = await httpStub({ 'POST /runs': { status: 401, body: { error: { code: 'UNAUTHENTICATED' } } } });
+    const refused = await fleetctl(vhost, ['reconcile', 'run'], { RECONCILIATION_ADMIN_PORT: String(refusing.port) });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stdout, /set ADMIN_TOKEN/);
   });
 
   it('should answer bad usage with exit code 2 and the usage line', async () => {

@@ -32,6 +32,15 @@ const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 export const isIdentifier = (s: string): boolean => IDENTIFIER.test(s);
 
 /**
+ * Values that only a development machine may use (the KMS emulator, a chain over plain HTTP, the
+ * fleet runner's webhook secret), registered by `envVar.developmentOnly`; `loadConfig` checks them.
+ */
+const developmentOnlyRules = new WeakMap<z.ZodType, { what: string; is: (value: unknown) => boolean }>();
+
+/** Google Cloud KMS itself (TLS, Application Default Credentials): the one `KMS_ENDPOINT` that is not the emulator. */
+export const CLOUD_KMS_ENDPOINT = 'cloudkms.googleapis.com';
+
+/**
  * Builders of strict environment variables, for a service's own config shape. Each one reads a
  * string (or nothing) and either yields the typed value or a problem that names what was expected.
  */
@@ -100,6 +109,46 @@ export const envVar = {
     if (each) s = s.refine((list) => list.every(each), opts.message);
     return s;
   },
+  /**
+   * Where keys are kept: `cloudkms.googleapis.com` (optionally `:443`), Google Cloud KMS with the
+   * workload's credentials, yields `CLOUD_KMS_ENDPOINT`; any other `host:port` is the KMS emulator,
+   * reached over plaintext gRPC without authentication, so development mode only. No default: an
+   * empty value once meant the emulator, and a production manifest that forgot the variable must
+   * stop, not sign with keys kept unencrypted on some host.
+   */
+  kmsEndpoint() {
+    const s = z
+      .string({ message: `required: ${CLOUD_KMS_ENDPOINT} (Google Cloud KMS) or host:port of the KMS emulator` })
+      .transform((v) => v.trim())
+      .refine((v) => v === CLOUD_KMS_ENDPOINT || v === `${CLOUD_KMS_ENDPOINT}:443` || /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(v), {
+        message: `expected ${CLOUD_KMS_ENDPOINT} (Google Cloud KMS) or host:port of the KMS emulator`,
+      })
+      .transform((v) => (v === `${CLOUD_KMS_ENDPOINT}:443` ? CLOUD_KMS_ENDPOINT : v));
+    return envVar.developmentOnly(wrap(s, undefined) as unknown as z.ZodType<string, unknown>, {
+      what: 'the KMS emulator (a KMS_ENDPOINT other than cloudkms.googleapis.com: plaintext, no authentication)',
+      is: (v) => v !== CLOUD_KMS_ENDPOINT,
+    });
+  },
+  /**
+   * A chain's JSON-RPC URL, `http://` or `https://`. Plain HTTP is what the local development
+   * runtimes speak, and an answer on it can be forged by anyone on the path (deposits are credited
+   * on such answers): development mode only.
+   */
+  chainUrl(defaultValue?: string) {
+    return envVar.developmentOnly(envVar.url(['http', 'https'], defaultValue), {
+      what: 'a chain RPC over plain http:// (the local development chains; production uses https://)',
+      is: (v) => v.startsWith('http:'),
+    });
+  },
+  /**
+   * Marks `schema` as development-only when `rule.is(value)`: `loadConfig` then refuses the value
+   * unless `FLEET_DEV_MODE=true`, and always with `NODE_ENV=production`, naming `rule.what`.
+   * Returns `schema` itself (mark the schema that goes into the shape, after any `.optional()`).
+   */
+  developmentOnly<T>(schema: z.ZodType<T, unknown>, rule: { what: string; is: (value: T) => boolean }): z.ZodType<T, unknown> {
+    developmentOnlyRules.set(schema, rule as { what: string; is: (value: unknown) => boolean });
+    return schema;
+  },
   /** Any non-empty string (secrets included: a problem never quotes the value). */
   string(defaultValue?: string) {
     const s = z.string({ message: 'required' });
@@ -121,7 +170,34 @@ export const baseConfigShape = {
   LOG_LEVEL: envVar.oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
   MIGRATE: envVar.bool(true),
   SHUTDOWN_TIMEOUT_MS: envVar.int({ min: 1, max: 600_000, default: 10_000 }),
+  /**
+   * Development mode: allows the development runtimes (values marked `envVar.developmentOnly`).
+   * Off unless set; refused with `NODE_ENV=production` (see `loadConfig`).
+   */
+  FLEET_DEV_MODE: envVar.bool(false),
+  /** `production` (the container image's) refuses development mode and development-only values. */
+  NODE_ENV: envVar.string().optional() as z.ZodType<string | undefined, unknown>,
 };
+
+/**
+ * The admin listener of a service with state-changing endpoints (`assemble({ adminRoutes })`): apart
+ * from `HTTP_PORT`, which serves probes, metrics and webhooks to whoever reaches it. Bound to
+ * loopback by default (an operator on the pod or machine); bound elsewhere it needs `ADMIN_TOKEN`
+ * (at least 32 characters), sent as `Authorization: Bearer <token>`.
+ */
+export function adminConfigShape(defaults: { port: number }) {
+  return {
+    ADMIN_HTTP_PORT: envVar.port(defaults.port),
+    ADMIN_HTTP_HOST: envVar.string('127.0.0.1'),
+    ADMIN_TOKEN: wrap(z.string().min(32, { message: 'at least 32 characters' }), undefined).optional() as z.ZodType<string | undefined, unknown>,
+  };
+}
+
+/** Whether `host` (a listen address or name) is this machine only. */
+function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
 
 /**
  * The common variables with one service's defaults: its HTTP port, its schema (by convention the
@@ -176,15 +252,49 @@ export function retryPolicyOf<P extends string>(
  * Parses `env` (default `process.env`) through `shape`. Variables the shape does not name are
  * ignored (the environment holds many); every malformed or missing named variable is reported at
  * once. Call it before opening any connection, so that a bad value stops the process at start.
+ * Then the development rules: a value marked `envVar.developmentOnly` needs `FLEET_DEV_MODE=true`,
+ * and with `NODE_ENV=production` neither it nor development mode is accepted; a shape with
+ * `adminConfigShape` needs `ADMIN_TOKEN` when `ADMIN_HTTP_HOST` is not loopback.
  *
  * @throws ConfigError listing every bad variable by name (values are never quoted).
  */
 export function loadConfig<S extends z.ZodRawShape>(shape: S, env: NodeJS.ProcessEnv = process.env): z.infer<z.ZodObject<S>> {
   const result = z.object(shape).safeParse(env);
-  if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => ({
-    variable: String(issue.path[0] ?? '(root)'),
-    message: issue.code === 'invalid_type' && issue.input === undefined ? 'required' : issue.message,
-  }));
-  throw new ConfigError(problems);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => ({
+      variable: String(issue.path[0] ?? '(root)'),
+      // A builder may say what a missing value should have been ("required: …").
+      message:
+        issue.code === 'invalid_type' && issue.input === undefined ? (issue.message.startsWith('required:') ? issue.message : 'required') : issue.message,
+    }));
+    throw new ConfigError(problems);
+  }
+  const problems = developmentProblems(shape, result.data as Record<string, unknown>, env);
+  if (problems.length > 0) throw new ConfigError(problems);
+  if ('ADMIN_HTTP_HOST' in shape) {
+    const c = result.data as { ADMIN_HTTP_HOST: string; ADMIN_TOKEN?: string };
+    if (!isLoopbackHost(c.ADMIN_HTTP_HOST) && c.ADMIN_TOKEN === undefined) {
+      throw new ConfigError([{ variable: 'ADMIN_TOKEN', message: 'required when ADMIN_HTTP_HOST is not loopback (the admin endpoints change state)' }]);
+    }
+  }
+  return result.data;
+}
+
+// Development mode is one switch, FLEET_DEV_MODE, rather than NODE_ENV=development: libraries read
+// NODE_ENV for their own ends (express shows stack traces outside production), and a development
+// runtime must be asked for by name, never reached by leaving a variable out. NODE_ENV=production
+// wins over it: such a process refuses development mode and every development-only value.
+function developmentProblems(shape: z.ZodRawShape, config: Record<string, unknown>, env: NodeJS.ProcessEnv): ConfigProblem[] {
+  const production = env.NODE_ENV === 'production';
+  const devMode = config.FLEET_DEV_MODE === true;
+  const problems: ConfigProblem[] = [];
+  if (production && devMode) problems.push({ variable: 'FLEET_DEV_MODE', message: 'development mode is refused with NODE_ENV=production' });
+  for (const [variable, schema] of Object.entries(shape)) {
+    const rule = developmentOnlyRules.get(schema as z.ZodType);
+    const value = config[variable];
+    if (!rule || value === undefined || !rule.is(value)) continue;
+    if (production) problems.push({ variable, message: `${rule.what} is for development only: refused with NODE_ENV=production` });
+    else if (!devMode) problems.push({ variable, message: `${rule.what} needs development mode (FLEET_DEV_MODE=true)` });
+  }
+  return problems;
 }

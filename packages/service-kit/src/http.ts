@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -162,15 +163,71 @@ export function createHttpServer(opts: {
     if (!res.headersSent) res.status(500).json({ error: { code: 'INTERNAL', message: 'internal error' } });
   });
 
+  return Object.assign(listener('http', app, opts.port, opts.host ?? '0.0.0.0', log), {
+    onServiceState(state: ServiceState) {
+      serviceState = state;
+    },
+  });
+}
+
+/**
+ * The admin listener of a service: its state-changing endpoints (`routes`, e.g. reconciliation's
+ * `POST /runs`), apart from the port that serves probes, metrics and webhooks to the world. Bind it
+ * to loopback (the default of `ADMIN_HTTP_HOST`); with `token`, every request needs
+ * `Authorization: Bearer <token>` (compared in constant time) or gets 401. Elsewhere than loopback a
+ * token is required (`loadConfig` refuses the configuration without one).
+ *
+ * `start()` rejects with the listen error (e.g. `EADDRINUSE`).
+ */
+export function createAdminServer(opts: { port: number; host: string; token?: string | undefined; routes: express.Router; logger: Logger }): Component & {
+  port(): number;
+} {
+  const log = opts.logger.child({ component: 'admin-http' });
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(helmet());
+  app.use((_req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    next();
+  });
+  const { token } = opts;
+  if (token !== undefined) {
+    // Hashes of equal length, so that neither the comparison nor its length check tells how much matched.
+    const expected = createHash('sha256').update(`Bearer ${token}`).digest();
+    app.use((req, res, next) => {
+      const given = createHash('sha256')
+        .update(req.headers.authorization ?? '')
+        .digest();
+      if (timingSafeEqual(given, expected)) return next();
+      res
+        .set('WWW-Authenticate', 'Bearer')
+        .status(401)
+        .json({ error: { code: 'UNAUTHENTICATED', message: 'Authorization: Bearer <ADMIN_TOKEN> required' } });
+    });
+  }
+  app.use(opts.routes);
+  app.use((_req, res) => {
+    res.status(404).json({ error: { code: 'NOT_FOUND', message: 'no such endpoint' } });
+  });
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    log.error({ err, path: req.path }, 'admin handler failed');
+    if (!res.headersSent) res.status(500).json({ error: { code: 'INTERNAL', message: 'internal error' } });
+  });
+  return listener('admin-http', app, opts.port, opts.host, log);
+}
+
+/** `app` served on `host:port` as a component: start safe twice, stop closes idle sockets and cuts the rest after a second. */
+function listener(name: string, app: express.Express, port: number, host: string, log: Logger): Component & { port(): number } {
   let server: Server | undefined;
   let starting: Promise<void> | undefined;
   let stopping: Promise<void> | undefined;
 
   return {
-    name: 'http',
+    name,
     port() {
       const addr = server?.address();
-      if (!addr || typeof addr === 'string') throw new Error('http server is not listening');
+      if (!addr || typeof addr === 'string') throw new Error(`${name} server is not listening`);
       return (addr as AddressInfo).port;
     },
     start() {
@@ -180,10 +237,13 @@ export function createHttpServer(opts: {
         s.keepAliveTimeout = 5000;
         s.headersTimeout = 10_000;
         s.requestTimeout = 30_000;
-        s.listen(opts.port, opts.host ?? '0.0.0.0');
+        s.listen(port, host);
         await once(s, 'listening');
         server = s;
-        log.info({ port: (s.address() as AddressInfo).port }, 'http server listening');
+        const bound = (s.address() as AddressInfo).port;
+        // The fleet runner reads the service's port from the exact `http server listening` line.
+        if (name === 'http') log.info({ port: bound }, 'http server listening');
+        else log.info({ port: bound, host }, 'admin server listening');
       })();
       return starting;
     },
@@ -199,9 +259,6 @@ export function createHttpServer(opts: {
         clearTimeout(force);
       })();
       return stopping;
-    },
-    onServiceState(state: ServiceState) {
-      serviceState = state;
     },
   };
 }

@@ -1,7 +1,9 @@
 export { runWithContext, currentContext, childTraceparent, type WorkContext } from './context.js';
 export { createLogger, safeUrl, scrubCredentials, type Logger } from './logger.js';
 export {
+  adminConfigShape,
   baseConfigShape,
+  CLOUD_KMS_ENDPOINT,
   serviceConfigShape,
   retryConfigShape,
   retryPolicyOf,
@@ -12,7 +14,7 @@ export {
   type ConfigProblem,
   type ServiceConfig,
 } from './config.js';
-export { createHttpServer, type Check } from './http.js';
+export { createAdminServer, createHttpServer, type Check } from './http.js';
 export { createService, runService, runServiceMain, type Component, type Service, type ServiceState } from './lifecycle.js';
 export { createServiceBase, type ServiceBase } from './service-base.js';
 export { createPgPool, type PgPool } from './postgres.js';

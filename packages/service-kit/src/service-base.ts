@@ -1,13 +1,16 @@
 import { fileURLToPath } from 'node:url';
 import type express from 'express';
-import type { ServiceConfig } from './config.js';
-import { type Check, createHttpServer } from './http.js';
+import type { z } from 'zod';
+import type { adminConfigShape, ServiceConfig } from './config.js';
+import { type Check, createAdminServer, createHttpServer } from './http.js';
 import { type Component, createService, type Service } from './lifecycle.js';
 import type { Logger } from './logger.js';
 import { createMetrics, type Registry } from './metrics.js';
 import { migrationsComponent } from './migrate.js';
 import { createPgPool, type PgPool } from './postgres.js';
 import { createRedis, type RedisHandle } from './redis.js';
+
+type AdminConfig = { [K in keyof ReturnType<typeof adminConfigShape>]: z.output<ReturnType<typeof adminConfigShape>[K]> };
 
 /** What every service is built on; `assemble` turns it, with the service's own parts, into the service. */
 export interface ServiceBase {
@@ -32,8 +35,20 @@ export interface ServiceBase {
    * `checks`. Each component's stop is bounded by `stopTimeoutMs`, by default
    * `SHUTDOWN_TIMEOUT_MS` + 2 s (the broker drains within `SHUTDOWN_TIMEOUT_MS`).
    */
-  assemble(parts: { components: Component[]; checks: Check[]; routes?: express.Router | undefined; stopTimeoutMs?: number }): Service & {
+  assemble(parts: {
+    components: Component[];
+    checks: Check[];
+    routes?: express.Router | undefined;
+    /**
+     * State-changing endpoints, served by a listener of their own (`createAdminServer`) on
+     * `ADMIN_HTTP_HOST:ADMIN_HTTP_PORT` (`adminConfigShape`), started after the HTTP server.
+     */
+    adminRoutes?: express.Router | undefined;
+    stopTimeoutMs?: number;
+  }): Service & {
     port(): number;
+    /** The admin listener's port; throws when the service has none or it is not listening. */
+    adminPort(): number;
   };
 }
 
@@ -46,7 +61,8 @@ export interface ServiceBase {
  */
 export function createServiceBase(opts: {
   name: string;
-  config: Pick<ServiceConfig, 'DATABASE_URL' | 'DATABASE_SCHEMA' | 'DATABASE_POOL_MAX' | 'REDIS_URL' | 'HTTP_PORT' | 'MIGRATE' | 'SHUTDOWN_TIMEOUT_MS'>;
+  config: Pick<ServiceConfig, 'DATABASE_URL' | 'DATABASE_SCHEMA' | 'DATABASE_POOL_MAX' | 'REDIS_URL' | 'HTTP_PORT' | 'MIGRATE' | 'SHUTDOWN_TIMEOUT_MS'> &
+    Partial<AdminConfig>;
   logger: Logger;
   migrations: URL;
 }): ServiceBase {
@@ -79,13 +95,26 @@ export function createServiceBase(opts: {
         checks: [pg.check, ...parts.checks],
         ...(parts.routes ? { routes: parts.routes } : {}),
       });
+      let admin: ReturnType<typeof createAdminServer> | undefined;
+      if (parts.adminRoutes) {
+        if (config.ADMIN_HTTP_PORT === undefined || config.ADMIN_HTTP_HOST === undefined) {
+          throw new TypeError(`${name}: adminRoutes need ADMIN_HTTP_PORT and ADMIN_HTTP_HOST in the config (adminConfigShape)`);
+        }
+        admin = createAdminServer({ port: config.ADMIN_HTTP_PORT, host: config.ADMIN_HTTP_HOST, token: config.ADMIN_TOKEN, routes: parts.adminRoutes, logger });
+      }
       const service = createService({
         name,
         logger,
-        components: [http, migrations, pg.component, ...parts.components],
+        components: [http, ...(admin ? [admin] : []), migrations, pg.component, ...parts.components],
         stopTimeoutMs: parts.stopTimeoutMs ?? config.SHUTDOWN_TIMEOUT_MS + 2000,
       });
-      return Object.assign(service, { port: () => http.port() });
+      return Object.assign(service, {
+        port: () => http.port(),
+        adminPort: () => {
+          if (!admin) throw new Error(`${name} has no admin listener`);
+          return admin.port();
+        },
+      });
     },
   };
 }

@@ -1,6 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'mocha';
-import { baseConfigShape, ConfigError, envVar, isIdentifier, loadConfig, retryConfigShape, retryPolicyOf, serviceConfigShape } from '@wallet-fleet/service-kit';
+import {
+  adminConfigShape,
+  baseConfigShape,
+  CLOUD_KMS_ENDPOINT,
+  ConfigError,
+  envVar,
+  isIdentifier,
+  loadConfig,
+  retryConfigShape,
+  retryPolicyOf,
+  serviceConfigShape,
+} from '@wallet-fleet/service-kit';
 
 describe('loadConfig', () => {
   it('should default every common variable to this machine when the environment is empty', () => {
@@ -13,6 +24,7 @@ describe('loadConfig', () => {
       LOG_LEVEL: 'info',
       MIGRATE: true,
       SHUTDOWN_TIMEOUT_MS: 10000,
+      FLEET_DEV_MODE: false,
     });
   });
 
@@ -193,5 +205,89 @@ describe('retryConfigShape', () => {
         return true;
       },
     );
+  });
+});
+
+describe('development mode', () => {
+  const shape = {
+    ...baseConfigShape,
+    KMS_ENDPOINT: envVar.kmsEndpoint(),
+    SOLANA_RPC_URL: envVar.chainUrl('http://127.0.0.1:8899'),
+    TOKEN: envVar.developmentOnly(envVar.string('none'), { what: 'a development token', is: (v) => v.startsWith('dev-') }),
+  };
+  const production = { KMS_ENDPOINT: CLOUD_KMS_ENDPOINT, SOLANA_RPC_URL: 'https://rpc.example' };
+  const problems = (env: NodeJS.ProcessEnv) => {
+    try {
+      loadConfig(shape, env);
+    } catch (e) {
+      assert.ok(e instanceof ConfigError);
+      return Object.fromEntries(e.problems.map((p) => [p.variable, p.message]));
+    }
+    return {};
+  };
+
+  it('should refuse an empty KMS_ENDPOINT instead of taking the emulator, and say what it expects', () => {
+    const p = problems({ ...production, KMS_ENDPOINT: '' });
+    assert.deepEqual(Object.keys(p), ['KMS_ENDPOINT']);
+    assert.match(p.KMS_ENDPOINT!, /^required: cloudkms\.googleapis\.com \(Google Cloud KMS\) or host:port of the KMS emulator$/);
+    assert.match(problems({ ...production, KMS_ENDPOINT: 'kms.example' }).KMS_ENDPOINT!, /expected cloudkms\.googleapis\.com/);
+  });
+
+  it('should take Google Cloud KMS, https chains and other tokens without development mode, in production too', () => {
+    for (const NODE_ENV of [undefined, 'production']) {
+      const c = loadConfig(shape, { ...production, KMS_ENDPOINT: `${CLOUD_KMS_ENDPOINT}:443`, TOKEN: 'prod-1', NODE_ENV });
+      assert.equal(c.KMS_ENDPOINT, CLOUD_KMS_ENDPOINT);
+      assert.equal(c.FLEET_DEV_MODE, false);
+    }
+  });
+
+  it('should refuse the emulator, a plain-http chain and a development value unless FLEET_DEV_MODE=true, naming each', () => {
+    const env = { KMS_ENDPOINT: '127.0.0.1:9011', SOLANA_RPC_URL: 'http://solana:8899', TOKEN: 'dev-1' };
+    const p = problems(env);
+    assert.deepEqual(Object.keys(p).sort(), ['KMS_ENDPOINT', 'SOLANA_RPC_URL', 'TOKEN']);
+    assert.match(p.KMS_ENDPOINT!, /the KMS emulator .* needs development mode \(FLEET_DEV_MODE=true\)/);
+    assert.match(p.SOLANA_RPC_URL!, /plain http:\/\/ .* needs development mode/);
+    assert.equal(p.TOKEN, 'a development token needs development mode (FLEET_DEV_MODE=true)');
+    assert.ok(problems({ KMS_ENDPOINT: CLOUD_KMS_ENDPOINT }).SOLANA_RPC_URL, 'the loopback default is a development chain too');
+    const c = loadConfig(shape, { ...env, FLEET_DEV_MODE: 'true' });
+    assert.deepEqual([c.KMS_ENDPOINT, c.SOLANA_RPC_URL, c.FLEET_DEV_MODE], ['127.0.0.1:9011', 'http://solana:8899', true]);
+  });
+
+  it('should refuse development mode and every development value with NODE_ENV=production, saying why', () => {
+    const p = problems({
+      KMS_ENDPOINT: 'kms-emulator:9011',
+      SOLANA_RPC_URL: 'http://127.0.0.1:8899',
+      TOKEN: 'dev-1',
+      FLEET_DEV_MODE: 'true',
+      NODE_ENV: 'production',
+    });
+    assert.deepEqual(Object.keys(p).sort(), ['FLEET_DEV_MODE', 'KMS_ENDPOINT', 'SOLANA_RPC_URL', 'TOKEN']);
+    assert.equal(p.FLEET_DEV_MODE, 'development mode is refused with NODE_ENV=production');
+    assert.equal(p.TOKEN, 'a development token is for development only: refused with NODE_ENV=production');
+    assert.deepEqual(Object.keys(problems({ ...production, FLEET_DEV_MODE: 'true', NODE_ENV: 'production' })), ['FLEET_DEV_MODE']);
+  });
+});
+
+describe('adminConfigShape', () => {
+  const shape = { ...baseConfigShape, ...adminConfigShape({ port: 9085 }) };
+
+  it('should bind the admin listener to loopback by default, without a token', () => {
+    const c = loadConfig(shape, {});
+    assert.deepEqual([c.ADMIN_HTTP_HOST, c.ADMIN_HTTP_PORT, c.ADMIN_TOKEN], ['127.0.0.1', 9085, undefined]);
+    assert.equal(loadConfig(shape, { ADMIN_HTTP_HOST: '::1' }).ADMIN_HTTP_HOST, '::1');
+  });
+
+  it('should require a token of 32 characters or more when the admin listener is bound elsewhere than loopback', () => {
+    assert.throws(
+      () => loadConfig(shape, { ADMIN_HTTP_HOST: '0.0.0.0' }),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        e.message === 'invalid configuration: ADMIN_TOKEN: required when ADMIN_HTTP_HOST is not loopback (the admin endpoints change state)',
+    );
+    assert.throws(
+      () => loadConfig(shape, { ADMIN_HTTP_HOST: '0.0.0.0', ADMIN_TOKEN: 'short' }),
+      (e: unknown) => e instanceof ConfigError && e.message === 'invalid configuration: ADMIN_TOKEN: at least 32 characters',
+    );
+    assert.equal(loadConfig(shape, { ADMIN_HTTP_HOST: '0.0.0.0', ADMIN_TOKEN: 'x'.repeat(32) }).ADMIN_TOKEN, 'x'.repeat(32));
   });
 });

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { networkInterfaces } from 'node:os';
 import { Writable } from 'node:stream';
-import { after, before, describe, it } from 'mocha';
+import express from 'express';
+import { after, afterEach, before, describe, it } from 'mocha';
 import { Counter } from 'prom-client';
 import { backingServices, createSchemaName, waitFor } from '@wallet-fleet/testing';
 import {
+  createAdminServer,
   createHttpServer,
   createLogger,
   createMetrics,
@@ -332,3 +335,53 @@ describe('http server: service routes', () => {
     }
   });
 });
+
+describe('createAdminServer', () => {
+  const routes = () => {
+    const r = express.Router();
+    r.post('/runs', (_req, res) => {
+      res.json({ outcome: 'completed' });
+    });
+    return r;
+  };
+  const servers: Array<{ stop(): Promise<void> }> = [];
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((s) => s.stop()));
+  });
+
+  it('should serve its routes on loopback only, with 404 JSON for anything else', async () => {
+    const admin = createAdminServer({ port: 0, host: '127.0.0.1', routes: routes(), logger: quiet() });
+    servers.push(admin);
+    await admin.start();
+    const res = await fetch(`http://127.0.0.1:${admin.port()}/runs`, { method: 'POST' });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { outcome: 'completed' });
+    assert.equal(res.headers.get('cache-control'), 'no-store');
+    assert.equal((await get(admin.port(), '/metrics')).status, 404);
+    const other = nonLoopbackAddress();
+    if (other) await assert.rejects(fetch(`http://${other}:${admin.port()}/runs`, { method: 'POST' }), 'not reachable from another interface');
+  });
+
+  it('should answer 401 without the bearer token or with a wrong one, and serve the request with it', async () => {
+    const token = 'a'.repeat(40);
+    const admin = createAdminServer({ port: 0, host: '127.0.0.1', token, routes: routes(), logger: quiet() });
+    servers.push(admin);
+    await admin.start();
+    const post = (authorization?: string) =>
+      fetch(`http://127.0.0.1:${admin.port()}/runs`, { method: 'POST', ...(authorization ? { headers: { authorization } } : {}) });
+    const none = await post();
+    assert.equal(none.status, 401);
+    assert.equal(none.headers.get('www-authenticate'), 'Bearer');
+    assert.equal(((await none.json()) as { error: { code: string } }).error.code, 'UNAUTHENTICATED');
+    assert.equal((await post(`Bearer ${'a'.repeat(39)}b`)).status, 401);
+    assert.equal((await post(token)).status, 401, 'the scheme is part of the header');
+    assert.equal((await post(`Bearer ${token}`)).status, 200);
+  });
+});
+
+/** An IPv4 address of this machine other than loopback, if it has one. */
+function nonLoopbackAddress(): string | undefined {
+  return Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+}

@@ -32,6 +32,7 @@ describe('provisioning over RabbitMQ with the real wallet service (KMS emulator)
     const { databaseUrl, redisUrl } = await backingServices();
     const s = createWalletService(
       loadWalletConfig({
+        FLEET_DEV_MODE: 'true',
         AMQP_URL: vhost.as('wallet'),
         DATABASE_URL: databaseUrl,
         DATABASE_SCHEMA: walletSchema.schema,

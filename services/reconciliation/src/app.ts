@@ -16,6 +16,8 @@ export type { PassOutcome } from './handlers/runs.js';
 
 export interface ReconciliationService extends Service {
   port(): number;
+  /** The admin listener's port (`GET /runs`, `POST /runs`). */
+  adminPort(): number;
   /**
    * Runs a pass now unless another replica holds the lock (`skipped_locked`). A scheduled pass is
    * also skipped when one finished less than half an interval ago (`skipped_recent`), so N
@@ -27,8 +29,9 @@ export interface ReconciliationService extends Service {
 /**
  * The reconciliation service, wired but not started: migrations (unless `MIGRATE=false`), its
  * PostgreSQL pool, the broker (requests to the webhooks service), its own outbox (audit events of
- * passes), the pass scheduler, and one HTTP server with the
- * probes, `/metrics`, `GET /runs` and `POST /runs`.
+ * passes), the pass scheduler, the HTTP server with the probes and `/metrics`, and the admin listener
+ * with `GET /runs` and `POST /runs` (operators only: a pass on demand changes state, and reports are
+ * nobody else's business).
  */
 export function createReconciliationService(config: ReconciliationConfig, logger: Logger): ReconciliationService {
   const base = createServiceBase({ name: 'reconciliation', config, logger, migrations: new URL('../migrations', import.meta.url) });
@@ -62,11 +65,11 @@ export function createReconciliationService(config: ReconciliationConfig, logger
     intervalMs: config.RECONCILE_INTERVAL_MS,
   });
   const scheduler = createScheduler(runs, { intervalMs: config.RECONCILE_INTERVAL_MS, initialDelayMs: config.RECONCILE_INITIAL_DELAY_MS, metrics, logger });
-  const routes = createRunsRouter(runs);
+  const adminRoutes = createRunsRouter(runs);
 
   // Stopped in reverse: the scheduler waits for the pass in flight, then the relay, broker, pools.
   const service = base.assemble({
-    routes,
+    adminRoutes,
     components: [brokerComponent(broker, { timeoutMs: config.SHUTDOWN_TIMEOUT_MS }), outboxComponent(outbox), scheduler],
     checks: [brokerCheck(broker)],
     stopTimeoutMs: config.SHUTDOWN_TIMEOUT_MS + config.RECONCILE_REQUEST_TIMEOUT_MS + 2000,

@@ -1,8 +1,10 @@
-import { envVar, isIdentifier, loadConfig, serviceConfigShape } from '@wallet-fleet/service-kit';
+import { adminConfigShape, envVar, isIdentifier, loadConfig, serviceConfigShape } from '@wallet-fleet/service-kit';
 
 /** The reconciliation service's environment: the common variables plus its own. */
 export const configShape = {
   ...serviceConfigShape({ httpPort: 8085, schema: 'reconciliation', poolMax: 5 }),
+  /** `GET /runs` and `POST /runs` (a pass now): on 127.0.0.1:9085 by default, not on HTTP_PORT. */
+  ...adminConfigShape({ port: 9085 }),
   /** At least 2: a pass holds one connection for its lock transaction while it works on another. */
   DATABASE_POOL_MAX: envVar.int({ default: 5, min: 2, max: 100 }),
   /** Time between passes (each replica's timer; the lock and the last run's time keep it to one pass per interval fleet-wide). */

@@ -19,6 +19,15 @@ describe('reconciliation config', () => {
     );
   });
 
+  it('should serve /runs on an admin listener of its own, on loopback, and want a token off loopback', () => {
+    const c = loadReconciliationConfig({});
+    assert.deepEqual([c.ADMIN_HTTP_HOST, c.ADMIN_HTTP_PORT, c.ADMIN_TOKEN], ['127.0.0.1', 9085, undefined]);
+    assert.throws(
+      () => loadReconciliationConfig({ ADMIN_HTTP_HOST: '0.0.0.0' }),
+      (e: unknown) => e instanceof ConfigError && e.problems[0]!.variable === 'ADMIN_TOKEN',
+    );
+  });
+
   it('should allow turning the outbox sweep off with an empty list', () => {
     assert.deepEqual(loadReconciliationConfig({ OUTBOX_SCHEMAS: '' }).OUTBOX_SCHEMAS, []);
   });

@@ -58,6 +58,7 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
         HTTP_PORT: '0',
         LOG_LEVEL: 'silent',
         WEBHOOK_SECRETS: secret,
+        FLEET_DEV_MODE: 'true',
         SOLANA_RPC_URL: rpc,
         EVM_RPC_URL: rpc,
         // One attempt: with the RPC down the job is dead-lettered at once and the row stays pending,
@@ -78,6 +79,7 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
         DATABASE_URL: databaseUrl,
         DATABASE_SCHEMA: rcSchema.schema,
         HTTP_PORT: '0',
+        ADMIN_HTTP_PORT: '0',
         LOG_LEVEL: 'silent',
         // Passes are started by the tests, not by the timer.
         RECONCILE_INITIAL_DELAY_MS: '3600000',
@@ -201,7 +203,10 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
     assert.match(metrics, /reconciliation_runs_total\{outcome="completed"[^}]*\} 2/);
     assert.match(metrics, /reconciliation_deposits_total\{result="credited"[^}]*\} 1/);
     assert.match(metrics, /reconciliation_run_duration_seconds_count\{[^}]*\} 2/);
-    const runs = (await (await fetch(`http://127.0.0.1:${rc.port()}/runs?limit=2`)).json()) as { runs: Array<{ runId: string; status: string; report: any }> };
+    assert.equal((await fetch(`http://127.0.0.1:${rc.port()}/runs`, { method: 'POST' })).status, 404, 'not on the public port');
+    const runs = (await (await fetch(`http://127.0.0.1:${rc.adminPort()}/runs?limit=2`)).json()) as {
+      runs: Array<{ runId: string; status: string; report: any }>;
+    };
     assert.deepEqual(
       runs.runs.map((x) => [x.runId, x.status]),
       [
@@ -210,7 +215,7 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
       ],
     );
     assert.equal(runs.runs[1]!.report.deposits.credited, 1);
-    assert.equal((await fetch(`http://127.0.0.1:${rc.port()}/runs?limit=0`)).status, 400);
+    assert.equal((await fetch(`http://127.0.0.1:${rc.adminPort()}/runs?limit=0`)).status, 400);
     await rc.stop();
   });
 

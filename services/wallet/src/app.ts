@@ -1,7 +1,7 @@
 import { createAptosAdapter, createEvmAdapter, createSolanaAdapter } from '@wallet-fleet/chains';
 import { createKmsCustody } from '@wallet-fleet/kms';
 import { brokerCheck, brokerComponent, createBroker, createOutbox, outboxComponent } from '@wallet-fleet/messaging';
-import { type Component, type Logger, type Service, createBreaker, createRateLimiter, createServiceBase } from '@wallet-fleet/service-kit';
+import { CLOUD_KMS_ENDPOINT, type Component, type Logger, type Service, createBreaker, createRateLimiter, createServiceBase } from '@wallet-fleet/service-kit';
 import type { WalletConfig } from './config.js';
 import { createChainHandlers } from './handlers/chain.js';
 import { createManagementHandlers } from './handlers/management.js';
@@ -21,7 +21,7 @@ export function createWalletService(config: WalletConfig, logger: Logger): Servi
     projectId: config.KMS_PROJECT_ID,
     locationId: config.KMS_LOCATION_ID,
     keyRingId: config.KMS_KEY_RING_ID,
-    ...(config.KMS_ENDPOINT ? { apiEndpoint: config.KMS_ENDPOINT } : {}),
+    ...(config.KMS_ENDPOINT === CLOUD_KMS_ENDPOINT ? {} : { apiEndpoint: config.KMS_ENDPOINT }),
     callTimeoutMs: config.KMS_CALL_TIMEOUT_MS,
     logger,
     registry,

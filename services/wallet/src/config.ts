@@ -1,20 +1,21 @@
 import { envVar, loadConfig, serviceConfigShape } from '@wallet-fleet/service-kit';
 
 /**
- * The wallet service's environment. With `KMS_ENDPOINT` set (host:port) the KMS client talks
- * plaintext gRPC to that endpoint: the KMS emulator of development and tests. Unset, it talks to
- * Google Cloud KMS with the machine's application default credentials.
+ * The wallet service's environment. `KMS_ENDPOINT` is `cloudkms.googleapis.com` (Google Cloud KMS
+ * with the machine's application default credentials) or `host:port` of the KMS emulator, reached
+ * over plaintext gRPC: development mode only, like chain RPC URLs over plain http (see
+ * `envVar.kmsEndpoint`, `envVar.chainUrl`).
  */
 export const configShape = {
   ...serviceConfigShape({ httpPort: 8082, schema: 'wallet', poolMax: 10 }),
   KMS_PROJECT_ID: envVar.string('wallet-fleet-local'),
   KMS_LOCATION_ID: envVar.string('global'),
   KMS_KEY_RING_ID: envVar.string('wallets'),
-  KMS_ENDPOINT: envVar.string('127.0.0.1:9011').optional(),
+  KMS_ENDPOINT: envVar.kmsEndpoint(),
   KMS_CALL_TIMEOUT_MS: envVar.int({ default: 5000, min: 100, max: 60_000 }),
-  SOLANA_RPC_URL: envVar.url(['http', 'https'], 'http://127.0.0.1:8899'),
-  EVM_RPC_URL: envVar.url(['http', 'https'], 'http://127.0.0.1:8545'),
-  APTOS_NODE_URL: envVar.url(['http', 'https'], 'http://127.0.0.1:8080/v1'),
+  SOLANA_RPC_URL: envVar.chainUrl('http://127.0.0.1:8899'),
+  EVM_RPC_URL: envVar.chainUrl('http://127.0.0.1:8545'),
+  APTOS_NODE_URL: envVar.chainUrl('http://127.0.0.1:8080/v1'),
   /** How long a native balance read from a chain is served from Redis (our own transfers invalidate it). */
   BALANCE_CACHE_TTL_MS: envVar.int({ default: 5000, min: 1, max: 3_600_000 }),
   /** How long a transfer waits for its confirmation before answering TIMEOUT. */

@@ -71,6 +71,7 @@ describe('wallet balances, transfers and signing on local chains', function () {
     const { databaseUrl, redisUrl } = await backingServices();
     service = createWalletService(
       loadWalletConfig({
+        FLEET_DEV_MODE: 'true',
         AMQP_URL: vhost.as('wallet'),
         DATABASE_URL: databaseUrl,
         DATABASE_SCHEMA: schema.schema,

@@ -28,6 +28,7 @@ describe('wallet management over RabbitMQ (KMS emulator)', function () {
   async function startWallet(kmsEndpoint: string, overrides: Record<string, string> = {}) {
     const { databaseUrl, redisUrl } = await backingServices();
     const config = loadWalletConfig({
+      FLEET_DEV_MODE: 'true',
       AMQP_URL: vhost.as('wallet'),
       DATABASE_URL: databaseUrl,
       DATABASE_SCHEMA: schema.schema,

@@ -41,6 +41,7 @@ describe('wallet signing audit and truthful transfer answers', function () {
     await ch.consume(q.queue, (m) => m && audit.push(JSON.parse(m.content.toString())), { noAck: true });
     service = createWalletService(
       loadWalletConfig({
+        FLEET_DEV_MODE: 'true',
         AMQP_URL: vhost.as('wallet'),
         DATABASE_URL: databaseUrl,
         DATABASE_SCHEMA: schema.schema,

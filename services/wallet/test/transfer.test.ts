@@ -32,6 +32,7 @@ describe('wallet.transaction.transferSol with an idempotency key: sent at most o
     const { databaseUrl, redisUrl } = await backingServices();
     service = createWalletService(
       loadWalletConfig({
+        FLEET_DEV_MODE: 'true',
         AMQP_URL: vhost.as('wallet'),
         DATABASE_URL: databaseUrl,
         DATABASE_SCHEMA: schema.schema,

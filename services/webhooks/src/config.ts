@@ -1,6 +1,16 @@
 import { ConfigError, envVar, loadConfig, serviceConfigShape } from '@wallet-fleet/service-kit';
 
 /**
+ * What the fleet runner's development secret (`.fleet/webhook-secret`, scripts/fleet.mjs) decodes to
+ * first: such a secret sits in a file on a developer's machine, so it needs development mode.
+ */
+const DEVELOPMENT_SECRET_MARK = 'wallet-fleet-development';
+
+/** Whether `secret` (`whsec_<base64>`) is a development secret of the fleet runner. */
+export const isDevelopmentWebhookSecret = (secret: string): boolean =>
+  Buffer.from(secret.slice('whsec_'.length), 'base64').subarray(0, DEVELOPMENT_SECRET_MARK.length).toString('latin1') === DEVELOPMENT_SECRET_MARK;
+
+/**
  * `whsec_<base64>` secrets, comma-separated. Several at once is how a secret rotates without
  * downtime: add the new one, move the sender over, drop the old one.
  */
@@ -36,15 +46,18 @@ export const configShape = {
   DATABASE_INTAKE_POOL_MAX: envVar.int({ default: 8, min: 3, max: 200 }),
   WEBHOOKS_ROLES: roles,
   /** Required when the process has the intake role. */
-  WEBHOOK_SECRETS: secrets.optional(),
+  WEBHOOK_SECRETS: envVar.developmentOnly(secrets.optional(), {
+    what: "the fleet runner's development webhook secret",
+    is: (list) => list !== undefined && list.some(isDevelopmentWebhookSecret),
+  }),
   /** Larger bodies are refused with 413 before any signature work. */
   WEBHOOK_MAX_BODY_BYTES: envVar.int({ default: 64 * 1024, min: 256, max: 1024 * 1024 }),
   /** Deliveries per source per minute (Redis, fleet-wide); past it 429. */
   WEBHOOK_RATE_PER_MINUTE: envVar.int({ default: 6000, min: 1, max: 10_000_000 }),
   /** Header naming the source for the rate limit (e.g. `x-forwarded-for` behind a proxy); unset = the client IP. */
   WEBHOOK_SOURCE_HEADER: envVar.string().optional(),
-  SOLANA_RPC_URL: envVar.url(['http', 'https'], 'http://127.0.0.1:8899'),
-  EVM_RPC_URL: envVar.url(['http', 'https'], 'http://127.0.0.1:8545'),
+  SOLANA_RPC_URL: envVar.chainUrl('http://127.0.0.1:8899'),
+  EVM_RPC_URL: envVar.chainUrl('http://127.0.0.1:8545'),
   /** Blocks on top of the receipt's block (the receipt's own block counts as 1). */
   EVM_MIN_CONFIRMATIONS: envVar.int({ default: 1, min: 1, max: 1000 }),
   /** Per RPC call. */

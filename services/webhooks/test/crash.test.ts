@@ -76,6 +76,8 @@ describe('webhooks: kill -9 during a burst of deliveries', function () {
       HTTP_PORT: String(port),
       LOG_LEVEL: 'error',
       WEBHOOK_SECRETS: secret,
+      // anvil over plain http: development mode (see .mocharc.cjs).
+      FLEET_DEV_MODE: 'true',
       EVM_RPC_URL: anvil.url,
       DEPOSIT_RETRY_INITIAL_MS: '10',
       DEPOSIT_RETRY_MAX_MS: '100',

@@ -38,6 +38,7 @@ describe('webhooks roles: intake and processing in separate processes', function
     // No secret: a processing process verifies no signatures.
     worker = createWebhooksService(
       loadWebhooksConfig({
+        FLEET_DEV_MODE: 'true',
         AMQP_URL: h.vhost.as('webhooks'),
         DATABASE_URL: databaseUrl,
         DATABASE_SCHEMA: h.schema.schema,
@@ -59,12 +60,12 @@ describe('webhooks roles: intake and processing in separate processes', function
 
   it('should require secrets only where deliveries are verified, and refuse unknown roles', () => {
     assert.throws(
-      () => loadWebhooksConfig({ WEBHOOKS_ROLES: 'intake' }),
+      () => loadWebhooksConfig({ FLEET_DEV_MODE: 'true', WEBHOOKS_ROLES: 'intake' }),
       (e: unknown) => e instanceof ConfigError && e.problems[0]!.variable === 'WEBHOOK_SECRETS',
     );
-    assert.deepEqual([...loadWebhooksConfig({ WEBHOOKS_ROLES: 'processing' }).WEBHOOKS_ROLES], ['processing']);
+    assert.deepEqual([...loadWebhooksConfig({ FLEET_DEV_MODE: 'true', WEBHOOKS_ROLES: 'processing' }).WEBHOOKS_ROLES], ['processing']);
     assert.throws(
-      () => loadWebhooksConfig({ WEBHOOKS_ROLES: 'intake,mining' }),
+      () => loadWebhooksConfig({ FLEET_DEV_MODE: 'true', WEBHOOKS_ROLES: 'intake,mining' }),
       (e: unknown) => e instanceof ConfigError && e.problems[0]!.variable === 'WEBHOOKS_ROLES',
     );
   });

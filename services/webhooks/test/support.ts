@@ -44,6 +44,7 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
   await ch.bindQueue(q.queue, 'wallet.events', 'audit.webhooks.#');
   await ch.consume(q.queue, (m) => m && seen.push({ routingKey: m.fields.routingKey, body: JSON.parse(m.content.toString()) }), { noAck: true });
   const config = loadWebhooksConfig({
+    FLEET_DEV_MODE: 'true',
     AMQP_URL: vhost.as('webhooks'),
     DATABASE_URL: databaseUrl,
     DATABASE_SCHEMA: schema.schema,

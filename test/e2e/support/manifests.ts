@@ -125,6 +125,8 @@ export async function startFleetFromManifests(): Promise<ManifestFleet> {
         schemas.push(schema);
         const env: Record<string, string> = { ...containerEnv(deployment, local), DATABASE_SCHEMA: schema.schema, LOG_LEVEL: 'warn' };
         delete env.HTTP_PORT;
+        // The admin listener's default port may be taken on a shared machine, like the HTTP port.
+        if (name === 'reconciliation') env.ADMIN_HTTP_PORT = '0';
         if (env.KMS_ENDPOINT) env.KMS_ENDPOINT = kms.endpoint;
         const service = await startService(name, env, { readyTimeoutMs: 30_000 });
         started.push(service);

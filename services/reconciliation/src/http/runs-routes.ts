@@ -3,9 +3,10 @@ import express from 'express';
 import type { createRunHandlers } from '../handlers/runs.js';
 
 /**
- * `GET /runs?limit=n` (newest first; 400 for a bad limit) and `POST /runs`, the operator trigger
- * (internal port, like /metrics): runs a pass now and answers with its report, 409 when another
- * replica holds the lock, 503 when the database cannot be reached.
+ * `GET /runs?limit=n` (newest first; 400 for a bad limit) and `POST /runs`, the operator trigger:
+ * runs a pass now and answers with its report, 409 when another replica holds the lock, 503 when
+ * the database cannot be reached. Served on the admin listener (`ADMIN_HTTP_PORT`), never on the
+ * service's public HTTP port.
  */
 export function createRunsRouter(handlers: ReturnType<typeof createRunHandlers>): express.Router {
   const routes = express.Router();
