@@ -45,25 +45,28 @@ describe('deposits across the fleet (wallet, webhooks, reconciliation)', functio
   before(async () => {
     const { databaseUrl, redisUrl } = await backingServices();
     vhost = await createVhost('deposits-e2e');
-    const [walletSchema, whSchema, rcSchema] = [await createSchemaName('wallet'), await createSchemaName('webhooks'), await createSchemaName('recon')];
+    const [walletSchema, whSchema, rcSchema] = [
+      await createSchemaName('wallet'),
+      await createSchemaName('webhooks'),
+      await createSchemaName('recon', { outboxReader: true }),
+    ];
     schemas.push(walletSchema, whSchema, rcSchema);
     kms = await startKmsEmulator({ port: 0 });
     solana = await startSolanaRuntime({ port: 0, slotMs: 50 });
     anvil = await startAnvil({ port: 0 });
     const common = {
       AMQP_URL: vhost.url,
-      DATABASE_URL: databaseUrl,
       REDIS_URL: redisUrl,
       HTTP_PORT: '0',
       LOG_LEVEL: 'silent',
       SOLANA_RPC_URL: solana.url,
       EVM_RPC_URL: anvil.url,
     };
-    wallet = createWalletService(loadWalletConfig({ ...common, DATABASE_SCHEMA: walletSchema.schema, KMS_ENDPOINT: kms.endpoint }), silent);
+    wallet = createWalletService(loadWalletConfig({ ...common, ...walletSchema.env, KMS_ENDPOINT: kms.endpoint }), silent);
     webhooks = createWebhooksService(
       loadWebhooksConfig({
         ...common,
-        DATABASE_SCHEMA: whSchema.schema,
+        ...whSchema.env,
         WEBHOOK_SECRETS: secret,
         DEPOSIT_MAX_ATTEMPTS: '3',
         DEPOSIT_RETRY_INITIAL_MS: '50',
@@ -74,7 +77,7 @@ describe('deposits across the fleet (wallet, webhooks, reconciliation)', functio
     reconciliation = createReconciliationService(
       loadReconciliationConfig({
         ...common,
-        DATABASE_SCHEMA: rcSchema.schema,
+        ...rcSchema.env,
         RECONCILE_INITIAL_DELAY_MS: '3600000',
         OUTBOX_SCHEMAS: `${walletSchema.schema},${whSchema.schema}`,
       }),

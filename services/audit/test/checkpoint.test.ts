@@ -66,7 +66,7 @@ describe('audit checkpoints (real PostgreSQL, RabbitMQ, KMS emulator)', function
     const q = await ch.assertQueue('', { exclusive: true });
     await ch.bindQueue(q.queue, 'wallet.events', 'audit.checkpoint');
     published.length = 0;
-    await ch.consume(q.queue, (m) => m && published.push(JSON.parse(m.content.toString())), { noAck: true });
+    await ch.consume(q.queue, (m: amqp.ConsumeMessage | null) => m && published.push(JSON.parse(m.content.toString())), { noAck: true });
     client = createBroker({ url: vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
     await client.start();
     admin = new pg.Pool({ connectionString: schema.databaseUrl, options: `-c search_path=${schema.schema}`, max: 2 });
@@ -124,7 +124,7 @@ describe('audit checkpoints (real PostgreSQL, RabbitMQ, KMS emulator)', function
       const { rows } = await c.query<{ sequence: string; recorded_at: Date; payload: string }>(
         'SELECT sequence, recorded_at, payload FROM audit_events ORDER BY sequence',
       );
-      let prev = GENESIS_HASH;
+      let prev: Buffer = GENESIS_HASH;
       for (const r of rows) {
         const seq = Number(r.sequence);
         let payload = r.payload;

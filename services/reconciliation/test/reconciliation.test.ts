@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type Anvil, startAnvil } from '@wallet-fleet/dev-runtimes';
-import { type Broker, createBroker, defineTopology, outboxTableSql } from '@wallet-fleet/messaging';
+import { type Broker, createBroker, defineTopology, outboxPrivilegesSql, outboxTableSql } from '@wallet-fleet/messaging';
 import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import amqp from 'amqplib';
 import pg from 'pg';
@@ -52,8 +52,7 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
     const s = createWebhooksService(
       loadWebhooksConfig({
         AMQP_URL: vhost.url,
-        DATABASE_URL: databaseUrl,
-        DATABASE_SCHEMA: whSchema.schema,
+        ...whSchema.env,
         REDIS_URL: redisUrl,
         HTTP_PORT: '0',
         LOG_LEVEL: 'silent',
@@ -75,8 +74,7 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
     const s = createReconciliationService(
       loadReconciliationConfig({
         AMQP_URL: vhost.url,
-        DATABASE_URL: databaseUrl,
-        DATABASE_SCHEMA: rcSchema.schema,
+        ...rcSchema.env,
         HTTP_PORT: '0',
         LOG_LEVEL: 'silent',
         // Passes are started by the tests, not by the timer.
@@ -100,7 +98,7 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
     anvil = await startAnvil({ port: 0 });
     vhost = await createVhost('reconciliation');
     whSchema = await createSchemaName('rc_webhooks');
-    rcSchema = await createSchemaName('reconciliation');
+    rcSchema = await createSchemaName('reconciliation', { outboxReader: true });
     db = new pg.Pool({ connectionString: databaseUrl, options: `-c search_path=${whSchema.schema}` });
     events = await amqp.connect(vhost.url);
     const ch = await events.createChannel();
@@ -325,9 +323,9 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
 
     it('should make one pass per interval however many replicas run on schedule', async () => {
       // A deployment of its own (no runs yet): two replicas whose timers fire close together.
-      const fresh = await createSchemaName('reconciliation');
+      const fresh = await createSchemaName('reconciliation', { outboxReader: true });
       try {
-        const env = { DATABASE_SCHEMA: fresh.schema, RECONCILE_INTERVAL_MS: '3600000' };
+        const env = { ...fresh.env, RECONCILE_INTERVAL_MS: '3600000' };
         const a = reconciliation(env);
         const b = reconciliation(env);
         await a.start();
@@ -348,13 +346,16 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
     const admin = new pg.Pool({ connectionString: databaseUrl });
     try {
       await admin.query(outboxTableSql(orphan.schema));
+      await admin.query(outboxPrivilegesSql(orphan.schema));
       const messageId = randomUUID();
       await admin.query(
         `INSERT INTO "${orphan.schema}".outbox (exchange, routing_key, message_id, payload, created_at)
          VALUES ('wallet.events', 'test.left-behind', $1, '{"left":"behind"}', now() - interval '10 minutes')`,
         [messageId],
       );
-      const rc = reconciliation({ OUTBOX_SCHEMAS: `${orphan.schema},no_such_schema_here` });
+      // Re-publishing another schema's rows needs privileges on its table, which no runtime role
+      // has: this part runs as the superuser until reconciliation stops re-publishing foreign rows.
+      const rc = reconciliation({ OUTBOX_SCHEMAS: `${orphan.schema},no_such_schema_here`, DATABASE_URL: databaseUrl, DATABASE_MIGRATION_URL: databaseUrl });
       await rc.start();
       const r = await rc.runPass();
       assert.equal(r.outcome, 'failed');

@@ -33,8 +33,7 @@ describe('wallet.transaction.transferSol with an idempotency key: sent at most o
     service = createWalletService(
       loadWalletConfig({
         AMQP_URL: vhost.url,
-        DATABASE_URL: databaseUrl,
-        DATABASE_SCHEMA: schema.schema,
+        ...schema.env,
         REDIS_URL: redisUrl,
         HTTP_PORT: '0',
         KMS_ENDPOINT: kms.endpoint,

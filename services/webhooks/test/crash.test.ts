@@ -72,8 +72,7 @@ describe('webhooks: kill -9 during a burst of deliveries', function () {
       AMQP_URL: vhost.url,
       // The test publishes as guest (development switch, see .mocharc.cjs).
       BROKER_DEV_TRUST_GUEST: process.env.BROKER_DEV_TRUST_GUEST,
-      DATABASE_URL: databaseUrl,
-      DATABASE_SCHEMA: schema.schema,
+      ...schema.env,
       REDIS_URL: redisUrl,
       HTTP_PORT: String(port),
       LOG_LEVEL: 'error',

@@ -39,8 +39,7 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
   await ch.consume(q.queue, (m) => m && seen.push({ routingKey: m.fields.routingKey, body: JSON.parse(m.content.toString()) }), { noAck: true });
   const config = loadWebhooksConfig({
     AMQP_URL: vhost.url,
-    DATABASE_URL: databaseUrl,
-    DATABASE_SCHEMA: schema.schema,
+    ...schema.env,
     REDIS_URL: redisUrl,
     HTTP_PORT: '0',
     LOG_LEVEL: 'silent',

@@ -123,7 +123,7 @@ export async function startFleetFromManifests(): Promise<ManifestFleet> {
         if (JSON.stringify(command) !== JSON.stringify(['node', `services/${name}/dist/main.js`])) throw new Error(`${name}: unexpected command ${command}`);
         const schema = await createSchemaName(`k8s_${name}`);
         schemas.push(schema);
-        const env: Record<string, string> = { ...containerEnv(deployment, local), DATABASE_SCHEMA: schema.schema, LOG_LEVEL: 'warn' };
+        const env: Record<string, string> = { ...containerEnv(deployment, local), ...schema.env, LOG_LEVEL: 'warn' };
         delete env.HTTP_PORT;
         if (env.KMS_ENDPOINT) env.KMS_ENDPOINT = kms.endpoint;
         const service = await startService(name, env, { readyTimeoutMs: 30_000 });
