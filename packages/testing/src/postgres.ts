@@ -32,6 +32,23 @@ async function asAdmin<T>(databaseUrl: string, work: (c: pg.Client) => Promise<T
   }
 }
 
+/**
+ * `work` in one transaction holding a cluster-wide advisory lock: concurrent suites granting on (or
+ * revoking from) the same database otherwise fail with "tuple concurrently updated" (its ACL is one
+ * row of pg_database).
+ */
+async function serialised(c: pg.Client, work: () => Promise<void>): Promise<void> {
+  await c.query('BEGIN');
+  try {
+    await c.query("SELECT pg_advisory_xact_lock(hashtext('wallet-fleet:test-roles'))");
+    await work();
+    await c.query('COMMIT');
+  } catch (e) {
+    await c.query('ROLLBACK');
+    throw e;
+  }
+}
+
 function urlAs(databaseUrl: string, user: string, password: string): string {
   const u = new URL(databaseUrl);
   u.username = user;
@@ -53,17 +70,18 @@ export async function createSchemaName(prefix = 't', opts: { outboxReader?: bool
   const owner = `${schema}_owner`;
   const runtime = `${schema}_runtime`;
   const password = randomBytes(12).toString('hex');
-  await asAdmin(databaseUrl, async (c) => {
-    const db = (await c.query<{ db: string }>('SELECT current_database() AS db')).rows[0]!.db;
-    // Concurrent suites race to create the shared group role: either creation counts.
-    await c.query(`DO $$ BEGIN CREATE ROLE ${OUTBOX_READER_ROLE} NOLOGIN;
-      EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`);
-    await c.query(`CREATE ROLE "${owner}" LOGIN PASSWORD '${password}'`);
-    await c.query(`CREATE ROLE "${runtime}" LOGIN PASSWORD '${password}'`);
-    // CREATE SCHEMA IF NOT EXISTS checks this privilege even when the schema exists.
-    await c.query(`GRANT CREATE ON DATABASE "${db}" TO "${owner}"`);
-    if (opts.outboxReader) await c.query(`GRANT ${OUTBOX_READER_ROLE} TO "${runtime}"`);
-  });
+  await asAdmin(databaseUrl, (c) =>
+    serialised(c, async () => {
+      const db = (await c.query<{ db: string }>('SELECT current_database() AS db')).rows[0]!.db;
+      await c.query(`DO $$ BEGIN CREATE ROLE ${OUTBOX_READER_ROLE} NOLOGIN;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`);
+      await c.query(`CREATE ROLE "${owner}" LOGIN PASSWORD '${password}'`);
+      await c.query(`CREATE ROLE "${runtime}" LOGIN PASSWORD '${password}'`);
+      // CREATE SCHEMA IF NOT EXISTS checks this privilege even when the schema exists.
+      await c.query(`GRANT CREATE ON DATABASE "${db}" TO "${owner}"`);
+      if (opts.outboxReader) await c.query(`GRANT ${OUTBOX_READER_ROLE} TO "${runtime}"`);
+    }),
+  );
   const runtimeUrl = urlAs(databaseUrl, runtime, password);
   const migrationUrl = urlAs(databaseUrl, owner, password);
   return {
@@ -73,13 +91,15 @@ export async function createSchemaName(prefix = 't', opts: { outboxReader?: bool
     migrationUrl,
     env: { DATABASE_URL: runtimeUrl, DATABASE_MIGRATION_URL: migrationUrl, DATABASE_SCHEMA: schema },
     drop: () =>
-      asAdmin(databaseUrl, async (c) => {
-        await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-        // DROP OWNED also revokes what the roles were granted (database, group role).
-        for (const role of [runtime, owner]) {
-          await c.query(`DROP OWNED BY "${role}"`);
-          await c.query(`DROP ROLE IF EXISTS "${role}"`);
-        }
-      }),
+      asAdmin(databaseUrl, (c) =>
+        serialised(c, async () => {
+          await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+          // DROP OWNED also revokes what the roles were granted (database, group role).
+          for (const role of [runtime, owner]) {
+            await c.query(`DROP OWNED BY "${role}"`);
+            await c.query(`DROP ROLE IF EXISTS "${role}"`);
+          }
+        }),
+      ),
   };
 }
