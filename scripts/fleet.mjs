@@ -22,7 +22,11 @@
 //   <NAME>_HTTP_PORT, <NAME>_DATABASE_SCHEMA   per-service values, e.g. AUDIT_HTTP_PORT=9081
 //   <NAME>_AMQP_URL               the service's own broker URL; by default, while AMQP_URL is guest's, user
 //                                 <name> with password BROKER_PASSWORD_<NAME> (or <name>) on the same broker
-//   Everything else (AMQP_URL, DATABASE_URL, REDIS_URL, LOG_LEVEL, MIGRATE ...) is passed to every service.
+//   <NAME>_DATABASE_URL, <NAME>_DATABASE_MIGRATION_URL  the service's own database roles; by default,
+//                                 while DATABASE_URL logs in as postgres (the local default), the same
+//                                 server and database as <name>_runtime and <name>_migration with
+//                                 DATABASE_PASSWORD_<ROLE> (or the role's name) as password
+//   Everything else (AMQP_URL, REDIS_URL, LOG_LEVEL, MIGRATE ...) is passed to every service.
 //   NO_COLOR / FORCE_COLOR        colours are on when stdout is a terminal, unless told otherwise
 //
 // Development runtimes (NOT FOR PRODUCTION): before the services, the runner starts what they need
@@ -250,6 +254,25 @@ function envFor(name, provided) {
     env.AMQP_URL = shared.toString();
   }
   if (!env.FLEET_DEV_MODE) env.FLEET_DEV_MODE = 'true';
+  // Each service's runtime role has only what its migrations grant, and the migration role owns its
+  // schema (scripts/database-roles.mjs, run by setup.sh, creates them locally): <NAME>_DATABASE_URL
+  // and <NAME>_DATABASE_MIGRATION_URL when set; else, while DATABASE_URL logs in as postgres, the
+  // same database as <name>_runtime / <name>_migration. Another DATABASE_URL is passed as it is.
+  const ownDb = process.env[`${key}_DATABASE_URL`];
+  const sharedDb = new URL(env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres');
+  if (ownDb) {
+    env.DATABASE_URL = ownDb;
+    env.DATABASE_MIGRATION_URL = process.env[`${key}_DATABASE_MIGRATION_URL`] ?? ownDb;
+  } else if ((decodeURIComponent(sharedDb.username) || 'postgres') === 'postgres') {
+    const as = (role) => {
+      const u = new URL(sharedDb);
+      u.username = encodeURIComponent(role);
+      u.password = encodeURIComponent(process.env[`DATABASE_PASSWORD_${role.toUpperCase()}`] || role);
+      return u.toString();
+    };
+    env.DATABASE_URL = as(`${key.toLowerCase()}_runtime`);
+    env.DATABASE_MIGRATION_URL = as(`${key.toLowerCase()}_migration`);
+  }
   delete env.FLEET_SERVICES;
   delete env.FLEET_SERVICES_DIR;
   return env;

@@ -7,6 +7,7 @@
 #   AMQP_URL, RABBITMQ_MANAGEMENT_URL, DATABASE_URL, REDIS_URL  a service whose URL names another host is
 #       used as it is (probed, never started here)
 #   BROKER_PASSWORD_<ROLE>  local password of a role's broker user (default: the role's name)
+#   DATABASE_PASSWORD_<ROLE>  local password of a database role, e.g. DATABASE_PASSWORD_AUDIT_RUNTIME (default: the role's name)
 #   SETUP_WAIT_SECONDS  how long to wait for each backing service to answer (default 60)
 #   SETUP_SKIP_BUILD=1  skip `pnpm build` (the caller builds)
 #   CI=true             print a summary of the backing services (started here, already running, external)
@@ -226,6 +227,16 @@ fi
 if is_local "$RABBIT_HOST" && is_local "$MGMT_HOST"; then
   node "$ROOT/scripts/broker-users.mjs" >/dev/null || die "could not create the fleet's broker users (node scripts/broker-users.mjs)"
   SUMMARY+=("rabbitmq users: one per role (infra/rabbitmq/definitions.json)")
+fi
+
+# The fleet's database roles (two per service: <service>_migration owns the schema and migrates,
+# <service>_runtime gets only the migrations' grants): the fleet runner connects each service with
+# its own. Local servers only; passwords DATABASE_PASSWORD_<ROLE>, else the role's name
+# (development convention, see scripts/database-roles.mjs). In the fleet's database: DATABASE_URL's,
+# else the services' default `postgres`.
+if is_local "$PG_HOST"; then
+  node "$ROOT/scripts/database-roles.mjs" >/dev/null || die "could not create the fleet's database roles (node scripts/database-roles.mjs)"
+  SUMMARY+=("postgresql roles: a migration and a runtime role per service")
 fi
 
 if [[ "${CI:-}" == "true" ]]; then

@@ -38,8 +38,7 @@ async function auditSuite(): Promise<void> {
   const total = n(20_000);
   const audit = await startService('audit', {
     AMQP_URL: vhost.as('audit'),
-    DATABASE_URL: databaseUrl,
-    DATABASE_SCHEMA: schema.schema,
+    ...schema.env,
     LOG_LEVEL: 'warn',
   });
   const db = new pg.Pool({ connectionString: databaseUrl, max: 2 });
@@ -97,7 +96,6 @@ async function auditSuite(): Promise<void> {
 }
 
 async function rpcSuite(): Promise<void> {
-  const { databaseUrl } = await backingServices();
   const vhost = await fleetVhost();
   const schema = await createSchemaName('bench_rpc');
   const total = n(3000);
@@ -125,8 +123,7 @@ async function rpcSuite(): Promise<void> {
 
     const audit = await startService('audit', {
       AMQP_URL: vhost.as('audit'),
-      DATABASE_URL: databaseUrl,
-      DATABASE_SCHEMA: schema.schema,
+      ...schema.env,
       LOG_LEVEL: 'warn',
     });
     try {
@@ -191,7 +188,6 @@ async function kmsEmulatorProcess(): Promise<{ endpoint: string; stop(): Promise
 }
 
 async function walletSuite(): Promise<void> {
-  const { databaseUrl } = await backingServices();
   const vhost = await fleetVhost();
   const schema = await createSchemaName('bench_wallet');
   const kms = await kmsEmulatorProcess();
@@ -208,8 +204,7 @@ async function walletSuite(): Promise<void> {
   try {
     wallet = await startService('wallet', {
       AMQP_URL: vhost.as('wallet'),
-      DATABASE_URL: databaseUrl,
-      DATABASE_SCHEMA: schema.schema,
+      ...schema.env,
       KMS_ENDPOINT: kms.endpoint,
       FLEET_DEV_MODE: 'true',
       SIGN_RATE_PER_MINUTE: '100000',
@@ -261,7 +256,6 @@ async function walletSuite(): Promise<void> {
  * service's own create rate for the same three wallets per user, measured in the same run.
  */
 async function provisioningSuite(): Promise<void> {
-  const { databaseUrl } = await backingServices();
   const vhost = await fleetVhost();
   const walletSchema = await createSchemaName('bench_wallet');
   const provSchema = await createSchemaName('bench_prov');
@@ -273,16 +267,14 @@ async function provisioningSuite(): Promise<void> {
   try {
     wallet = await startService('wallet', {
       AMQP_URL: vhost.as('wallet'),
-      DATABASE_URL: databaseUrl,
-      DATABASE_SCHEMA: walletSchema.schema,
+      ...walletSchema.env,
       KMS_ENDPOINT: kms.endpoint,
       FLEET_DEV_MODE: 'true',
       LOG_LEVEL: 'warn',
     });
     prov = await startService('provisioning', {
       AMQP_URL: vhost.as('provisioning'),
-      DATABASE_URL: databaseUrl,
-      DATABASE_SCHEMA: provSchema.schema,
+      ...provSchema.env,
       LOG_LEVEL: 'warn',
       PROVISIONING_CONCURRENCY: '64',
     });
@@ -379,8 +371,7 @@ async function webhooksSuite(): Promise<void> {
     const schema = await createSchemaName('bench_webhooks');
     const env = {
       AMQP_URL: vhost.as('webhooks'),
-      DATABASE_URL: databaseUrl,
-      DATABASE_SCHEMA: schema.schema,
+      ...schema.env,
       REDIS_URL: redisUrl,
       LOG_LEVEL: 'error',
       WEBHOOK_SECRETS: `whsec_${key.toString('base64')}`,

@@ -100,8 +100,7 @@ describe('audit service over plain amqplib', function () {
     const { databaseUrl, redisUrl } = await backingServices();
     env = {
       AMQP_URL: vhost.as('audit'),
-      DATABASE_URL: databaseUrl,
-      DATABASE_SCHEMA: schema.schema,
+      ...schema.env,
       REDIS_URL: redisUrl,
       AUDIT_RETRY_INITIAL_DELAY_MS: '20',
       AUDIT_RETRY_MAX_DELAY_MS: '100',
@@ -242,8 +241,7 @@ describe('audit service process', function () {
   it('should expose probes and metrics of what it stored', async () => {
     const vhost = await createFleetVhost('audit-metrics');
     const schema = await createSchemaName('audit_metrics');
-    const { databaseUrl } = await backingServices();
-    const service = await startService('audit', { AMQP_URL: vhost.as('audit'), DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema });
+    const service = await startService('audit', { AMQP_URL: vhost.as('audit'), ...schema.env });
     const client = await plainClient(vhost.as('backend'));
     try {
       assert.equal((await fetch(service.url('/live'))).status, 200);

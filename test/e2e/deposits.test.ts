@@ -45,14 +45,17 @@ describe('deposits across the fleet (wallet, webhooks, reconciliation)', functio
   before(async () => {
     const { databaseUrl, redisUrl } = await backingServices();
     vhost = await createFleetVhost('deposits-e2e');
-    const [walletSchema, whSchema, rcSchema] = [await createSchemaName('wallet'), await createSchemaName('webhooks'), await createSchemaName('recon')];
+    const [walletSchema, whSchema, rcSchema] = [
+      await createSchemaName('wallet'),
+      await createSchemaName('webhooks'),
+      await createSchemaName('recon', { outboxReader: true }),
+    ];
     schemas.push(walletSchema, whSchema, rcSchema);
     kms = await startKmsEmulator({ port: 0 });
     solana = await startSolanaRuntime({ port: 0, slotMs: 50 });
     anvil = await startAnvil({ port: 0 });
     const common = {
       FLEET_DEV_MODE: 'true',
-      DATABASE_URL: databaseUrl,
       REDIS_URL: redisUrl,
       HTTP_PORT: '0',
       LOG_LEVEL: 'silent',
@@ -67,7 +70,7 @@ describe('deposits across the fleet (wallet, webhooks, reconciliation)', functio
       loadWebhooksConfig({
         ...common,
         AMQP_URL: vhost.as('webhooks'),
-        DATABASE_SCHEMA: whSchema.schema,
+        ...whSchema.env,
         WEBHOOK_SECRETS: secret,
         DEPOSIT_MAX_ATTEMPTS: '3',
         DEPOSIT_RETRY_INITIAL_MS: '50',
@@ -79,7 +82,7 @@ describe('deposits across the fleet (wallet, webhooks, reconciliation)', functio
       loadReconciliationConfig({
         ...common,
         AMQP_URL: vhost.as('reconciliation'),
-        DATABASE_SCHEMA: rcSchema.schema,
+        ...rcSchema.env,
         ADMIN_HTTP_PORT: '0',
         RECONCILE_INITIAL_DELAY_MS: '3600000',
         OUTBOX_SCHEMAS: `${walletSchema.schema},${whSchema.schema}`,

@@ -63,7 +63,7 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
 
 /** Ports each service may open: DNS, RabbitMQ, PostgreSQL, Redis, and HTTPS for KMS and chain RPCs. */
 const EGRESS: Record<FleetService, number[]> = {
-  audit: [53, 5672, 5432, 6379],
+  audit: [53, 5672, 5432, 6379, 443],
   wallet: [53, 5672, 5432, 6379, 443],
   provisioning: [53, 5672, 5432, 6379],
   webhooks: [53, 5672, 5432, 6379, 443],

@@ -61,8 +61,7 @@ describe('key material', function () {
       await ch.consume(q.queue, (m) => m && seen.push(m.content.toString(), JSON.stringify(m.properties.headers ?? {})), { noAck: true });
       service = await startService('wallet', {
         AMQP_URL: vhost.as('wallet'),
-        DATABASE_URL: databaseUrl,
-        DATABASE_SCHEMA: schema.schema,
+        ...schema.env,
         KMS_ENDPOINT: kms.endpoint,
         SOLANA_RPC_URL: solana.url,
         EVM_RPC_URL: anvil.url,

@@ -47,13 +47,12 @@ describe('provisioning process killed mid-burst', function () {
   });
 
   it('should leave exactly one wallet per chain per user after a kill -9 and a restart', async () => {
-    const { databaseUrl, redisUrl } = await backingServices();
+    const { redisUrl } = await backingServices();
     wallet = createWalletService(
       loadWalletConfig({
         FLEET_DEV_MODE: 'true',
         AMQP_URL: vhost.as('wallet'),
-        DATABASE_URL: databaseUrl,
-        DATABASE_SCHEMA: walletSchema.schema,
+        ...walletSchema.env,
         REDIS_URL: redisUrl,
         HTTP_PORT: '0',
         KMS_ENDPOINT: kms.endpoint,
@@ -64,8 +63,7 @@ describe('provisioning process killed mid-burst', function () {
     await wallet.start();
     const env = {
       AMQP_URL: vhost.as('provisioning'),
-      DATABASE_URL: databaseUrl,
-      DATABASE_SCHEMA: provSchema.schema,
+      ...provSchema.env,
       LOG_LEVEL: 'warn',
       PROVISIONING_RETRY_INITIAL_DELAY_MS: '50',
       PROVISIONING_RETRY_MAX_DELAY_MS: '500',

@@ -39,11 +39,9 @@ describe('reconciliation process killed mid-pass', function () {
   });
 
   it('should let the next replica run at once and mark the dead pass abandoned', async () => {
-    const { databaseUrl } = await backingServices();
     const env = {
       AMQP_URL: vhost.as('reconciliation'),
-      DATABASE_URL: databaseUrl,
-      DATABASE_SCHEMA: schema.schema,
+      ...schema.env,
       LOG_LEVEL: 'warn',
       RECONCILE_INITIAL_DELAY_MS: '3600000',
       RECONCILE_REQUEST_TIMEOUT_MS: '2000',

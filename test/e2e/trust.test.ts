@@ -48,8 +48,7 @@ describe('trust boundaries: the webhooks service as its own broker user', () => 
     schema = await createSchemaName('trust');
     webhooks = await startService('webhooks', {
       AMQP_URL: vhost.as('webhooks'),
-      DATABASE_URL: databaseUrl,
-      DATABASE_SCHEMA: schema.schema,
+      ...schema.env,
       REDIS_URL: redisUrl,
       LOG_LEVEL: 'error',
       WEBHOOK_SECRETS: `whsec_${randomBytes(32).toString('base64')}`,

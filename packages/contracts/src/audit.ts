@@ -65,11 +65,46 @@ export const AuditQueryResult = z.object({
 });
 export type AuditQueryResult = z.infer<typeof AuditQueryResult>;
 
+/**
+ * A signed checkpoint of the audit chain: its head (`sequence`, `hash`) at `signedAt`, signed by the
+ * audit service's own KMS key (Ed25519 over `auditCheckpointMessage`). Published as the event
+ * `audit.checkpoint` and kept by the audit service; `wallet.audit.verify` checks the chain against
+ * the latest one, so rows rewritten with recomputed hashes are still found.
+ */
+export const AuditCheckpoint = z
+  .object({
+    checkpointId: Uuid,
+    sequence: z.number().int().nonnegative().describe('Rows in the chain at the checkpoint'),
+    hash: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .describe('hex SHA-256 of row `sequence` (zeros for an empty chain)'),
+    signedAt: Timestamp,
+    keyVersion: Text(1, 512).describe('KMS key version that signed it'),
+    signature: z
+      .string()
+      .regex(/^[0-9a-f]{128}$/)
+      .describe('hex Ed25519 signature of the checkpoint message'),
+  })
+  .strict();
+export type AuditCheckpoint = z.infer<typeof AuditCheckpoint>;
+
+/** The bytes a checkpoint's signature covers: a fixed prefix, then sequence, hash and time, one per line. */
+export function auditCheckpointMessage(c: Pick<AuditCheckpoint, 'sequence' | 'hash' | 'signedAt'>): Uint8Array {
+  return new TextEncoder().encode(`wallet-fleet audit checkpoint v1\n${c.sequence}\n${c.hash}\n${c.signedAt}`);
+}
+
+export const AuditCheckpointRequest = z.object({}).strict();
+
 export const AuditVerifyRequest = z.object({}).strict();
 export const AuditVerifyResult = z.object({
   valid: z.boolean(),
   checked: z.number().int().nonnegative().describe('Rows walked'),
   brokenAt: z.number().int().positive().optional().describe('Sequence of the first row that does not verify'),
   reason: z.string().optional(),
+  checkpoint: z
+    .object({ sequence: z.number().int().nonnegative(), signedAt: Timestamp })
+    .optional()
+    .describe('The latest signed checkpoint the chain was checked against (absent: none yet)'),
 });
 export type AuditVerifyResult = z.infer<typeof AuditVerifyResult>;

@@ -171,6 +171,14 @@ export const operations = {
     result: audit.AuditVerifyResult,
     errors: [...any, ErrorCode.RATE_LIMITED],
   },
+  'wallet.audit.checkpoint': {
+    owner: 'audit',
+    callers: ['ops'],
+    summary: 'Sign the chain head now with the audit KMS key, keep it and publish it as `audit.checkpoint`',
+    request: audit.AuditCheckpointRequest,
+    result: audit.AuditCheckpoint,
+    errors: [...any, ErrorCode.SIGNING_FAILED, ErrorCode.NOT_FOUND],
+  },
 } as const satisfies Record<
   string,
   { owner: string; callers: readonly Role[]; summary: string; request: z.ZodType; result: z.ZodType; errors: readonly ErrorCode[] }
@@ -199,6 +207,11 @@ export const events = {
   'deposit.received': { producers: ['webhooks'], summary: 'A deposit webhook was accepted', payload: deposits.DepositReceived },
   'deposit.credited': { producers: ['webhooks'], summary: 'A deposit was credited to the ledger (once)', payload: deposits.DepositCredited },
   'deposit.failed': { producers: ['webhooks'], summary: 'A deposit was not credited', payload: deposits.DepositFailed },
+  'audit.checkpoint': {
+    producers: ['audit'],
+    summary: 'The audit chain head, signed with the audit KMS key (kept outside the audit database)',
+    payload: audit.AuditCheckpoint,
+  },
   'audit.#': { producers: [SERVICE_IN_KEY], summary: 'An audit event, routing key `audit.<service>.<action>`', payload: audit.AuditEvent },
 } as const satisfies Record<string, { producers: readonly (Role | typeof SERVICE_IN_KEY)[]; summary: string; payload: z.ZodType }>;
 

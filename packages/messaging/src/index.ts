@@ -14,7 +14,7 @@ export type {
   Handler,
   HandlerContext,
 } from './types.js';
-export { createOutbox, outboxTableSql, type Outbox, type OutboxMessage, type OutboxOptions } from './outbox.js';
+export { createOutbox, outboxPrivilegesSql, outboxTableSql, type Outbox, type OutboxMessage, type OutboxOptions } from './outbox.js';
 export { brokerCheck } from './check.js';
 export { BROKER_DEATH_HEADERS } from './headers.js';
 export { brokerComponent, outboxComponent } from './components.js';

@@ -100,6 +100,33 @@ CREATE TABLE IF NOT EXISTS ${s}.outbox (
 );`;
 }
 
+/** The group role that may count another service's stale outbox rows (reconciliation's runtime role is a member). */
+const OUTBOX_READER_ROLE = 'wallet_fleet_outbox_reader';
+
+/**
+ * DCL of `<schema>.outbox` for the service's runtime role (migration-time setting
+ * `wallet_fleet.runtime_role`, see service-kit's `migrate`): what its relay needs (`FOR UPDATE SKIP
+ * LOCKED` needs UPDATE), and `<schema>.outbox_stale(interval)`, a SECURITY DEFINER count of rows
+ * older than the interval that `OUTBOX_READER_ROLE` may call: the only thing another service sees
+ * of this schema. Services put it into their own migrations after `outboxTableSql`.
+ */
+export function outboxPrivilegesSql(schema: string): string {
+  const s = schemaIdent(schema);
+  return `DO $grant$
+DECLARE runtime text := coalesce(nullif(current_setting('wallet_fleet.runtime_role', true), ''), current_user);
+BEGIN
+  EXECUTE format('GRANT USAGE ON SCHEMA ${s} TO %I', runtime);
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ${s}.outbox TO %I', runtime);
+  EXECUTE format('GRANT USAGE ON SEQUENCE ${s}.outbox_id_seq TO %I', runtime);
+END $grant$;
+CREATE OR REPLACE FUNCTION ${s}.outbox_stale(older_than interval, OUT stale_rows bigint, OUT oldest_seconds double precision)
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = ${s}, pg_temp
+  AS $body$ SELECT count(*), extract(epoch FROM now() - min(created_at))::float8 FROM ${s}.outbox WHERE created_at < now() - older_than $body$;
+REVOKE ALL ON FUNCTION ${s}.outbox_stale(interval) FROM PUBLIC;
+GRANT USAGE ON SCHEMA ${s} TO ${OUTBOX_READER_ROLE};
+GRANT EXECUTE ON FUNCTION ${s}.outbox_stale(interval) TO ${OUTBOX_READER_ROLE};`;
+}
+
 const COLUMNS = 'exchange, routing_key, message_id, payload, headers, correlation_id, traceparent';
 
 interface Row {

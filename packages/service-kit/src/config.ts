@@ -163,7 +163,14 @@ export const envVar = {
  */
 export const baseConfigShape = {
   AMQP_URL: envVar.url(['amqp', 'amqps'], 'amqp://guest:guest@127.0.0.1:5672'),
+  /** The service's runtime role: only the privileges its migrations grant it. */
   DATABASE_URL: envVar.url(['postgres', 'postgresql'], 'postgres://postgres@127.0.0.1:5432/postgres'),
+  /**
+   * The role that owns the service's schema and runs its migrations; they grant the runtime role
+   * (the user of `DATABASE_URL`) what it needs. Unset: `DATABASE_URL`, one role for both (no
+   * separation; development only).
+   */
+  DATABASE_MIGRATION_URL: envVar.url(['postgres', 'postgresql']).optional() as z.ZodType<string | undefined, unknown>,
   DATABASE_SCHEMA: envVar.identifier().optional() as z.ZodType<string | undefined, unknown>,
   REDIS_URL: envVar.url(['redis', 'rediss'], 'redis://127.0.0.1:6379'),
   HTTP_PORT: envVar.port(8080),

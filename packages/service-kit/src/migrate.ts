@@ -1,9 +1,16 @@
 import { createHash } from 'node:crypto';
 import { ErrorCode, FleetError } from '@wallet-fleet/contracts';
 import { runner } from 'node-pg-migrate';
+import pg from 'pg';
 import { scrubCredentials, type Logger } from './logger.js';
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/**
+ * The session setting through which migrations learn the runtime role they grant privileges to
+ * (node-pg-migrate has no templating): `current_setting('wallet_fleet.runtime_role')` in SQL.
+ */
+const RUNTIME_ROLE_SETTING = 'wallet_fleet.runtime_role';
 
 /** The table, inside the service's schema, recording which migrations ran. */
 const MIGRATIONS_TABLE = 'pgmigrations';
@@ -31,21 +38,32 @@ const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'E
  * taken before `CREATE SCHEMA IF NOT EXISTS`, which itself races (a unique violation) when two
  * sessions create the same schema concurrently.
  *
+ * `databaseUrl` is the migration role, which owns the schema. The migrations grant the runtime role
+ * what the service needs, reading its name from the session setting `wallet_fleet.runtime_role`:
+ * the user that `runtimeUrl` logs in as (asked of the server, so a URL without a user name works
+ * too). Without `runtimeUrl` the migration role is also the runtime role (grants to itself change
+ * nothing).
+ *
  * Returns the names of the migrations this call ran (empty when up to date).
  *
- * @throws TypeError when `schema` is not a lower-case identifier.
+ * @throws TypeError when `schema` or the runtime role is not a lower-case identifier.
  * @throws FleetError `UNAVAILABLE` (retryable) when the database cannot be reached, `INTERNAL`
  *   when a migration fails (the transaction is rolled back; nothing of this run stays applied).
  */
-export async function migrate(opts: { databaseUrl: string; schema: string; dir: string; logger: Logger }): Promise<string[]> {
+export async function migrate(opts: { databaseUrl: string; runtimeUrl?: string | undefined; schema: string; dir: string; logger: Logger }): Promise<string[]> {
   if (!IDENTIFIER.test(opts.schema)) {
     throw new TypeError(`schema must be a lower-case identifier (a-z, 0-9, _), got ${JSON.stringify(opts.schema)}`);
   }
   const log = opts.logger.child({ component: 'migrate', schema: opts.schema });
   const say = (level: 'debug' | 'info' | 'warn' | 'error') => (msg: string) => log[level](scrubCredentials(String(msg)));
   try {
+    const runtimeRole = await sessionUser(opts.runtimeUrl ?? opts.databaseUrl);
+    // The identifier check keeps the value free of spaces and quotes, which `options` would need escaped.
+    if (!IDENTIFIER.test(runtimeRole)) {
+      throw new TypeError(`the runtime role must be a lower-case identifier (a-z, 0-9, _), got ${JSON.stringify(runtimeRole)}`);
+    }
     const ran = await runner({
-      databaseUrl: opts.databaseUrl,
+      databaseUrl: { connectionString: opts.databaseUrl, options: `-c ${RUNTIME_ROLE_SETTING}=${runtimeRole}` },
       dir: opts.dir,
       schema: opts.schema,
       createSchema: true,
@@ -60,9 +78,10 @@ export async function migrate(opts: { databaseUrl: string; schema: string; dir: 
       logger: { debug: say('debug'), info: say('info'), warn: say('warn'), error: say('error') },
     });
     const names = ran.map((m) => m.name);
-    log.info({ ran: names }, names.length > 0 ? 'migrations applied' : 'schema up to date');
+    log.info({ ran: names, runtimeRole }, names.length > 0 ? 'migrations applied' : 'schema up to date');
     return names;
   } catch (err) {
+    if (err instanceof TypeError) throw err;
     const code = (err as { code?: string; cause?: { code?: string } })?.code ?? (err as { cause?: { code?: string } })?.cause?.code;
     const message = scrubCredentials(err instanceof Error ? err.message : String(err));
     if (code && UNAVAILABLE_CODES.has(code)) {
@@ -72,11 +91,24 @@ export async function migrate(opts: { databaseUrl: string; schema: string; dir: 
   }
 }
 
+/** The role a URL logs in as. */
+async function sessionUser(url: string): Promise<string> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ role: string }>('SELECT session_user AS role');
+    return rows[0]!.role;
+  } finally {
+    await client.end();
+  }
+}
+
 /**
- * A service component that migrates `schema` at start (`enabled`, i.e. `MIGRATE`, true) or only says
- * it expects the schema migrated by a separate step. Nothing to stop.
+ * A service component that migrates `schema` at start (`enabled`, i.e. `MIGRATE`, true) as the
+ * migration role (`databaseUrl`), granting the runtime role of `runtimeUrl`, or only says it expects
+ * the schema migrated by a separate step. Nothing to stop.
  */
-export function migrationsComponent(opts: { enabled: boolean; databaseUrl: string; schema: string; dir: string; logger: Logger }) {
+export function migrationsComponent(opts: { enabled: boolean; databaseUrl: string; runtimeUrl?: string; schema: string; dir: string; logger: Logger }) {
   return {
     name: 'migrations',
     start: async () => {

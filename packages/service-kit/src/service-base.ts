@@ -30,7 +30,7 @@ export interface ServiceBase {
   /**
    * The service, wired but not started. Its components, started in this order and stopped in
    * reverse: the HTTP server (`HTTP_PORT`: probes answer while the rest starts and say not-ready
-   * while it drains), the migrations (`MIGRATE`), the pool, then `components` in the order given,
+   * while it drains), the migrations (`MIGRATE`, as `DATABASE_MIGRATION_URL`), the pool, then `components` in the order given,
    * so put consumers after what they use. `/ready` and `/health` run the pool's check, then
    * `checks`. Each component's stop is bounded by `stopTimeoutMs`, by default
    * `SHUTDOWN_TIMEOUT_MS` + 2 s (the broker drains within `SHUTDOWN_TIMEOUT_MS`).
@@ -61,7 +61,10 @@ export interface ServiceBase {
  */
 export function createServiceBase(opts: {
   name: string;
-  config: Pick<ServiceConfig, 'DATABASE_URL' | 'DATABASE_SCHEMA' | 'DATABASE_POOL_MAX' | 'REDIS_URL' | 'HTTP_PORT' | 'MIGRATE' | 'SHUTDOWN_TIMEOUT_MS'> &
+  config: Pick<
+    ServiceConfig,
+    'DATABASE_URL' | 'DATABASE_MIGRATION_URL' | 'DATABASE_SCHEMA' | 'DATABASE_POOL_MAX' | 'REDIS_URL' | 'HTTP_PORT' | 'MIGRATE' | 'SHUTDOWN_TIMEOUT_MS'
+  > &
     Partial<AdminConfig>;
   logger: Logger;
   migrations: URL;
@@ -83,7 +86,8 @@ export function createServiceBase(opts: {
     assemble(parts) {
       const migrations = migrationsComponent({
         enabled: config.MIGRATE,
-        databaseUrl: config.DATABASE_URL,
+        databaseUrl: config.DATABASE_MIGRATION_URL ?? config.DATABASE_URL,
+        runtimeUrl: config.DATABASE_URL,
         schema,
         dir: fileURLToPath(opts.migrations),
         logger,

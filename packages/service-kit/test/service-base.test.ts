@@ -16,7 +16,15 @@ describe('createServiceBase', () => {
   let schema: TestSchema;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'base-migrations-'));
-    await writeFile(join(dir, '001_things.sql'), 'CREATE TABLE things (id int PRIMARY KEY);');
+    // As every service's migrations do: the runtime role (named by the migration runner) gets grants.
+    await writeFile(
+      join(dir, '001_things.sql'),
+      `CREATE TABLE things (id int PRIMARY KEY);
+       DO $$ BEGIN
+         EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', current_schema(), current_setting('wallet_fleet.runtime_role'));
+         EXECUTE format('GRANT SELECT, INSERT ON things TO %I', current_setting('wallet_fleet.runtime_role'));
+       END $$;`,
+    );
     schema = await createSchemaName('kit_base');
   });
   after(async () => {
@@ -25,10 +33,9 @@ describe('createServiceBase', () => {
   });
 
   it('should migrate, serve the pool check before the service’s own, and stop the service’s parts before the pool', async () => {
-    const { databaseUrl, redisUrl } = await backingServices();
+    const { redisUrl } = await backingServices();
     const config = loadConfig(serviceConfigShape({ httpPort: 0, schema: 'unused', poolMax: 2 }), {
-      DATABASE_URL: databaseUrl,
-      DATABASE_SCHEMA: schema.schema,
+      ...schema.env,
       REDIS_URL: redisUrl,
       SHUTDOWN_TIMEOUT_MS: '1000',
     });

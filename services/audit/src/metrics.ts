@@ -6,6 +6,10 @@ export interface AuditMetrics {
   duplicates: Counter;
   batchSize: Histogram;
   batchSeconds: Histogram;
+  /** `wallet.audit.verify` runs by result: valid, invalid (tampering or a bad checkpoint), error. */
+  verify: Counter<'result'>;
+  /** Checkpoints signed or failed (scheduled and on demand). */
+  checkpoints: Counter<'result'>;
 }
 
 export function createAuditMetrics(registry: Registry, store: AuditStore): AuditMetrics {
@@ -39,6 +43,18 @@ export function createAuditMetrics(registry: Registry, store: AuditStore): Audit
       name: 'audit_batch_duration_seconds',
       help: 'Time to store one batch',
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers: [registry],
+    }),
+    verify: new Counter({
+      name: 'audit_verify_total',
+      help: 'wallet.audit.verify runs by result (valid, invalid, error)',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    checkpoints: new Counter({
+      name: 'audit_checkpoints_total',
+      help: 'Signed audit chain checkpoints by result (signed, failed)',
+      labelNames: ['result'],
       registers: [registry],
     }),
   };

@@ -5,7 +5,7 @@ import type { AuditConfig } from './config.js';
 
 /** Queue names are contracts: renaming one strands its messages (a migration, not a refactor). */
 export const QUEUES = {
-  /** Every `audit.<service>.<action>` event, stored in batches. */
+  /** Every `audit.<service>.<action>` event, stored in batches (not `audit.checkpoint`: two words). */
   events: 'audit.events',
   /** `wallet.audit.query` and `wallet.audit.verify` requests. */
   commands: 'audit.commands',
@@ -17,7 +17,8 @@ export function auditTopology(config: AuditConfig): Topology {
       {
         name: QUEUES.events,
         kind: 'events',
-        bindings: [{ exchange: Exchanges.events, pattern: 'audit.#' }],
+        // Three words or more: `audit.#` would also take our own `audit.checkpoint`.
+        bindings: [{ exchange: Exchanges.events, pattern: 'audit.*.*.#' }],
         // Room for two full batches: one being written while the next one fills.
         prefetch: config.AUDIT_BATCH_MAX * 2,
         retry: retryPolicyOf(config, 'AUDIT'),
@@ -28,6 +29,7 @@ export function auditTopology(config: AuditConfig): Topology {
         bindings: [
           { exchange: Exchanges.commands, pattern: 'wallet.audit.query' },
           { exchange: Exchanges.commands, pattern: 'wallet.audit.verify' },
+          { exchange: Exchanges.commands, pattern: 'wallet.audit.checkpoint' },
         ],
         prefetch: 16,
       },

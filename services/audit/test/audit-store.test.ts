@@ -25,23 +25,34 @@ function event(over: Partial<AuditEvent> = {}): AuditEvent {
 
 describe('audit store (PostgreSQL)', () => {
   let schema: TestSchema;
+  /** As the service runs: the runtime role. */
   let pool: pg.Pool;
+  /** A superuser, for what the service cannot do. */
+  let admin: pg.Pool;
   let store: AuditStore;
 
   beforeEach(async () => {
     schema = await createSchemaName('audit');
-    await migrate({ databaseUrl: schema.databaseUrl, dir: migrations, schema: schema.schema, logger: createLogger({ service: 'test', level: 'silent' }) });
-    pool = new pg.Pool({ connectionString: schema.databaseUrl, options: `-c search_path=${schema.schema}`, max: 8 });
+    await migrate({
+      databaseUrl: schema.migrationUrl,
+      runtimeUrl: schema.runtimeUrl,
+      dir: migrations,
+      schema: schema.schema,
+      logger: createLogger({ service: 'test', level: 'silent' }),
+    });
+    pool = new pg.Pool({ connectionString: schema.runtimeUrl, options: `-c search_path=${schema.schema}`, max: 8 });
+    admin = new pg.Pool({ connectionString: schema.databaseUrl, options: `-c search_path=${schema.schema}`, max: 2 });
     store = createAuditStore(pool);
   });
   afterEach(async () => {
     await pool.end();
+    await admin.end();
     await schema.drop();
   });
 
   // Tampering needs the append-only trigger out of the way: an attacker with owner rights can do that.
   async function tamper(sql: string, params: unknown[] = []): Promise<void> {
-    const c = await pool.connect();
+    const c = await admin.connect();
     try {
       await c.query('BEGIN');
       await c.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only');
@@ -68,7 +79,7 @@ describe('audit store (PostgreSQL)', () => {
       const single = createAuditStore(one);
       await single.append([event()]);
       const pidBefore = (await one.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-      await pool.query('DELETE FROM audit_chain_head');
+      await admin.query('DELETE FROM audit_chain_head');
       await assert.rejects(single.append([event()]), (e: unknown) => e instanceof FleetError && e.code === 'INTERNAL' && /head is missing/.test(e.message));
       const pidAfter = (await one.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
       assert.notEqual(pidAfter, pidBefore, 'the client of the failed transaction was dropped, not reused');
@@ -86,10 +97,52 @@ describe('audit store (PostgreSQL)', () => {
     assert.deepEqual(await store.verify(), { valid: true, checked: 201 });
   });
 
-  it('should refuse updates and deletes of stored rows', async () => {
+  it('should refuse the runtime role any UPDATE, DELETE or TRUNCATE of events, and any change to the trigger', async () => {
     await store.append([event()]);
-    await assert.rejects(pool.query("UPDATE audit_events SET status = 'failed'"), /append-only/);
-    await assert.rejects(pool.query('DELETE FROM audit_events'), /append-only/);
+    for (const sql of [
+      "UPDATE audit_events SET status = 'failed'",
+      'DELETE FROM audit_events',
+      'TRUNCATE audit_events',
+      'ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only',
+      'DROP TRIGGER audit_events_append_only ON audit_events',
+      'DELETE FROM audit_chain_head',
+      'UPDATE audit_chain_head SET singleton = true',
+      'DELETE FROM audit_checkpoints',
+      "UPDATE audit_checkpoints SET key_version = 'x'",
+    ]) {
+      await assert.rejects(pool.query(sql), (e: { code?: string }) => e.code === '42501', sql);
+    }
+    assert.deepEqual(await store.verify(), { valid: true, checked: 1 });
+  });
+
+  it('should refuse updates and deletes of stored rows even to their owner while the trigger stands', async () => {
+    await store.append([event()]);
+    await assert.rejects(admin.query("UPDATE audit_events SET status = 'failed'"), /append-only/);
+    await assert.rejects(admin.query('DELETE FROM audit_events'), /append-only/);
+    await assert.rejects(admin.query('TRUNCATE audit_events'), /append-only/);
+  });
+
+  it("should give the runtime role nothing of another service's schema", async () => {
+    const other = await createSchemaName('wallet');
+    try {
+      const dir = fileURLToPath(new URL('../../wallet/migrations', import.meta.url));
+      await migrate({
+        databaseUrl: other.migrationUrl,
+        runtimeUrl: other.runtimeUrl,
+        dir,
+        schema: other.schema,
+        logger: createLogger({ service: 'test', level: 'silent' }),
+      });
+      for (const sql of [
+        `SELECT * FROM "${other.schema}".wallets`,
+        `SELECT * FROM "${other.schema}".outbox`,
+        `SELECT * FROM "${other.schema}".outbox_stale('1 minute')`,
+      ]) {
+        await assert.rejects(pool.query(sql), (e: { code?: string }) => e.code === '42501', sql);
+      }
+    } finally {
+      await other.drop();
+    }
   });
 
   it('should filter by user, action, resource and time, newest first, across cursor pages', async () => {

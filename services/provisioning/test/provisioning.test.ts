@@ -29,13 +29,12 @@ describe('provisioning over RabbitMQ with the real wallet service (KMS emulator)
   const seen: Array<{ routingKey: string; body: any }> = [];
 
   async function startWallet() {
-    const { databaseUrl, redisUrl } = await backingServices();
+    const { redisUrl } = await backingServices();
     const s = createWalletService(
       loadWalletConfig({
         FLEET_DEV_MODE: 'true',
         AMQP_URL: vhost.as('wallet'),
-        DATABASE_URL: databaseUrl,
-        DATABASE_SCHEMA: walletSchema.schema,
+        ...walletSchema.env,
         REDIS_URL: redisUrl,
         HTTP_PORT: '0',
         KMS_ENDPOINT: kms.endpoint,
@@ -50,12 +49,10 @@ describe('provisioning over RabbitMQ with the real wallet service (KMS emulator)
   }
 
   async function startProvisioning(overrides: Record<string, string> = {}) {
-    const { databaseUrl } = await backingServices();
     const s = createProvisioningService(
       loadProvisioningConfig({
         AMQP_URL: vhost.as('provisioning'),
-        DATABASE_URL: databaseUrl,
-        DATABASE_SCHEMA: provSchema.schema,
+        ...provSchema.env,
         HTTP_PORT: '0',
         LOG_LEVEL: 'silent',
         PROVISIONING_RETRY_MAX_ATTEMPTS: '4',

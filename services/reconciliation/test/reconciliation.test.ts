@@ -52,8 +52,7 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
     const s = createWebhooksService(
       loadWebhooksConfig({
         AMQP_URL: vhost.as('webhooks'),
-        DATABASE_URL: databaseUrl,
-        DATABASE_SCHEMA: whSchema.schema,
+        ...whSchema.env,
         REDIS_URL: redisUrl,
         HTTP_PORT: '0',
         LOG_LEVEL: 'silent',
@@ -76,8 +75,7 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
     const s = createReconciliationService(
       loadReconciliationConfig({
         AMQP_URL: vhost.as('reconciliation'),
-        DATABASE_URL: databaseUrl,
-        DATABASE_SCHEMA: rcSchema.schema,
+        ...rcSchema.env,
         HTTP_PORT: '0',
         ADMIN_HTTP_PORT: '0',
         LOG_LEVEL: 'silent',
@@ -102,7 +100,7 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
     anvil = await startAnvil({ port: 0 });
     vhost = await createFleetVhost('reconciliation');
     whSchema = await createSchemaName('rc_webhooks');
-    rcSchema = await createSchemaName('reconciliation');
+    rcSchema = await createSchemaName('reconciliation', { outboxReader: true });
     db = new pg.Pool({ connectionString: databaseUrl, options: `-c search_path=${whSchema.schema}` });
     events = await amqp.connect(vhost.url);
     const ch = await events.createChannel();
@@ -331,9 +329,9 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
 
     it('should make one pass per interval however many replicas run on schedule', async () => {
       // A deployment of its own (no runs yet): two replicas whose timers fire close together.
-      const fresh = await createSchemaName('reconciliation');
+      const fresh = await createSchemaName('reconciliation', { outboxReader: true });
       try {
-        const env = { DATABASE_SCHEMA: fresh.schema, RECONCILE_INTERVAL_MS: '3600000' };
+        const env = { ...fresh.env, RECONCILE_INTERVAL_MS: '3600000' };
         const a = reconciliation(env);
         const b = reconciliation(env);
         await a.start();
@@ -361,7 +359,9 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
                 ('wallet.events', 'audit.wallet.create', $3, '{}', now())`,
         [randomUUID(), randomUUID(), randomUUID()],
       );
-      const rc = reconciliation({ OUTBOX_SCHEMAS: `${orphan.schema},no_such_schema_here` });
+      // Re-publishing another schema's rows needs privileges on its table, which no runtime role
+      // has: this part runs as the superuser until reconciliation stops re-publishing foreign rows.
+      const rc = reconciliation({ OUTBOX_SCHEMAS: `${orphan.schema},no_such_schema_here`, DATABASE_URL: databaseUrl, DATABASE_MIGRATION_URL: databaseUrl });
       await rc.start();
       const r = await rc.runPass();
       assert.equal(r.outcome, 'failed', 'a schema without an outbox fails the pass');

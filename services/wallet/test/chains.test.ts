@@ -68,13 +68,12 @@ describe('wallet balances, transfers and signing on local chains', function () {
     kms = await startKmsEmulator({ port: 0 });
     solana = await startSolanaRuntime({ port: 0 });
     anvil = await startAnvil({ port: 0 });
-    const { databaseUrl, redisUrl } = await backingServices();
+    const { redisUrl } = await backingServices();
     service = createWalletService(
       loadWalletConfig({
         FLEET_DEV_MODE: 'true',
         AMQP_URL: vhost.as('wallet'),
-        DATABASE_URL: databaseUrl,
-        DATABASE_SCHEMA: schema.schema,
+        ...schema.env,
         REDIS_URL: redisUrl,
         HTTP_PORT: '0',
         KMS_ENDPOINT: kms.endpoint,

@@ -26,12 +26,11 @@ describe('wallet management over RabbitMQ (KMS emulator)', function () {
   const seen: Array<{ routingKey: string; body: any }> = [];
 
   async function startWallet(kmsEndpoint: string, overrides: Record<string, string> = {}) {
-    const { databaseUrl, redisUrl } = await backingServices();
+    const { redisUrl } = await backingServices();
     const config = loadWalletConfig({
       FLEET_DEV_MODE: 'true',
       AMQP_URL: vhost.as('wallet'),
-      DATABASE_URL: databaseUrl,
-      DATABASE_SCHEMA: schema.schema,
+      ...schema.env,
       REDIS_URL: redisUrl,
       HTTP_PORT: '0',
       KMS_ENDPOINT: kmsEndpoint,

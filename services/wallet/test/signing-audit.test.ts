@@ -43,8 +43,7 @@ describe('wallet signing audit and truthful transfer answers', function () {
       loadWalletConfig({
         FLEET_DEV_MODE: 'true',
         AMQP_URL: vhost.as('wallet'),
-        DATABASE_URL: databaseUrl,
-        DATABASE_SCHEMA: schema.schema,
+        ...schema.env,
         REDIS_URL: redisUrl,
         HTTP_PORT: '0',
         KMS_ENDPOINT: kms.endpoint,
@@ -62,7 +61,7 @@ describe('wallet signing audit and truthful transfer answers', function () {
     // A database that refuses some audit rows (a full disk, a lost permission): the fault is real,
     // PostgreSQL raises it inside the transaction that writes the row.
     await db.query('CREATE TABLE refused_audit (status text PRIMARY KEY)');
-    await db.query(`CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+    await db.query(`CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
       BEGIN
         IF NEW.routing_key LIKE 'audit.wallet.%' AND EXISTS (SELECT 1 FROM refused_audit WHERE status = NEW.payload::json->>'status') THEN
           RAISE EXCEPTION 'audit rows refused for this test' USING ERRCODE = 'disk_full';

@@ -34,8 +34,7 @@ describe('wallet.transaction.transferSol with an idempotency key: sent at most o
       loadWalletConfig({
         FLEET_DEV_MODE: 'true',
         AMQP_URL: vhost.as('wallet'),
-        DATABASE_URL: databaseUrl,
-        DATABASE_SCHEMA: schema.schema,
+        ...schema.env,
         REDIS_URL: redisUrl,
         HTTP_PORT: '0',
         KMS_ENDPOINT: kms.endpoint,

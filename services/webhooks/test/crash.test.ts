@@ -70,8 +70,7 @@ describe('webhooks: kill -9 during a burst of deliveries', function () {
     env = {
       PATH: process.env.PATH,
       AMQP_URL: vhost.as('webhooks'),
-      DATABASE_URL: databaseUrl,
-      DATABASE_SCHEMA: schema.schema,
+      ...schema.env,
       REDIS_URL: redisUrl,
       HTTP_PORT: String(port),
       LOG_LEVEL: 'error',

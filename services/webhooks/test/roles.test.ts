@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { ConfigError } from '@wallet-fleet/service-kit';
-import { backingServices, waitFor } from '@wallet-fleet/testing';
+import { waitFor } from '@wallet-fleet/testing';
 import { createWebhooksService } from '../src/app.js';
 import { loadWebhooksConfig } from '../src/config.js';
 import { deliver, type Harness, silent, startHarness } from './support.js';
@@ -34,14 +34,12 @@ describe('webhooks roles: intake and processing in separate processes', function
     await ch.close();
     assert.equal((await h.db.query('SELECT status FROM deposits WHERE deposit_id = $1', [res.body.jobId])).rows[0].status, 'pending');
 
-    const { databaseUrl } = await backingServices();
     // No secret: a processing process verifies no signatures.
     worker = createWebhooksService(
       loadWebhooksConfig({
         FLEET_DEV_MODE: 'true',
         AMQP_URL: h.vhost.as('webhooks'),
-        DATABASE_URL: databaseUrl,
-        DATABASE_SCHEMA: h.schema.schema,
+        ...h.schema.env,
         HTTP_PORT: '0',
         LOG_LEVEL: 'silent',
         WEBHOOKS_ROLES: 'processing',

@@ -46,8 +46,7 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
   const config = loadWebhooksConfig({
     FLEET_DEV_MODE: 'true',
     AMQP_URL: vhost.as('webhooks'),
-    DATABASE_URL: databaseUrl,
-    DATABASE_SCHEMA: schema.schema,
+    ...schema.env,
     REDIS_URL: redisUrl,
     HTTP_PORT: '0',
     LOG_LEVEL: 'silent',

@@ -56,9 +56,14 @@ export const deploymentOf = (objects: K8sObject[], name: string) => {
 const EXAMPLE_SECRETS: Record<string, Record<string, string>> = {
   'wallet-fleet-backing': {
     AMQP_URL: 'amqp://fleet:example@rabbitmq:5672/',
-    DATABASE_URL: 'postgres://fleet:example@postgres:5432/fleet',
     REDIS_URL: 'redis://redis:6379',
   },
+  ...Object.fromEntries(
+    ['audit', 'wallet', 'provisioning', 'webhooks', 'reconciliation'].map((s) => [
+      `wallet-fleet-db-${s}`,
+      { DATABASE_URL: `postgres://${s}_runtime:example@postgres:5432/fleet`, DATABASE_MIGRATION_URL: `postgres://${s}_migration:example@postgres:5432/fleet` },
+    ]),
+  ),
   'wallet-fleet-chains': { SOLANA_RPC_URL: 'https://solana.example', EVM_RPC_URL: 'https://evm.example', APTOS_NODE_URL: 'https://aptos.example/v1' },
   'wallet-fleet-webhooks': { WEBHOOK_SECRETS: `whsec_${Buffer.alloc(24, 7).toString('base64')}` },
 };
@@ -112,7 +117,9 @@ export async function startFleetFromManifests(): Promise<ManifestFleet> {
   };
   try {
     const local = {
-      'wallet-fleet-backing': { AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, REDIS_URL: redisUrl },
+      'wallet-fleet-backing': { AMQP_URL: vhost.url, REDIS_URL: redisUrl },
+      // Replaced per service by its test schema's roles below.
+      ...Object.fromEntries(fleetNames.map((s) => [`wallet-fleet-db-${s}`, { DATABASE_URL: databaseUrl, DATABASE_MIGRATION_URL: databaseUrl }])),
       'wallet-fleet-chains': { SOLANA_RPC_URL: 'http://127.0.0.1:9/', EVM_RPC_URL: 'http://127.0.0.1:9/', APTOS_NODE_URL: 'http://127.0.0.1:9/v1' },
       'wallet-fleet-webhooks': EXAMPLE_SECRETS['wallet-fleet-webhooks']!,
     };
@@ -123,7 +130,7 @@ export async function startFleetFromManifests(): Promise<ManifestFleet> {
         if (JSON.stringify(command) !== JSON.stringify(['node', `services/${name}/dist/main.js`])) throw new Error(`${name}: unexpected command ${command}`);
         const schema = await createSchemaName(`k8s_${name}`);
         schemas.push(schema);
-        const env: Record<string, string> = { ...containerEnv(deployment, local), DATABASE_SCHEMA: schema.schema, LOG_LEVEL: 'warn' };
+        const env: Record<string, string> = { ...containerEnv(deployment, local), ...schema.env, LOG_LEVEL: 'warn' };
         delete env.HTTP_PORT;
         // The admin listener's default port may be taken on a shared machine, like the HTTP port.
         if (name === 'reconciliation') env.ADMIN_HTTP_PORT = '0';

@@ -1,4 +1,4 @@
-import type { AuditEvent, AuditQueryResult, AuditVerifyResult, StoredAuditEvent } from '@wallet-fleet/contracts';
+import type { AuditCheckpoint, AuditEvent, AuditQueryResult, AuditVerifyResult, StoredAuditEvent } from '@wallet-fleet/contracts';
 import { FleetError, ErrorCode } from '@wallet-fleet/contracts';
 import { inTransaction, withDatabaseErrors } from '@wallet-fleet/service-kit';
 import type pg from 'pg';
@@ -23,10 +23,19 @@ export interface AuditStore {
   append(events: readonly AuditEvent[]): Promise<AppendOutcome[]>;
   /** Newest first. Throws VALIDATION_FAILED for a cursor we did not issue. */
   query(q: AuditQuery): Promise<AuditQueryResult>;
-  /** Walks the whole chain in one snapshot. */
-  verify(): Promise<AuditVerifyResult>;
+  /**
+   * Walks the whole chain in one snapshot; with `anchor` (a signed checkpoint, its signature checked
+   * by the caller) row `anchor.sequence` must also carry `anchor.hash`.
+   */
+  verify(anchor?: Pick<AuditCheckpoint, 'sequence' | 'hash'>): Promise<AuditVerifyResult>;
   /** Number of rows in the chain (from its head). */
   length(): Promise<number>;
+  /** The chain head: its sequence and hex hash. */
+  head(): Promise<{ sequence: number; hash: string }>;
+  /** Keeps a signed checkpoint. */
+  addCheckpoint(c: AuditCheckpoint): Promise<void>;
+  /** The checkpoint of the highest sequence (the latest signed of those), if any. */
+  latestCheckpoint(): Promise<AuditCheckpoint | undefined>;
 }
 
 interface Row {
@@ -54,11 +63,41 @@ export function createAuditStore(pool: pg.Pool): AuditStore {
   return {
     append: (events) => withDatabaseErrors(() => append(pool, events)),
     query: (q) => withDatabaseErrors(() => query(pool, q)),
-    verify: () => withDatabaseErrors(() => verify(pool)),
+    verify: (anchor) => withDatabaseErrors(() => verify(pool, anchor)),
     length: () =>
       withDatabaseErrors(async () => {
         const { rows } = await pool.query<{ sequence: string }>('SELECT sequence FROM audit_chain_head');
         return Number(rows[0]?.sequence ?? 0);
+      }),
+    head: () =>
+      withDatabaseErrors(async () => {
+        const { rows } = await pool.query<{ sequence: string; hash: Buffer }>('SELECT sequence, hash FROM audit_chain_head');
+        if (!rows[0]) throw new FleetError(ErrorCode.INTERNAL, 'audit chain head is missing');
+        return { sequence: Number(rows[0].sequence), hash: rows[0].hash.toString('hex') };
+      }),
+    addCheckpoint: (c) =>
+      withDatabaseErrors(async () => {
+        await pool.query(
+          `INSERT INTO audit_checkpoints (checkpoint_id, sequence, hash, signed_at, key_version, signature)
+           VALUES ($1, $2, decode($3, 'hex'), $4, $5, decode($6, 'hex'))`,
+          [c.checkpointId, c.sequence, c.hash, c.signedAt, c.keyVersion, c.signature],
+        );
+      }),
+    latestCheckpoint: () =>
+      withDatabaseErrors(async () => {
+        const { rows } = await pool.query<{ checkpoint_id: string; sequence: string; hash: Buffer; signed_at: Date; key_version: string; signature: Buffer }>(
+          'SELECT * FROM audit_checkpoints ORDER BY sequence DESC, signed_at DESC LIMIT 1',
+        );
+        const r = rows[0];
+        if (!r) return undefined;
+        return {
+          checkpointId: r.checkpoint_id,
+          sequence: Number(r.sequence),
+          hash: r.hash.toString('hex'),
+          signedAt: r.signed_at.toISOString(),
+          keyVersion: r.key_version,
+          signature: r.signature.toString('hex'),
+        };
       }),
   };
 }
@@ -205,7 +244,7 @@ function checkRow(row: Row, expectedSequence: number, prev: Buffer): string | un
   return undefined;
 }
 
-function verify(pool: pg.Pool): Promise<AuditVerifyResult> {
+function verify(pool: pg.Pool, anchor: Pick<AuditCheckpoint, 'sequence' | 'hash'> | undefined): Promise<AuditVerifyResult> {
   // One snapshot for the head and every page: appends running meanwhile are neither half-seen nor
   // mistaken for tampering.
   return inTransaction(
@@ -216,6 +255,19 @@ function verify(pool: pg.Pool): Promise<AuditVerifyResult> {
       let prev: Buffer = GENESIS_HASH;
       let expected = 1;
       let checked = 0;
+      // A rewrite that recomputed every hash and the head is consistent in itself; only the signed
+      // hash tells it apart. Its row cannot be named: any row up to the checkpoint may be the one.
+      const anchored = (): AuditVerifyResult | undefined =>
+        anchor && checked === anchor.sequence && prev.toString('hex') !== anchor.hash
+          ? {
+              valid: false,
+              checked,
+              brokenAt: Math.max(1, anchor.sequence),
+              reason: `the chain up to ${anchor.sequence} does not match its signed checkpoint (rows up to it were rewritten)`,
+            }
+          : undefined;
+      const atGenesis = anchored();
+      if (atGenesis) return atGenesis;
       for (;;) {
         const { rows } = await client.query<Row>('SELECT * FROM audit_events WHERE sequence >= $1 ORDER BY sequence LIMIT $2', [expected, VERIFY_PAGE]);
         for (const row of rows) {
@@ -224,8 +276,18 @@ function verify(pool: pg.Pool): Promise<AuditVerifyResult> {
           prev = row.hash;
           expected += 1;
           checked += 1;
+          const broken = anchored();
+          if (broken) return broken;
         }
         if (rows.length < VERIFY_PAGE) break;
+      }
+      if (anchor && checked < anchor.sequence) {
+        return {
+          valid: false,
+          checked,
+          brokenAt: checked + 1,
+          reason: `chain ends at ${checked} but a signed checkpoint says it had ${anchor.sequence} rows (rows removed)`,
+        };
       }
       if (checked !== headSequence || !(head.rows[0]?.hash ?? GENESIS_HASH).equals(prev)) {
         return {

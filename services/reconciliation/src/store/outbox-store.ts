@@ -16,13 +16,16 @@ export function createForeignOutboxStore(pool: pg.Pool, schema: string, staleAft
     async stale() {
       let rows: Array<{ n: string; oldest: number | null }>;
       try {
+        // Through the schema's own SECURITY DEFINER function (its migrations define it and grant it
+        // to wallet_fleet_outbox_reader): this role has no privilege on the table itself.
         ({ rows } = await pool.query<{ n: string; oldest: number | null }>(
-          `SELECT count(*) AS n, extract(epoch FROM now() - min(created_at))::float8 AS oldest
-             FROM "${schema}".outbox WHERE created_at < now() - make_interval(secs => $1)`,
+          `SELECT stale_rows AS n, oldest_seconds AS oldest FROM "${schema}".outbox_stale(make_interval(secs => $1))`,
           [staleAfterMs / 1000],
         ));
       } catch (e) {
-        if ((e as { code?: string }).code === '42P01') throw FleetError.nonRetryable(ErrorCode.NOT_FOUND, `no outbox table in schema ${schema}`);
+        const code = (e as { code?: string }).code;
+        // 3F000: no such schema; 42883: no such function (the schema has no outbox).
+        if (code === '3F000' || code === '42883') throw FleetError.nonRetryable(ErrorCode.NOT_FOUND, `no outbox in schema ${schema}`);
         throw databaseError(e);
       }
       return { rows: Number(rows[0]?.n ?? 0), oldestSeconds: rows[0]?.oldest == null ? null : Math.round(rows[0].oldest) };
