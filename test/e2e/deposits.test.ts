@@ -62,10 +62,7 @@ describe('deposits across the fleet (wallet, webhooks, reconciliation)', functio
       SOLANA_RPC_URL: solana.url,
       EVM_RPC_URL: anvil.url,
     };
-    wallet = createWalletService(
-      loadWalletConfig({ ...common, AMQP_URL: vhost.as('wallet'), DATABASE_SCHEMA: walletSchema.schema, KMS_ENDPOINT: kms.endpoint }),
-      silent,
-    );
+    wallet = createWalletService(loadWalletConfig({ ...common, AMQP_URL: vhost.as('wallet'), ...walletSchema.env, KMS_ENDPOINT: kms.endpoint }), silent);
     webhooks = createWebhooksService(
       loadWebhooksConfig({
         ...common,
@@ -189,7 +186,7 @@ describe('deposits across the fleet (wallet, webhooks, reconciliation)', functio
 
     // Reconciliation agrees: nothing pending, no drift between deposits and ledger.
     const pass = await reconciliation.runPass();
-    assert.equal(pass.outcome, 'completed');
+    assert.equal(pass.outcome, 'completed', JSON.stringify(pass.report));
     assert.ok('report' in pass && !('error' in pass.report.drift));
     assert.deepEqual(
       [

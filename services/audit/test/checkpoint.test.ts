@@ -8,7 +8,7 @@ import { createKmsCustody, verifyEd25519 } from '@wallet-fleet/kms';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
 import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
 import { createLogger } from '@wallet-fleet/service-kit';
-import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
+import { backingServices, createFleetVhost, createSchemaName, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import amqp from 'amqplib';
 import pg from 'pg';
 import { createAuditService } from '../src/app.js';
@@ -37,12 +37,13 @@ describe('audit checkpoints (real PostgreSQL, RabbitMQ, KMS emulator)', function
   let kmsDir: string;
   let service: ReturnType<typeof createAuditService>;
   let client: Broker;
+  let walletPublisher: Broker;
   let admin: pg.Pool;
   let events: amqp.ChannelModel;
   const published: any[] = [];
 
   beforeEach(async () => {
-    vhost = await createVhost('audit-cp');
+    vhost = await createFleetVhost('audit-cp');
     schema = await createSchemaName('audit_cp');
     kmsDir = mkdtempSync(join(tmpdir(), 'kms-'));
     kms = await startKmsEmulator({ port: 0, dataDir: kmsDir });
@@ -50,7 +51,7 @@ describe('audit checkpoints (real PostgreSQL, RabbitMQ, KMS emulator)', function
     service = createAuditService(
       loadAuditConfig({
         ...schema.env,
-        AMQP_URL: vhost.url,
+        AMQP_URL: vhost.as('audit'),
         REDIS_URL: redisUrl,
         HTTP_PORT: '0',
         KMS_ENDPOINT: kms.endpoint,
@@ -67,13 +68,17 @@ describe('audit checkpoints (real PostgreSQL, RabbitMQ, KMS emulator)', function
     await ch.bindQueue(q.queue, 'wallet.events', 'audit.checkpoint');
     published.length = 0;
     await ch.consume(q.queue, (m: amqp.ConsumeMessage | null) => m && published.push(JSON.parse(m.content.toString())), { noAck: true });
-    client = createBroker({ url: vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
+    // The wallet service's audit events come from the wallet user; checkpoints and verify are ops calls.
+    walletPublisher = createBroker({ url: vhost.as('wallet'), service: 'test-wallet', logger: silent, topology: defineTopology({ queues: [] }) });
+    await walletPublisher.start();
+    client = createBroker({ url: vhost.as('ops'), service: 'test-ops', logger: silent, topology: defineTopology({ queues: [] }) });
     await client.start();
     admin = new pg.Pool({ connectionString: schema.databaseUrl, options: `-c search_path=${schema.schema}`, max: 2 });
   });
 
   afterEach(async () => {
     await client?.stop();
+    await walletPublisher?.stop();
     await events?.close();
     await service?.stop();
     await admin?.end();
@@ -84,7 +89,7 @@ describe('audit checkpoints (real PostgreSQL, RabbitMQ, KMS emulator)', function
   });
 
   async function store(n: number): Promise<void> {
-    for (let i = 0; i < n; i++) await client.publishEvent('audit.wallet.create', event(i));
+    for (let i = 0; i < n; i++) await walletPublisher.publishEvent('audit.wallet.create', event(i));
     await waitFor(async () => (await client.request('wallet.audit.query', { limit: 500 })).items.length === n, { what: `${n} stored events` });
   }
 
@@ -171,7 +176,7 @@ describe('audit checkpoints (real PostgreSQL, RabbitMQ, KMS emulator)', function
     service = createAuditService(
       loadAuditConfig({
         ...schema.env,
-        AMQP_URL: vhost.url,
+        AMQP_URL: vhost.as('audit'),
         REDIS_URL: redisUrl,
         HTTP_PORT: '0',
         KMS_ENDPOINT: kms.endpoint,

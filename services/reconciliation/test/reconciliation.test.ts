@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type Anvil, startAnvil } from '@wallet-fleet/dev-runtimes';
-import { type Broker, createBroker, defineTopology, outboxTableSql } from '@wallet-fleet/messaging';
+import { type Broker, createBroker, defineTopology, outboxPrivilegesSql, outboxTableSql } from '@wallet-fleet/messaging';
 import { backingServices, createFleetVhost, createSchemaName, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import amqp from 'amqplib';
 import pg from 'pg';
@@ -352,6 +352,7 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
     const admin = new pg.Pool({ connectionString: databaseUrl });
     try {
       await admin.query(outboxTableSql(orphan.schema));
+      await admin.query(outboxPrivilegesSql(orphan.schema));
       await admin.query(
         `INSERT INTO "${orphan.schema}".outbox (exchange, routing_key, message_id, payload, created_at)
          VALUES ('wallet.events', 'audit.wallet.create', $1, '{}', now() - interval '10 minutes'),
@@ -359,9 +360,9 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
                 ('wallet.events', 'audit.wallet.create', $3, '{}', now())`,
         [randomUUID(), randomUUID(), randomUUID()],
       );
-      // Re-publishing another schema's rows needs privileges on its table, which no runtime role
-      // has: this part runs as the superuser until reconciliation stops re-publishing foreign rows.
-      const rc = reconciliation({ OUTBOX_SCHEMAS: `${orphan.schema},no_such_schema_here`, DATABASE_URL: databaseUrl, DATABASE_MIGRATION_URL: databaseUrl });
+      // Reconciliation's own runtime role (a member of the outbox reader group) counts the rows
+      // through the schema's SECURITY DEFINER function; it has no privilege on the table itself.
+      const rc = reconciliation({ OUTBOX_SCHEMAS: `${orphan.schema},no_such_schema_here` });
       await rc.start();
       const r = await rc.runPass();
       assert.equal(r.outcome, 'failed', 'a schema without an outbox fails the pass');
