@@ -14,7 +14,7 @@ import {
   type ResultOf,
 } from '@wallet-fleet/contracts';
 import { safeUrl } from '@wallet-fleet/service-kit';
-import type { ChannelModel } from 'amqplib';
+import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { authorizeDelivery, brokerAccessFromEnv, brokerUserOf, type BrokerAccess } from './authorize.js';
 import { openConnection, sleep } from './connection.js';
 import { QueueConsumer } from './consumer.js';
@@ -34,11 +34,15 @@ type State = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
 interface Session {
   conn: ChannelModel;
   publisher?: Publisher;
+  /** Requests and their replies (direct reply-to). */
+  rpcPublisher?: Publisher;
   ready: boolean;
   lost: boolean;
 }
 
 const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+const DEFAULT_CONFIRM_TIMEOUT_MS = 15_000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 class MessageBroker implements Broker {
   private state: State = 'idle';
@@ -154,7 +158,7 @@ class MessageBroker implements Broker {
       this.log.warn({ requeued }, 'stop deadline reached; unfinished messages requeued');
     }
     const s = this.session;
-    await s?.publisher?.drain(Math.max(50, deadline - Date.now()));
+    await Promise.all([s?.publisher?.drain(Math.max(50, deadline - Date.now())), s?.rpcPublisher?.drain(Math.max(50, deadline - Date.now()))]);
     this.rpc.failAll(unavailable('broker stopped'));
     await Promise.all(consumers.map((c) => c.close()));
     if (s) {
@@ -218,17 +222,24 @@ class MessageBroker implements Broker {
   }
 
   request<Op extends OperationName>(op: Op, body: RequestOf<Op>, opts?: { timeoutMs?: number; headers?: Record<string, string> }): Promise<ResultOf<Op>> {
-    return this.rpc.request(() => this.livePublisher(), op, body, opts);
+    const t = opts?.timeoutMs;
+    // It becomes the request's `expiration` and a timer: a fraction is refused by the broker, and
+    // Node fires a timer longer than 2^31-1 ms at once.
+    if (t !== undefined && !(Number.isInteger(t) && t >= 1 && t <= MAX_TIMER_MS)) {
+      return Promise.reject(validationFailed([{ path: 'timeoutMs', message: `must be a whole number of milliseconds in 1..${MAX_TIMER_MS}` }]));
+    }
+    return this.rpc.request(() => this.livePublisher('rpc'), op, body, opts);
   }
 
   /** The session's publisher while the session lives (also while consumers attach and while stopping). */
-  private currentPublisher(): Publisher | undefined {
+  private currentPublisher(which: 'main' | 'rpc' = 'main'): Publisher | undefined {
     const s = this.session;
-    return s && !s.lost ? s.publisher : undefined;
+    if (!s || s.lost) return undefined;
+    return which === 'rpc' ? s.rpcPublisher : s.publisher;
   }
 
-  private livePublisher(): Publisher {
-    const p = this.currentPublisher();
+  private livePublisher(which: 'main' | 'rpc' = 'main'): Publisher {
+    const p = this.currentPublisher(which);
     if (!p) throw unavailable(this.state === 'stopped' ? 'broker stopped' : 'not connected to the broker');
     return p;
   }
@@ -270,12 +281,31 @@ class MessageBroker implements Broker {
       setup.on('error', () => undefined);
       await assertTopology(setup, this.topology);
       await setup.close();
-      const pubCh = await conn.createConfirmChannel();
-      pubCh.on('error', (err: Error) => this.log.warn({ err }, 'publisher channel error'));
-      pubCh.on('close', () => this.onLost(s, new Error('publisher channel closed')));
-      s.publisher = new Publisher(pubCh, this.o.maxUnconfirmed ?? 256, this.metrics, brokerUserOf(this.o.url));
+      // Two publisher channels: a message the broker refuses closes the channel it came on, and
+      // the one carrying direct reply-to takes the replies of every call in flight with it.
+      // Requests (whose properties are ours and checked) go on their own, so that an outbox row
+      // naming a missing exchange fails no RPC call; each channel is reopened alone.
+      const publisher = (onOpen?: (ch: ConfirmChannel) => Promise<void>, onChannelClosed?: (err: Error) => void) =>
+        Publisher.open({
+          open: () => conn.createConfirmChannel(),
+          window: this.o.maxUnconfirmed ?? 256,
+          confirmTimeoutMs: this.o.confirmTimeoutMs ?? DEFAULT_CONFIRM_TIMEOUT_MS,
+          metrics: this.metrics,
+          userId: brokerUserOf(this.o.url),
+          logger: this.log,
+          ...(onOpen ? { onOpen } : {}),
+          ...(onChannelClosed ? { onChannelClosed } : {}),
+          onDead: (err) => this.onLost(s, err),
+        });
+      s.publisher = await publisher();
       // Direct reply-to: consume before the first request is published, on the same channel.
-      await pubCh.consume(DIRECT_REPLY_TO, this.rpc.onReply, { noAck: true });
+      s.rpcPublisher = await publisher(
+        async (ch) => {
+          await ch.consume(DIRECT_REPLY_TO, this.rpc.onReply, { noAck: true });
+        },
+        // Replies to calls in flight went to the closed channel: those calls cannot succeed.
+        (err) => this.rpc.failAll(err),
+      );
       this.session = s;
       for (const c of this.consumers.values()) {
         if (c.hasHandlers) await c.attach(conn, (err) => this.onLost(s, err));
@@ -290,7 +320,10 @@ class MessageBroker implements Broker {
     }
   }
 
-  /** Any loss (connection, publisher or consumer channel) recycles the whole session. */
+  /**
+   * A lost connection, consumer channel or a publisher that cannot reopen its channel recycles the
+   * whole session (a publisher channel the broker closed over one message is reopened alone).
+   */
   private onLost(s: Session, err: Error): void {
     const wasReady = s.ready;
     if (!this.markLost(s, unavailable('connection to the broker lost', err))) return;
@@ -318,6 +351,7 @@ class MessageBroker implements Broker {
     // Unconfirmed means not sent: reject them rather than guess. Replies can only reach the
     // channel that asked, which is gone, so pending calls fail too.
     s.publisher?.failAll(err);
+    s.rpcPublisher?.failAll(err);
     this.rpc.failAll(err);
     return true;
   }
@@ -333,6 +367,9 @@ export function createBroker(options: BrokerOptions): Broker {
   if (!options.service) throw new Error('service is required');
   if (options.maxUnconfirmed !== undefined && !(Number.isInteger(options.maxUnconfirmed) && options.maxUnconfirmed >= 1)) {
     throw new Error('maxUnconfirmed must be an integer >= 1');
+  }
+  if (options.confirmTimeoutMs !== undefined && !(Number.isInteger(options.confirmTimeoutMs) && options.confirmTimeoutMs >= 1)) {
+    throw new Error('confirmTimeoutMs must be an integer >= 1');
   }
   return new MessageBroker(options);
 }

@@ -45,6 +45,12 @@ export interface BrokerOptions {
   registry?: Registry;
   /** Unconfirmed publishes at most (a publish waits while the window is full), default 256. */
   maxUnconfirmed?: number;
+  /**
+   * A publish (waiting for a window slot, then for the broker's confirm) fails UNAVAILABLE after
+   * this long, default 15 s: a blocked or stalled broker must not hold callers (and the outbox's
+   * open transaction) forever.
+   */
+  confirmTimeoutMs?: number;
   /** Reconnect backoff, jittered and capped; defaults 500 ms up to 30 s. */
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
   heartbeatSeconds?: number;
@@ -75,10 +81,17 @@ export interface Broker {
    * Throws VALIDATION_FAILED (unknown routing key or bad payload; nothing sent), UNAVAILABLE.
    */
   publishEvent<E extends EventName>(routingKey: string, payload: PayloadOf<E>, opts?: { messageId?: string; headers?: Record<string, string> }): Promise<void>;
-  /** Publishes raw bytes, resolving on the confirm. Throws UNAVAILABLE, UNROUTABLE (mandatory). */
+  /**
+   * Publishes raw bytes, resolving on the confirm. Throws VALIDATION_FAILED (a property the broker
+   * would refuse, e.g. a fractional `expiration`; nothing sent), UNAVAILABLE (retryable: not
+   * connected, no confirm in time, or the channel closed over another message), UNROUTABLE
+   * (mandatory), and, not retryable, NOT_FOUND / FORBIDDEN / INTERNAL when the broker refused this
+   * message (no such exchange, no write access, other; `details.brokerRefusal` has its words).
+   */
   publish(exchange: string, routingKey: string, body: Buffer, props?: PublishProps): Promise<void>;
   /**
-   * Calls an operation and waits for its reply. Throws VALIDATION_FAILED (nothing sent),
+   * Calls an operation and waits for its reply. Throws VALIDATION_FAILED (body, or a `timeoutMs`
+   * that is not a whole number of ms; nothing sent),
    * UNAVAILABLE, UNROUTABLE, TIMEOUT (default 10 s), or the FleetError the handler replied with.
    */
   request<Op extends OperationName>(op: Op, body: RequestOf<Op>, opts?: { timeoutMs?: number; headers?: Record<string, string> }): Promise<ResultOf<Op>>;
