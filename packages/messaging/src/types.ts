@@ -15,7 +15,7 @@ export interface HandlerContext {
   /** 1-based attempt (`x-attempt`). */
   attempt: number;
   headers: Record<string, unknown>;
-  /** Epoch ms after which nobody waits for the outcome (`x-deadline`), when the sender set one. */
+  /** Epoch ms after which nobody waits for the outcome (`x-deadline`), when the sender of a request set one (never on events). */
   deadline?: number;
   /** Aborted at the deadline and when stop() gives up waiting: stop work, the message is requeued. */
   signal: AbortSignal;
