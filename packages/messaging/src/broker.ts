@@ -16,13 +16,12 @@ import {
 import { safeUrl } from '@wallet-fleet/service-kit';
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { authorizeDelivery, brokerAccessFromEnv, brokerUserOf, type BrokerAccess } from './authorize.js';
-import { openConnection, sleep } from './connection.js';
+import { ReconnectBackoff, openConnection, sleep } from './connection.js';
 import { QueueConsumer } from './consumer.js';
 import { isPermanentBrokerError, unavailable, validationFailed } from './errors.js';
 import { CORRELATION_HEADER, outgoingTrace } from './headers.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { Publisher, type PublishProps } from './publisher.js';
-import { computeRetryDelay } from './retry.js';
 import { RpcClient } from './rpc-client.js';
 import { assertTopology, defineTopology, type ResolvedQueueSpec, type Topology } from './topology.js';
 import type { BatchHandler, Broker, BrokerOptions, CommandHandlers, EventHandlers, Handler } from './types.js';
@@ -42,6 +41,9 @@ interface Session {
 
 const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 const DEFAULT_CONFIRM_TIMEOUT_MS = 15_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/** A session that lived this long was healthy: the next loss starts the reconnect backoff over. */
+const SESSION_STABLE_MS = 10_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 class MessageBroker implements Broker {
@@ -58,8 +60,11 @@ class MessageBroker implements Broker {
   private readonly topology: Topology;
   private readonly log: BrokerOptions['logger'];
   private readonly access: BrokerAccess;
+  private readonly backoff: ReconnectBackoff;
 
   constructor(private readonly o: BrokerOptions) {
+    const { initialDelayMs = 500, maxDelayMs = 30_000 } = o.reconnect ?? {};
+    this.backoff = new ReconnectBackoff({ initialDelayMs, maxDelayMs }, SESSION_STABLE_MS);
     // Read before anything connects: a malformed role map stops the service at start.
     this.access = o.access ?? brokerAccessFromEnv();
     this.topology = defineTopology(o.topology);
@@ -146,8 +151,14 @@ class MessageBroker implements Broker {
       this.state = 'stopped';
       return;
     }
-    await this.startCall?.catch(() => undefined);
-    await this.reconnecting?.catch(() => undefined);
+    // A connect in flight is waited for only until the deadline: it ends by itself on the abort
+    // (closing what it opened), and stop() must not hang behind a broker that does not answer.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([this.startCall, this.reconnecting]),
+      new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now())))),
+    ]);
+    clearTimeout(timer);
     const consumers = [...this.consumers.values()].filter((c) => c.hasHandlers);
     // Order matters: no new deliveries, then let running handlers finish (their replies, retries
     // and dead letters need the publisher), then requeue the rest, then wait for confirms.
@@ -245,15 +256,13 @@ class MessageBroker implements Broker {
   }
 
   private async connectLoop(initial: boolean): Promise<void> {
-    const { initialDelayMs = 500, maxDelayMs = 30_000 } = this.o.reconnect ?? {};
     const signal = this.life.signal;
     for (let attempt = 1; ; attempt++) {
-      if (!initial || attempt > 1) {
-        await sleep(computeRetryDelay(attempt, { initialDelayMs, maxDelayMs: Math.max(maxDelayMs, initialDelayMs), factor: 2, jitter: 0.5 }), signal);
-      }
+      if (!initial || attempt > 1) await sleep(this.backoff.next(), signal);
       if (signal.aborted) throw unavailable('broker stopped');
       try {
         await this.openSession();
+        this.backoff.opened();
         if (!initial) this.metrics.reconnects.inc();
         this.log.info({ url: safeUrl(this.o.url), attempt }, initial ? 'connected to the broker' : 'reconnected to the broker');
         return;
@@ -269,7 +278,12 @@ class MessageBroker implements Broker {
   }
 
   private async openSession(): Promise<void> {
-    const conn = await openConnection(this.o.url, this.o.service, this.o.heartbeatSeconds);
+    const conn = await openConnection(this.o.url, this.o.service, this.o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, this.o.heartbeatSeconds);
+    if (this.life.signal.aborted) {
+      // stop() came while we connected: it no longer waits for us, so this connection is ours to close.
+      await conn.close().catch(() => undefined);
+      throw unavailable('broker stopped');
+    }
     const s: Session = { conn, ready: false, lost: false };
     conn.on('error', (err: Error) => this.log.warn({ err }, 'broker connection error'));
     conn.on('close', (err?: Error) => this.onLost(s, err ?? new Error('connection closed')));
@@ -306,11 +320,13 @@ class MessageBroker implements Broker {
         // Replies to calls in flight went to the closed channel: those calls cannot succeed.
         (err) => this.rpc.failAll(err),
       );
+      if (this.life.signal.aborted) throw unavailable('broker stopped');
       this.session = s;
       for (const c of this.consumers.values()) {
         if (c.hasHandlers) await c.attach(conn, (err) => this.onLost(s, err));
       }
       if (s.lost) throw unavailable('connection lost while starting');
+      if (this.life.signal.aborted) throw unavailable('broker stopped');
       s.ready = true;
       this.metrics.connectionUp.set(1);
     } catch (err) {
@@ -330,6 +346,7 @@ class MessageBroker implements Broker {
     // A channel died but the connection may live: close it so all channels go together.
     void s.conn.close().catch(() => undefined);
     if (wasReady && (this.state === 'running' || this.state === 'starting')) {
+      this.backoff.lost();
       this.log.warn({ err }, 'broker connection lost; reconnecting');
       this.reconnecting ??= this.connectLoop(false)
         .catch((e: unknown) => this.log.info({ err: e }, 'reconnect loop ended'))
@@ -367,6 +384,9 @@ export function createBroker(options: BrokerOptions): Broker {
   if (!options.service) throw new Error('service is required');
   if (options.maxUnconfirmed !== undefined && !(Number.isInteger(options.maxUnconfirmed) && options.maxUnconfirmed >= 1)) {
     throw new Error('maxUnconfirmed must be an integer >= 1');
+  }
+  if (options.connectTimeoutMs !== undefined && !(Number.isInteger(options.connectTimeoutMs) && options.connectTimeoutMs >= 1)) {
+    throw new Error('connectTimeoutMs must be an integer >= 1');
   }
   if (options.confirmTimeoutMs !== undefined && !(Number.isInteger(options.confirmTimeoutMs) && options.confirmTimeoutMs >= 1)) {
     throw new Error('confirmTimeoutMs must be an integer >= 1');

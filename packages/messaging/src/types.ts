@@ -51,7 +51,12 @@ export interface BrokerOptions {
    * open transaction) forever.
    */
   confirmTimeoutMs?: number;
-  /** Reconnect backoff, jittered and capped; defaults 500 ms up to 30 s. */
+  /** One connection attempt (TCP connect and AMQP handshake) fails after this long, default 10 s. */
+  connectTimeoutMs?: number;
+  /**
+   * Reconnect backoff, jittered and capped; defaults 500 ms up to 30 s. It starts over only after a
+   * session that lived 10 s: one dropped at once keeps backing off.
+   */
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
   heartbeatSeconds?: number;
   /** Which roles a message's `user_id` holds; default `brokerAccessFromEnv(process.env)` (BROKER_USER_ROLES). */
