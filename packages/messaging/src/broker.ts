@@ -29,9 +29,18 @@ import type { BatchHandler, Broker, BrokerOptions, CommandHandlers, EventHandler
 /** idle → starting → running → stopping → stopped; stop() from any state ends in stopped. */
 type State = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
 
-/** One connection and what lives on it; replaced whole after any loss. */
+/**
+ * Two connections and what lives on them; replaced whole after any loss. Publishing has its own
+ * connection because RabbitMQ blocks a connection that publishes during a memory or disk alarm:
+ * consumers on another connection go on taking and acking messages meanwhile.
+ */
 interface Session {
+  /** Topology declarations and consumers. */
   conn: ChannelModel;
+  /** The publisher channels. */
+  pubConn?: ChannelModel;
+  /** Why the broker blocks our publishing (resource alarm), while it does. */
+  blocked?: string;
   publisher?: Publisher;
   /** Requests and their replies (direct reply-to). */
   rpcPublisher?: Publisher;
@@ -174,17 +183,18 @@ class MessageBroker implements Broker {
     await Promise.all(consumers.map((c) => c.close()));
     if (s) {
       this.markLost(s, unavailable('broker stopped'));
-      await s.conn.close().catch(() => undefined);
+      await closeSession(s);
     }
     this.metrics.connectionUp.set(0);
     this.state = 'stopped';
     this.log.info('broker stopped');
   }
 
-  status(): { connected: boolean; consumers: Record<string, boolean> } {
+  status(): { connected: boolean; blocked?: string; consumers: Record<string, boolean> } {
     const consumers: Record<string, boolean> = {};
     for (const [name, c] of this.consumers) if (c.hasHandlers) consumers[name] = c.active;
-    return { connected: !!this.session?.ready, consumers };
+    const blocked = this.session?.blocked;
+    return { connected: !!this.session?.ready, ...(blocked ? { blocked } : {}), consumers };
   }
 
   async publishEvent<E extends EventName>(
@@ -252,6 +262,8 @@ class MessageBroker implements Broker {
   private livePublisher(which: 'main' | 'rpc' = 'main'): Publisher {
     const p = this.currentPublisher(which);
     if (!p) throw unavailable(this.state === 'stopped' ? 'broker stopped' : 'not connected to the broker');
+    const blocked = this.session?.blocked;
+    if (blocked) throw unavailable(`the broker blocks publishing (${blocked})`);
     return p;
   }
 
@@ -278,18 +290,13 @@ class MessageBroker implements Broker {
   }
 
   private async openSession(): Promise<void> {
-    const conn = await openConnection(this.o.url, this.o.service, this.o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, this.o.heartbeatSeconds);
-    if (this.life.signal.aborted) {
-      // stop() came while we connected: it no longer waits for us, so this connection is ours to close.
-      await conn.close().catch(() => undefined);
-      throw unavailable('broker stopped');
-    }
+    const conn = await this.connect('consume');
     const s: Session = { conn, ready: false, lost: false };
-    conn.on('error', (err: Error) => this.log.warn({ err }, 'broker connection error'));
-    conn.on('close', (err?: Error) => this.onLost(s, err ?? new Error('connection closed')));
-    conn.on('blocked', (reason: string) => this.log.warn({ reason }, 'broker blocked publishing (resource alarm)'));
-    conn.on('unblocked', () => this.log.info('broker unblocked publishing'));
+    this.watch(s, conn, 'consume');
     try {
+      const pubConn = await this.connect('publish');
+      s.pubConn = pubConn;
+      this.watch(s, pubConn, 'publish');
       // A separate channel for declarations: a 406 on one of them closes the channel it came on.
       const setup = await conn.createChannel();
       setup.on('error', () => undefined);
@@ -301,7 +308,7 @@ class MessageBroker implements Broker {
       // naming a missing exchange fails no RPC call; each channel is reopened alone.
       const publisher = (onOpen?: (ch: ConfirmChannel) => Promise<void>, onChannelClosed?: (err: Error) => void) =>
         Publisher.open({
-          open: () => conn.createConfirmChannel(),
+          open: () => pubConn.createConfirmChannel(),
           window: this.o.maxUnconfirmed ?? 256,
           confirmTimeoutMs: this.o.confirmTimeoutMs ?? DEFAULT_CONFIRM_TIMEOUT_MS,
           metrics: this.metrics,
@@ -331,9 +338,35 @@ class MessageBroker implements Broker {
       this.metrics.connectionUp.set(1);
     } catch (err) {
       this.markLost(s, unavailable('connection setup failed', err));
-      await conn.close().catch(() => undefined);
+      await closeSession(s);
       throw err;
     }
+  }
+
+  private async connect(role: 'consume' | 'publish'): Promise<ChannelModel> {
+    const conn = await openConnection(this.o.url, `${this.o.service} ${role}`, this.o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, this.o.heartbeatSeconds);
+    if (this.life.signal.aborted) {
+      // stop() came while we connected: it no longer waits for us, so this connection is ours to close.
+      await conn.close().catch(() => undefined);
+      throw unavailable('broker stopped');
+    }
+    return conn;
+  }
+
+  private watch(s: Session, conn: ChannelModel, role: 'consume' | 'publish'): void {
+    conn.on('error', (err: Error) => this.log.warn({ err, role }, 'broker connection error'));
+    conn.on('close', (err?: Error) => this.onLost(s, err ?? new Error(`${role} connection closed`)));
+    if (role === 'consume') return;
+    // Publishing stops until the alarm clears: readiness fails and callers hear UNAVAILABLE at once
+    // instead of waiting for a confirm that will not come (consumers' own copies still wait, bounded).
+    conn.on('blocked', (reason: string) => {
+      s.blocked = reason || 'resource alarm';
+      this.log.warn({ reason }, 'broker blocked publishing (resource alarm)');
+    });
+    conn.on('unblocked', () => {
+      s.blocked = undefined;
+      this.log.info('broker unblocked publishing');
+    });
   }
 
   /**
@@ -344,7 +377,7 @@ class MessageBroker implements Broker {
     const wasReady = s.ready;
     if (!this.markLost(s, unavailable('connection to the broker lost', err))) return;
     // A channel died but the connection may live: close it so all channels go together.
-    void s.conn.close().catch(() => undefined);
+    void closeSession(s);
     if (wasReady && (this.state === 'running' || this.state === 'starting')) {
       this.backoff.lost();
       this.log.warn({ err }, 'broker connection lost; reconnecting');
@@ -392,4 +425,8 @@ export function createBroker(options: BrokerOptions): Broker {
     throw new Error('confirmTimeoutMs must be an integer >= 1');
   }
   return new MessageBroker(options);
+}
+
+function closeSession(s: Session): Promise<unknown> {
+  return Promise.all([s.conn.close().catch(() => undefined), s.pubConn?.close().catch(() => undefined)]);
 }

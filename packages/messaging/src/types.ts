@@ -100,6 +100,9 @@ export interface Broker {
    * UNAVAILABLE, UNROUTABLE, TIMEOUT (default 10 s), or the FleetError the handler replied with.
    */
   request<Op extends OperationName>(op: Op, body: RequestOf<Op>, opts?: { timeoutMs?: number; headers?: Record<string, string> }): Promise<ResultOf<Op>>;
-  /** For readiness probes: connected, and per queue whether its consumer runs. */
-  status(): { connected: boolean; consumers: Record<string, boolean> };
+  /**
+   * For readiness probes: connected, why the broker blocks our publishing (a memory or disk alarm;
+   * absent when it does not), and per queue whether its consumer runs.
+   */
+  status(): { connected: boolean; blocked?: string; consumers: Record<string, boolean> };
 }
