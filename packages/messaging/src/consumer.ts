@@ -487,7 +487,9 @@ export class QueueConsumer {
     // A delivery of a dead channel is already back in its queue: a copy now would be a duplicate.
     if (!d.live || !publisher) return false;
     try {
-      await publisher.publish(RETRY_EXCHANGE, queue, d.msg.content, props, queue);
+      // Mandatory: a copy to a queue that no longer exists would be confirmed and dropped, and the
+      // original acked after it: lost. UNROUTABLE keeps the original instead.
+      await publisher.publish(RETRY_EXCHANGE, queue, d.msg.content, { ...props, mandatory: true }, queue);
       return true;
     } catch (err) {
       this.deps.logger.warn({ err, target: queue }, 'could not move the message; requeued');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { ErrorCode, Exchanges, isFleetError } from '@wallet-fleet/contracts';
+import { ErrorCode, Exchanges, FleetError, isFleetError } from '@wallet-fleet/contracts';
 import { createSchemaName, waitFor, type TestSchema, type TestVhost } from '@wallet-fleet/testing';
 import pg from 'pg';
 import { Registry } from 'prom-client';
@@ -180,5 +180,48 @@ describe('messaging: publishes the broker refuses', () => {
       assert.equal(await depth(vhost, 'sink'), 2);
       await sessionUntouched();
     });
+  });
+});
+
+describe('messaging: retry and dead-letter copies', () => {
+  let vhost: TestVhost;
+  beforeEach(async () => {
+    vhost = await freshVhost();
+  });
+  afterEach(async () => {
+    await cleanup();
+    await vhost.drop();
+  });
+
+  it('should keep a message whose retry queue was deleted instead of acking it after a dropped copy', async () => {
+    const b = broker(
+      vhost,
+      defineTopology({
+        queues: [
+          {
+            name: 'flaky.events',
+            kind: 'events',
+            bindings: [{ exchange: Exchanges.events, pattern: 'kyc.approved' }],
+            retry: { maxAttempts: 3, initialDelayMs: 10, maxDelayMs: 10, jitter: 0 },
+            deliveryLimit: 3,
+          },
+        ],
+      }),
+    );
+    let calls = 0;
+    b.handleEvents('flaky.events', {
+      'kyc.approved': async () => {
+        calls++;
+        throw FleetError.retryable(ErrorCode.UNAVAILABLE, 'dependency down');
+      },
+    });
+    await b.start();
+    const ch = await rawChannel(vhost);
+    await ch.deleteQueue('flaky.events.retry.1');
+    await b.publishEvent('kyc.approved', { userId: 'u-1', chains: ['SOL'] });
+    // The copy cannot be routed, so the original goes back to its queue each time, until the
+    // broker's delivery limit dead-letters it: it ends in the DLQ, never dropped.
+    await waitFor(async () => (await depth(vhost, 'flaky.events.dlq')) === 1, { what: 'the message in the DLQ' });
+    assert.ok(calls >= 2, `handled ${calls} times`);
   });
 });
