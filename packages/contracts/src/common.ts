@@ -50,7 +50,7 @@ export const Text = (min: number, max: number) =>
     });
 
 /** Nesting that a JSON value may have at most: deeper ones overflow recursive canonicalisation. */
-export const MAX_JSON_DEPTH = 32;
+const MAX_JSON_DEPTH = 32;
 
 /**
  * A JSON object that PostgreSQL can keep as jsonb and we can canonicalise: nested at most
