@@ -14,10 +14,16 @@ export const UserId = z
   .describe('Opaque id of the user in the calling system');
 
 export const Uuid = z.uuid();
-/** RFC 3339 with an offset, years 0001-9999: PostgreSQL has no year 0 and would refuse the row. */
+/**
+ * RFC 3339 with an offset, whose instant lies in the years 0001-9999 UTC: PostgreSQL has no year 0,
+ * and an offset can push 9999-12-31 past what a store can read back.
+ */
 export const Timestamp = z.iso
   .datetime({ offset: true })
-  .refine((v) => !v.startsWith('0000'), 'year 0000 does not exist (years 0001-9999)')
+  .refine((v) => {
+    const year = new Date(Date.parse(v)).getUTCFullYear();
+    return year >= 1 && year <= 9999;
+  }, 'must lie in the years 0001-9999 (UTC)')
   .describe('RFC 3339 timestamp');
 /** An amount in the chain's base units (lamports, wei, octas) as a decimal string. */
 export const BaseUnits = z
