@@ -16,7 +16,7 @@ import {
 import { safeUrl } from '@wallet-fleet/service-kit';
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { authorizeDelivery, brokerAccessFromEnv, brokerUserOf, type BrokerAccess } from './authorize.js';
-import { ReconnectBackoff, openConnection, sleep } from './connection.js';
+import { ReconnectBackoff, brokerUrls, openConnection, sleep } from './connection.js';
 import { QueueConsumer } from './consumer.js';
 import { isPermanentBrokerError, unavailable, validationFailed } from './errors.js';
 import { CORRELATION_HEADER, outgoingTrace } from './headers.js';
@@ -70,8 +70,12 @@ class MessageBroker implements Broker {
   private readonly log: BrokerOptions['logger'];
   private readonly access: BrokerAccess;
   private readonly backoff: ReconnectBackoff;
+  /** The cluster's nodes (AMQP_URL may list several); `node` is the one we use or try next. */
+  private readonly urls: string[];
+  private node = 0;
 
   constructor(private readonly o: BrokerOptions) {
+    this.urls = brokerUrls(o.url);
     const { initialDelayMs = 500, maxDelayMs = 30_000 } = o.reconnect ?? {};
     this.backoff = new ReconnectBackoff({ initialDelayMs, maxDelayMs }, SESSION_STABLE_MS);
     // Read before anything connects: a malformed role map stops the service at start.
@@ -89,7 +93,7 @@ class MessageBroker implements Broker {
           appId: o.service,
           publisher: () => this.currentPublisher(),
           publishEvent: (rk, payload, opts) => this.publishEvent(rk, payload, opts),
-          authorize: (msg, kind) => authorizeDelivery(msg, kind, { service: o.service, user: brokerUserOf(o.url) }, this.access),
+          authorize: (msg, kind) => authorizeDelivery(msg, kind, { service: o.service, user: brokerUserOf(this.urls[0]!) }, this.access),
         }),
       );
     }
@@ -267,24 +271,33 @@ class MessageBroker implements Broker {
     return p;
   }
 
+  private get url(): string {
+    return this.urls[this.node % this.urls.length]!;
+  }
+
   private async connectLoop(initial: boolean): Promise<void> {
     const signal = this.life.signal;
     for (let attempt = 1; ; attempt++) {
-      if (!initial || attempt > 1) await sleep(this.backoff.next(), signal);
+      // After a loss or a failed attempt, the next node of the list: a node that went down is
+      // tried again only after the others.
+      if (!initial || attempt > 1) {
+        this.node++;
+        await sleep(this.backoff.next(), signal);
+      }
       if (signal.aborted) throw unavailable('broker stopped');
       try {
         await this.openSession();
         this.backoff.opened();
         if (!initial) this.metrics.reconnects.inc();
-        this.log.info({ url: safeUrl(this.o.url), attempt }, initial ? 'connected to the broker' : 'reconnected to the broker');
+        this.log.info({ url: safeUrl(this.url), attempt }, initial ? 'connected to the broker' : 'reconnected to the broker');
         return;
       } catch (err) {
         if (signal.aborted) throw unavailable('broker stopped', err);
         if (initial && isPermanentBrokerError(err)) {
-          this.log.error({ err, url: safeUrl(this.o.url) }, 'broker refused us; not retrying');
+          this.log.error({ err, url: safeUrl(this.url) }, 'broker refused us; not retrying');
           throw err;
         }
-        this.log.warn({ err, attempt, url: safeUrl(this.o.url) }, 'broker connection failed; retrying');
+        this.log.warn({ err, attempt, url: safeUrl(this.url) }, 'broker connection failed; retrying');
       }
     }
   }
@@ -312,7 +325,7 @@ class MessageBroker implements Broker {
           window: this.o.maxUnconfirmed ?? 256,
           confirmTimeoutMs: this.o.confirmTimeoutMs ?? DEFAULT_CONFIRM_TIMEOUT_MS,
           metrics: this.metrics,
-          userId: brokerUserOf(this.o.url),
+          userId: brokerUserOf(this.urls[0]!),
           logger: this.log,
           ...(onOpen ? { onOpen } : {}),
           ...(onChannelClosed ? { onChannelClosed } : {}),
@@ -344,7 +357,7 @@ class MessageBroker implements Broker {
   }
 
   private async connect(role: 'consume' | 'publish'): Promise<ChannelModel> {
-    const conn = await openConnection(this.o.url, `${this.o.service} ${role}`, this.o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, this.o.heartbeatSeconds);
+    const conn = await openConnection(this.url, `${this.o.service} ${role}`, this.o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, this.o.heartbeatSeconds);
     if (this.life.signal.aborted) {
       // stop() came while we connected: it no longer waits for us, so this connection is ours to close.
       await conn.close().catch(() => undefined);

@@ -70,3 +70,19 @@ export class ReconnectBackoff {
     this.openedAt = undefined;
   }
 }
+
+/**
+ * The nodes of `url`: one AMQP URL, or several separated by commas (the nodes of a cluster, tried in
+ * turn). Throws Error when there is none or when they name different users: every message carries
+ * the connection's user as `user_id`, which must not depend on the node we happen to reach.
+ */
+export function brokerUrls(url: string): string[] {
+  const urls = url
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u.length > 0);
+  if (urls.length === 0) throw new Error('url names no broker');
+  const users = new Set(urls.map((u) => decodeURIComponent(new URL(u).username)));
+  if (users.size > 1) throw new Error('the broker URLs of one cluster must name the same user');
+  return urls;
+}

@@ -37,6 +37,11 @@ export type BatchHandler<E extends EventName> = (
 ) => Promise<ReadonlyArray<Error | undefined>>;
 
 export interface BrokerOptions {
+  /**
+   * The broker's AMQP URL, or the URLs of a cluster's nodes separated by commas (same user in each):
+   * the runtime connects to one and, on a failed attempt or a lost connection, goes on to the next,
+   * declaring the topology again there.
+   */
   url: string;
   /** Name of the service (connection name, `app_id`). */
   service: string;

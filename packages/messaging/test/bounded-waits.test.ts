@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { ErrorCode, isFleetError } from '@wallet-fleet/contracts';
-import { waitFor } from '@wallet-fleet/testing';
+import { ErrorCode, Exchanges, isFleetError } from '@wallet-fleet/contracts';
+import { waitFor, type TestVhost } from '@wallet-fleet/testing';
 import { createBroker, defineTopology } from '@wallet-fleet/messaging';
 import { Registry } from 'prom-client';
 import { ReconnectBackoff } from '../src/connection.js';
-import { logger } from './support.js';
+import { broker, cleanup, depth, freshVhost, killConnections, logger, rawChannel } from './support.js';
 
 /** A TCP port that accepts connections and never says a word (a hung broker, a black-holing proxy). */
 async function silentServer(): Promise<{ url: string; accepted: () => number; close: () => Promise<void> }> {
@@ -96,5 +96,44 @@ describe('messaging: every wait bounded', () => {
     // Each session dropped after one second: the delay grows instead of starting at 100 ms again.
     assert.deepEqual([reconnectAfter(1000), reconnectAfter(1000), reconnectAfter(1000)], [200, 400, 800]);
     assert.equal(reconnectAfter(10_000), 100, 'a session that lived 10 s starts the backoff over');
+  });
+});
+
+describe('messaging: a list of cluster nodes', () => {
+  let vhost: TestVhost;
+  beforeEach(async () => {
+    vhost = await freshVhost();
+  });
+  afterEach(async () => {
+    await cleanup();
+    await vhost.drop();
+  });
+
+  it('should connect through the next node of the list when one is down, and go on to another after a loss', async () => {
+    const down = await silentServer();
+    const gone = new URL(vhost.url);
+    gone.port = String(new URL(down.url).port);
+    await down.close(); // nothing listens there any more: connection refused
+    const registry = new Registry();
+    const b = broker(vhost, defineTopology({ queues: [] }), { url: `${gone.toString()}, ${vhost.url}`, registry });
+    await b.start();
+    const ch = await rawChannel(vhost);
+    await ch.assertQueue('sink', { durable: true });
+    await ch.bindQueue('sink', Exchanges.events, 'kyc.approved');
+    await b.publishEvent('kyc.approved', { userId: 'u-1', chains: ['SOL'] });
+    // Lost: the next attempt goes to the dead node first, then back to the live one.
+    await killConnections(vhost, 2);
+    await waitFor(async () => b.status().connected && (await registry.getSingleMetric('messaging_reconnects_total')!.get()).values[0]!.value >= 1, {
+      what: 'reconnected through the list',
+    });
+    await b.publishEvent('kyc.approved', { userId: 'u-2', chains: ['SOL'] });
+    assert.equal(await depth(vhost, 'sink'), 2);
+  });
+
+  it('should refuse a list whose nodes name different users', () => {
+    assert.throws(
+      () => createBroker({ url: 'amqp://a:x@h1:5672/,amqp://b:y@h2:5672/', service: 't', topology: defineTopology({ queues: [] }), logger }),
+      /same user/,
+    );
   });
 });
