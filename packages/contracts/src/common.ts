@@ -20,10 +20,14 @@ export const Uuid = z.uuid();
  */
 export const Timestamp = z.iso
   .datetime({ offset: true })
-  .refine((v) => {
-    const year = new Date(Date.parse(v)).getUTCFullYear();
-    return year >= 1 && year <= 9999;
-  }, 'must lie in the years 0001-9999 (UTC)')
+  .refine(
+    (v) => {
+      const year = new Date(Date.parse(v)).getUTCFullYear();
+      return year >= 1 && year <= 9999;
+    },
+    // Only for a well-formed timestamp: a malformed one is reported once, by the format check.
+    { message: 'must lie in the years 0001-9999 (UTC)', when: (p) => p.issues.length === 0 },
+  )
   .describe('RFC 3339 timestamp');
 /** An amount in the chain's base units (lamports, wei, octas) as a decimal string. */
 export const BaseUnits = z
