@@ -186,7 +186,7 @@ describe('deposits across the fleet (wallet, webhooks, reconciliation)', functio
 
     // Reconciliation agrees: nothing pending, no drift between deposits and ledger.
     const pass = await reconciliation.runPass();
-    assert.equal(pass.outcome, 'completed', JSON.stringify(pass.report));
+    assert.equal(pass.outcome, 'completed', JSON.stringify(pass));
     assert.ok('report' in pass && !('error' in pass.report.drift));
     assert.deepEqual(
       [

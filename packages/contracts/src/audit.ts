@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Text, Timestamp, UserId, Uuid } from './common.js';
+import { SafeJsonObject, Text, Timestamp, UserId, Uuid } from './common.js';
 
 /** Who did it: a service of the fleet, a user, an operator, or an outside system. */
 const AuditActor = z.object({
@@ -25,9 +25,9 @@ export const AuditEvent = z
     resource: z.object({ type: Text(1, 64), id: Text(1, 256) }),
     userId: UserId.optional(),
     status: AuditStatus,
-    before: z.record(z.string(), z.unknown()).nullable().optional().describe('State before (no secrets)'),
-    after: z.record(z.string(), z.unknown()).nullable().optional().describe('State after (no secrets)'),
-    error: z.object({ code: z.string(), message: z.string().max(1024), retryable: z.boolean().optional() }).optional(),
+    before: SafeJsonObject.nullable().optional().describe('State before (no secrets)'),
+    after: SafeJsonObject.nullable().optional().describe('State after (no secrets)'),
+    error: z.object({ code: Text(1, 64), message: Text(0, 1024), retryable: z.boolean().optional() }).optional(),
     correlationId: Text(0, 128).optional(),
   })
   .strict();

@@ -121,6 +121,34 @@ describe('contracts', () => {
     );
   });
 
+  it('should refuse at the edge, naming the field, what PostgreSQL cannot keep (lone surrogates, NUL in JSON, year 0000, deep nesting)', () => {
+    const good = {
+      eventId: '6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b',
+      occurredAt: '2026-11-23T10:00:00.000Z',
+      actor: { type: 'service', id: 'wallet' },
+      action: 'wallet.create',
+      resource: { type: 'wallet', id: 'w1' },
+      status: 'success',
+    };
+    const paths = (v: unknown) => {
+      const r = AuditEvent.safeParse(v);
+      return r.success ? [] : fieldErrors(r.error).map((f) => f.path);
+    };
+    let deep: Record<string, unknown> = { leaf: 1 };
+    for (let i = 0; i < 5000; i++) deep = { d: deep };
+    assert.deepEqual(paths({ ...good, resource: { type: 'wallet', id: 'w\uD800' } }), ['resource.id']);
+    assert.deepEqual(paths({ ...good, after: { note: 'a\uDC00b' } }), ['after.note']);
+    assert.deepEqual(paths({ ...good, before: { list: ['ok', 'bad\u0000'] } }), ['before.list.1']);
+    assert.deepEqual(paths({ ...good, after: { ['k\u0000']: 1 } }), ['after.k\u0000']);
+    assert.deepEqual(paths({ ...good, occurredAt: '0000-01-01T00:00:00Z' }), ['occurredAt']);
+    assert.deepEqual(paths({ ...good, error: { code: 'X', message: 'm\u0000' } }), ['error.message']);
+    const tooDeep = paths({ ...good, after: deep });
+    assert.equal(tooDeep.length, 1);
+    assert.match(tooDeep[0]!, /^after(\.d)+$/);
+    // What is fine stays fine: a surrogate pair (an emoji), nesting within the bound.
+    assert.deepEqual(paths({ ...good, resource: { type: 'wallet', id: 'w\uD83D\uDE00' }, after: { a: { b: { c: [1, 'x'] } } } }), []);
+  });
+
   it('should give errors a retryable default per code and keep an explicit choice', () => {
     assert.equal(new FleetError(ErrorCode.UNAVAILABLE, 'down').retryable, true);
     assert.equal(new FleetError(ErrorCode.INTERNAL, 'boom').retryable, false);

@@ -14,15 +14,14 @@ import {
   type ResultOf,
 } from '@wallet-fleet/contracts';
 import { safeUrl } from '@wallet-fleet/service-kit';
-import type { ChannelModel } from 'amqplib';
+import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { authorizeDelivery, brokerAccessFromEnv, brokerUserOf, type BrokerAccess } from './authorize.js';
-import { openConnection, sleep } from './connection.js';
+import { ReconnectBackoff, brokerUrls, openConnection, sleep } from './connection.js';
 import { QueueConsumer } from './consumer.js';
 import { isPermanentBrokerError, unavailable, validationFailed } from './errors.js';
 import { CORRELATION_HEADER, outgoingTrace } from './headers.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { Publisher, type PublishProps } from './publisher.js';
-import { computeRetryDelay } from './retry.js';
 import { RpcClient } from './rpc-client.js';
 import { assertTopology, defineTopology, type ResolvedQueueSpec, type Topology } from './topology.js';
 import type { BatchHandler, Broker, BrokerOptions, CommandHandlers, EventHandlers, Handler } from './types.js';
@@ -30,15 +29,31 @@ import type { BatchHandler, Broker, BrokerOptions, CommandHandlers, EventHandler
 /** idle → starting → running → stopping → stopped; stop() from any state ends in stopped. */
 type State = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
 
-/** One connection and what lives on it; replaced whole after any loss. */
+/**
+ * Two connections and what lives on them; replaced whole after any loss. Publishing has its own
+ * connection because RabbitMQ blocks a connection that publishes during a memory or disk alarm:
+ * consumers on another connection go on taking and acking messages meanwhile.
+ */
 interface Session {
+  /** Topology declarations and consumers. */
   conn: ChannelModel;
+  /** The publisher channels. */
+  pubConn?: ChannelModel;
+  /** Why the broker blocks our publishing (resource alarm), while it does. */
+  blocked?: string;
   publisher?: Publisher;
+  /** Requests and their replies (direct reply-to). */
+  rpcPublisher?: Publisher;
   ready: boolean;
   lost: boolean;
 }
 
 const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+const DEFAULT_CONFIRM_TIMEOUT_MS = 15_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/** A session that lived this long was healthy: the next loss starts the reconnect backoff over. */
+const SESSION_STABLE_MS = 10_000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 class MessageBroker implements Broker {
   private state: State = 'idle';
@@ -54,8 +69,15 @@ class MessageBroker implements Broker {
   private readonly topology: Topology;
   private readonly log: BrokerOptions['logger'];
   private readonly access: BrokerAccess;
+  private readonly backoff: ReconnectBackoff;
+  /** The cluster's nodes (AMQP_URL may list several); `node` is the one we use or try next. */
+  private readonly urls: string[];
+  private node = 0;
 
   constructor(private readonly o: BrokerOptions) {
+    this.urls = brokerUrls(o.url);
+    const { initialDelayMs = 500, maxDelayMs = 30_000 } = o.reconnect ?? {};
+    this.backoff = new ReconnectBackoff({ initialDelayMs, maxDelayMs }, SESSION_STABLE_MS);
     // Read before anything connects: a malformed role map stops the service at start.
     this.access = o.access ?? brokerAccessFromEnv();
     this.topology = defineTopology(o.topology);
@@ -71,7 +93,7 @@ class MessageBroker implements Broker {
           appId: o.service,
           publisher: () => this.currentPublisher(),
           publishEvent: (rk, payload, opts) => this.publishEvent(rk, payload, opts),
-          authorize: (msg, kind) => authorizeDelivery(msg, kind, { service: o.service, user: brokerUserOf(o.url) }, this.access),
+          authorize: (msg, kind) => authorizeDelivery(msg, kind, { service: o.service, user: brokerUserOf(this.urls[0]!) }, this.access),
         }),
       );
     }
@@ -142,8 +164,14 @@ class MessageBroker implements Broker {
       this.state = 'stopped';
       return;
     }
-    await this.startCall?.catch(() => undefined);
-    await this.reconnecting?.catch(() => undefined);
+    // A connect in flight is waited for only until the deadline: it ends by itself on the abort
+    // (closing what it opened), and stop() must not hang behind a broker that does not answer.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([this.startCall, this.reconnecting]),
+      new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now())))),
+    ]);
+    clearTimeout(timer);
     const consumers = [...this.consumers.values()].filter((c) => c.hasHandlers);
     // Order matters: no new deliveries, then let running handlers finish (their replies, retries
     // and dead letters need the publisher), then requeue the rest, then wait for confirms.
@@ -154,22 +182,23 @@ class MessageBroker implements Broker {
       this.log.warn({ requeued }, 'stop deadline reached; unfinished messages requeued');
     }
     const s = this.session;
-    await s?.publisher?.drain(Math.max(50, deadline - Date.now()));
+    await Promise.all([s?.publisher?.drain(Math.max(50, deadline - Date.now())), s?.rpcPublisher?.drain(Math.max(50, deadline - Date.now()))]);
     this.rpc.failAll(unavailable('broker stopped'));
     await Promise.all(consumers.map((c) => c.close()));
     if (s) {
       this.markLost(s, unavailable('broker stopped'));
-      await s.conn.close().catch(() => undefined);
+      await closeSession(s);
     }
     this.metrics.connectionUp.set(0);
     this.state = 'stopped';
     this.log.info('broker stopped');
   }
 
-  status(): { connected: boolean; consumers: Record<string, boolean> } {
+  status(): { connected: boolean; blocked?: string; consumers: Record<string, boolean> } {
     const consumers: Record<string, boolean> = {};
     for (const [name, c] of this.consumers) if (c.hasHandlers) consumers[name] = c.active;
-    return { connected: !!this.session?.ready, consumers };
+    const blocked = this.session?.blocked;
+    return { connected: !!this.session?.ready, ...(blocked ? { blocked } : {}), consumers };
   }
 
   async publishEvent<E extends EventName>(
@@ -218,85 +247,152 @@ class MessageBroker implements Broker {
   }
 
   request<Op extends OperationName>(op: Op, body: RequestOf<Op>, opts?: { timeoutMs?: number; headers?: Record<string, string> }): Promise<ResultOf<Op>> {
-    return this.rpc.request(() => this.livePublisher(), op, body, opts);
+    const t = opts?.timeoutMs;
+    // It becomes the request's `expiration` and a timer: a fraction is refused by the broker, and
+    // Node fires a timer longer than 2^31-1 ms at once.
+    if (t !== undefined && !(Number.isInteger(t) && t >= 1 && t <= MAX_TIMER_MS)) {
+      return Promise.reject(validationFailed([{ path: 'timeoutMs', message: `must be a whole number of milliseconds in 1..${MAX_TIMER_MS}` }]));
+    }
+    return this.rpc.request(() => this.livePublisher('rpc'), op, body, opts);
   }
 
   /** The session's publisher while the session lives (also while consumers attach and while stopping). */
-  private currentPublisher(): Publisher | undefined {
+  private currentPublisher(which: 'main' | 'rpc' = 'main'): Publisher | undefined {
     const s = this.session;
-    return s && !s.lost ? s.publisher : undefined;
+    if (!s || s.lost) return undefined;
+    return which === 'rpc' ? s.rpcPublisher : s.publisher;
   }
 
-  private livePublisher(): Publisher {
-    const p = this.currentPublisher();
+  private livePublisher(which: 'main' | 'rpc' = 'main'): Publisher {
+    const p = this.currentPublisher(which);
     if (!p) throw unavailable(this.state === 'stopped' ? 'broker stopped' : 'not connected to the broker');
+    const blocked = this.session?.blocked;
+    if (blocked) throw unavailable(`the broker blocks publishing (${blocked})`);
     return p;
   }
 
+  private get url(): string {
+    return this.urls[this.node % this.urls.length]!;
+  }
+
   private async connectLoop(initial: boolean): Promise<void> {
-    const { initialDelayMs = 500, maxDelayMs = 30_000 } = this.o.reconnect ?? {};
     const signal = this.life.signal;
     for (let attempt = 1; ; attempt++) {
+      // After a loss or a failed attempt, the next node of the list: a node that went down is
+      // tried again only after the others.
       if (!initial || attempt > 1) {
-        await sleep(computeRetryDelay(attempt, { initialDelayMs, maxDelayMs: Math.max(maxDelayMs, initialDelayMs), factor: 2, jitter: 0.5 }), signal);
+        this.node++;
+        await sleep(this.backoff.next(), signal);
       }
       if (signal.aborted) throw unavailable('broker stopped');
       try {
         await this.openSession();
+        this.backoff.opened();
         if (!initial) this.metrics.reconnects.inc();
-        this.log.info({ url: safeUrl(this.o.url), attempt }, initial ? 'connected to the broker' : 'reconnected to the broker');
+        this.log.info({ url: safeUrl(this.url), attempt }, initial ? 'connected to the broker' : 'reconnected to the broker');
         return;
       } catch (err) {
         if (signal.aborted) throw unavailable('broker stopped', err);
         if (initial && isPermanentBrokerError(err)) {
-          this.log.error({ err, url: safeUrl(this.o.url) }, 'broker refused us; not retrying');
+          this.log.error({ err, url: safeUrl(this.url) }, 'broker refused us; not retrying');
           throw err;
         }
-        this.log.warn({ err, attempt, url: safeUrl(this.o.url) }, 'broker connection failed; retrying');
+        this.log.warn({ err, attempt, url: safeUrl(this.url) }, 'broker connection failed; retrying');
       }
     }
   }
 
   private async openSession(): Promise<void> {
-    const conn = await openConnection(this.o.url, this.o.service, this.o.heartbeatSeconds);
+    const conn = await this.connect('consume');
     const s: Session = { conn, ready: false, lost: false };
-    conn.on('error', (err: Error) => this.log.warn({ err }, 'broker connection error'));
-    conn.on('close', (err?: Error) => this.onLost(s, err ?? new Error('connection closed')));
-    conn.on('blocked', (reason: string) => this.log.warn({ reason }, 'broker blocked publishing (resource alarm)'));
-    conn.on('unblocked', () => this.log.info('broker unblocked publishing'));
+    this.watch(s, conn, 'consume');
     try {
+      const pubConn = await this.connect('publish');
+      s.pubConn = pubConn;
+      this.watch(s, pubConn, 'publish');
       // A separate channel for declarations: a 406 on one of them closes the channel it came on.
       const setup = await conn.createChannel();
       setup.on('error', () => undefined);
       await assertTopology(setup, this.topology);
       await setup.close();
-      const pubCh = await conn.createConfirmChannel();
-      pubCh.on('error', (err: Error) => this.log.warn({ err }, 'publisher channel error'));
-      pubCh.on('close', () => this.onLost(s, new Error('publisher channel closed')));
-      s.publisher = new Publisher(pubCh, this.o.maxUnconfirmed ?? 256, this.metrics, brokerUserOf(this.o.url));
+      // Two publisher channels: a message the broker refuses closes the channel it came on, and
+      // the one carrying direct reply-to takes the replies of every call in flight with it.
+      // Requests (whose properties are ours and checked) go on their own, so that an outbox row
+      // naming a missing exchange fails no RPC call; each channel is reopened alone.
+      const publisher = (onOpen?: (ch: ConfirmChannel) => Promise<void>, onChannelClosed?: (err: Error) => void) =>
+        Publisher.open({
+          open: () => pubConn.createConfirmChannel(),
+          window: this.o.maxUnconfirmed ?? 256,
+          confirmTimeoutMs: this.o.confirmTimeoutMs ?? DEFAULT_CONFIRM_TIMEOUT_MS,
+          metrics: this.metrics,
+          userId: brokerUserOf(this.urls[0]!),
+          logger: this.log,
+          ...(onOpen ? { onOpen } : {}),
+          ...(onChannelClosed ? { onChannelClosed } : {}),
+          onDead: (err) => this.onLost(s, err),
+        });
+      s.publisher = await publisher();
       // Direct reply-to: consume before the first request is published, on the same channel.
-      await pubCh.consume(DIRECT_REPLY_TO, this.rpc.onReply, { noAck: true });
+      s.rpcPublisher = await publisher(
+        async (ch) => {
+          await ch.consume(DIRECT_REPLY_TO, this.rpc.onReply, { noAck: true });
+        },
+        // Replies to calls in flight went to the closed channel: those calls cannot succeed.
+        (err) => this.rpc.failAll(err),
+      );
+      if (this.life.signal.aborted) throw unavailable('broker stopped');
       this.session = s;
       for (const c of this.consumers.values()) {
         if (c.hasHandlers) await c.attach(conn, (err) => this.onLost(s, err));
       }
       if (s.lost) throw unavailable('connection lost while starting');
+      if (this.life.signal.aborted) throw unavailable('broker stopped');
       s.ready = true;
       this.metrics.connectionUp.set(1);
     } catch (err) {
       this.markLost(s, unavailable('connection setup failed', err));
-      await conn.close().catch(() => undefined);
+      await closeSession(s);
       throw err;
     }
   }
 
-  /** Any loss (connection, publisher or consumer channel) recycles the whole session. */
+  private async connect(role: 'consume' | 'publish'): Promise<ChannelModel> {
+    const conn = await openConnection(this.url, `${this.o.service} ${role}`, this.o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, this.o.heartbeatSeconds);
+    if (this.life.signal.aborted) {
+      // stop() came while we connected: it no longer waits for us, so this connection is ours to close.
+      await conn.close().catch(() => undefined);
+      throw unavailable('broker stopped');
+    }
+    return conn;
+  }
+
+  private watch(s: Session, conn: ChannelModel, role: 'consume' | 'publish'): void {
+    conn.on('error', (err: Error) => this.log.warn({ err, role }, 'broker connection error'));
+    conn.on('close', (err?: Error) => this.onLost(s, err ?? new Error(`${role} connection closed`)));
+    if (role === 'consume') return;
+    // Publishing stops until the alarm clears: readiness fails and callers hear UNAVAILABLE at once
+    // instead of waiting for a confirm that will not come (consumers' own copies still wait, bounded).
+    conn.on('blocked', (reason: string) => {
+      s.blocked = reason || 'resource alarm';
+      this.log.warn({ reason }, 'broker blocked publishing (resource alarm)');
+    });
+    conn.on('unblocked', () => {
+      s.blocked = undefined;
+      this.log.info('broker unblocked publishing');
+    });
+  }
+
+  /**
+   * A lost connection, consumer channel or a publisher that cannot reopen its channel recycles the
+   * whole session (a publisher channel the broker closed over one message is reopened alone).
+   */
   private onLost(s: Session, err: Error): void {
     const wasReady = s.ready;
     if (!this.markLost(s, unavailable('connection to the broker lost', err))) return;
     // A channel died but the connection may live: close it so all channels go together.
-    void s.conn.close().catch(() => undefined);
+    void closeSession(s);
     if (wasReady && (this.state === 'running' || this.state === 'starting')) {
+      this.backoff.lost();
       this.log.warn({ err }, 'broker connection lost; reconnecting');
       this.reconnecting ??= this.connectLoop(false)
         .catch((e: unknown) => this.log.info({ err: e }, 'reconnect loop ended'))
@@ -318,6 +414,7 @@ class MessageBroker implements Broker {
     // Unconfirmed means not sent: reject them rather than guess. Replies can only reach the
     // channel that asked, which is gone, so pending calls fail too.
     s.publisher?.failAll(err);
+    s.rpcPublisher?.failAll(err);
     this.rpc.failAll(err);
     return true;
   }
@@ -334,5 +431,15 @@ export function createBroker(options: BrokerOptions): Broker {
   if (options.maxUnconfirmed !== undefined && !(Number.isInteger(options.maxUnconfirmed) && options.maxUnconfirmed >= 1)) {
     throw new Error('maxUnconfirmed must be an integer >= 1');
   }
+  if (options.connectTimeoutMs !== undefined && !(Number.isInteger(options.connectTimeoutMs) && options.connectTimeoutMs >= 1)) {
+    throw new Error('connectTimeoutMs must be an integer >= 1');
+  }
+  if (options.confirmTimeoutMs !== undefined && !(Number.isInteger(options.confirmTimeoutMs) && options.confirmTimeoutMs >= 1)) {
+    throw new Error('confirmTimeoutMs must be an integer >= 1');
+  }
   return new MessageBroker(options);
+}
+
+function closeSession(s: Session): Promise<unknown> {
+  return Promise.all([s.conn.close().catch(() => undefined), s.pubConn?.close().catch(() => undefined)]);
 }

@@ -73,6 +73,7 @@ interface MessageMeta {
 }
 
 const HEADER_TEXT_MAX = 1024;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Consumes one queue: validation, context, handler, then ack / reply / retry / dead letter. A
@@ -235,8 +236,9 @@ export class QueueConsumer {
     };
     return runWithContext(work, async () => {
       // RabbitMQ drops expired messages only at the head of the queue and never once prefetched,
-      // so the deadline the client set is checked again here.
-      const deadline = headerNumber(m.headers[Headers.deadline]);
+      // so the deadline the client set is checked again here. It is a rule for requests only: an
+      // event is a fact that must be kept, whatever a sender wrote into its headers.
+      const deadline = this.spec.kind === 'rpc' ? headerNumber(m.headers[Headers.deadline]) : undefined;
       if (deadline !== undefined && deadline <= Date.now()) {
         d.ack();
         this.deps.metrics.consumed.inc({ queue, routing_key: m.key, outcome: 'expired' });
@@ -274,8 +276,11 @@ export class QueueConsumer {
         await new Promise<void>((done) => entry.batcher.add({ d, m, input: parsed.data, ctx, done }));
         return;
       }
+      // Node fires a timer longer than 2^31-1 ms (~24.8 days) at once: a deadline that far away is none.
       const timer =
-        deadline === undefined ? undefined : setTimeout(() => d.abort.abort(new FleetError(ErrorCode.TIMEOUT, 'deadline passed')), deadline - Date.now());
+        deadline === undefined || deadline - Date.now() > MAX_TIMER_MS
+          ? undefined
+          : setTimeout(() => d.abort.abort(new FleetError(ErrorCode.TIMEOUT, 'deadline passed')), deadline - Date.now());
       const started = process.hrtime.bigint();
       let result: unknown;
       try {
@@ -472,7 +477,9 @@ export class QueueConsumer {
     // A delivery of a dead channel is already back in its queue: a copy now would be a duplicate.
     if (!d.live || !publisher) return false;
     try {
-      await publisher.publish(RETRY_EXCHANGE, queue, d.msg.content, props, queue);
+      // Mandatory: a copy to a queue that no longer exists would be confirmed and dropped, and the
+      // original acked after it: lost. UNROUTABLE keeps the original instead.
+      await publisher.publish(RETRY_EXCHANGE, queue, d.msg.content, { ...props, mandatory: true }, queue);
       return true;
     } catch (err) {
       this.deps.logger.warn({ err, target: queue }, 'could not move the message; requeued');

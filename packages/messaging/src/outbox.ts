@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Exchanges, Headers, eventNameOf, events, fieldErrors } from '@wallet-fleet/contracts';
+import { ErrorCode, Exchanges, FleetError, Headers, eventNameOf, events, fieldErrors, isFleetError } from '@wallet-fleet/contracts';
 import { getOrCreateMetric, type Logger } from '@wallet-fleet/service-kit';
 import type pg from 'pg';
 import { Counter, Registry } from 'prom-client';
@@ -77,12 +77,19 @@ export interface OutboxOptions {
   pollIntervalMs?: number;
   /** Rows per relay transaction, default 100. */
   batchSize?: number;
+  /**
+   * A row the broker refuses this many times (no such exchange, no access, a property it will
+   * not take) is set aside (`failed_at`), default 5; one whose properties are invalid at once.
+   */
+  maxAttempts?: number;
 }
 
 /**
- * DDL of `<schema>.outbox` (idempotent). Services put it into their own migrations:
+ * DDL of `<schema>.outbox` (idempotent: it also brings an older table up to date, so a service's
+ * later migration calls it again). Services put it into their own migrations:
  * `pgm.sql(outboxTableSql(schema))`. The payload is stored as text so that exactly the bytes
- * enqueued are published (jsonb would reorder keys).
+ * enqueued are published (jsonb would reorder keys). A row the broker keeps refusing gets
+ * `failed_at` and is skipped from then on; `attempts` and `last_error` say why.
  */
 export function outboxTableSql(schema: string): string {
   const s = schemaIdent(schema);
@@ -97,7 +104,11 @@ CREATE TABLE IF NOT EXISTS ${s}.outbox (
   correlation_id text,
   traceparent text,
   created_at timestamptz NOT NULL DEFAULT now()
-);`;
+);
+ALTER TABLE ${s}.outbox
+  ADD COLUMN IF NOT EXISTS attempts integer NOT NULL DEFAULT 0,
+  ADD COLUMN IF NOT EXISTS failed_at timestamptz,
+  ADD COLUMN IF NOT EXISTS last_error text;`;
 }
 
 /** The group role that may count another service's stale outbox rows (reconciliation's runtime role is a member). */
@@ -138,7 +149,10 @@ interface Row {
   headers: Record<string, string>;
   correlation_id: string | null;
   traceparent: string | null;
+  attempts: number;
 }
+
+const LAST_ERROR_MAX = 1024;
 
 /**
  * Transactional outbox: rows written with the business change, published after commit by a relay.
@@ -156,6 +170,7 @@ class OutboxRelay implements Outbox {
   private readonly channel: string;
   private readonly batchSize: number;
   private readonly pollIntervalMs: number;
+  private readonly maxAttempts: number;
   private readonly published: Counter<'outcome'>;
   private listener: pg.PoolClient | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -172,6 +187,8 @@ class OutboxRelay implements Outbox {
     this.channel = `outbox_${o.schema}`;
     this.batchSize = o.batchSize ?? 100;
     this.pollIntervalMs = o.pollIntervalMs ?? 1000;
+    this.maxAttempts = o.maxAttempts ?? 5;
+    if (!(Number.isInteger(this.maxAttempts) && this.maxAttempts >= 1)) throw new Error('maxAttempts must be an integer >= 1');
     const registry = o.registry ?? new Registry();
     this.published = getOrCreateMetric(
       registry,
@@ -179,7 +196,7 @@ class OutboxRelay implements Outbox {
       () =>
         new Counter({
           name: 'messaging_outbox_relayed_total',
-          help: 'Outbox rows relayed, by outcome (published, failed)',
+          help: 'Outbox rows relayed, by outcome (published; refused by the broker; set_aside after repeated refusals; failed: a pass that failed)',
           labelNames: ['outcome'] as const,
           registers: [registry],
         }),
@@ -341,48 +358,48 @@ class OutboxRelay implements Outbox {
     return next;
   }
 
-  // One round trip claims and deletes the batch (the delete is undone by ROLLBACK if a publish
-  // fails, and by the connection dropping if the process dies before COMMIT), then the publishes,
-  // then COMMIT: two round trips per pass beside the confirms. The batch size is an integer we own,
-  // so the statement needs no parameters and goes with BEGIN in one simple query.
+  // One round trip claims the batch (locks held until COMMIT, released by the connection dropping
+  // if the process dies first), then the publishes, then one round trip deletes what was published
+  // and commits: two round trips per pass beside the confirms. The batch size and the ids are
+  // integers we own, so those statements need no parameters and go with BEGIN/COMMIT in one query.
+  // Rows are claimed in id order and published in that order on one channel; rows that failed
+  // before are published one at a time, so that a message the broker refuses is known for sure
+  // and harms no neighbour.
   private async pass(): Promise<number> {
     const client = await this.o.pool.connect();
     let ok = false;
     try {
       const results = (await client.query(
-        `BEGIN; DELETE FROM ${this.table} WHERE id = ANY(ARRAY(
-           SELECT id FROM ${this.table} ORDER BY id LIMIT ${this.batchSize} FOR UPDATE SKIP LOCKED))
-         RETURNING id, exchange, routing_key, message_id, payload, headers, correlation_id, traceparent`,
+        `BEGIN; SELECT id, exchange, routing_key, message_id, payload, headers, correlation_id, traceparent, attempts
+           FROM ${this.table} WHERE failed_at IS NULL ORDER BY id LIMIT ${this.batchSize} FOR UPDATE SKIP LOCKED`,
       )) as unknown as Array<pg.QueryResult<Row>>;
-      const rows = results[1]!.rows.sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
-      if (rows.length > 0) {
-        // Issued in id order on one channel, so they reach the broker in that order.
-        await Promise.all(
-          rows.map((r) =>
-            this.o.broker.publish(r.exchange, r.routing_key, Buffer.from(r.payload), {
-              messageId: r.message_id,
-              contentType: 'application/json',
-              persistent: true,
-              ...(r.correlation_id ? { correlationId: r.correlation_id } : {}),
-              timestamp: Math.floor(Date.now() / 1000),
-              headers: {
-                ...r.headers,
-                ...(r.correlation_id ? { [CORRELATION_HEADER]: r.correlation_id } : {}),
-                ...(r.traceparent ? { [Headers.traceparent]: r.traceparent } : {}),
-              },
-            }),
-          ),
-        );
+      const rows = results[1]!.rows;
+      const outcomes = rows.some((r) => r.attempts > 0) ? await this.oneByOne(rows) : await Promise.allSettled(rows.map((r) => this.publishRow(r)));
+      const sent = rows.filter((_, i) => outcomes[i]!.status === 'fulfilled');
+      const failures = rows.flatMap((r, i) => {
+        const o = outcomes[i]!;
+        return o.status === 'rejected' ? [{ row: r, err: o.reason as unknown }] : [];
+      });
+      const del = sent.length ? `DELETE FROM ${this.table} WHERE id IN (${sent.map((r) => r.id).join(', ')}); ` : '';
+      if (failures.length === 0) {
+        await client.query(`${del}COMMIT`);
+      } else {
+        if (del) await client.query(del);
+        await this.recordFailures(client, failures);
+        await client.query('COMMIT');
       }
-      await client.query('COMMIT');
       ok = true;
-      if (rows.length) {
-        this.published.inc({ outcome: 'published' }, rows.length);
-        for (const r of rows) for (const w of this.watchers.get(r.message_id) ?? []) w.published(r.message_id);
+      if (sent.length) {
+        this.published.inc({ outcome: 'published' }, sent.length);
+        for (const r of sent) for (const w of this.watchers.get(r.message_id) ?? []) w.published(r.message_id);
       }
-      return rows.length;
+      // A broker that is down (not one that refused a message) fails the pass, as before: the
+      // rows stay, callers waiting on a watch hear UNAVAILABLE.
+      const down = failures.find((f) => !counts(f.err));
+      if (down) throw down.err;
+      return sent.length;
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      if (!ok) await client.query('ROLLBACK').catch(() => undefined);
       this.published.inc({ outcome: 'failed' });
       throw err;
     } finally {
@@ -390,6 +407,85 @@ class OutboxRelay implements Outbox {
       client.release(!ok);
     }
   }
+
+  private publishRow(r: Row): Promise<void> {
+    return this.o.broker.publish(r.exchange, r.routing_key, Buffer.from(r.payload), {
+      messageId: r.message_id,
+      contentType: 'application/json',
+      persistent: true,
+      ...(r.correlation_id ? { correlationId: r.correlation_id } : {}),
+      timestamp: Math.floor(Date.now() / 1000),
+      headers: {
+        ...r.headers,
+        ...(r.correlation_id ? { [CORRELATION_HEADER]: r.correlation_id } : {}),
+        ...(r.traceparent ? { [Headers.traceparent]: r.traceparent } : {}),
+      },
+    });
+  }
+
+  private async oneByOne(rows: Row[]): Promise<Array<PromiseSettledResult<void>>> {
+    const out: Array<PromiseSettledResult<void>> = [];
+    for (const r of rows) {
+      try {
+        await this.publishRow(r);
+        out.push({ status: 'fulfilled', value: undefined });
+      } catch (reason) {
+        out.push({ status: 'rejected', reason });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Counts the refusals against their rows and sets aside those refused `maxAttempts` times (or
+   * invalid, which no retry cures). A broker that is merely down counts against nobody.
+   */
+  private async recordFailures(client: pg.PoolClient, failures: Array<{ row: Row; err: unknown }>): Promise<void> {
+    const counted = failures.filter((f) => counts(f.err));
+    if (counted.length === 0) return;
+    const { rows } = await client.query<{ id: string; set_aside: boolean; attempts: number }>(
+      `UPDATE ${this.table} AS t
+          SET attempts = t.attempts + 1,
+              last_error = f.err,
+              failed_at = CASE WHEN f.now OR (f.own AND t.attempts + 1 >= $5) THEN now() END
+         FROM unnest($1::bigint[], $2::boolean[], $3::text[], $4::boolean[]) AS f(id, now, err, own)
+        WHERE t.id = f.id
+        RETURNING t.id, t.failed_at IS NOT NULL AS set_aside, t.attempts`,
+      [
+        counted.map((f) => f.row.id),
+        counted.map((f) => isFleetError(f.err, ErrorCode.VALIDATION_FAILED)),
+        counted.map((f) => errorText(f.err)),
+        // Only a row refused for itself is set aside, never one that shared a channel with it.
+        counted.map((f) => !(f.err instanceof FleetError && f.err.retryable)),
+        this.maxAttempts,
+      ],
+    );
+    const byId = new Map(counted.map((f) => [f.row.id, f]));
+    for (const r of rows) {
+      const f = byId.get(String(r.id))!;
+      const what = { messageId: f.row.message_id, exchange: f.row.exchange, routingKey: f.row.routing_key, attempts: r.attempts, error: errorText(f.err) };
+      // A neighbour of the refused message (retryable) is only marked, to be published alone next time.
+      if (f.err instanceof FleetError && f.err.retryable) continue;
+      this.published.inc({ outcome: 'refused' });
+      if (r.set_aside) {
+        this.published.inc({ outcome: 'set_aside' });
+        this.o.logger.error(what, 'outbox row set aside: the broker keeps refusing it (failed_at set; see docs/operations.md)');
+      } else {
+        this.o.logger.warn(what, 'outbox row refused by the broker; it will be tried again, alone');
+      }
+    }
+  }
+}
+
+/** Whether a failed publish counts against its row: the broker refused it (or one beside it), or it is invalid. */
+function counts(err: unknown): boolean {
+  if (!(err instanceof FleetError)) return false;
+  return !err.retryable || err.details?.brokerRefusal !== undefined;
+}
+
+function errorText(err: unknown): string {
+  const text = err instanceof FleetError ? `${err.code}: ${err.message}` : String(err);
+  return text.length > LAST_ERROR_MAX ? `${text.slice(0, LAST_ERROR_MAX - 1)}…` : text;
 }
 
 class Watch implements PublishWatch {

@@ -15,7 +15,7 @@ export interface HandlerContext {
   /** 1-based attempt (`x-attempt`). */
   attempt: number;
   headers: Record<string, unknown>;
-  /** Epoch ms after which nobody waits for the outcome (`x-deadline`), when the sender set one. */
+  /** Epoch ms after which nobody waits for the outcome (`x-deadline`), when the sender of a request set one (never on events). */
   deadline?: number;
   /** Aborted at the deadline and when stop() gives up waiting: stop work, the message is requeued. */
   signal: AbortSignal;
@@ -37,6 +37,11 @@ export type BatchHandler<E extends EventName> = (
 ) => Promise<ReadonlyArray<Error | undefined>>;
 
 export interface BrokerOptions {
+  /**
+   * The broker's AMQP URL, or the URLs of a cluster's nodes separated by commas (same user in each):
+   * the runtime connects to one and, on a failed attempt or a lost connection, goes on to the next,
+   * declaring the topology again there.
+   */
   url: string;
   /** Name of the service (connection name, `app_id`). */
   service: string;
@@ -45,7 +50,18 @@ export interface BrokerOptions {
   registry?: Registry;
   /** Unconfirmed publishes at most (a publish waits while the window is full), default 256. */
   maxUnconfirmed?: number;
-  /** Reconnect backoff, jittered and capped; defaults 500 ms up to 30 s. */
+  /**
+   * A publish (waiting for a window slot, then for the broker's confirm) fails UNAVAILABLE after
+   * this long, default 15 s: a blocked or stalled broker must not hold callers (and the outbox's
+   * open transaction) forever.
+   */
+  confirmTimeoutMs?: number;
+  /** One connection attempt (TCP connect and AMQP handshake) fails after this long, default 10 s. */
+  connectTimeoutMs?: number;
+  /**
+   * Reconnect backoff, jittered and capped; defaults 500 ms up to 30 s. It starts over only after a
+   * session that lived 10 s: one dropped at once keeps backing off.
+   */
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
   heartbeatSeconds?: number;
   /** Which roles a message's `user_id` holds; default `brokerAccessFromEnv(process.env)` (BROKER_USER_ROLES). */
@@ -75,13 +91,23 @@ export interface Broker {
    * Throws VALIDATION_FAILED (unknown routing key or bad payload; nothing sent), UNAVAILABLE.
    */
   publishEvent<E extends EventName>(routingKey: string, payload: PayloadOf<E>, opts?: { messageId?: string; headers?: Record<string, string> }): Promise<void>;
-  /** Publishes raw bytes, resolving on the confirm. Throws UNAVAILABLE, UNROUTABLE (mandatory). */
+  /**
+   * Publishes raw bytes, resolving on the confirm. Throws VALIDATION_FAILED (a property the broker
+   * would refuse, e.g. a fractional `expiration`; nothing sent), UNAVAILABLE (retryable: not
+   * connected, no confirm in time, or the channel closed over another message), UNROUTABLE
+   * (mandatory), and, not retryable, NOT_FOUND / FORBIDDEN / INTERNAL when the broker refused this
+   * message (no such exchange, no write access, other; `details.brokerRefusal` has its words).
+   */
   publish(exchange: string, routingKey: string, body: Buffer, props?: PublishProps): Promise<void>;
   /**
-   * Calls an operation and waits for its reply. Throws VALIDATION_FAILED (nothing sent),
+   * Calls an operation and waits for its reply. Throws VALIDATION_FAILED (body, or a `timeoutMs`
+   * that is not a whole number of ms; nothing sent),
    * UNAVAILABLE, UNROUTABLE, TIMEOUT (default 10 s), or the FleetError the handler replied with.
    */
   request<Op extends OperationName>(op: Op, body: RequestOf<Op>, opts?: { timeoutMs?: number; headers?: Record<string, string> }): Promise<ResultOf<Op>>;
-  /** For readiness probes: connected, and per queue whether its consumer runs. */
-  status(): { connected: boolean; consumers: Record<string, boolean> };
+  /**
+   * For readiness probes: connected, why the broker blocks our publishing (a memory or disk alarm;
+   * absent when it does not), and per queue whether its consumer runs.
+   */
+  status(): { connected: boolean; blocked?: string; consumers: Record<string, boolean> };
 }

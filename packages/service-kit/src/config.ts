@@ -82,6 +82,28 @@ export const envVar = {
     );
     return wrap(s, defaultValue) as unknown as z.ZodType<string, unknown>;
   },
+  /** Like `url`, or several such URLs separated by commas (the nodes of a RabbitMQ cluster). */
+  urls(schemes: readonly string[], defaultValue?: string) {
+    const one = (v: string) => {
+      try {
+        const u = new URL(v);
+        return schemes.includes(u.protocol.replace(/:$/, '')) && u.hostname !== '';
+      } catch {
+        return false;
+      }
+    };
+    const s = z.string().refine(
+      (v) => {
+        const list = v
+          .split(',')
+          .map((x) => x.trim())
+          .filter((x) => x.length > 0);
+        return list.length > 0 && list.every(one);
+      },
+      { message: `expected a URL with scheme ${schemes.map((x) => `${x}://`).join(' or ')}, or several separated by commas` },
+    );
+    return wrap(s, defaultValue) as unknown as z.ZodType<string, unknown>;
+  },
   /** A lower-case SQL identifier (schema or table name): `[a-z_][a-z0-9_]*`, at most 63 characters. */
   identifier(defaultValue?: string) {
     const s = z.string().regex(IDENTIFIER, { message: 'expected a lower-case identifier: a-z, 0-9, _ (at most 63, not starting with a digit)' });
@@ -162,7 +184,7 @@ export const envVar = {
  * overriding it: `{ ...baseConfigShape, DATABASE_SCHEMA: envVar.identifier('wallet'), HTTP_PORT: envVar.port(8081) }`.
  */
 export const baseConfigShape = {
-  AMQP_URL: envVar.url(['amqp', 'amqps'], 'amqp://guest:guest@127.0.0.1:5672'),
+  AMQP_URL: envVar.urls(['amqp', 'amqps'], 'amqp://guest:guest@127.0.0.1:5672'),
   /** The service's runtime role: only the privileges its migrations grant it. */
   DATABASE_URL: envVar.url(['postgres', 'postgresql'], 'postgres://postgres@127.0.0.1:5432/postgres'),
   /**

@@ -5,6 +5,9 @@ import { type AuditEvent, FleetError } from '@wallet-fleet/contracts';
 import { createSchemaName, type TestSchema } from '@wallet-fleet/testing';
 import { createLogger, migrate } from '@wallet-fleet/service-kit';
 import pg from 'pg';
+import { Registry } from 'prom-client';
+import { createIngestHandler } from '../src/handlers/ingest.js';
+import { createAuditMetrics } from '../src/metrics.js';
 import { createAuditStore, type AuditStore } from '../src/store/audit-store.js';
 
 const migrations = fileURLToPath(new URL('../migrations', import.meta.url));
@@ -63,6 +66,30 @@ describe('audit store (PostgreSQL)', () => {
       c.release();
     }
   }
+
+  it('should verify events whose occurredAt has more than millisecond precision or an extreme offset', async () => {
+    const odd = ['2026-01-01T00:00:00.9999995Z', '2026-01-01T00:00:00.123456789+14:00', '2026-01-01T12:00:00-23:59', '0001-01-01T00:00:00.0000001Z'];
+    assert.deepEqual(
+      await store.append(odd.map((occurredAt) => event({ occurredAt }))),
+      odd.map(() => 'stored'),
+    );
+    assert.deepEqual(await store.verify(), { valid: true, checked: odd.length });
+  });
+
+  it('should store the neighbours of an event the database refuses, failing only that one', async () => {
+    const ingest = createIngestHandler(store, createAuditMetrics(new Registry(), store));
+    const good = [event(), event()];
+    // Past the contract (a handler test): a NUL that PostgreSQL refuses in a text column.
+    const poison = event({ resource: { type: 'wallet', id: 'w\u0000' } });
+    const outcomes = await ingest([good[0]!, poison, good[1]!].map((input) => ({ input })));
+    assert.equal(outcomes[0], undefined);
+    assert.ok(outcomes[1] instanceof FleetError && !outcomes[1].retryable, String(outcomes[1]));
+    assert.equal(outcomes[2], undefined);
+    assert.equal(await store.length(), 2);
+    const stored = (await store.query({ limit: 10 })).items.map((e) => e.eventId).sort();
+    assert.deepEqual(stored, good.map((e) => e.eventId).sort());
+    assert.deepEqual(await store.verify(), { valid: true, checked: 2 });
+  });
 
   it('should store each event once, however often it arrives', async () => {
     const a = event();

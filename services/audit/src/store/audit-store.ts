@@ -134,7 +134,9 @@ async function append(pool: pg.Pool, events: readonly AuditEvent[]): Promise<App
       rows.push({
         s: sequence,
         e: id,
-        o: event.occurredAt,
+        // Normalised by the same parser verify() reads the payload back with (milliseconds, UTC):
+        // PostgreSQL would round extra digits its own way and verify would see a mismatch.
+        o: new Date(Date.parse(event.occurredAt)).toISOString(),
         at: event.actor.type,
         ai: event.actor.id,
         a: event.action,
