@@ -88,7 +88,7 @@ export function brokerDefinitions(topologies: Record<FleetService, Topology>, vh
     const own = queues.map(queueFamily);
     const bindsOn = (exchange: string) => queues.flatMap((q) => q.bindings.filter((b) => b.exchange === exchange).map((b) => literal(b.pattern)));
     const retryKeys = queues.flatMap((q) => [escapeRegExp(dlqName(q.name)), ...(q.kind === 'events' ? [`${escapeRegExp(q.name)}\\.retry\\.[0-9]+`] : [])]);
-    const exchanges = fleetExchanges.map(escape);
+    const exchanges = fleetExchanges.map(escapeRegExp);
     if (topology) {
       defs.permissions.push({
         user: role,
