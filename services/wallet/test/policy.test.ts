@@ -2,7 +2,7 @@
 // Solana runtime: what is refused never reaches the KMS (its signature count does not move).
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { localEd25519Signer, solanaAddress } from '@wallet-fleet/chains';
+import { decodeEvmTransaction, localEd25519Signer, solanaAddress } from '@wallet-fleet/chains';
 import { ErrorCode, FleetError, isFleetError } from '@wallet-fleet/contracts';
 import { type SolanaRuntime, startSolanaRuntime } from '@wallet-fleet/dev-runtimes';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
@@ -12,7 +12,19 @@ import { backingServices, createSchemaName, createVhost, type TestSchema, type T
 import { AuthorityType, createSetAuthorityInstruction, getAssociatedTokenAddressSync } from '@solana/spl-token';
 import { Connection, Keypair, PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
 import amqp from 'amqplib';
-import { encodeFunctionData, erc20Abi, maxUint256, parseGwei, recoverTransactionAddress, serializeTransaction } from 'viem';
+import fc from 'fast-check';
+import {
+  type Hex,
+  type TransactionSerializable,
+  encodeFunctionData,
+  erc20Abi,
+  getAddress,
+  maxUint256,
+  parseGwei,
+  parseTransaction,
+  recoverTransactionAddress,
+  serializeTransaction,
+} from 'viem';
 import { createWalletService } from '../src/app.js';
 import { loadWalletConfig } from '../src/config.js';
 
@@ -249,6 +261,49 @@ describe('signing policy: decoded, within limits, or not signed', function () {
     assert.equal(refusedAudit.action, 'wallet.transferSol');
     assert.equal(refusedAudit.after?.decision?.allowed, false);
     await client.request('wallet.policy.set', { scope: 'fleet', rules: {} });
+  });
+
+  it('should sign every random transfer within policy, and the signed transaction decodes to the intent it was allowed as', async () => {
+    const w = await wallet('ETH');
+    const token = '0x5FbDB2315678afecb367f032d93F642f64180aa3';
+    // An address book in lower case: EVM addresses match whatever their checksum casing.
+    const book = ['0x000000000000000000000000000000000000dead', '0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc', '0x90f79bf6eb2c4f870365e785982e1f101e93b906'];
+    const cap = 10n ** 20n;
+    await client.request('wallet.policy.set', {
+      scope: 'wallet',
+      walletId: w.walletId,
+      rules: { allowDestinations: book, maxPerTransaction: { ETH: cap.toString(), [`ETH:${token}`]: cap.toString() } },
+    });
+    const transfer = fc.record({
+      erc20: fc.boolean(),
+      to: fc.constantFrom(...book),
+      amount: fc.bigInt({ min: 0n, max: 10n ** 19n }),
+      nonce: fc.nat({ max: 1_000_000 }),
+      legacy: fc.boolean(),
+    });
+    await fc.assert(
+      fc.asyncProperty(transfer, async (t) => {
+        const call = t.erc20
+          ? { to: token as Hex, value: 0n, data: encodeFunctionData({ abi: erc20Abi, functionName: 'transfer', args: [t.to as Hex, t.amount] }) }
+          : { to: t.to as Hex, value: t.amount };
+        const unsigned: TransactionSerializable = t.legacy
+          ? { type: 'legacy', chainId: 31337, nonce: t.nonce, gas: 60_000n, gasPrice: parseGwei('2'), ...call }
+          : { type: 'eip1559', chainId: 31337, nonce: t.nonce, gas: 60_000n, maxFeePerGas: parseGwei('2'), maxPriorityFeePerGas: 1n, ...call };
+        const signed = await client.request('wallet.transaction.sign', { userId: w.userId, walletId: w.walletId, transaction: serializeTransaction(unsigned) });
+        const { r: _r, s: _s, v: _v, yParity: _y, ...body } = parseTransaction(signed.signedTransaction as Hex);
+        const intent = decodeEvmTransaction(serializeTransaction(body as TransactionSerializable), { from: w.address, chainId: 31337 });
+        const from = getAddress(w.address);
+        assert.deepEqual(
+          intent.actions,
+          t.erc20
+            ? [{ kind: 'token-transfer', program: token, token, from, to: getAddress(t.to), amount: t.amount.toString() }]
+            : [{ kind: 'native-transfer', from, to: getAddress(t.to), amount: t.amount.toString() }],
+        );
+        const audited = await auditOf(w.walletId, 'success', (e) => e.after?.hash === signed.hash);
+        assert.deepEqual(audited.after?.intent, intent);
+      }),
+      { numRuns: 25 },
+    );
   });
 
   it('should keep policies per scope with a version, auditing every change with before and after', async () => {
