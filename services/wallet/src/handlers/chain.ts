@@ -13,7 +13,7 @@ import {
 } from '@wallet-fleet/chains';
 import { type Chain, ErrorCode, FleetError, type ParsedRequestOf, isFleetError, auditMessage } from '@wallet-fleet/contracts';
 import type { HandlerContext } from '@wallet-fleet/messaging';
-import type { RateLimiter, Redis } from '@wallet-fleet/service-kit';
+import type { Logger, RateLimiter, Redis } from '@wallet-fleet/service-kit';
 import { type PolicyDecision, type PolicyGate, policyDenied } from '../policy/gate.js';
 import type { TransferStore } from '../store/transfer-store.js';
 import type { WalletRecord, WalletStore } from '../store/wallet-store.js';
@@ -106,14 +106,15 @@ export function createChainHandlers(d: ChainDeps) {
    * under `ref`; a signing that fails gives the reservation back (nothing signed cannot reach the
    * chain). Throws POLICY_DENIED, what `sign` throws, UNAVAILABLE/INTERNAL (database).
    */
-  async function governed<T>(w: WalletRecord, facts: SigningFacts, intent: Intent, ref: string, sign: () => Promise<T>): Promise<T> {
+  async function governed<T>(w: WalletRecord, logger: Logger, facts: SigningFacts, intent: Intent, ref: string, sign: () => Promise<T>): Promise<T> {
     facts.intent = intent;
     facts.decision = await d.policy.decide(w, intent, ref);
     if (facts.decision.denial) throw policyDenied(facts.decision.denial);
     try {
       return await sign();
     } catch (e) {
-      await d.policy.release(ref);
+      // A release that fails leaves the amount counted: the safe side; the caller gets the signing's own error.
+      await d.policy.release(ref).catch((err: unknown) => logger.warn({ err, ref }, 'policy reservation of a failed signing not released'));
       throw e;
     }
   }
@@ -211,7 +212,7 @@ export function createChainHandlers(d: ChainDeps) {
             amount: r.amount,
             idempotencyKey: r.idempotencyKey,
             sign: (unsigned) =>
-              governed(w, facts, decodeSolanaTransaction(unsigned, { wallet: w.address }), ref, () =>
+              governed(w, ctx.logger, facts, decodeSolanaTransaction(unsigned, { wallet: w.address }), ref, () =>
                 d.solana.signTransaction(unsigned, kmsEd25519Signer(d.signer, w)),
               ),
             audit: transferAudit(w, ctx, r.recipient, r.amount, facts),
@@ -234,20 +235,22 @@ export function createChainHandlers(d: ChainDeps) {
         switch (w.chain) {
           case 'SOL': {
             const bytes = decodeBase64(r.transaction);
-            const signed = await governed(w, facts, decodeSolanaTransaction(bytes, { wallet: w.address }), ref, () =>
+            const signed = await governed(w, ctx.logger, facts, decodeSolanaTransaction(bytes, { wallet: w.address }), ref, () =>
               d.solana.signTransaction(bytes, kmsEd25519Signer(d.signer, w)),
             );
             return { signedTransaction: Buffer.from(signed).toString('base64') };
           }
           case 'ETH': {
             const intent = decodeEvmTransaction(r.transaction, { from: w.address, chainId: d.chainIds.ETH });
-            const { signedTransaction, hash } = await governed(w, facts, intent, ref, () => signEvmTransaction(r.transaction, kmsSecp256k1Signer(d.signer, w)));
+            const { signedTransaction, hash } = await governed(w, ctx.logger, facts, intent, ref, () =>
+              signEvmTransaction(r.transaction, kmsSecp256k1Signer(d.signer, w)),
+            );
             return { signedTransaction, hash };
           }
           case 'APTOS': {
             const bytes = decodeBase64(r.transaction);
             const intent = decodeAptosTransaction(bytes, { chainId: d.chainIds.APTOS });
-            const signed = await governed(w, facts, intent, ref, () => signAptosRawTransaction(bytes, kmsEd25519Signer(d.signer, w)));
+            const signed = await governed(w, ctx.logger, facts, intent, ref, () => signAptosRawTransaction(bytes, kmsEd25519Signer(d.signer, w)));
             return { signedTransaction: Buffer.from(signed).toString('base64') };
           }
         }
