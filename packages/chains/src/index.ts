@@ -4,3 +4,7 @@ export { createSolanaAdapter, transactionSignature, type SolanaAdapter, type Sol
 export { createEvmAdapter, signEvmTransaction, type EvmAdapter } from './evm.js';
 export { signAptosRawTransaction, createAptosAdapter, type AptosAdapter, type AptosAdapterOptions } from './aptos.js';
 export type { NativeTransfer, TransactionTransfers, TransferPosition } from './transfers.js';
+export type { Action, Intent } from './decode/intent.js';
+export { decodeSolanaTransaction } from './decode/solana.js';
+export { decodeEvmTransaction } from './decode/evm.js';
+export { decodeAptosTransaction } from './decode/aptos.js';

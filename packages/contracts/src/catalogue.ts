@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import * as audit from './audit.js';
 import * as deposits from './deposits.js';
+import * as policy from './policy.js';
 import { ErrorCode } from './errors.js';
 import * as provisioning from './provisioning.js';
 import * as wallet from './wallet.js';
@@ -105,6 +106,7 @@ export const operations = {
       ErrorCode.INSUFFICIENT_FUNDS,
       ErrorCode.SIGNING_FAILED,
       ErrorCode.SUBMISSION_FAILED,
+      ErrorCode.POLICY_DENIED,
     ],
   },
   'wallet.transaction.sign': {
@@ -113,7 +115,23 @@ export const operations = {
     summary: 'Sign a serialized transaction with the wallet key',
     request: wallet.SignRequest,
     result: wallet.SignResult,
-    errors: [...any, ErrorCode.WALLET_NOT_FOUND, ErrorCode.RATE_LIMITED, ErrorCode.SIGNING_FAILED],
+    errors: [...any, ErrorCode.WALLET_NOT_FOUND, ErrorCode.RATE_LIMITED, ErrorCode.SIGNING_FAILED, ErrorCode.POLICY_DENIED],
+  },
+  'wallet.policy.get': {
+    owner: 'wallet',
+    callers: ['ops'],
+    summary: 'The signing policy of one scope (fleet, user or wallet)',
+    request: policy.PolicyGetRequest,
+    result: policy.Policy,
+    errors: [...any],
+  },
+  'wallet.policy.set': {
+    owner: 'wallet',
+    callers: ['ops'],
+    summary: 'Replace the signing policy of one scope (audited with before and after)',
+    request: policy.PolicySetRequest,
+    result: policy.Policy,
+    errors: [...any, ErrorCode.WALLET_NOT_FOUND],
   },
   'wallet.provisioning.status': {
     owner: 'provisioning',

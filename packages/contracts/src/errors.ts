@@ -24,6 +24,8 @@ export const ErrorCode = {
   UNKNOWN_OPERATION: 'UNKNOWN_OPERATION',
   /** The caller's role may not send this operation (catalogue `callers`; the broker user decides the role). */
   FORBIDDEN: 'FORBIDDEN',
+  /** The signing policy refused the transaction; `details.rule` names the rule (and `details.scope` its scope). */
+  POLICY_DENIED: 'POLICY_DENIED',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -50,6 +52,7 @@ const defaultRetryable: Readonly<Record<ErrorCode, boolean>> = {
   TIMEOUT: true,
   UNKNOWN_OPERATION: false,
   FORBIDDEN: false,
+  POLICY_DENIED: false,
   INTERNAL: false,
 };
 

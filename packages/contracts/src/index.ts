@@ -6,5 +6,6 @@ export * from './audit-event.js';
 export * from './wallet.js';
 export * from './provisioning.js';
 export * from './deposits.js';
+export * from './policy.js';
 export * from './catalogue.js';
 export { buildAsyncApi } from './asyncapi.js';

@@ -5,6 +5,9 @@ import { CLOUD_KMS_ENDPOINT, type Component, type Logger, type Service, createBr
 import type { WalletConfig } from './config.js';
 import { createChainHandlers } from './handlers/chain.js';
 import { createManagementHandlers } from './handlers/management.js';
+import { createPolicyHandlers } from './handlers/policy.js';
+import { createPolicyGate } from './policy/gate.js';
+import { createPolicyStore } from './store/policy-store.js';
 import { createTransferStore } from './store/transfer-store.js';
 import { createWalletStore } from './store/wallet-store.js';
 import { QUEUES, walletTopology } from './topology.js';
@@ -37,8 +40,10 @@ export function createWalletService(config: WalletConfig, logger: Logger): Servi
   const evmBalance = breaker('evm-rpc', (a: string) => evm.getBalance(a));
   const aptBalance = breaker('aptos-node', (a: string) => aptos.getBalance(a));
   const store = createWalletStore(pg.pool, outbox);
+  const policies = createPolicyStore(pg.pool, outbox);
   broker.handleCommands(QUEUES.commands, {
     ...createManagementHandlers({ store, custody }),
+    ...createPolicyHandlers({ policies }),
     ...createChainHandlers({
       store,
       transfers: createTransferStore(pg.pool, outbox),
@@ -49,6 +54,8 @@ export function createWalletService(config: WalletConfig, logger: Logger): Servi
       cacheTtlMs: config.BALANCE_CACHE_TTL_MS,
       limiter: createRateLimiter({ redis: redis.client, prefix: 'sign', limit: config.SIGN_RATE_PER_MINUTE, windowMs: 60_000 }),
       confirmTimeoutMs: config.CONFIRM_TIMEOUT_MS,
+      policy: createPolicyGate(policies),
+      chainIds: { ETH: config.EVM_CHAIN_ID, APTOS: config.APTOS_CHAIN_ID },
     }),
   });
 

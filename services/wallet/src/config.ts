@@ -16,6 +16,10 @@ export const configShape = {
   SOLANA_RPC_URL: envVar.chainUrl('http://127.0.0.1:8899'),
   EVM_RPC_URL: envVar.chainUrl('http://127.0.0.1:8545'),
   APTOS_NODE_URL: envVar.chainUrl('http://127.0.0.1:8080/v1'),
+  /** The only EVM chain id signed for (default: anvil's 31337; Ethereum mainnet is 1). */
+  EVM_CHAIN_ID: envVar.int({ default: 31337, min: 1, max: 2 ** 53 - 1 }),
+  /** The only Aptos chain id signed for (default: a local testnet's 4; mainnet is 1). */
+  APTOS_CHAIN_ID: envVar.int({ default: 4, min: 1, max: 255 }),
   /** How long a native balance read from a chain is served from Redis (our own transfers invalidate it). */
   BALANCE_CACHE_TTL_MS: envVar.int({ default: 5000, min: 1, max: 3_600_000 }),
   /** How long a transfer waits for its confirmation before answering TIMEOUT. */

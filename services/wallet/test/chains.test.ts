@@ -36,6 +36,8 @@ import {
   type Hex,
   createPublicClient,
   createWalletClient,
+  encodeFunctionData,
+  erc20Abi,
   http,
   parseEther,
   parseGwei,
@@ -258,7 +260,13 @@ describe('wallet balances, transfers and signing on local chains', function () {
       value: fc.bigInt({ min: 0n, max: 10n ** 24n }),
       gas: fc.bigInt({ min: 21000n, max: 10_000_000n }),
       fee: fc.bigInt({ min: 1n, max: 10n ** 12n }),
-      data: fc.uint8Array({ maxLength: 64 }).map((b) => (b.length ? (`0x${Buffer.from(b).toString('hex')}` as Hex) : undefined)),
+      // Calldata the signing policy understands without an allowance: none, or an ERC-20 transfer.
+      data: fc.option(
+        fc
+          .record({ to: fc.uint8Array({ minLength: 20, maxLength: 20 }), amount: fc.bigInt({ min: 0n, max: 2n ** 256n - 1n }) })
+          .map(({ to, amount }) => encodeFunctionData({ abi: erc20Abi, functionName: 'transfer', args: [`0x${Buffer.from(to).toString('hex')}`, amount] })),
+        { nil: undefined },
+      ),
     });
     await fc.assert(
       fc.asyncProperty(tx, async (t) => {

@@ -1,14 +1,20 @@
+import { randomUUID } from 'node:crypto';
 import {
   type Ed25519Signer,
+  type Intent,
   type Secp256k1Signer,
   type SolanaAdapter,
+  decodeAptosTransaction,
+  decodeEvmTransaction,
+  decodeSolanaTransaction,
   isValidAddress,
   signAptosRawTransaction,
   signEvmTransaction,
 } from '@wallet-fleet/chains';
 import { type Chain, ErrorCode, FleetError, type ParsedRequestOf, isFleetError, auditMessage } from '@wallet-fleet/contracts';
 import type { HandlerContext } from '@wallet-fleet/messaging';
-import type { RateLimiter, Redis } from '@wallet-fleet/service-kit';
+import type { Logger, RateLimiter, Redis } from '@wallet-fleet/service-kit';
+import { type PolicyDecision, type PolicyGate, policyDenied } from '../policy/gate.js';
 import type { TransferStore } from '../store/transfer-store.js';
 import type { WalletRecord, WalletStore } from '../store/wallet-store.js';
 import { type TransferAudit, transferSol } from './transfer.js';
@@ -36,6 +42,15 @@ export interface ChainDeps {
   cacheTtlMs: number;
   limiter: RateLimiter;
   confirmTimeoutMs: number;
+  policy: PolicyGate;
+  /** The chain ids this service signs for: any other is refused (replay protection). */
+  chainIds: { ETH: number; APTOS: number };
+}
+
+/** What the audit event of a signing says about it: the decoded intent and the policy's decision. */
+interface SigningFacts {
+  intent?: Intent;
+  decision?: PolicyDecision;
 }
 
 const NATIVE: Record<Chain, { decimals: number; symbol: string }> = {
@@ -57,8 +72,10 @@ const balanceKey = (walletId: string) => `balance:${walletId}`;
 /**
  * `wallet.balance.*` and `wallet.transaction.*`. Ownership first (WALLET_NOT_FOUND for a wallet of
  * another user), then a per-user rate limit on signing and transfers (RATE_LIMITED), then the
- * chain. Every signing attempt, successful or not, leaves an audit event; a signature leaves the
- * service only once its audit event is written (see transferSol for transfers).
+ * chain. Nothing reaches the key that was not decoded and allowed by the signing policy
+ * (POLICY_DENIED). Every signing attempt, successful or not, leaves an audit event with the decoded
+ * intent and the decision; a signature leaves the service only once its audit event is written
+ * (see transferSol for transfers).
  */
 export function createChainHandlers(d: ChainDeps) {
   async function owned(userId: string, walletId: string): Promise<WalletRecord> {
@@ -82,6 +99,25 @@ export function createChainHandlers(d: ChainDeps) {
     ...(ctx.correlationId ? { correlationId: ctx.correlationId } : {}),
   });
   const auditError = (err: FleetError) => ({ code: err.code, message: err.message, retryable: err.retryable });
+  const factsOf = (f: SigningFacts) => ({ ...(f.intent ? { intent: f.intent } : {}), ...(f.decision ? { decision: f.decision } : {}) });
+
+  /**
+   * Decode → policy → key: `sign` runs only for an intent the policy allows, with its spend reserved
+   * under `ref`; a signing that fails gives the reservation back (nothing signed cannot reach the
+   * chain). Throws POLICY_DENIED, what `sign` throws, UNAVAILABLE/INTERNAL (database).
+   */
+  async function governed<T>(w: WalletRecord, logger: Logger, facts: SigningFacts, intent: Intent, ref: string, sign: () => Promise<T>): Promise<T> {
+    facts.intent = intent;
+    facts.decision = await d.policy.decide(w, intent, ref);
+    if (facts.decision.denial) throw policyDenied(facts.decision.denial);
+    try {
+      return await sign();
+    } catch (e) {
+      // A release that fails leaves the amount counted: the safe side; the caller gets the signing's own error.
+      await d.policy.release(ref).catch((err: unknown) => logger.warn({ err, ref }, 'policy reservation of a failed signing not released'));
+      throw e;
+    }
+  }
 
   /**
    * Signs and audits the outcome either way. The signature is returned only once its audit event
@@ -91,6 +127,7 @@ export function createChainHandlers(d: ChainDeps) {
   async function auditedSign<T extends { hash?: string | undefined; signedTransaction: string }>(
     w: WalletRecord,
     ctx: HandlerContext,
+    facts: SigningFacts,
     run: () => Promise<T>,
   ): Promise<T> {
     const action = 'wallet.sign';
@@ -99,7 +136,12 @@ export function createChainHandlers(d: ChainDeps) {
       result = await run();
     } catch (e) {
       const err = isFleetError(e) ? e : new FleetError(ErrorCode.INTERNAL, 'unexpected failure', { cause: e });
-      const message = auditMessage('wallet', action, { ...auditBase(w, ctx), status: 'failed', after: { chain: w.chain }, error: auditError(err) });
+      const message = auditMessage('wallet', action, {
+        ...auditBase(w, ctx),
+        status: 'failed',
+        after: { chain: w.chain, ...factsOf(facts) },
+        error: auditError(err),
+      });
       await d.store
         .record(message)
         .catch((auditErr: unknown) =>
@@ -107,22 +149,25 @@ export function createChainHandlers(d: ChainDeps) {
         );
       throw e;
     }
-    await d.store.record(auditMessage('wallet', action, { ...auditBase(w, ctx), status: 'success', after: { chain: w.chain, hash: result.hash ?? null } }));
+    await d.store.record(
+      auditMessage('wallet', action, { ...auditBase(w, ctx), status: 'success', after: { chain: w.chain, hash: result.hash ?? null, ...factsOf(facts) } }),
+    );
     return result;
   }
 
-  function transferAudit(w: WalletRecord, ctx: HandlerContext, recipient: string, amount: string): TransferAudit {
+  function transferAudit(w: WalletRecord, ctx: HandlerContext, recipient: string, amount: string, facts: SigningFacts): TransferAudit {
     const action = 'wallet.transferSol';
-    const after = { chain: w.chain, recipient, amount };
+    // A getter: the intent and decision are known only once the transaction is built.
+    const after = () => ({ chain: w.chain, recipient, amount, ...factsOf(facts) });
     return {
-      signed: (signature) => auditMessage('wallet', action, { ...auditBase(w, ctx), status: 'started', after: { ...after, hash: signature } }),
+      signed: (signature) => auditMessage('wallet', action, { ...auditBase(w, ctx), status: 'started', after: { ...after(), hash: signature } }),
       confirmed: (signature, extra) =>
-        auditMessage('wallet', action, { ...auditBase(w, ctx), status: 'success', after: { ...after, ...extra, hash: signature } }),
+        auditMessage('wallet', action, { ...auditBase(w, ctx), status: 'success', after: { ...after(), ...extra, hash: signature } }),
       failed: (err, signature) =>
         auditMessage('wallet', action, {
           ...auditBase(w, ctx),
           status: 'failed',
-          after: { ...after, ...(signature ? { hash: signature } : {}) },
+          after: { ...after(), ...(signature ? { hash: signature } : {}) },
           error: auditError(err),
         }),
     };
@@ -154,6 +199,9 @@ export function createChainHandlers(d: ChainDeps) {
       if (!isValidAddress('SOL', r.recipient)) throw new FleetError(ErrorCode.INVALID_RECIPIENT, 'recipient is not a Solana address');
       if (BigInt(r.amount) <= 0n) throw FleetError.validation([{ path: 'amount', message: 'must be at least 1 lamport' }]);
       await limit(r.userId);
+      const facts: SigningFacts = {};
+      // One reservation per idempotent transfer, whatever its retries sign; a fresh one otherwise.
+      const ref = `transfer:${w.walletId}:${r.idempotencyKey ?? randomUUID()}`;
       try {
         return await transferSol(
           { transfers: d.transfers, record: (m) => d.store.record(m), solana: d.solana, confirmTimeoutMs: d.confirmTimeoutMs },
@@ -163,8 +211,11 @@ export function createChainHandlers(d: ChainDeps) {
             recipient: r.recipient,
             amount: r.amount,
             idempotencyKey: r.idempotencyKey,
-            sign: (unsigned) => d.solana.signTransaction(unsigned, kmsEd25519Signer(d.signer, w)),
-            audit: transferAudit(w, ctx, r.recipient, r.amount),
+            sign: (unsigned) =>
+              governed(w, ctx.logger, facts, decodeSolanaTransaction(unsigned, { wallet: w.address }), ref, () =>
+                d.solana.signTransaction(unsigned, kmsEd25519Signer(d.signer, w)),
+              ),
+            audit: transferAudit(w, ctx, r.recipient, r.amount, facts),
             logger: ctx.logger,
           },
         );
@@ -177,18 +228,29 @@ export function createChainHandlers(d: ChainDeps) {
     'wallet.transaction.sign': async (r: ParsedRequestOf<'wallet.transaction.sign'>, ctx: HandlerContext) => {
       const w = await owned(r.userId, r.walletId);
       await limit(r.userId);
-      return auditedSign(w, ctx, async () => {
+      const facts: SigningFacts = {};
+      // A raw signature may be broadcast by anyone at any time: its spend is never given back once signed.
+      const ref = `sign:${randomUUID()}`;
+      return auditedSign(w, ctx, facts, async () => {
         switch (w.chain) {
           case 'SOL': {
-            const signed = await d.solana.signTransaction(decodeBase64(r.transaction), kmsEd25519Signer(d.signer, w));
+            const bytes = decodeBase64(r.transaction);
+            const signed = await governed(w, ctx.logger, facts, decodeSolanaTransaction(bytes, { wallet: w.address }), ref, () =>
+              d.solana.signTransaction(bytes, kmsEd25519Signer(d.signer, w)),
+            );
             return { signedTransaction: Buffer.from(signed).toString('base64') };
           }
           case 'ETH': {
-            const { signedTransaction, hash } = await signEvmTransaction(r.transaction, kmsSecp256k1Signer(d.signer, w));
+            const intent = decodeEvmTransaction(r.transaction, { from: w.address, chainId: d.chainIds.ETH });
+            const { signedTransaction, hash } = await governed(w, ctx.logger, facts, intent, ref, () =>
+              signEvmTransaction(r.transaction, kmsSecp256k1Signer(d.signer, w)),
+            );
             return { signedTransaction, hash };
           }
           case 'APTOS': {
-            const signed = await signAptosRawTransaction(decodeBase64(r.transaction), kmsEd25519Signer(d.signer, w));
+            const bytes = decodeBase64(r.transaction);
+            const intent = decodeAptosTransaction(bytes, { chainId: d.chainIds.APTOS });
+            const signed = await governed(w, ctx.logger, facts, intent, ref, () => signAptosRawTransaction(bytes, kmsEd25519Signer(d.signer, w)));
             return { signedTransaction: Buffer.from(signed).toString('base64') };
           }
         }

@@ -1,0 +1,42 @@
+import type { Intent } from '@wallet-fleet/chains';
+import { ErrorCode, FleetError } from '@wallet-fleet/contracts';
+import type { PolicyStore } from '../store/policy-store.js';
+import { type Denial, evaluate } from './engine.js';
+
+/** What the audit trail keeps of a policy decision. */
+export interface PolicyDecision {
+  allowed: boolean;
+  denial?: Denial;
+  /** Per asset, what the transaction may move, fees included (base units). */
+  spend: Record<string, string>;
+}
+
+export type PolicyGate = ReturnType<typeof createPolicyGate>;
+
+/**
+ * The policy between a decoded transaction and the key: the rules of the fleet, the user and the
+ * wallet (engine.ts), then the rolling caps, reserved atomically under `ref`.
+ */
+export function createPolicyGate(store: Pick<PolicyStore, 'applicable' | 'reserve' | 'release'>) {
+  return {
+    /**
+     * Decides on `intent` for the wallet; when allowed, its spend is reserved under `ref` (release
+     * it with `release(ref)` if the signing then fails). Never throws a denial: the caller audits the
+     * decision and throws `policyDenied`. Throws UNAVAILABLE, INTERNAL (database).
+     */
+    async decide(owner: { userId: string; walletId: string }, intent: Intent, ref: string): Promise<PolicyDecision> {
+      const policies = await store.applicable(owner.userId, owner.walletId);
+      const evaluation = evaluate(intent, policies);
+      const spend = Object.fromEntries([...evaluation.spend].map(([asset, amount]) => [asset, amount.toString()]));
+      if (!evaluation.allowed) return { allowed: false, denial: evaluation.denial, spend };
+      const denial = await store.reserve(ref, owner, evaluation.spend, evaluation.dailyCaps);
+      return denial ? { allowed: false, denial, spend } : { allowed: true, spend };
+    },
+    release: (ref: string) => store.release(ref),
+  };
+}
+
+/** The POLICY_DENIED error of a denial: the rule (and its numbers) in `details`. */
+export function policyDenied(denial: Denial): FleetError {
+  return new FleetError(ErrorCode.POLICY_DENIED, `refused by policy (${denial.rule}): ${denial.message}`, { details: { ...denial } });
+}
