@@ -149,6 +149,24 @@ export type WalletStore = ReturnType<typeof createWalletStore>;
  * database failure; a FleetError thrown by a caller's callback passes unchanged.
  */
 export function createWalletStore(pool: pg.Pool, outbox: OutboxWriter) {
+  const write = (messages: readonly OutboxMessage[]) => withDatabaseErrors(() => inTransaction(pool, (client) => outbox.enqueue(client, messages)));
+  const pending: Array<{ messages: readonly OutboxMessage[]; resolve: () => void; reject: (e: unknown) => void }> = [];
+  let flushing = false;
+  async function flushRecords(): Promise<void> {
+    flushing = true;
+    while (pending.length > 0) {
+      const batch = pending.splice(0, 256);
+      try {
+        await write(batch.flatMap((b) => b.messages));
+        for (const b of batch) b.resolve();
+      } catch (e) {
+        if (batch.length === 1) batch[0]!.reject(e);
+        else await Promise.all(batch.map((b) => write(b.messages).then(b.resolve, b.reject)));
+      }
+    }
+    flushing = false;
+  }
+
   const insertWith = (
     rowFor: (client: pg.ClientBase) => Promise<NewWallet | undefined>,
     request: { key: string; hash: string } | undefined,
@@ -237,7 +255,16 @@ export function createWalletStore(pool: pg.Pool, outbox: OutboxWriter) {
         }),
       ),
 
-    /** Writes messages (audit events) through the outbox on their own. */
-    record: (messages: OutboxMessage | readonly OutboxMessage[]) => withDatabaseErrors(() => inTransaction(pool, (client) => outbox.enqueue(client, messages))),
+    /**
+     * Writes messages (audit events) through the outbox on their own; resolves once they are
+     * committed. Concurrent calls share a transaction (group commit: one commit for the calls that
+     * arrived while the previous one ran); a batch that fails is written again call by call, so one
+     * call's failure is never another's.
+     */
+    record: (messages: OutboxMessage | readonly OutboxMessage[]): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        pending.push({ messages: Array.isArray(messages) ? messages : [messages as OutboxMessage], resolve, reject });
+        if (!flushing) void flushRecords();
+      }),
   };
 }
