@@ -65,7 +65,10 @@ export interface PoolKind {
 
 const statements = {
   async get(db: pg.Pool | pg.ClientBase, userId: string, walletId: string, forUpdate = false): Promise<WalletRecord | undefined> {
-    const { rows } = await db.query<Row>(`SELECT * FROM wallets WHERE wallet_id = $1 AND user_id = $2${forUpdate ? ' FOR UPDATE' : ''}`, [walletId, userId]);
+    // Named: every signature starts with this read, and a prepared statement is parsed and planned
+    // once per connection instead of once per call.
+    const text = `SELECT * FROM wallets WHERE wallet_id = $1 AND user_id = $2${forUpdate ? ' FOR UPDATE' : ''}`;
+    const { rows } = await db.query<Row>({ name: forUpdate ? 'wallet-get-for-update' : 'wallet-get', text, values: [walletId, userId] });
     return rows[0] && toRecord(rows[0]);
   },
 
