@@ -2,6 +2,8 @@
 // pg do with no fleet code in between. Settings match the fleet's (noDelay, persistent messages,
 // confirms, quorum queues, 16 PostgreSQL connections).
 import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { KeyManagementServiceClient } from '@google-cloud/kms';
 import amqp from 'amqplib';
 import pg from 'pg';
 import { runConcurrent, type Measurement } from './stats.js';
@@ -133,4 +135,47 @@ export async function rawInsertThenPublish(databaseUrl: string, amqpUrl: string,
     await c?.deleteQueue(queue).catch(() => undefined);
     await conn.close().catch(() => undefined);
   }
+}
+
+type BareKms = InstanceType<typeof KeyManagementServiceClient>;
+
+/**
+ * The bare `@google-cloud/kms` client against `endpoint` (the emulator: plaintext, no Google auth),
+ * with nothing of ours around it: no breaker, no retries of our own, no checksums, no verification.
+ */
+export function bareKmsClient(endpoint: string): BareKms {
+  const [host, port] = endpoint.split(':');
+  // The client's own copy of grpc-js (google-gax's) must make the insecure credentials.
+  const gax = createRequire(createRequire(import.meta.url).resolve('@google-cloud/kms'))('google-gax') as {
+    grpc: { credentials: { createInsecure(): unknown } };
+  };
+  return new KeyManagementServiceClient({
+    apiEndpoint: host!,
+    port: Number(port),
+    sslCreds: gax.grpc.credentials.createInsecure() as never,
+    universeDomain: 'googleapis.com',
+  });
+}
+
+/** Bare CreateCryptoKey (Ed25519) and GetCryptoKeyVersion polled every 10 ms until ENABLED, `concurrency` at once. */
+export async function rawKmsCreate(kms: BareKms, keyRing: string, total: number, concurrency: number): Promise<Measurement> {
+  return runConcurrent(`bare client CreateCryptoKey + wait ENABLED (${concurrency} in flight)`, total, concurrency, async () => {
+    const [key] = await kms.createCryptoKey({
+      parent: keyRing,
+      cryptoKeyId: `raw-${randomUUID()}`,
+      cryptoKey: { purpose: 'ASYMMETRIC_SIGN', versionTemplate: { algorithm: 'EC_SIGN_ED25519', protectionLevel: 'SOFTWARE' } },
+    });
+    for (;;) {
+      const [v] = await kms.getCryptoKeyVersion({ name: `${key.name}/cryptoKeyVersions/1` });
+      if (v.state === 'ENABLED') return;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  });
+}
+
+/** Bare AsymmetricSign of `message` with `keyVersion`, `concurrency` at once. */
+export async function rawKmsSign(kms: BareKms, keyVersion: string, message: Uint8Array, total: number, concurrency: number): Promise<Measurement> {
+  return runConcurrent(`bare client AsymmetricSign, same key (${concurrency} in flight)`, total, concurrency, () =>
+    kms.asymmetricSign({ name: keyVersion, data: message }),
+  );
 }

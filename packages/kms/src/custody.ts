@@ -60,7 +60,9 @@ export interface KmsCustody {
    *   checksum or is not of `algorithm`), `INTERNAL` (the id exists with another algorithm, the
    *   version failed or was destroyed, permission denied).
    */
-  createKey(keyId: string, algorithm: KeyAlgorithm): Promise<{ keyVersionName: string; publicKey: Uint8Array }>;
+  createKey(keyId: string, algorithm: KeyAlgorithm, options?: CreateKeyOptions): Promise<{ keyVersionName: string; publicKey: Uint8Array }>;
+  /** The protection level keys of `algorithm` are created at (secp256k1: always HSM). */
+  protectionLevelOf(algorithm: KeyAlgorithm): ProtectionLevel;
   /**
    * The raw public key of a key version, cached in memory (a version's public key never changes).
    * @throws FleetError `NOT_FOUND`, `UNAVAILABLE`, `SIGNING_FAILED` (checksum, name or algorithm mismatch).
@@ -90,6 +92,16 @@ export interface KmsCustody {
   check: Check;
   /** Stops the breaker and closes the gRPC channel. Safe to call twice. */
   close(): Promise<void>;
+}
+
+export type ProtectionLevel = 'SOFTWARE' | 'HSM';
+
+export interface CreateKeyOptions {
+  /**
+   * Labels set on the crypto key at creation, besides `managed-by: wallet-fleet` (Cloud KMS rules:
+   * lower-case keys and values, letters, digits, `_` and `-`). They are never changed afterwards.
+   */
+  labels?: Record<string, string>;
 }
 
 type Method = 'GetKeyRing' | 'CreateKeyRing' | 'CreateCryptoKey' | 'GetCryptoKey' | 'GetCryptoKeyVersion' | 'GetPublicKey' | 'AsymmetricSign';
@@ -305,6 +317,8 @@ export function createKmsCustody(opts: KmsCustodyOptions): KmsCustody {
     }
   }
 
+  const protectionLevelOf = (algorithm: KeyAlgorithm): ProtectionLevel => (algorithm === 'secp256k1' ? 'HSM' : ed25519Level);
+
   const publicKeys = new Map<string, Promise<Uint8Array>>();
 
   async function getPublicKey(keyVersionName: string, algorithm: KeyAlgorithm): Promise<Uint8Array> {
@@ -381,7 +395,9 @@ export function createKmsCustody(opts: KmsCustodyOptions): KmsCustody {
       });
     },
 
-    async createKey(keyId, algorithm) {
+    protectionLevelOf,
+
+    async createKey(keyId, algorithm, options) {
       if (typeof keyId !== 'string' || !KEY_ID.test(keyId)) {
         throw FleetError.validation([{ path: 'keyId', message: 'must match [a-zA-Z0-9_-]{1,63}' }]);
       }
@@ -397,8 +413,8 @@ export function createKmsCustody(opts: KmsCustodyOptions): KmsCustody {
                 cryptoKeyId: keyId,
                 cryptoKey: {
                   purpose: 'ASYMMETRIC_SIGN',
-                  versionTemplate: { algorithm: kmsAlgorithm, protectionLevel: algorithm === 'secp256k1' ? 'HSM' : ed25519Level },
-                  labels: { 'managed-by': 'wallet-fleet' },
+                  versionTemplate: { algorithm: kmsAlgorithm, protectionLevel: protectionLevelOf(algorithm) },
+                  labels: { ...options?.labels, 'managed-by': 'wallet-fleet' },
                 },
               },
               o,

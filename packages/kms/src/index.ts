@@ -1,2 +1,2 @@
-export { createKmsCustody, type KmsCustody, type KmsCustodyOptions } from './custody.js';
+export { createKmsCustody, type CreateKeyOptions, type KmsCustody, type KmsCustodyOptions, type ProtectionLevel } from './custody.js';
 export { toEthSignature, verifyEd25519, type KeyAlgorithm, type EcdsaSignature, type EthSignature } from './keys.js';

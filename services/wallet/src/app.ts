@@ -4,9 +4,12 @@ import { brokerCheck, brokerComponent, createBroker, createOutbox, outboxCompone
 import { CLOUD_KMS_ENDPOINT, type Component, type Logger, type Service, createBreaker, createRateLimiter, createServiceBase } from '@wallet-fleet/service-kit';
 import type { WalletConfig } from './config.js';
 import { createChainHandlers } from './handlers/chain.js';
-import { createManagementHandlers } from './handlers/management.js';
+import { type KeyPoolHooks, createManagementHandlers } from './handlers/management.js';
 import { createPolicyHandlers } from './handlers/policy.js';
 import { createPolicyGate } from './policy/gate.js';
+import { keyPoolMetrics } from './pool/metrics.js';
+import { createKeyPoolRefiller } from './pool/refiller.js';
+import { createKeyPoolStore } from './store/key-pool-store.js';
 import { createPolicyStore } from './store/policy-store.js';
 import { createTransferStore } from './store/transfer-store.js';
 import { createWalletStore } from './store/wallet-store.js';
@@ -41,8 +44,36 @@ export function createWalletService(config: WalletConfig, logger: Logger): Servi
   const aptBalance = breaker('aptos-node', (a: string) => aptos.getBalance(a));
   const store = createWalletStore(pg.pool, outbox);
   const policies = createPolicyStore(pg.pool, outbox);
+  const poolMetrics = keyPoolMetrics(registry);
+  const refiller = createKeyPoolRefiller({
+    store: createKeyPoolStore(pg.pool),
+    custody,
+    kinds: (['ed25519', 'secp256k1'] as const).map((algorithm) => ({ algorithm, protectionLevel: custody.protectionLevelOf(algorithm) })),
+    target: config.KEY_POOL_SIZE,
+    limiter: createRateLimiter({
+      redis: redis.client,
+      prefix: 'kms-quota',
+      limit: config.KEY_POOL_CREATES_PER_WINDOW,
+      windowMs: config.KEY_POOL_RATE_WINDOW_MS,
+    }),
+    intervalMs: config.KEY_POOL_REFILL_INTERVAL_MS,
+    concurrency: config.KEY_POOL_REFILL_CONCURRENCY,
+    metrics: poolMetrics,
+    logger,
+  });
+  const pool: KeyPoolHooks | undefined =
+    config.KEY_POOL_SIZE > 0
+      ? {
+          taken: () => refiller.wake(),
+          empty: (kind) => {
+            poolMetrics.empty.inc({ algorithm: kind.algorithm, protection_level: kind.protectionLevel });
+            logger.warn({ algorithm: kind.algorithm, protectionLevel: kind.protectionLevel }, 'key pool empty: creating a key synchronously');
+            refiller.wake();
+          },
+        }
+      : undefined;
   broker.handleCommands(QUEUES.commands, {
-    ...createManagementHandlers({ store, custody }),
+    ...createManagementHandlers({ store, custody, ...(pool ? { pool } : {}) }),
     ...createPolicyHandlers({ policies }),
     ...createChainHandlers({
       store,
@@ -63,7 +94,13 @@ export function createWalletService(config: WalletConfig, logger: Logger): Servi
   // Stopped in reverse: the relay ends after its pass in flight, then consumers end and drain (rows
   // they write to the outbox wait there for the next start), then the pools close.
   return base.assemble({
-    components: [redis.component, kms, brokerComponent(broker, { timeoutMs: config.SHUTDOWN_TIMEOUT_MS }), outboxComponent(outbox)],
+    components: [
+      redis.component,
+      kms,
+      ...(pool ? [refiller] : []),
+      brokerComponent(broker, { timeoutMs: config.SHUTDOWN_TIMEOUT_MS }),
+      outboxComponent(outbox),
+    ],
     checks: [redis.check, custody.check, brokerCheck(broker)],
   });
 }

@@ -26,6 +26,19 @@ export const configShape = {
   CONFIRM_TIMEOUT_MS: envVar.int({ default: 30_000, min: 1000, max: 600_000 }),
   /** Signing and transfer requests per user per minute (Redis, fleet-wide). */
   SIGN_RATE_PER_MINUTE: envVar.int({ default: 60, min: 1, max: 100_000 }),
+  /** Ready KMS keys kept unassigned per kind (Ed25519 for SOL and APTOS, secp256k1 for ETH); 0 turns the key pool off. */
+  KEY_POOL_SIZE: envVar.int({ default: 20, min: 0, max: 100_000 }),
+  /**
+   * Keys the refillers of all replicas create per KEY_POOL_RATE_WINDOW_MS (Redis, fleet-wide): keep
+   * it below the project's Cloud KMS write quota, leaving room for creates that find the pool empty.
+   */
+  KEY_POOL_CREATES_PER_WINDOW: envVar.int({ default: 30, min: 1, max: 1_000_000 }),
+  /** The window of KEY_POOL_CREATES_PER_WINDOW: Cloud KMS quotas are per minute. */
+  KEY_POOL_RATE_WINDOW_MS: envVar.int({ default: 60_000, min: 100, max: 3_600_000 }),
+  /** Pause between refill passes (a create that takes a key asks for one sooner). */
+  KEY_POOL_REFILL_INTERVAL_MS: envVar.int({ default: 5000, min: 10, max: 3_600_000 }),
+  /** Keys a refill pass creates at once. */
+  KEY_POOL_REFILL_CONCURRENCY: envVar.int({ default: 4, min: 1, max: 256 }),
 };
 
 export type WalletConfig = ReturnType<typeof loadWalletConfig>;

@@ -8,8 +8,10 @@ import type pg from 'pg';
 export type KeyAlgorithm = 'ed25519' | 'secp256k1';
 
 export interface KeyCustody {
-  /** Creates (or, for an existing id, returns) a key; resolves once its version can sign. */
-  createKey(keyId: string, algorithm: KeyAlgorithm): Promise<{ keyVersionName: string; publicKey: Uint8Array }>;
+  /** Creates (or, for an existing id, returns) a key with these labels; resolves once its version can sign. */
+  createKey(keyId: string, algorithm: KeyAlgorithm, options?: { labels?: Record<string, string> }): Promise<{ keyVersionName: string; publicKey: Uint8Array }>;
+  /** The protection level keys of `algorithm` are created at. */
+  protectionLevelOf(algorithm: KeyAlgorithm): 'SOFTWARE' | 'HSM';
 }
 
 export interface OutboxWriter {

@@ -36,6 +36,8 @@ describe('wallet management over RabbitMQ (KMS emulator)', function () {
       KMS_ENDPOINT: kmsEndpoint,
       KMS_CALL_TIMEOUT_MS: '500',
       LOG_LEVEL: 'silent',
+      // Every create here talks to KMS itself; creates from the key pool: key-pool.test.ts.
+      KEY_POOL_SIZE: '0',
       ...overrides,
     });
     const s = createWalletService(config, silent);

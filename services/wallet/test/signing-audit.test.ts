@@ -25,7 +25,7 @@ describe('wallet signing audit and truthful transfer answers', function () {
   let client: Broker;
   let db: pg.Pool;
   let events: amqp.ChannelModel;
-  const audit: Array<{ status: string; after: Record<string, unknown>; action: string }> = [];
+  const audit: Array<{ status: string; after: Record<string, unknown>; action: string; resource?: { id: string } }> = [];
 
   before(async () => {
     vhost = await createFleetVhost('wallet-audit');
@@ -120,6 +120,36 @@ describe('wallet signing audit and truthful transfer answers', function () {
     await waitFor(() => eventsFor(sent.signature).some((e) => e.status === 'success'), { what: 'the outcome audit event' });
     assert.equal((await db.query(`SELECT status FROM transfers WHERE wallet_id = $1`, [w.walletId])).rows[0].status, 'confirmed');
     assert.equal(await lamports(to), 3_000_000n, 'not sent twice');
+  });
+
+  it('should audit every one of many concurrent signatures, and fail none of them for another call whose audit row was refused', async () => {
+    // Audit rows of concurrent calls share transactions: a refused row in a shared batch must not
+    // cost the other calls their signature or their audit event.
+    const { userId, w, to } = await funded();
+    const other = solanaAddress(localEd25519Signer().publicKey);
+    const unsigned = (signer: string) =>
+      new Transaction({ feePayer: new PublicKey(signer), recentBlockhash: '11111111111111111111111111111111' })
+        .add(SystemProgram.transfer({ fromPubkey: new PublicKey(signer), toPubkey: new PublicKey(to), lamports: 1 }))
+        .serialize({ requireAllSignatures: false, verifySignatures: false })
+        .toString('base64');
+    await refuse('failed');
+    const outcomes = await Promise.all(
+      Array.from({ length: 24 }, (_, i) =>
+        client
+          .request('wallet.transaction.sign', { userId, walletId: w.walletId, transaction: unsigned(i % 2 ? other : w.address) })
+          .then((r) => ({ ok: true as const, tx: Transaction.from(Buffer.from(r.signedTransaction, 'base64')) }))
+          .catch((e: unknown) => ({ ok: false as const, e })),
+      ),
+    );
+    for (const [i, o] of outcomes.entries()) {
+      if (i % 2) assert.ok(!o.ok && isFleetError(o.e, ErrorCode.VALIDATION_FAILED), `call ${i}: ${o.ok ? 'signed' : String(o.e)}`);
+      else assert.ok(o.ok && o.tx.verifySignatures(), `call ${i}: ${o.ok ? 'bad signature' : String(o.e)}`);
+    }
+    const signatures = outcomes.flatMap((o) => (o.ok ? [transactionSignature(o.tx.serialize())] : []));
+    assert.equal(new Set(signatures).size, 1, 'the same bytes signed twelve times: one signature');
+    await waitFor(() => audit.filter((e) => e.action === 'wallet.sign' && e.status === 'success' && e.resource?.id === w.walletId).length === 12, {
+      what: '12 success audit events',
+    });
   });
 
   it('should send nothing and return no signature while the signing cannot be audited', async () => {

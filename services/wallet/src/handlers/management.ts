@@ -3,11 +3,21 @@ import { aptosAddress, ethereumAddress, solanaAddress } from '@wallet-fleet/chai
 import { type Chain, ErrorCode, FleetError, type ParsedRequestOf, type Wallet, auditMessage } from '@wallet-fleet/contracts';
 import type { HandlerContext } from '@wallet-fleet/messaging';
 import { type KeyCustody, algorithmOf } from '../ports.js';
-import { type NewWallet, type WalletStore, publicWallet } from '../store/wallet-store.js';
+import { type NewWallet, type PoolKind, type WalletRecord, type WalletStore, publicWallet } from '../store/wallet-store.js';
+
+/** What a create tells the key pool (the refiller and its metrics). */
+export interface KeyPoolHooks {
+  /** A create took a key of `kind` from the pool. */
+  taken(kind: PoolKind): void;
+  /** A create found no key of `kind` and creates one synchronously. */
+  empty(kind: PoolKind): void;
+}
 
 export interface ManagementDeps {
   store: WalletStore;
   custody: KeyCustody;
+  /** Absent: no key pool, every create creates its key in KMS. */
+  pool?: KeyPoolHooks;
 }
 
 function addressOf(chain: Chain, publicKey: Uint8Array): string {
@@ -42,7 +52,7 @@ const notFound = () => new FleetError(ErrorCode.WALLET_NOT_FOUND, 'wallet not fo
  * does not exist. Database failures are UNAVAILABLE (retryable); KMS failures come from the custody
  * (UNAVAILABLE, SIGNING_FAILED).
  */
-export function createManagementHandlers({ store, custody }: ManagementDeps) {
+export function createManagementHandlers({ store, custody, pool }: ManagementDeps) {
   async function replay(userId: string, key: string, hash: string): Promise<Wallet | undefined> {
     const prior = await store.findCreateRequest(userId, key);
     if (!prior) return undefined;
@@ -62,19 +72,8 @@ export function createManagementHandlers({ store, custody }: ManagementDeps) {
         if (prior) return prior;
       }
       const walletId = r.idempotencyKey ? walletIdFor(r.userId, r.idempotencyKey) : randomUUID();
-      // The key comes first: a crash after it leaves an unused KMS key (harmless, and reused by a
-      // retry with the same idempotency key), never a wallet row without a usable key.
-      const key = await custody.createKey(`wallet-${walletId}`, algorithmOf(r.chain));
-      const row: NewWallet = {
-        walletId,
-        userId: r.userId,
-        chain: r.chain,
-        address: addressOf(r.chain, key.publicKey),
-        label: r.label ?? null,
-        kmsKeyVersion: key.keyVersionName,
-        publicKey: key.publicKey,
-      };
-      const created = await store.insertWallet(row, r.idempotencyKey ? { key: r.idempotencyKey, hash } : undefined, (w) => [
+      const request = r.idempotencyKey ? { key: r.idempotencyKey, hash } : undefined;
+      const messagesFor = (w: WalletRecord) => [
         { routingKey: 'wallet.created', payload: publicWallet(w), messageId: `wallet.created:${w.walletId}` },
         auditMessage('wallet', 'wallet.create', {
           resource: { type: 'wallet', id: w.walletId },
@@ -84,7 +83,32 @@ export function createManagementHandlers({ store, custody }: ManagementDeps) {
           after: { chain: w.chain, address: w.address, isActive: w.isActive, label: w.label },
           ...(ctx.correlationId ? { correlationId: ctx.correlationId } : {}),
         }),
-      ]);
+      ];
+      const algorithm = algorithmOf(r.chain);
+      let created: WalletRecord | 'duplicate' | 'pool-empty' = 'pool-empty';
+      if (pool) {
+        const kind: PoolKind = { algorithm, protectionLevel: custody.protectionLevelOf(algorithm) };
+        const draft = { walletId, userId: r.userId, chain: r.chain, label: r.label ?? null };
+        created = await store.insertWalletFromPool(draft, kind, (publicKey) => addressOf(r.chain, publicKey), request, messagesFor);
+        if (created === 'pool-empty') pool.empty(kind);
+        else if (created !== 'duplicate') pool.taken(kind);
+      }
+      if (created === 'pool-empty') {
+        // No pooled key: create one now. The key comes first: a crash after it leaves an unused KMS
+        // key (harmless, and reused by a retry with the same idempotency key), never a wallet row
+        // without a usable key.
+        const key = await custody.createKey(`wallet-${walletId}`, algorithm);
+        const row: NewWallet = {
+          walletId,
+          userId: r.userId,
+          chain: r.chain,
+          address: addressOf(r.chain, key.publicKey),
+          label: r.label ?? null,
+          kmsKeyVersion: key.keyVersionName,
+          publicKey: key.publicKey,
+        };
+        created = await store.insertWallet(row, request, messagesFor);
+      }
       if (created !== 'duplicate') return publicWallet(created);
       // The same idempotent create finished first elsewhere (another replica, a redelivery).
       const prior = await replay(r.userId, r.idempotencyKey!, hash);

@@ -2,7 +2,7 @@ import type { Chain, Wallet } from '@wallet-fleet/contracts';
 import type { OutboxMessage } from '@wallet-fleet/messaging';
 import { inTransaction, withDatabaseErrors } from '@wallet-fleet/service-kit';
 import type pg from 'pg';
-import type { OutboxWriter } from '../ports.js';
+import type { KeyAlgorithm, OutboxWriter } from '../ports.js';
 
 export interface WalletRecord extends Wallet {
   kmsKeyVersion: string;
@@ -54,9 +54,21 @@ function uniqueViolation(e: unknown): string | undefined {
 
 export type NewWallet = { walletId: string; userId: string; chain: Chain; address: string; label: string | null; kmsKeyVersion: string; publicKey: Uint8Array };
 
+/** A wallet before it has a key: what a create from the key pool starts with. */
+export type WalletDraft = Omit<NewWallet, 'address' | 'kmsKeyVersion' | 'publicKey'>;
+
+/** Which pooled keys fit a wallet: Cloud KMS algorithm and protection level. */
+export interface PoolKind {
+  algorithm: KeyAlgorithm;
+  protectionLevel: 'SOFTWARE' | 'HSM';
+}
+
 const statements = {
   async get(db: pg.Pool | pg.ClientBase, userId: string, walletId: string, forUpdate = false): Promise<WalletRecord | undefined> {
-    const { rows } = await db.query<Row>(`SELECT * FROM wallets WHERE wallet_id = $1 AND user_id = $2${forUpdate ? ' FOR UPDATE' : ''}`, [walletId, userId]);
+    // Named: every signature starts with this read, and a prepared statement is parsed and planned
+    // once per connection instead of once per call.
+    const text = `SELECT * FROM wallets WHERE wallet_id = $1 AND user_id = $2${forUpdate ? ' FOR UPDATE' : ''}`;
+    const { rows } = await db.query<Row>({ name: forUpdate ? 'wallet-get-for-update' : 'wallet-get', text, values: [walletId, userId] });
     return rows[0] && toRecord(rows[0]);
   },
 
@@ -93,6 +105,23 @@ const statements = {
     return toRecord(rows[0]!);
   },
 
+  /**
+   * Assigns the oldest unassigned pool key of `kind` to `walletId`, inside the caller's transaction:
+   * SKIP LOCKED lets concurrent creates take different keys without waiting on each other, and a
+   * rollback of the caller's transaction puts the key back.
+   */
+  async takePoolKey(client: pg.ClientBase, kind: PoolKind, walletId: string): Promise<{ kmsKeyVersion: string; publicKey: Buffer } | undefined> {
+    const { rows } = await client.query<{ kms_key_version: string; public_key: Buffer }>(
+      `UPDATE key_pool SET wallet_id = $3, assigned_at = now()
+        WHERE kms_key_version = (SELECT kms_key_version FROM key_pool
+                                  WHERE wallet_id IS NULL AND algorithm = $1 AND protection_level = $2
+                                  ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+       RETURNING kms_key_version, public_key`,
+      [kind.algorithm, kind.protectionLevel, walletId],
+    );
+    return rows[0] && { kmsKeyVersion: rows[0].kms_key_version, publicKey: rows[0].public_key };
+  },
+
   async insertCreateRequest(client: pg.ClientBase, userId: string, key: string, requestHash: string, walletId: string): Promise<void> {
     await client.query('INSERT INTO create_requests (user_id, idempotency_key, request_hash, wallet_id) VALUES ($1, $2, $3, $4)', [
       userId,
@@ -123,6 +152,52 @@ export type WalletStore = ReturnType<typeof createWalletStore>;
  * database failure; a FleetError thrown by a caller's callback passes unchanged.
  */
 export function createWalletStore(pool: pg.Pool, outbox: OutboxWriter) {
+  const write = (messages: readonly OutboxMessage[]) => withDatabaseErrors(() => inTransaction(pool, (client) => outbox.enqueue(client, messages)));
+  const pending: Array<{ messages: readonly OutboxMessage[]; resolve: () => void; reject: (e: unknown) => void }> = [];
+  let flushing = false;
+  async function flushRecords(): Promise<void> {
+    flushing = true;
+    while (pending.length > 0) {
+      const batch = pending.splice(0, 256);
+      try {
+        await write(batch.flatMap((b) => b.messages));
+        for (const b of batch) b.resolve();
+      } catch (e) {
+        if (batch.length === 1) batch[0]!.reject(e);
+        else await Promise.all(batch.map((b) => write(b.messages).then(b.resolve, b.reject)));
+      }
+    }
+    flushing = false;
+  }
+
+  const insertWith = (
+    rowFor: (client: pg.ClientBase) => Promise<NewWallet | undefined>,
+    request: { key: string; hash: string } | undefined,
+    messagesFor: (w: WalletRecord) => OutboxMessage[],
+  ): Promise<WalletRecord | 'duplicate' | 'pool-empty'> =>
+    withDatabaseErrors(async () => {
+      for (const active of ['if-first', false] as const) {
+        try {
+          return await inTransaction(pool, async (client) => {
+            const row = await rowFor(client);
+            if (!row) return 'pool-empty' as const;
+            const w = await statements.insert(client, row, active);
+            if (request) await statements.insertCreateRequest(client, row.userId, request.key, request.hash, w.walletId);
+            await outbox.enqueue(client, messagesFor(w));
+            return w;
+          });
+        } catch (e) {
+          const violated = uniqueViolation(e);
+          if (violated === 'wallets_one_active' && active === 'if-first') continue;
+          // key_pool_wallet_id_key: the same idempotent create took a pool key first elsewhere.
+          if (request && (violated === 'wallets_pkey' || violated === 'create_requests_pkey' || violated === 'key_pool_wallet_id_key'))
+            return 'duplicate' as const;
+          throw e;
+        }
+      }
+      throw new Error('unreachable: the inactive insert cannot violate wallets_one_active');
+    });
+
   return {
     get: (userId: string, walletId: string) => withDatabaseErrors(() => statements.get(pool, userId, walletId)),
     list: (userId: string, chain?: Chain) => withDatabaseErrors(() => statements.list(pool, userId, chain)),
@@ -135,29 +210,33 @@ export function createWalletStore(pool: pg.Pool, outbox: OutboxWriter) {
      * and the other is inserted again as inactive. Returns `duplicate` when the same idempotent
      * create finished first elsewhere (another replica, a redelivery).
      */
-    insertWallet: async (
+    insertWallet: (
       row: NewWallet,
       request: { key: string; hash: string } | undefined,
       messagesFor: (w: WalletRecord) => OutboxMessage[],
-    ): Promise<WalletRecord | 'duplicate'> =>
-      withDatabaseErrors(async () => {
-        for (const active of ['if-first', false] as const) {
-          try {
-            return await inTransaction(pool, async (client) => {
-              const w = await statements.insert(client, row, active);
-              if (request) await statements.insertCreateRequest(client, row.userId, request.key, request.hash, w.walletId);
-              await outbox.enqueue(client, messagesFor(w));
-              return w;
-            });
-          } catch (e) {
-            const violated = uniqueViolation(e);
-            if (violated === 'wallets_one_active' && active === 'if-first') continue;
-            if (request && (violated === 'wallets_pkey' || violated === 'create_requests_pkey')) return 'duplicate' as const;
-            throw e;
-          }
-        }
-        throw new Error('unreachable: the inactive insert cannot violate wallets_one_active');
-      }),
+    ): Promise<WalletRecord | 'duplicate'> => insertWith(async () => row, request, messagesFor) as Promise<WalletRecord | 'duplicate'>,
+
+    /**
+     * As `insertWallet`, with a key of the pool: the key is assigned in the same transaction that
+     * inserts the wallet (`addressOf` derives the address from its public key), so a create that
+     * fails or crashes before COMMIT leaves the key in the pool. `pool-empty` when no unassigned key
+     * of `kind` is left (or every one is being taken by another create right now).
+     */
+    insertWalletFromPool: (
+      draft: WalletDraft,
+      kind: PoolKind,
+      addressOf: (publicKey: Uint8Array) => string,
+      request: { key: string; hash: string } | undefined,
+      messagesFor: (w: WalletRecord) => OutboxMessage[],
+    ): Promise<WalletRecord | 'duplicate' | 'pool-empty'> =>
+      insertWith(
+        async (client) => {
+          const key = await statements.takePoolKey(client, kind, draft.walletId);
+          return key && { ...draft, ...key, address: addressOf(new Uint8Array(key.publicKey)) };
+        },
+        request,
+        messagesFor,
+      ),
 
     /**
      * Makes the wallet its user's active one on its chain, with the messages `messagesFor` builds
@@ -179,7 +258,16 @@ export function createWalletStore(pool: pg.Pool, outbox: OutboxWriter) {
         }),
       ),
 
-    /** Writes messages (audit events) through the outbox on their own. */
-    record: (messages: OutboxMessage | readonly OutboxMessage[]) => withDatabaseErrors(() => inTransaction(pool, (client) => outbox.enqueue(client, messages))),
+    /**
+     * Writes messages (audit events) through the outbox on their own; resolves once they are
+     * committed. Concurrent calls share a transaction (group commit: one commit for the calls that
+     * arrived while the previous one ran); a batch that fails is written again call by call, so one
+     * call's failure is never another's.
+     */
+    record: (messages: OutboxMessage | readonly OutboxMessage[]): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        pending.push({ messages: Array.isArray(messages) ? messages : [messages as OutboxMessage], resolve, reject });
+        if (!flushing) void flushRecords();
+      }),
   };
 }
