@@ -272,7 +272,7 @@ describe('Solana runtime (JSON-RPC over litesvm)', () => {
 
   it('should give the token balances of a transaction before and after, with mint, owner and decimals', async () => {
     const payer = Keypair.generate();
-    runtime.airdrop(payer.publicKey.toBase58(), LAMPORTS_PER_SOL);
+    runtime.airdrop(payer.publicKey.toBase58(), BigInt(LAMPORTS_PER_SOL));
     const [mint, a, b] = [Keypair.generate(), Keypair.generate(), Keypair.generate()];
     const [ownerA, ownerB] = [Keypair.generate(), Keypair.generate().publicKey];
     const rent = (space: number) => conn.getMinimumBalanceForRentExemption(space);
