@@ -4,3 +4,4 @@ export { createSolanaAdapter, transactionSignature, type SolanaAdapter, type Sol
 export { createEvmAdapter, signEvmTransaction, type EvmAdapter, type EvmAdapterOptions, type EvmFinality } from './evm.js';
 export { signAptosRawTransaction, createAptosAdapter, type AptosAdapter, type AptosAdapterOptions } from './aptos.js';
 export type { NativeTransfer, TransactionTransfers, TransferPosition, TransferAsset, OnChainTransfer, Finality, TransactionReport } from './transfers.js';
+export { judgeClaim, creditKey, type DepositClaim, type ClaimVerdict } from './claims.js';

@@ -8,7 +8,7 @@ import { privateKeyToAccount } from 'viem/accounts';
 import { foundry } from 'viem/chains';
 import { isFleetError } from '@wallet-fleet/contracts';
 import { type Anvil, startAnvil } from '@wallet-fleet/dev-runtimes';
-import { createEvmAdapter, type EvmAdapter, type TransactionReport } from '../src/index.js';
+import { createEvmAdapter, creditKey, judgeClaim, type EvmAdapter, type TransactionReport } from '../src/index.js';
 import { TEST_TOKEN_ABI, TEST_TOKEN_BYTECODE } from './fixtures/test-token.js';
 
 // anvil's first dev account (public, well-known test key).
@@ -144,6 +144,57 @@ describe('EVM transfers of a transaction at their on-chain identity', () => {
     assert.equal(before.transfers[0]?.amount, 5_000_000n);
     assert.equal(await rpc('evm_revert', [snapshot]), true);
     assert.deepEqual(await evm.transfersOf(hash), { status: 'not_found' });
+  });
+
+  describe('a deposit claim weighed against the chain', () => {
+    it('should find one transfer announced at five eventIndex values only at the right one, under one credit key', async () => {
+      const token = await deployToken(6);
+      const [ours, theirs] = [address(), address()];
+      const hash = await batch(token, [theirs, ours, theirs], [1_000_000n, 2_000_000n, 3_000_000n]);
+      await mined(hash);
+      await rpc('anvil_mine', ['0x2']);
+      const report = await evm.transfersOf(hash);
+      const claim = { chain: 'ETH', txHash: hash, token: token.toLowerCase(), amount: 2_000_000n, toAddress: ours.toLowerCase() } as const;
+      const verdicts = [0, 1, 3, 4, 999, 2].map((eventIndex) => ({ eventIndex, verdict: judgeClaim(report, { ...claim, eventIndex }) }));
+      const final = verdicts.filter((v) => v.verdict.kind === 'final');
+      assert.deepEqual(final.map((v) => v.eventIndex), [2]);
+      assert.ok(final[0]!.verdict.kind === 'final' && final[0]!.verdict.creditKey === `ETH:${hash.toLowerCase()}:token:2`);
+      assert.ok(verdicts.every((v) => v.verdict.kind === 'final' || v.verdict.kind === 'mismatch'));
+    });
+
+    it('should fail a claim whose token, recipient or amount differs from the transfer at its identity, saying which', async () => {
+      const [token, other] = [await deployToken(6), await deployToken(6)];
+      const ours = address();
+      const hash = await batch(token, [ours], [5n]);
+      await mined(hash);
+      const report = await evm.transfersOf(hash);
+      const claim = { chain: 'ETH', txHash: hash, eventIndex: 1, token, amount: 5n, toAddress: ours } as const;
+      assert.match((judgeClaim(report, { ...claim, token: other }) as { reason: string }).reason, /moves 0x[0-9a-fA-F]{40}, not/);
+      assert.match((judgeClaim(report, { ...claim, token: 'native', eventIndex: 0 }) as { reason: string }).reason, /no native transfer at eventIndex 0/);
+      assert.match((judgeClaim(report, { ...claim, toAddress: address() }) as { reason: string }).reason, /pays/);
+      assert.match((judgeClaim(report, { ...claim, amount: 50n }) as { reason: string }).reason, /moves 5, not 50/);
+    });
+
+    it('should keep a matching claim confirming until final, and say not_found after a reorganisation (reverse the credit)', async () => {
+      const token = await deployToken(6);
+      const ours = address();
+      const snapshot = await rpc('evm_snapshot');
+      const hash = await batch(token, [ours], [7_000_000n]);
+      await mined(hash);
+      const claim = { chain: 'ETH', txHash: hash, eventIndex: 1, token, amount: 7_000_000n, toAddress: ours } as const;
+      assert.equal(judgeClaim(await evm.transfersOf(hash), claim).kind, 'confirming');
+      await rpc('anvil_mine', ['0x2']);
+      assert.equal(judgeClaim(await evm.transfersOf(hash), claim).kind, 'final');
+      await rpc('evm_revert', [snapshot]);
+      assert.equal(judgeClaim(await evm.transfersOf(hash), claim).kind, 'not_found');
+    });
+
+    it('should name EVM transfers by their lower-cased hash, native and token apart', () => {
+      const native = { eventIndex: 0, asset: { kind: 'native' } } as const;
+      const log = { eventIndex: 0, asset: { kind: 'erc20', contract: '0x0', decimals: 6 } } as const;
+      assert.equal(creditKey('ETH', '0xABcd', native), 'ETH:0xabcd:native:0');
+      assert.notEqual(creditKey('ETH', '0xabcd', native), creditKey('ETH', '0xabcd', log));
+    });
   });
 
   it('should refuse a finality of no confirmations and a malformed hash with VALIDATION_FAILED', async () => {

@@ -31,7 +31,7 @@ import {
 import { isFleetError } from '@wallet-fleet/contracts';
 import { waitFor } from '@wallet-fleet/testing';
 import { type SolanaRuntime, startSolanaRuntime } from '@wallet-fleet/dev-runtimes';
-import { createSolanaAdapter, type SolanaAdapter, type TransactionReport } from '../src/index.js';
+import { createSolanaAdapter, judgeClaim, type SolanaAdapter, type TransactionReport } from '../src/index.js';
 import { transfersInTransaction } from '../src/solana/transfers.js';
 
 const landed = (r: TransactionReport) => {
@@ -243,6 +243,45 @@ describe('Solana transfers of a transaction at their on-chain identity', () => {
     const signature = await conn.sendRawTransaction(tx.serialize(), { skipPreflight: true });
     assert.equal((await solana.transfersOf(signature)).status, 'failed');
     assert.deepEqual(await solana.transfersOf(bs58.encode(randomBytes(64))), { status: 'not_found' });
+  });
+
+  describe('a deposit claim weighed against the chain', () => {
+    it('should credit a USDC-like deposit claimed for the owning wallet at its index, once, and fail claims naming the token account, another mint or another index', async () => {
+      const { mint, holder, source } = await usdcLike();
+      const wallet = Keypair.generate().publicKey;
+      const destination = await tokenAccount(mint, wallet);
+      const txHash = await send(
+        [SystemProgram.transfer({ fromPubkey: payer.publicKey, toPubkey: wallet, lamports: 1_000_000 }), createTransferCheckedInstruction(source, mint, destination, holder.publicKey, 25_000_000n, 6)],
+        [holder],
+      );
+      const report = await solana.transfersOf(txHash);
+      const claim = { chain: 'SOL', txHash, eventIndex: 1, token: mint.toBase58(), amount: 25_000_000n, toAddress: wallet.toBase58() } as const;
+      const verdict = judgeClaim(report, claim);
+      assert.equal(verdict.kind, 'final');
+      assert.equal(verdict.kind === 'final' && verdict.creditKey, `SOL:${txHash}:token:1`);
+      assert.deepEqual(verdict.kind === 'final' && verdict.transfer.asset, { kind: 'spl', mint: mint.toBase58(), decimals: 6, program: 'token' });
+      // The same transaction's SOL transfer is another credit, under another key.
+      const sol = judgeClaim(report, { ...claim, eventIndex: 0, token: 'native', amount: 1_000_000n });
+      assert.equal(sol.kind === 'final' && sol.creditKey, `SOL:${txHash}:native:0`);
+      assert.equal(judgeClaim(report, { ...claim, toAddress: destination.toBase58() }).kind, 'mismatch');
+      assert.equal(judgeClaim(report, { ...claim, token: Keypair.generate().publicKey.toBase58() }).kind, 'mismatch');
+      for (const eventIndex of [0, 2, 100, 101]) assert.equal(judgeClaim(report, { ...claim, eventIndex }).kind, 'mismatch', `eventIndex ${eventIndex}`);
+    });
+
+    it('should keep a claim confirming until the node finalizes its transaction', async () => {
+      const slow = await startSolanaRuntime({ port: 0, slotMs: 20, finalizeAfterSlots: 15 });
+      try {
+        const adapter = createSolanaAdapter({ rpcUrl: slow.url });
+        const to = Keypair.generate().publicKey.toBase58();
+        const txHash = slow.airdrop(to, 4_000_000n);
+        const report = landed(await adapter.transfersOf(txHash));
+        const claim = { chain: 'SOL', txHash, eventIndex: report.transfers[0]!.eventIndex, token: 'native', amount: 4_000_000n, toAddress: to } as const;
+        assert.equal(judgeClaim(report, claim).kind, 'confirming');
+        await waitFor(async () => judgeClaim(await adapter.transfersOf(txHash), claim).kind === 'final', { timeoutMs: 10_000, what: 'final' });
+      } finally {
+        await slow.stop();
+      }
+    });
   });
 
   it('should refuse something that is not a signature with VALIDATION_FAILED', async () => {
