@@ -18,6 +18,7 @@ import type { OnChainTransfer, TransactionReport, TransactionTransfers } from '.
 
 /** keccak-256 of `Transfer(address,address,uint256)`: topic 0 of every ERC-20 (and ERC-721) transfer log. */
 const TRANSFER_TOPIC = '0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef';
+const MAX_DECIMALS_CACHED = 10_000;
 const DECIMALS_ABI = [{ type: 'function', name: 'decimals', stateMutability: 'view', inputs: [], outputs: [{ type: 'uint8' }] }] as const;
 
 /**
@@ -118,6 +119,8 @@ export function createEvmAdapter(options: EvmAdapterOptions): EvmAdapter {
         },
       );
       decimalsOf.set(contract, known);
+      // Anyone can deploy a contract that logs Transfers to our wallets: keep the cache bounded.
+      if (decimalsOf.size > MAX_DECIMALS_CACHED) decimalsOf.delete(decimalsOf.keys().next().value!);
     }
     return known;
   };
