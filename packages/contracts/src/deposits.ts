@@ -16,6 +16,30 @@ export const DepositReceived = Deposit;
 export const DepositCredited = Deposit.extend({ ledgerEntryId: z.string() });
 export const DepositFailed = Deposit.extend({ reason: z.string() });
 
+const BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
+
+/** The number of bytes a base58 string decodes to, or undefined when it is not base58. */
+function base58Length(s: string): number | undefined {
+  let n = 0n;
+  for (const c of s) {
+    const d = BASE58.indexOf(c);
+    if (d < 0) return undefined;
+    n = n * 58n + BigInt(d);
+  }
+  let zeros = 0;
+  while (zeros < s.length && s[zeros] === '1') zeros++;
+  return zeros + (n === 0n ? 0 : Math.ceil(n.toString(16).length / 2));
+}
+
+/**
+ * Whether `txHash` can be a transaction id on `chain`: EVM and Aptos `0x` + 64 hex digits, Solana
+ * the base58 of a 64-byte signature.
+ */
+export function isTxHashOf(chain: z.infer<typeof Chain>, txHash: string): boolean {
+  if (chain === 'SOL') return txHash.length <= 90 && base58Length(txHash) === 64;
+  return /^0x[0-9a-fA-F]{64}$/.test(txHash);
+}
+
 /**
  * Body of `POST /webhooks/deposits` (services/webhooks), validated strictly: an unknown field is
  * refused, not ignored. One transfer of one transaction; `eventIndex` tells several transfers of
@@ -30,7 +54,16 @@ export const DepositWebhookBody = z
     toAddress: z.string().min(1).max(128).regex(/^[A-Za-z0-9]+$/, 'letters and digits only'),
     eventIndex: z.number().int().nonnegative().max(1_000_000).default(0),
   })
-  .strict();
+  .strict()
+  .superRefine((b, ctx) => {
+    if (!isTxHashOf(b.chain, b.txHash)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['txHash'],
+        message: b.chain === 'SOL' ? 'not a Solana signature (base58 of 64 bytes)' : 'not a transaction hash (0x and 64 hex digits)',
+      });
+    }
+  });
 export type DepositWebhookBody = z.infer<typeof DepositWebhookBody>;
 export type Deposit = z.infer<typeof Deposit>;
 

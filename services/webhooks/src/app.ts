@@ -1,5 +1,5 @@
 import { brokerCheck, brokerComponent, createBroker, createOutbox, outboxComponent } from '@wallet-fleet/messaging';
-import { type Logger, type Service, createBreaker, createPgPool, createRateLimiter, createServiceBase } from '@wallet-fleet/service-kit';
+import { type Component, type Logger, type Service, createBreaker, createPgPool, createRateLimiter, createServiceBase } from '@wallet-fleet/service-kit';
 import { type ChainChecker, createChainChecker } from './chain-check.js';
 import type { WebhooksConfig } from './config.js';
 import { createIntakeHandler } from './handlers/intake.js';
@@ -8,6 +8,7 @@ import { createReconcileHandlers } from './handlers/reconcile.js';
 import { createWalletCreatedHandler } from './handlers/wallets.js';
 import { createIntakeRouter } from './http/intake-routes.js';
 import { createWebhooksMetrics } from './metrics.js';
+import { createReplayGuard } from './replay-guard.js';
 import { createSignatureVerifier } from './signature.js';
 import { createDepositStore } from './store/deposit-store.js';
 import { createReconcileStore } from './store/reconcile-store.js';
@@ -64,15 +65,30 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger): S
     broker.handleEvents(QUEUES.wallets, { 'wallet.created': createWalletCreatedHandler(deposits) });
   }
 
-  // Only the intake role has Redis (its rate limit) and routes.
+  // Only the intake role has Redis (its rate limit, its replay guard) and routes.
   const redis = intake ? base.redis() : undefined;
+  let running = false;
+  const gate: Component = {
+    name: 'intake-gate',
+    start: async () => undefined,
+    stop: async () => undefined,
+    onServiceState: (state) => {
+      running = state === 'running';
+    },
+  };
+  const intakeLog = logger.child({ component: 'intake' });
   const routes = redis
     ? createIntakeRouter({
-        intake: createIntakeHandler({ store: createDepositStore(edgePg.pool, outbox), verifier: createSignatureVerifier(config.WEBHOOK_SECRETS ?? []) }),
-        limiter: createRateLimiter({ redis: redis.client, prefix: 'deliveries', limit: config.WEBHOOK_RATE_PER_MINUTE, windowMs: 60_000 }),
+        intake: createIntakeHandler({
+          store: createDepositStore(edgePg.pool, outbox),
+          verifier: createSignatureVerifier(config.WEBHOOK_SECRETS ?? []),
+          limiter: createRateLimiter({ redis: redis.client, prefix: 'senders', limit: config.WEBHOOK_RATE_PER_MINUTE, windowMs: 60_000 }),
+          replay: createReplayGuard(redis.client),
+          degraded: (what, err) => intakeLog.warn({ err, what }, 'redis unavailable; letting the delivery through without it'),
+        }),
+        accepting: () => running,
         logger,
         maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,
-        ...(config.WEBHOOK_SOURCE_HEADER ? { sourceHeader: config.WEBHOOK_SOURCE_HEADER } : {}),
         deliveries: metrics.deliveries,
       })
     : undefined;
@@ -83,6 +99,7 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger): S
   return base.assemble({
     routes,
     components: [
+      gate,
       edgePg.component,
       ...(redis ? [redis.component] : []),
       brokerComponent(broker, { timeoutMs: config.SHUTDOWN_TIMEOUT_MS }),

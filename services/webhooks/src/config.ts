@@ -1,14 +1,41 @@
 import { ConfigError, envVar, loadConfig, serviceConfigShape } from '@wallet-fleet/service-kit';
 
+/** One sender's signing secret: deliveries verified by it are rate-limited under `sender`. */
+export interface SenderSecret {
+  sender: string;
+  secret: string;
+}
+
+const SENDER = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+/** The sender name of a bare `whsec_` entry (the format before senders were named). */
+export const DEFAULT_SENDER = 'default';
+
+const isSecret = (s: string) => /^whsec_[A-Za-z0-9+/]+={0,2}$/.test(s) && Buffer.from(s.slice(6), 'base64').length >= 16;
+
+/** `name=whsec_…` or a bare `whsec_…` (sender `default`). */
+export function parseSenderSecret(entry: string): SenderSecret | undefined {
+  // base64 padding also uses `=`, but never before `whsec_`: a name is what precedes `=whsec_`.
+  const named = entry.indexOf('=whsec_');
+  if (named > 0) {
+    const sender = entry.slice(0, named);
+    const secret = entry.slice(named + 1);
+    return SENDER.test(sender) && isSecret(secret) ? { sender, secret } : undefined;
+  }
+  return isSecret(entry) ? { sender: DEFAULT_SENDER, secret: entry } : undefined;
+}
+
 /**
- * `whsec_<base64>` secrets, comma-separated. Several at once is how a secret rotates without
- * downtime: add the new one, move the sender over, drop the old one.
+ * Comma-separated `sender=whsec_<base64>` entries (a bare `whsec_<base64>` is sender `default`).
+ * Each sender has its own secret, and its own rate limit; one sender named twice is how its secret
+ * rotates without downtime: add the new one, move the sender over, drop the old one.
  */
-const secrets = envVar.list({
-  nonEmpty: 'at least one secret',
-  each: (s) => /^whsec_[A-Za-z0-9+/]+={0,2}$/.test(s) && Buffer.from(s.slice(6), 'base64').length >= 16,
-  message: 'each secret is whsec_ followed by base64 of at least 16 bytes',
-});
+const secrets = envVar
+  .list({
+    nonEmpty: 'at least one secret',
+    each: (s) => parseSenderSecret(s) !== undefined,
+    message: 'each entry is sender=whsec_<base64 of at least 16 bytes> (sender: a-z 0-9 _ . -) or a bare whsec_ secret',
+  })
+  .transform((list) => list.map((s) => parseSenderSecret(s)!));
 
 /**
  * What this process does: `intake` (POST /webhooks/deposits, the rate limit) and/or `processing`
@@ -39,10 +66,8 @@ export const configShape = {
   WEBHOOK_SECRETS: secrets.optional(),
   /** Larger bodies are refused with 413 before any signature work. */
   WEBHOOK_MAX_BODY_BYTES: envVar.int({ default: 64 * 1024, min: 256, max: 1024 * 1024 }),
-  /** Deliveries per source per minute (Redis, fleet-wide); past it 429. */
+  /** Deliveries per authenticated sender per minute (Redis, fleet-wide); past it 429. */
   WEBHOOK_RATE_PER_MINUTE: envVar.int({ default: 6000, min: 1, max: 10_000_000 }),
-  /** Header naming the source for the rate limit (e.g. `x-forwarded-for` behind a proxy); unset = the client IP. */
-  WEBHOOK_SOURCE_HEADER: envVar.string().optional(),
   SOLANA_RPC_URL: envVar.url(['http', 'https'], 'http://127.0.0.1:8899'),
   EVM_RPC_URL: envVar.url(['http', 'https'], 'http://127.0.0.1:8545'),
   /** Blocks on top of the receipt's block (the receipt's own block counts as 1). */
@@ -63,7 +88,7 @@ export type WebhooksConfig = ReturnType<typeof loadWebhooksConfig>;
 export function loadWebhooksConfig(env: NodeJS.ProcessEnv = process.env) {
   const config = loadConfig(configShape, env);
   if (config.WEBHOOKS_ROLES.has('intake') && !config.WEBHOOK_SECRETS) {
-    throw new ConfigError([{ variable: 'WEBHOOK_SECRETS', message: 'required: comma-separated whsec_ secrets (the intake role verifies signatures)' }]);
+    throw new ConfigError([{ variable: 'WEBHOOK_SECRETS', message: 'required: comma-separated sender=whsec_ secrets (the intake role verifies signatures)' }]);
   }
   return config;
 }

@@ -1,7 +1,7 @@
 import { Counter, type Registry } from 'prom-client';
 
 export interface WebhooksMetrics {
-  /** outcome: accepted, duplicate, unauthorized, bad_body, too_large, rate_limited, conflict, unavailable. */
+  /** outcome: accepted, duplicate, unauthorized, bad_body, too_large, rate_limited, replayed, not_running, unavailable. */
   deliveries: Counter<'outcome'>;
 }
 
@@ -9,7 +9,7 @@ export function createWebhooksMetrics(registry: Registry): WebhooksMetrics {
   return {
     deliveries: new Counter({
       name: 'webhooks_deliveries_total',
-      help: 'Deposit webhook deliveries by outcome (accepted, duplicate, unauthorized, bad_body, too_large, rate_limited, conflict, unavailable)',
+      help: 'Deposit webhook deliveries by outcome (accepted, duplicate, unauthorized, bad_body, too_large, rate_limited, replayed, not_running, unavailable)',
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),
