@@ -50,7 +50,7 @@ describe('deposits across the fleet (wallet, webhooks, reconciliation)', functio
     kms = await startKmsEmulator({ port: 0 });
     solana = await startSolanaRuntime({ port: 0, slotMs: 50 });
     anvil = await startAnvil({ port: 0 });
-    const common = { AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, HTTP_PORT: '0', LOG_LEVEL: 'silent', SOLANA_RPC_URL: solana.url, EVM_RPC_URL: anvil.url };
+    const common = { AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, HTTP_PORT: '0', LOG_LEVEL: 'silent', SOLANA_RPC_URL: solana.url, EVM_RPC_URL: anvil.url, EVM_FINALITY: '1' };
     wallet = createWalletService(loadWalletConfig({ ...common, DATABASE_SCHEMA: walletSchema.schema, KMS_ENDPOINT: kms.endpoint }), silent);
     webhooks = createWebhooksService(loadWebhooksConfig({ ...common, DATABASE_SCHEMA: whSchema.schema, WEBHOOK_SECRETS: secret, DEPOSIT_MAX_ATTEMPTS: '3', DEPOSIT_RETRY_INITIAL_MS: '50', DEPOSIT_RETRY_MAX_MS: '200' }), silent);
     reconciliation = createReconciliationService(

@@ -51,9 +51,9 @@ export const operations = {
   'wallet.transaction.sign': { owner: 'wallet', callers: ['backend'], summary: 'Sign a serialized transaction with the wallet key', request: wallet.SignRequest, result: wallet.SignResult, errors: [...any, ErrorCode.WALLET_NOT_FOUND, ErrorCode.RATE_LIMITED, ErrorCode.SIGNING_FAILED] },
   'wallet.provisioning.status': { owner: 'provisioning', callers: ['backend', 'ops'], summary: "Per-chain provisioning status of a user", request: provisioning.ProvisioningStatusRequest, result: provisioning.ProvisioningStatus, errors: [...any] },
   'wallet.provisioning.provision': { owner: 'provisioning', callers: ['backend', 'ops'], summary: 'Admin trigger: (re-)provision a user, same body as kyc.approved', request: provisioning.KycApproved, result: provisioning.ProvisioningStatus, errors: [...any] },
-  'wallet.deposits.stuck': { owner: 'webhooks', callers: ['reconciliation', 'ops'], summary: 'Deposits still pending after a given age (oldest first, cursor paging)', request: deposits.DepositsStuckRequest, result: deposits.DepositsStuck, errors: [...any] },
-  'wallet.deposits.reconcile': { owner: 'webhooks', callers: ['reconciliation', 'ops'], summary: 'Re-validate one pending deposit on chain now (credit once, fail, or leave pending)', request: deposits.DepositReconcileRequest, result: deposits.DepositReconcileResult, errors: [...any, ErrorCode.NOT_FOUND] },
-  'wallet.deposits.summary': { owner: 'webhooks', callers: ['reconciliation', 'ops'], summary: 'Deposit counts by status and ledger drift counts', request: deposits.DepositsSummaryRequest, result: deposits.DepositsSummary, errors: [...any] },
+  'wallet.deposits.stuck': { owner: 'webhooks', callers: ['reconciliation', 'ops'], summary: 'Deposits still pending or confirming after a given age, and recent credits to re-check (oldest first, cursor paging)', request: deposits.DepositsStuckRequest, result: deposits.DepositsStuck, errors: [...any] },
+  'wallet.deposits.reconcile': { owner: 'webhooks', callers: ['reconciliation', 'ops'], summary: 'Re-validate one deposit on chain now (credit once, confirming, fail, reverse a credit whose transaction left the chain)', request: deposits.DepositReconcileRequest, result: deposits.DepositReconcileResult, errors: [...any, ErrorCode.NOT_FOUND] },
+  'wallet.deposits.summary': { owner: 'webhooks', callers: ['reconciliation', 'ops'], summary: 'Deposit counts by status, ledger per asset and drift counts', request: deposits.DepositsSummaryRequest, result: deposits.DepositsSummary, errors: [...any] },
   'wallet.audit.query': { owner: 'audit', callers: ['backend', 'ops'], summary: 'Query the audit log (newest first, cursor paging)', request: audit.AuditQueryRequest, result: audit.AuditQueryResult, errors: [...any] },
   'wallet.audit.verify': { owner: 'audit', callers: ['ops'], summary: 'Walk the hash chain and report the first broken row', request: audit.AuditVerifyRequest, result: audit.AuditVerifyResult, errors: [...any, ErrorCode.RATE_LIMITED] },
 } as const satisfies Record<string, { owner: string; callers: readonly Role[]; summary: string; request: z.ZodType; result: z.ZodType; errors: readonly ErrorCode[] }>;
@@ -77,6 +77,7 @@ export const events = {
   'deposit.received': { producers: ['webhooks'], summary: 'A deposit webhook was accepted', payload: deposits.DepositReceived },
   'deposit.credited': { producers: ['webhooks'], summary: 'A deposit was credited to the ledger (once)', payload: deposits.DepositCredited },
   'deposit.failed': { producers: ['webhooks'], summary: 'A deposit was not credited', payload: deposits.DepositFailed },
+  'deposit.reversed': { producers: ['webhooks'], summary: 'A credited deposit whose transaction left the chain was reversed (compensating entry)', payload: deposits.DepositReversed },
   'audit.#': { producers: [SERVICE_IN_KEY], summary: 'An audit event, routing key `audit.<service>.<action>`', payload: audit.AuditEvent },
 } as const satisfies Record<string, { producers: readonly (Role | typeof SERVICE_IN_KEY)[]; summary: string; payload: z.ZodType }>;
 

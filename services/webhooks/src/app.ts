@@ -3,7 +3,7 @@ import { type Component, type Logger, type Service, createBreaker, createPgPool,
 import { type ChainChecker, createChainChecker } from './chain-check.js';
 import type { WebhooksConfig } from './config.js';
 import { createIntakeHandler } from './handlers/intake.js';
-import { createDepositAttempt, createDepositHandler } from './handlers/processing.js';
+import { createCreditRecheck, createDepositAttempt, createDepositHandler } from './handlers/processing.js';
 import { createReconcileHandlers } from './handlers/reconcile.js';
 import { createWalletCreatedHandler } from './handlers/wallets.js';
 import { createIntakeRouter } from './http/intake-routes.js';
@@ -37,7 +37,7 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger): S
   const chainChecker = createChainChecker({
     solanaRpcUrl: config.SOLANA_RPC_URL,
     evmRpcUrl: config.EVM_RPC_URL,
-    evmMinConfirmations: config.EVM_MIN_CONFIRMATIONS,
+    evmFinality: config.EVM_FINALITY,
     timeoutMs: config.CHAIN_RPC_TIMEOUT_MS,
   });
   // One breaker per RPC endpoint: while a node is down, deposits fail fast into the retry queues
@@ -53,15 +53,24 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger): S
   const intake = config.WEBHOOKS_ROLES.has('intake');
   if (processing) {
     const deposits = createDepositStore(pg.pool, outbox);
+    const tokenAllowlist = config.DEPOSIT_TOKEN_ALLOWLIST;
     broker.handleEvents(QUEUES.deposits, {
       'deposit.received': createDepositHandler({
         store: deposits,
         chains,
+        tokenAllowlist,
         maxAttempts: config.DEPOSIT_MAX_ATTEMPTS,
         rpcRetryDelayFactor: config.DEPOSIT_RPC_RETRY_FACTOR,
       }),
     });
-    broker.handleCommands(QUEUES.commands, createReconcileHandlers({ deposits, reconcile: createReconcileStore(pg.pool) }, createDepositAttempt({ store: deposits, chains })));
+    broker.handleCommands(
+      QUEUES.commands,
+      createReconcileHandlers(
+        { deposits, reconcile: createReconcileStore(pg.pool, { recheckWindowSeconds: config.DEPOSIT_RECHECK_WINDOW_SECONDS }) },
+        createDepositAttempt({ store: deposits, chains, tokenAllowlist }),
+        createCreditRecheck({ store: deposits, chains, onReversed: (chain) => metrics.reversed.inc({ chain }) }),
+      ),
+    );
     broker.handleEvents(QUEUES.wallets, { 'wallet.created': createWalletCreatedHandler(deposits) });
   }
 

@@ -1,3 +1,4 @@
+import type { EvmFinality } from '@wallet-fleet/chains';
 import { ConfigError, envVar, loadConfig, serviceConfigShape } from '@wallet-fleet/service-kit';
 
 /** One sender's signing secret: deliveries verified by it are rate-limited under `sender`. */
@@ -70,8 +71,33 @@ export const configShape = {
   WEBHOOK_RATE_PER_MINUTE: envVar.int({ default: 6000, min: 1, max: 10_000_000 }),
   SOLANA_RPC_URL: envVar.url(['http', 'https'], 'http://127.0.0.1:8899'),
   EVM_RPC_URL: envVar.url(['http', 'https'], 'http://127.0.0.1:8545'),
-  /** Blocks on top of the receipt's block (the receipt's own block counts as 1). */
-  EVM_MIN_CONFIRMATIONS: envVar.int({ default: 1, min: 1, max: 1000 }),
+  /**
+   * When an EVM deposit is final (credited): `finalized` (the node's finalized block tag, the safe
+   * default), or a number N of confirmations (its own block counts as 1) for a node without finality,
+   * such as anvil in tests. Until then the deposit is `confirming`.
+   */
+  EVM_FINALITY: envVar
+    .string('finalized')
+    .refine((v) => v === 'finalized' || (/^[1-9][0-9]{0,3}$/.test(v)), 'finalized, or a number of confirmations (1-9999)')
+    .transform((v): EvmFinality => (v === 'finalized' ? 'finalized' : { confirmations: Number(v) })),
+  /**
+   * Tokens credited, comma-separated `CHAIN:contract-or-mint` (e.g. `ETH:0xA0b8…,SOL:EPjF…`). A
+   * final token transfer of any other token is recorded as `unlisted`, not credited. Empty (the
+   * default): native coins only.
+   */
+  DEPOSIT_TOKEN_ALLOWLIST: envVar
+    .list({
+      default: '',
+      each: (t) => /^ETH:0x[0-9a-fA-F]{40}$/.test(t) || /^SOL:[1-9A-HJ-NP-Za-km-z]{32,44}$/.test(t),
+      message: 'comma-separated ETH:0x<40 hex> or SOL:<base58 mint>',
+    })
+    .transform((list) => new Set(list.map((t) => (t.startsWith('ETH:') ? t.toLowerCase().replace('eth:', 'ETH:') : t)))),
+  /**
+   * How long after crediting a deposit `wallet.deposits.stuck` still lists it, so that reconciliation
+   * checks it on chain again and reverses it if its transaction left the chain (a reorganisation
+   * deeper than the finality rule). 0 turns re-checks off.
+   */
+  DEPOSIT_RECHECK_WINDOW_SECONDS: envVar.int({ default: 3600, min: 0, max: 30 * 86_400 }),
   /** Per RPC call. */
   CHAIN_RPC_TIMEOUT_MS: envVar.int({ default: 5000, min: 50, max: 120_000 }),
   /** Processing attempts in all (first delivery included) before the dead-letter queue. */

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { DepositWebhookBody, ErrorCode, type FieldError, type FleetError, auditMessage, fieldErrors, isFleetError } from '@wallet-fleet/contracts';
+import { DepositWebhookBody, type FieldError, auditMessage, fieldErrors } from '@wallet-fleet/contracts';
 import type { RateLimiter } from '@wallet-fleet/service-kit';
 import type { ReplayGuard } from '../replay-guard.js';
 import type { SignatureVerifier } from '../signature.js';
@@ -22,7 +22,6 @@ export type IntakeOutcome =
   | { kind: 'rate_limited'; sender: string; retryAfterMs: number }
   | { kind: 'replayed' }
   | { kind: 'bad_body'; message: string; fields: FieldError[] }
-  | { kind: 'conflict'; error: FleetError; jobId: unknown }
   | { kind: 'unavailable'; error: unknown };
 
 /**
@@ -30,7 +29,8 @@ export type IntakeOutcome =
  * bytes, the rate limit of the sender it authenticates, the `webhook-id` replay guard, the strict
  * body schema, then the durable accept:
  * - `accepted` once the deposit row is committed and its `deposit.received` message is confirmed by
- *   the broker (same jobId for the same chain/txHash/eventIndex; `created` false for a duplicate);
+ *   the broker (same jobId for the same claim: chain, txHash, eventIndex, token, amount, toAddress; `created`
+ *   false for a duplicate; another claim for the same transfer is another job, which the chain decides);
  * - `unauthorized` (bad, stale or missing signature), `bad_body` (not JSON, schema), `conflict`
  *   (the same transfer with other token/amount/address), `unavailable` (the deposit could not be
  *   stored or enqueued durably: the sender retries, dedupe makes that harmless).
@@ -78,7 +78,6 @@ export function createIntakeHandler(deps: IntakeDeps) {
       await deps.store.ensurePublished(accepted);
       return { kind: 'accepted', jobId: accepted.jobId, created: accepted.created };
     } catch (err) {
-      if (isFleetError(err, ErrorCode.IDEMPOTENCY_CONFLICT)) return { kind: 'conflict', error: err, jobId: err.details?.jobId };
       return { kind: 'unavailable', error: err };
     }
   };

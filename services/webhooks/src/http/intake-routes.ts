@@ -86,10 +86,6 @@ export function createIntakeRouter(deps: IntakeRouteDeps): express.Router {
         count('bad_body');
         problem(res, 400, ErrorCode.VALIDATION_FAILED, outcome.message, { fields: outcome.fields });
         return;
-      case 'conflict':
-        count('conflict');
-        problem(res, 409, outcome.error.code, outcome.error.message, { jobId: outcome.jobId });
-        return;
       case 'unavailable':
         count('unavailable');
         log.warn({ err: outcome.error }, 'deposit not stored durably; answering 503');
