@@ -227,6 +227,10 @@ describe('webhooks deposits: credited once per on-chain transfer, after finality
     assert.deepEqual(await ledgerOf(wallet.walletId), []);
     const row = (await h.db.query('SELECT asset, decimals FROM deposits WHERE deposit_id = $1', [id])).rows[0];
     assert.deepEqual(row, { asset: unlisted, decimals: 6 });
+    // Reconciled while the token is still not listed: it stays unlisted, still nothing credited.
+    const r = await client.request('wallet.deposits.reconcile', { depositId: id, maxAgeSeconds: 3600 });
+    assert.deepEqual([r.status, r.changed], ['unlisted', false]);
+    assert.deepEqual(await ledgerOf(wallet.walletId), []);
   });
 
   it('should credit a USDC-like SPL transfer once to the wallet owning the token account, with the mint\'s 6 decimals', async () => {

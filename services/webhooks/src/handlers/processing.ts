@@ -103,7 +103,9 @@ export function createDepositAttempt(deps: Omit<ProcessingDeps, 'maxAttempts'>) 
     decide: (tx: Parameters<Parameters<DepositStore['settle']>[2]>[0]) => Promise<Omit<Settlement, 'messages'> & { messages?: OutboxMessage[] }>,
   ): Promise<{ settled: Settlement; before: DepositStatus } | undefined> {
     let before: DepositStatus = d.status;
-    const settled = await store.settle(d.depositId, OPEN, async (tx, current) => {
+    // Reconciliation may also take an unlisted deposit up again (its token listed since).
+    const from = mode.by === 'reconciliation' ? [...OPEN, 'unlisted' as const] : OPEN;
+    const settled = await store.settle(d.depositId, from, async (tx, current) => {
       before = current.status;
       const s = await decide(tx);
       return { ...s, messages: [...(s.messages ?? []), audit(d, mode, current.status, s.status, s.entry)] };
@@ -180,7 +182,7 @@ export function createDepositAttempt(deps: Omit<ProcessingDeps, 'maxAttempts'>) 
     if (identity.asset !== 'native' && !deps.tokenAllowlist.has(`${d.chain}:${d.chain === 'ETH' ? identity.asset.toLowerCase() : identity.asset}`)) {
       const reason = `token ${identity.asset} is not in the allow-list (DEPOSIT_TOKEN_ALLOWLIST): recorded, not credited`;
       const r = await settle(d, mode, async () => ({ status: 'unlisted', identity, entry: { attempt: mode.attempt, status: 'unlisted', message: reason, at: at(), ...by } }));
-      return { status: 'unlisted', changed: r !== undefined, reason };
+      return { status: 'unlisted', changed: r !== undefined && r.before !== 'unlisted', reason };
     }
     let heldBy: string | undefined;
     const r = await settle(d, mode, async (tx) => {

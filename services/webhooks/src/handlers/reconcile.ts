@@ -25,7 +25,8 @@ export function createReconcileHandlers(
       if (d.status === 'rejected' && (await reconcile.reopenIfNowOurs(d.depositId))) d = (await deposits.get(q.depositId))!;
       // A credit stands while the chain still says so; its transaction gone → reversed. RPC down → UNAVAILABLE.
       if (d.status === 'credited') return { depositId: d.depositId, ...(await recheck(d)) };
-      if (d.status !== 'pending' && d.status !== 'confirming') return { depositId: d.depositId, status: d.status, changed: false };
+      // Unlisted: asked again, it is credited if its token has been listed since.
+      if (d.status !== 'pending' && d.status !== 'confirming' && d.status !== 'unlisted') return { depositId: d.depositId, status: d.status, changed: false };
       const pastMaxAge = age > q.maxAgeSeconds;
       // Age never fails a confirming deposit: its transfer is on chain, only finality is awaited.
       const outcome = await attempt(d, { by: 'reconciliation', attempt: d.attempts.length + 1, failMissing: pastMaxAge, failUnconfirmed: pastMaxAge });
