@@ -41,7 +41,7 @@ function base58Length(s: string): number | undefined {
  * Whether `txHash` can be a transaction id on `chain`: EVM and Aptos `0x` + 64 hex digits, Solana
  * the base58 of a 64-byte signature.
  */
-export function isTxHashOf(chain: z.infer<typeof Chain>, txHash: string): boolean {
+function isTxHashOf(chain: z.infer<typeof Chain>, txHash: string): boolean {
   if (chain === 'SOL') return txHash.length <= 90 && base58Length(txHash) === 64;
   return /^0x[0-9a-fA-F]{64}$/.test(txHash);
 }

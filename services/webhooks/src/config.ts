@@ -9,12 +9,12 @@ export interface SenderSecret {
 
 const SENDER = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 /** The sender name of a bare `whsec_` entry (the format before senders were named). */
-export const DEFAULT_SENDER = 'default';
+const DEFAULT_SENDER = 'default';
 
 const isSecret = (s: string) => /^whsec_[A-Za-z0-9+/]+={0,2}$/.test(s) && Buffer.from(s.slice(6), 'base64').length >= 16;
 
 /** `name=whsec_…` or a bare `whsec_…` (sender `default`). */
-export function parseSenderSecret(entry: string): SenderSecret | undefined {
+function parseSenderSecret(entry: string): SenderSecret | undefined {
   // base64 padding also uses `=`, but never before `whsec_`: a name is what precedes `=whsec_`.
   const named = entry.indexOf('=whsec_');
   if (named > 0) {

@@ -6,7 +6,7 @@ import type { Redis } from '@wallet-fleet/service-kit';
  * How long a `webhook-id` is remembered: a signature is accepted while its timestamp is within
  * 5 minutes of our clock either way, so one signed message can arrive at most 10 minutes apart.
  */
-export const REPLAY_WINDOW_SECONDS = 600;
+const REPLAY_WINDOW_SECONDS = 600;
 
 /** `first`: never seen; `same`: seen with this very body (a retry); `different`: seen with another body. */
 export type ReplayVerdict = 'first' | 'same' | 'different';

@@ -1,7 +1,7 @@
 import { type Deposit, type DepositStatus, ErrorCode, FleetError, isFleetError, auditMessage } from '@wallet-fleet/contracts';
 import type { HandlerContext, OutboxMessage } from '@wallet-fleet/messaging';
 import type { ChainChecker, ClaimVerdict } from '../chain-check.js';
-import type { AttemptEntry, ChainIdentity, DepositRow, DepositStore, Settlement } from '../store/deposit-store.js';
+import type { AttemptEntry, AttemptTx, ChainIdentity, DepositRow, DepositStore, Settlement } from '../store/deposit-store.js';
 
 export interface ProcessingDeps {
   store: DepositStore;
@@ -100,7 +100,7 @@ export function createDepositAttempt(deps: Omit<ProcessingDeps, 'maxAttempts'>) 
   async function settle(
     d: DepositRow,
     mode: AttemptMode,
-    decide: (tx: Parameters<Parameters<DepositStore['settle']>[2]>[0]) => Promise<Omit<Settlement, 'messages'> & { messages?: OutboxMessage[] }>,
+    decide: (tx: AttemptTx) => Promise<Omit<Settlement, 'messages'> & { messages?: OutboxMessage[] }>,
   ): Promise<{ settled: Settlement; before: DepositStatus } | undefined> {
     let before: DepositStatus = d.status;
     // Reconciliation may also take an unlisted deposit up again (its token listed since).
