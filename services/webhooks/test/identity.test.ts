@@ -74,8 +74,8 @@ describe('webhooks deposits: credited once per on-chain transfer, after finality
   }
 
   before(async () => {
-    // Solana: a transaction stays `confirmed` for 40 slots (about 0.8 s) before it is `finalized`.
-    solana = await startSolanaRuntime({ port: 0, slotMs: 20, finalizeAfterSlots: 40 });
+    // Solana: a transaction stays `confirmed` for 75 slots (about 1.5 s) before it is `finalized`.
+    solana = await startSolanaRuntime({ port: 0, slotMs: 20, finalizeAfterSlots: 75 });
     anvil = await startAnvil({ port: 0 });
     conn = new Connection(solana.url, 'confirmed');
     solana.airdrop(payer.publicKey.toBase58(), 100n * BigInt(LAMPORTS_PER_SOL));
