@@ -10,14 +10,33 @@ import { render, repoRoot, yaml } from './support/manifests.js';
 
 const read = (p: string) => readFileSync(join(repoRoot, p), 'utf8');
 
-interface Rule { alert?: string; record?: string; expr: string; for?: string; labels?: Record<string, string>; annotations?: Record<string, string> }
+interface Rule {
+  alert?: string;
+  record?: string;
+  expr: string;
+  for?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
 const rulesFile = () => yaml.load(read('infra/prometheus/rules.yml')) as { groups: Array<{ name: string; rules: Rule[] }> };
-const alerts = () => rulesFile().groups.flatMap((g) => g.rules).filter((r) => r.alert);
+const alerts = () =>
+  rulesFile()
+    .groups.flatMap((g) => g.rules)
+    .filter((r) => r.alert);
 
 /** What must wake someone (the operations issue's list), each to at least one alert. */
 const REQUIRED = [
-  'LedgerDrift', 'DepositsStuck', 'ProvisioningChainsFailed', 'DeadLetterQueueGrowing', 'OutboxRowsLeftBehind',
-  'KmsErrors', 'CircuitBreakerOpen', 'ReconciliationBehind', 'AuditChainShrank', 'ServiceDown', 'ServiceNotReady',
+  'LedgerDrift',
+  'DepositsStuck',
+  'ProvisioningChainsFailed',
+  'DeadLetterQueueGrowing',
+  'OutboxRowsLeftBehind',
+  'KmsErrors',
+  'CircuitBreakerOpen',
+  'ReconciliationBehind',
+  'AuditChainShrank',
+  'ServiceDown',
+  'ServiceNotReady',
 ];
 
 /**
@@ -53,7 +72,10 @@ describe('alert rules (infra/prometheus)', () => {
     // The same tests against rules whose drift threshold was raised: LedgerDrift's test must fail.
     const dir = mkdtempSync(join(tmpdir(), 'rules-mutant-'));
     try {
-      writeFileSync(join(dir, 'rules.yml'), read('infra/prometheus/rules.yml').replace('max by (kind) (reconciliation_drift) > 0', 'max by (kind) (reconciliation_drift) > 5'));
+      writeFileSync(
+        join(dir, 'rules.yml'),
+        read('infra/prometheus/rules.yml').replace('max by (kind) (reconciliation_drift) > 0', 'max by (kind) (reconciliation_drift) > 5'),
+      );
       writeFileSync(join(dir, 'rules.test.yml'), read('infra/prometheus/rules.test.yml'));
       const r = spawnSync('promtool', ['test', 'rules', 'rules.test.yml'], { cwd: dir, encoding: 'utf8' });
       assert.notEqual(r.status, 0);
@@ -77,11 +99,19 @@ describe('alert rules (infra/prometheus)', () => {
   });
 
   it('should test every alert both firing and staying quiet', () => {
-    const tests = (yaml.load(read('infra/prometheus/rules.test.yml')) as { tests: Array<{ alert_rule_test: Array<{ alertname: string; exp_alerts: unknown[] }> }> }).tests;
+    const tests = (
+      yaml.load(read('infra/prometheus/rules.test.yml')) as { tests: Array<{ alert_rule_test: Array<{ alertname: string; exp_alerts: unknown[] }> }> }
+    ).tests;
     const cases = tests.flatMap((t) => t.alert_rule_test);
     for (const a of alerts()) {
-      assert.ok(cases.some((c) => c.alertname === a.alert && c.exp_alerts.length > 0), `${a.alert}: a case where it fires`);
-      assert.ok(cases.some((c) => c.alertname === a.alert && c.exp_alerts.length === 0), `${a.alert}: a case where it stays quiet`);
+      assert.ok(
+        cases.some((c) => c.alertname === a.alert && c.exp_alerts.length > 0),
+        `${a.alert}: a case where it fires`,
+      );
+      assert.ok(
+        cases.some((c) => c.alertname === a.alert && c.exp_alerts.length === 0),
+        `${a.alert}: a case where it stays quiet`,
+      );
     }
   });
 

@@ -7,7 +7,11 @@ import amqp from 'amqplib';
 import pg from 'pg';
 import { type ServiceProcess, startService } from './support/service-process.js';
 
-interface Reply { ok: boolean; result?: any; error?: { code: string; message: string; retryable: boolean; details?: any } }
+interface Reply {
+  ok: boolean;
+  result?: any;
+  error?: { code: string; message: string; retryable: boolean; details?: any };
+}
 
 /** What a client team writes from the AsyncAPI document: publish with correlation_id + direct reply-to. */
 async function plainClient(url: string) {
@@ -16,9 +20,13 @@ async function plainClient(url: string) {
   // RabbitMQ checks user_id against the connection's user; consumers refuse a message without one.
   const userId = decodeURIComponent(new URL(url).username) || 'guest';
   const pending = new Map<string, (r: Reply) => void>();
-  await ch.consume('amq.rabbitmq.reply-to', (msg) => {
-    if (msg) pending.get(msg.properties.correlationId)?.(JSON.parse(msg.content.toString()));
-  }, { noAck: true });
+  await ch.consume(
+    'amq.rabbitmq.reply-to',
+    (msg) => {
+      if (msg) pending.get(msg.properties.correlationId)?.(JSON.parse(msg.content.toString()));
+    },
+    { noAck: true },
+  );
   return {
     async call(op: string, body: unknown, timeoutMs = 15_000): Promise<Reply> {
       const correlationId = randomUUID();
@@ -30,7 +38,11 @@ async function plainClient(url: string) {
         });
       });
       ch.publish('wallet.commands', op, Buffer.from(JSON.stringify(body)), {
-        correlationId, replyTo: 'amq.rabbitmq.reply-to', contentType: 'application/json', expiration: String(timeoutMs), userId,
+        correlationId,
+        replyTo: 'amq.rabbitmq.reply-to',
+        contentType: 'application/json',
+        expiration: String(timeoutMs),
+        userId,
       });
       return reply;
     },
@@ -74,16 +86,20 @@ describe('audit service over plain amqplib', function () {
   let client: Awaited<ReturnType<typeof plainClient>>;
   let db: pg.Pool;
 
-  const storedCount = async () =>
-    Number((await db.query(`SELECT count(*) AS n FROM "${schema.schema}".audit_events`)).rows[0].n);
+  const storedCount = async () => Number((await db.query(`SELECT count(*) AS n FROM "${schema.schema}".audit_events`)).rows[0].n);
 
   beforeEach(async () => {
     vhost = await createVhost('audit-e2e');
     schema = await createSchemaName('audit_e2e');
     const { databaseUrl, redisUrl } = await backingServices();
     env = {
-      AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, REDIS_URL: redisUrl,
-      AUDIT_RETRY_INITIAL_DELAY_MS: '20', AUDIT_RETRY_MAX_DELAY_MS: '100', AUDIT_RETRY_MAX_ATTEMPTS: '3',
+      AMQP_URL: vhost.url,
+      DATABASE_URL: databaseUrl,
+      DATABASE_SCHEMA: schema.schema,
+      REDIS_URL: redisUrl,
+      AUDIT_RETRY_INITIAL_DELAY_MS: '20',
+      AUDIT_RETRY_MAX_DELAY_MS: '100',
+      AUDIT_RETRY_MAX_ATTEMPTS: '3',
     };
     service = await startService('audit', env);
     client = await plainClient(vhost.url);
@@ -105,11 +121,20 @@ describe('audit service over plain amqplib', function () {
     await client.publishMany([...events, ...events].map((body) => ({ routingKey: 'audit.kyc.review', body })));
     await client.publish('audit.wallet.create', auditEvent('bob'));
 
-    const page1 = await waitFor(async () => {
-      const r = await client.call('wallet.audit.query', { userId: alice, limit: 5 });
-      return r.ok && r.result.items.length === 5 && (await storedCount()) === 13 ? r : undefined;
-    }, { what: '13 stored events' });
-    assert.deepEqual(page1.result.items.map((e: any) => e.eventId), events.slice(-5).map((e) => e.eventId).reverse());
+    const page1 = await waitFor(
+      async () => {
+        const r = await client.call('wallet.audit.query', { userId: alice, limit: 5 });
+        return r.ok && r.result.items.length === 5 && (await storedCount()) === 13 ? r : undefined;
+      },
+      { what: '13 stored events' },
+    );
+    assert.deepEqual(
+      page1.result.items.map((e: any) => e.eventId),
+      events
+        .slice(-5)
+        .map((e) => e.eventId)
+        .reverse(),
+    );
     const page2 = await client.call('wallet.audit.query', { userId: alice, limit: 50, cursor: page1.result.nextCursor });
     assert.equal(page2.result.items.length, 7);
     assert.equal(page2.result.nextCursor, null);
@@ -135,10 +160,13 @@ describe('audit service over plain amqplib', function () {
     await client.publish('audit.kyc.review', { eventId: 'not-a-uuid', action: 'x' });
     // The management API's queue counts lag by seconds; taking the messages off the queue does not.
     const dead: Awaited<ReturnType<typeof rabbitAdmin.drain>> = [];
-    await waitFor(async () => {
-      dead.push(...(await rabbitAdmin.drain(vhost.vhost, 'audit.events.dlq', 10)));
-      return dead.length >= 2;
-    }, { what: 'two dead letters' });
+    await waitFor(
+      async () => {
+        dead.push(...(await rabbitAdmin.drain(vhost.vhost, 'audit.events.dlq', 10)));
+        return dead.length >= 2;
+      },
+      { what: 'two dead letters' },
+    );
     const reasons = dead.map((m) => m.properties.headers?.['x-death-reason']).sort();
     assert.deepEqual(reasons, ['malformed_json', 'validation']);
     const invalid = dead.find((m) => m.properties.headers?.['x-death-reason'] === 'validation');
@@ -217,10 +245,13 @@ describe('audit service process', function () {
       assert.match(JSON.stringify(health), /redis/);
       const e = auditEvent('dave');
       await client.publishMany([e, e, auditEvent('dave', 1)].map((body) => ({ routingKey: 'audit.kyc.review', body })));
-      const text = await waitFor(async () => {
-        const t = await (await fetch(service.url('/metrics'))).text();
-        return /audit_events_duplicate_total(\{[^}]*\})? 1\b/.test(t) ? t : undefined;
-      }, { what: 'the duplicate counted in /metrics' });
+      const text = await waitFor(
+        async () => {
+          const t = await (await fetch(service.url('/metrics'))).text();
+          return /audit_events_duplicate_total(\{[^}]*\})? 1\b/.test(t) ? t : undefined;
+        },
+        { what: 'the duplicate counted in /metrics' },
+      );
       assert.match(text, /audit_events_stored_total(\{[^}]*\})? 2\b/);
       assert.match(text, /audit_chain_length(\{[^}]*\})? 2\b/);
       assert.match(text, /messaging_/);

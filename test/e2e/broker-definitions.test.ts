@@ -37,7 +37,7 @@ describe('broker definitions (infra/rabbitmq/definitions.json)', () => {
   });
   after(() => vhost?.drop());
 
-  it('should be in step with the catalogue and the services\' topologies (run `pnpm broker-definitions` after a change)', () => {
+  it("should be in step with the catalogue and the services' topologies (run `pnpm broker-definitions` after a change)", () => {
     assert.deepEqual(JSON.parse(readFileSync(definitionsFile, 'utf8')), JSON.parse(JSON.stringify(fleetDefinitions())));
   });
 
@@ -58,7 +58,7 @@ describe('broker definitions (infra/rabbitmq/definitions.json)', () => {
     assert.equal(await tryPublish(url, 'wallet.events', 'audit.webhooks.deposit.credit'), 'ok');
   });
 
-  it('should refuse a message whose user_id names another user than the connection\'s', async () => {
+  it("should refuse a message whose user_id names another user than the connection's", async () => {
     const reason = await tryPublish(vhost.as('backend'), 'wallet.commands', 'wallet.management.get', { userId: 'provisioning' });
     assert.match(reason, /PRECONDITION_FAILED.*user_id property set to 'provisioning' but authenticated user was 'backend'/);
     assert.equal(await tryPublish(vhost.as('backend'), 'wallet.commands', 'wallet.management.get', { userId: 'backend' }), 'ok');
@@ -84,7 +84,10 @@ describe('broker definitions (infra/rabbitmq/definitions.json)', () => {
       await ch.assertQueue('webhooks.wallets', { durable: true });
       await ch.bindQueue('webhooks.wallets', 'wallet.events', 'wallet.created');
       // Listening to another service's requests is refused.
-      const refused = ch.bindQueue('webhooks.wallets', 'wallet.commands', 'wallet.transaction.sign').then(() => 'bound', (e: Error) => e.message);
+      const refused = ch.bindQueue('webhooks.wallets', 'wallet.commands', 'wallet.transaction.sign').then(
+        () => 'bound',
+        (e: Error) => e.message,
+      );
       assert.match(await Promise.race([closed, refused]), /ACCESS_REFUSED/);
     } finally {
       await conn.close().catch(() => undefined);
@@ -94,7 +97,10 @@ describe('broker definitions (infra/rabbitmq/definitions.json)', () => {
   it('should not name an event nobody may publish', () => {
     for (const name of Object.keys(events)) {
       const writers = fleetDefinitions().topic_permissions.filter((t) => t.exchange === 'wallet.events' && t.write !== '^$');
-      assert.ok(writers.some((t) => new RegExp(t.write).test(name === 'audit.#' ? 'audit.wallet.x' : name)), name);
+      assert.ok(
+        writers.some((t) => new RegExp(t.write).test(name === 'audit.#' ? 'audit.wallet.x' : name)),
+        name,
+      );
     }
   });
 });

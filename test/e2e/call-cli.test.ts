@@ -90,7 +90,10 @@ describe('call CLI (scripts/call.mjs)', () => {
   it('should exit 1 at once saying so when no service is bound for the operation', async () => {
     const r = await call(vhost.url, ['test.nobody', '{}'], { CALL_TIMEOUT_MS: '60000' });
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /unroutable: no service is bound for test\.nobody on wallet\.commands \(it is not an operation of docs\/asyncapi\.json either: see --help\)/);
+    assert.match(
+      r.stderr,
+      /unroutable: no service is bound for test\.nobody on wallet\.commands \(it is not an operation of docs\/asyncapi\.json either: see --help\)/,
+    );
     assert.equal(r.stdout, '');
   });
 
@@ -141,7 +144,10 @@ describe('call CLI (scripts/call.mjs)', () => {
       Object.keys(operations),
     );
     for (const [name, op] of Object.entries(operations)) {
-      assert.ok(listed.some((l) => l.trim().startsWith(name) && l.trimEnd().endsWith(op.summary)), `${name}: ${op.summary}\n${r.stdout}`);
+      assert.ok(
+        listed.some((l) => l.trim().startsWith(name) && l.trimEnd().endsWith(op.summary)),
+        `${name}: ${op.summary}\n${r.stdout}`,
+      );
     }
   });
 });

@@ -9,16 +9,31 @@ import { exportedNames, metricNames, PROMETHEUS_OWN, RABBITMQ_OWN } from './supp
 
 const dashboardsDir = join(repoRoot, 'infra/grafana/dashboards');
 
-interface Panel { id: number; type: string; title: string; gridPos: { x: number; y: number; w: number; h: number }; datasource: { uid: string }; targets: Array<{ refId: string; expr: string }> }
-interface Dashboard { uid: string; title: string; panels: Panel[] }
+interface Panel {
+  id: number;
+  type: string;
+  title: string;
+  gridPos: { x: number; y: number; w: number; h: number };
+  datasource: { uid: string };
+  targets: Array<{ refId: string; expr: string }>;
+}
+interface Dashboard {
+  uid: string;
+  title: string;
+  panels: Panel[];
+}
 
 const dashboards = () =>
-  readdirSync(dashboardsDir).filter((f) => f.endsWith('.json')).map((file) => ({ file, dashboard: JSON.parse(readFileSync(join(dashboardsDir, file), 'utf8')) as Dashboard }));
+  readdirSync(dashboardsDir)
+    .filter((f) => f.endsWith('.json'))
+    .map((file) => ({ file, dashboard: JSON.parse(readFileSync(join(dashboardsDir, file), 'utf8')) as Dashboard }));
 
 describe('PromQL metric name extraction', () => {
   it('should find the metric names of an expression and nothing else', () => {
     assert.deepEqual(
-      metricNames('histogram_quantile(0.99, sum by (queue, le) (rate(messaging_handler_duration_seconds_bucket{service="audit",queue=~"a\\\\..*"}[$__rate_interval])))'),
+      metricNames(
+        'histogram_quantile(0.99, sum by (queue, le) (rate(messaging_handler_duration_seconds_bucket{service="audit",queue=~"a\\\\..*"}[$__rate_interval])))',
+      ),
       ['messaging_handler_duration_seconds_bucket'],
     );
     assert.deepEqual(metricNames('time() - max(reconciliation_last_completed_timestamp_seconds) > 1800'), ['reconciliation_last_completed_timestamp_seconds']);
@@ -73,8 +88,9 @@ describe('metrics that dashboards and alert rules query', function () {
     const overview = dashboards().find((d) => d.file === 'overview.json')!.dashboard;
     const exprs = [
       ...overview.panels.flatMap((p) => p.targets.map((t) => [`overview.json "${p.title}"`, t.expr] as const)),
-      ...(yaml.load(readFileSync(join(repoRoot, 'infra/prometheus/rules.yml'), 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> }).groups
-        .flatMap((g) => g.rules.map((r) => [`alert ${r.alert}`, r.expr] as const)),
+      ...(
+        yaml.load(readFileSync(join(repoRoot, 'infra/prometheus/rules.yml'), 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> }
+      ).groups.flatMap((g) => g.rules.map((r) => [`alert ${r.alert}`, r.expr] as const)),
     ];
     for (const [where, expr] of exprs) {
       assert.ok(metricNames(expr).length > 0, `${where} reads a metric`);

@@ -98,7 +98,10 @@ describe('deployment files', () => {
     // Every fleet service that compose runs is scraped at its compose name and port.
     const fleetJob = config.scrape_configs.find((j: any) => j.job_name === 'wallet-fleet');
     const targets = fleetJob.static_configs.map((c: any) => [c.targets[0], c.labels.service]);
-    assert.deepEqual(targets, Object.entries(PORTS).map(([name, port]) => [`${name}:${port}`, name]));
+    assert.deepEqual(
+      targets,
+      Object.entries(PORTS).map(([name, port]) => [`${name}:${port}`, name]),
+    );
     assert.equal(config.scrape_configs.find((j: any) => j.job_name === 'rabbitmq').metrics_path, '/metrics/per-object');
     assert.match(read('infra/rabbitmq/enabled_plugins'), /rabbitmq_prometheus/);
     assert.equal(mounts(grafana!)['/etc/grafana/provisioning'], './infra/grafana/provisioning');
@@ -108,7 +111,8 @@ describe('deployment files', () => {
     const provider = (yaml.load(read('infra/grafana/provisioning/dashboards/wallet-fleet.yml')) as any).providers[0];
     assert.equal(provider.options.path, '/var/lib/grafana/dashboards');
     for (const file of readdirSync(join(repoRoot, 'infra/grafana/dashboards'))) {
-      for (const panel of JSON.parse(read(`infra/grafana/dashboards/${file}`)).panels) assert.equal(panel.datasource.uid, datasource.uid, `${file}: ${panel.title}`);
+      for (const panel of JSON.parse(read(`infra/grafana/dashboards/${file}`)).panels)
+        assert.equal(panel.datasource.uid, datasource.uid, `${file}: ${panel.title}`);
     }
   });
 

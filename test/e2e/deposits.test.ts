@@ -50,11 +50,35 @@ describe('deposits across the fleet (wallet, webhooks, reconciliation)', functio
     kms = await startKmsEmulator({ port: 0 });
     solana = await startSolanaRuntime({ port: 0, slotMs: 50 });
     anvil = await startAnvil({ port: 0 });
-    const common = { AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, HTTP_PORT: '0', LOG_LEVEL: 'silent', SOLANA_RPC_URL: solana.url, EVM_RPC_URL: anvil.url, EVM_FINALITY: '1' };
+    const common = {
+      AMQP_URL: vhost.url,
+      DATABASE_URL: databaseUrl,
+      REDIS_URL: redisUrl,
+      HTTP_PORT: '0',
+      LOG_LEVEL: 'silent',
+      SOLANA_RPC_URL: solana.url,
+      EVM_RPC_URL: anvil.url,
+      EVM_FINALITY: '1',
+    };
     wallet = createWalletService(loadWalletConfig({ ...common, DATABASE_SCHEMA: walletSchema.schema, KMS_ENDPOINT: kms.endpoint }), silent);
-    webhooks = createWebhooksService(loadWebhooksConfig({ ...common, DATABASE_SCHEMA: whSchema.schema, WEBHOOK_SECRETS: secret, DEPOSIT_MAX_ATTEMPTS: '3', DEPOSIT_RETRY_INITIAL_MS: '50', DEPOSIT_RETRY_MAX_MS: '200' }), silent);
+    webhooks = createWebhooksService(
+      loadWebhooksConfig({
+        ...common,
+        DATABASE_SCHEMA: whSchema.schema,
+        WEBHOOK_SECRETS: secret,
+        DEPOSIT_MAX_ATTEMPTS: '3',
+        DEPOSIT_RETRY_INITIAL_MS: '50',
+        DEPOSIT_RETRY_MAX_MS: '200',
+      }),
+      silent,
+    );
     reconciliation = createReconciliationService(
-      loadReconciliationConfig({ ...common, DATABASE_SCHEMA: rcSchema.schema, RECONCILE_INITIAL_DELAY_MS: '3600000', OUTBOX_SCHEMAS: `${walletSchema.schema},${whSchema.schema}` }),
+      loadReconciliationConfig({
+        ...common,
+        DATABASE_SCHEMA: rcSchema.schema,
+        RECONCILE_INITIAL_DELAY_MS: '3600000',
+        OUTBOX_SCHEMAS: `${walletSchema.schema},${whSchema.schema}`,
+      }),
       silent,
     );
     // The webhooks service first: its queue for wallet.created must exist before wallets are made.
@@ -87,7 +111,10 @@ describe('deposits across the fleet (wallet, webhooks, reconciliation)', functio
   });
 
   const ledgerOf = async (walletId: string) =>
-    (await ledgerDb.query('SELECT deposit_id, amount::text AS amount FROM ledger WHERE wallet_id = $1', [walletId])).rows as Array<{ deposit_id: string; amount: string }>;
+    (await ledgerDb.query('SELECT deposit_id, amount::text AS amount FROM ledger WHERE wallet_id = $1', [walletId])).rows as Array<{
+      deposit_id: string;
+      amount: string;
+    }>;
 
   /** The webhook posted as the indexer would, answered 200, then credited (the job no longer pending). */
   async function depositOf(body: Record<string, unknown>): Promise<{ jobId: string; status: string }> {
@@ -108,7 +135,12 @@ describe('deposits across the fleet (wallet, webhooks, reconciliation)', functio
     const alice = await rpc.request('wallet.management.create', { userId: `alice-${randomUUID()}`, chain: 'SOL' });
     const bob = await rpc.request('wallet.management.create', { userId: `bob-${randomUUID()}`, chain: 'SOL' });
     solana.airdrop(alice.address, 2_000_000_000n);
-    const sent = await rpc.request('wallet.transaction.transferSol', { userId: alice.userId, walletId: alice.walletId, recipient: bob.address, amount: '100000000' });
+    const sent = await rpc.request('wallet.transaction.transferSol', {
+      userId: alice.userId,
+      walletId: alice.walletId,
+      recipient: bob.address,
+      amount: '100000000',
+    });
     assert.notEqual(sent.status, 'failed');
 
     const body = { chain: 'SOL', txHash: sent.signature, token: 'native', amount: '100000000', toAddress: bob.address };
@@ -151,7 +183,12 @@ describe('deposits across the fleet (wallet, webhooks, reconciliation)', functio
     assert.equal(pass.outcome, 'completed');
     assert.ok('report' in pass && !('error' in pass.report.drift));
     assert.deepEqual(
-      [pass.report.drift.depositsPending, pass.report.drift.creditedWithoutLedgerEntry, pass.report.drift.ledgerEntryWithoutCredit, pass.report.drift.ledgerAmountMismatch],
+      [
+        pass.report.drift.depositsPending,
+        pass.report.drift.creditedWithoutLedgerEntry,
+        pass.report.drift.ledgerEntryWithoutCredit,
+        pass.report.drift.ledgerAmountMismatch,
+      ],
       [0, 0, 0, 0],
     );
   });

@@ -50,18 +50,26 @@ async function freePort(): Promise<number> {
 
 describe('development runtimes: table, compose file and their tools', () => {
   const table = (JSON.parse(read('infra/dev-runtimes.json')) as { runtimes: Runtime[] }).runtimes;
-  const main = yaml.load(read('docker-compose.yml')) as { include?: Array<{ path: string; project_directory?: string }>; services: Record<string, ComposeService> };
+  const main = yaml.load(read('docker-compose.yml')) as {
+    include?: Array<{ path: string; project_directory?: string }>;
+    services: Record<string, ComposeService>;
+  };
   const dev = yaml.load(read('infra/compose/dev-runtimes.yml')) as { services: Record<string, ComposeService> };
 
   it('should declare the KMS emulator, the Solana runtime and anvil on their agreed ports for the wallet service', () => {
     const byName = Object.fromEntries(table.map((r) => [r.name, r]));
-    assert.deepEqual(
-      Object.fromEntries(table.map((r) => [r.name, [r.port, Object.keys(r.provides)]])),
-      { 'kms-emulator': [9011, ['KMS_ENDPOINT']], solana: [8899, ['SOLANA_RPC_URL']], anvil: [8545, ['EVM_RPC_URL']] },
-    );
+    assert.deepEqual(Object.fromEntries(table.map((r) => [r.name, [r.port, Object.keys(r.provides)]])), {
+      'kms-emulator': [9011, ['KMS_ENDPOINT']],
+      solana: [8899, ['SOLANA_RPC_URL']],
+      anvil: [8545, ['EVM_RPC_URL']],
+    });
     for (const r of table) assert.ok(r.usedBy.includes('wallet'), `${r.name} is for the wallet service`);
     assert.deepEqual(byName.anvil!.command, ['{node}', 'packages/dev-runtimes/dist/anvil-main.js'], 'anvil runs from packages/dev-runtimes');
-    assert.deepEqual(byName.solana!.command, ['{node}', 'packages/dev-runtimes/dist/solana-runtime-main.js'], 'the Solana runtime runs from packages/dev-runtimes');
+    assert.deepEqual(
+      byName.solana!.command,
+      ['{node}', 'packages/dev-runtimes/dist/solana-runtime-main.js'],
+      'the Solana runtime runs from packages/dev-runtimes',
+    );
   });
 
   it('should include the runtimes compose file from docker-compose.yml with the repository as project directory', () => {
@@ -80,7 +88,10 @@ describe('development runtimes: table, compose file and their tools', () => {
       assert.equal(r.command[0], '{node}', `${r.name} runs on Node`);
       assert.deepEqual(s.command, ['node', ...r.command.slice(1)], `${r.name} command`);
       assert.equal(s.environment?.[r.portEnv], String(r.port), `${r.name} port variable`);
-      assert.ok(Object.entries(s.environment ?? {}).some(([k, v]) => k.endsWith('_HOST') && v === '0.0.0.0'), `${r.name} listens on all interfaces`);
+      assert.ok(
+        Object.entries(s.environment ?? {}).some(([k, v]) => k.endsWith('_HOST') && v === '0.0.0.0'),
+        `${r.name} listens on all interfaces`,
+      );
     }
   });
 
@@ -103,7 +114,8 @@ describe('development runtimes: table, compose file and their tools', () => {
       req.on('data', (d: Buffer) => (body += d.toString()));
       req.on('end', () => {
         const { method, id } = JSON.parse(body) as { method: string; id: number };
-        const reply = method === 'getHealth' ? { jsonrpc: '2.0', id, result: 'ok' } : { jsonrpc: '2.0', id, error: { code: -32601, message: 'no such method' } };
+        const reply =
+          method === 'getHealth' ? { jsonrpc: '2.0', id, result: 'ok' } : { jsonrpc: '2.0', id, error: { code: -32601, message: 'no such method' } };
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(reply));
       });
     });

@@ -17,9 +17,17 @@ function sources(dir: string): string[] {
 function definedMetrics(): Map<string, string[]> {
   const found = new Map<string, string[]>();
   const roots = ['packages', 'services'].flatMap((top) =>
-    readdirSync(join(repoRoot, top), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => join(repoRoot, top, d.name, 'src')),
+    readdirSync(join(repoRoot, top), { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => join(repoRoot, top, d.name, 'src')),
   );
-  for (const file of roots.flatMap((r) => { try { return sources(r); } catch { return []; } })) {
+  for (const file of roots.flatMap((r) => {
+    try {
+      return sources(r);
+    } catch {
+      return [];
+    }
+  })) {
     const text = readFileSync(file, 'utf8');
     for (const m of text.matchAll(/new (?:Counter|Gauge|Histogram|Summary)\(\{/g)) {
       // The options object: up to its matching brace.
@@ -45,11 +53,17 @@ function documentedMetrics(): Map<string, string[]> {
   const section = doc.slice(doc.indexOf('## Metrics'), doc.indexOf('\n## ', doc.indexOf('## Metrics') + 1));
   const found = new Map<string, string[]>();
   for (const row of section.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| --') && !/^\| (Metric|Service) \|/.test(l))) {
-    const cells = row.split('|').slice(1, -1).map((c) => c.trim());
+    const cells = row
+      .split('|')
+      .slice(1, -1)
+      .map((c) => c.trim());
     const at = cells.findIndex((c) => /^`[a-z0-9_]+`/.test(c));
     assert.ok(at >= 0, `no metric name in ${row}`);
     const names = [...cells[at]!.matchAll(/`([a-z0-9_]+)`/g)].map((n) => n[1]!);
-    const labels = cells[at + 1]!.split(',').map((l) => l.trim()).filter(Boolean).sort();
+    const labels = cells[at + 1]!.split(',')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .sort();
     for (const n of names) found.set(n, labels);
   }
   return found;

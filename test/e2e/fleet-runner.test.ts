@@ -169,7 +169,10 @@ describe('fleet runner (scripts/fleet.mjs)', () => {
     const r = track(runFleet({ alpha: POLITE, beta: DIES }));
     const code = await r.exited;
     assert.equal(code, 1);
-    assert.ok(lines(r.output()).some((l) => /^fleet │ .*beta exited unexpectedly \(exit code 3\)/.test(l)), r.output());
+    assert.ok(
+      lines(r.output()).some((l) => /^fleet │ .*beta exited unexpectedly \(exit code 3\)/.test(l)),
+      r.output(),
+    );
     assert.ok(lines(r.output()).includes('alpha │ got SIGTERM'), 'the surviving service was stopped');
   });
 
@@ -215,7 +218,10 @@ describe('fleet runner (scripts/fleet.mjs)', () => {
       assert.equal(ready.length, 1, r.output());
       const [alphaPort, betaPort] = [portOf(r.output(), 'alpha'), portOf(r.output(), 'beta')];
       assert.ok(alphaPort > 0 && betaPort > 0, r.output());
-      assert.match(ready[0]!, new RegExp(`^fleet │ fleet ready in \\d+\\.\\d s: alpha http://127\\.0\\.0\\.1:${alphaPort}, beta http://127\\.0\\.0\\.1:${betaPort}$`));
+      assert.match(
+        ready[0]!,
+        new RegExp(`^fleet │ fleet ready in \\d+\\.\\d s: alpha http://127\\.0\\.0\\.1:${alphaPort}, beta http://127\\.0\\.0\\.1:${betaPort}$`),
+      );
       const betaReady = out.indexOf('beta  │ answered ready 200');
       assert.ok(betaReady >= 0 && out.indexOf(ready[0]!) > betaReady, `the ready line came after beta answered 200:\n${r.output()}`);
       r.child.kill('SIGTERM');

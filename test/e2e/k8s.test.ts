@@ -16,7 +16,15 @@ import { configShape as reconciliationShape, loadReconciliationConfig } from '..
 import { configShape as walletShape, loadWalletConfig } from '../../services/wallet/src/config.js';
 import { configShape as webhooksShape, loadWebhooksConfig } from '../../services/webhooks/src/config.js';
 import {
-  containerEnv, deploymentOf, FLEET, type FleetService, fleetNames, type K8sObject, type ManifestFleet, render, startFleetFromManifests,
+  containerEnv,
+  deploymentOf,
+  FLEET,
+  type FleetService,
+  fleetNames,
+  type K8sObject,
+  type ManifestFleet,
+  render,
+  startFleetFromManifests,
 } from './support/manifests.js';
 
 /** Each service's own config loader and the variables it knows: what its process does at start. */
@@ -80,7 +88,10 @@ for (const overlay of ['development', 'production'] as const) {
         }
         const Model = MODELS[`${o.apiVersion}/${o.kind}`];
         assert.ok(Model, `${id}: no schema for ${o.apiVersion} ${o.kind}`);
-        assert.doesNotThrow(() => new Model(o).validate(), (e: Error) => `${id}: ${e.message}`);
+        assert.doesNotThrow(
+          () => new Model(o).validate(),
+          (e: Error) => `${id}: ${e.message}`,
+        );
       }
     });
 
@@ -97,12 +108,16 @@ for (const overlay of ['development', 'production'] as const) {
         }
         assert.ok(scaled, `ScaledObject ${name}`);
         assert.equal(scaled.spec.scaleTargetRef.name, name);
-        assert.deepEqual(scaled.spec.triggers.map((t: any) => [t.type, t.metadata.queueName, t.metadata.mode]), [['rabbitmq', queue, 'QueueLength']]);
+        assert.deepEqual(
+          scaled.spec.triggers.map((t: any) => [t.type, t.metadata.queueName, t.metadata.mode]),
+          [['rabbitmq', queue, 'QueueLength']],
+        );
         assert.ok(named(objects, 'TriggerAuthentication', scaled.spec.triggers[0].authenticationRef.name), 'its TriggerAuthentication exists');
         assert.ok(scaled.spec.minReplicaCount >= 1 && scaled.spec.maxReplicaCount >= scaled.spec.minReplicaCount);
         assert.equal(deploymentOf(objects, name).spec.replicas, undefined, `${name}: KEDA owns the replica count`);
       }
-      for (const kind of ['Deployment', 'Service', 'PodDisruptionBudget']) assert.equal(byKind(objects, kind).length, fleetNames.length, `one ${kind} per service`);
+      for (const kind of ['Deployment', 'Service', 'PodDisruptionBudget'])
+        assert.equal(byKind(objects, kind).length, fleetNames.length, `one ${kind} per service`);
     });
 
     it('should set every variable each service requires (and each whose default is loopback), only variables it knows, and its port on the container and probes', () => {
@@ -158,7 +173,10 @@ for (const overlay of ['development', 'production'] as const) {
         assert.deepEqual([...new Set(ports)].sort(), [...EGRESS[name]].sort(), `${name} egress ports`);
         const from = own.spec.ingress.flatMap((rule: any) => rule.from.map((f: any) => f.namespaceSelector.matchLabels['kubernetes.io/metadata.name']));
         assert.deepEqual(from, name === 'webhooks' ? ['monitoring', 'ingress-nginx'] : ['monitoring'], `${name} ingress`);
-        assert.deepEqual(own.spec.ingress.flatMap((rule: any) => rule.ports.map((p: any) => p.port)), ['http']);
+        assert.deepEqual(
+          own.spec.ingress.flatMap((rule: any) => rule.ports.map((p: any) => p.port)),
+          ['http'],
+        );
       }
     });
 

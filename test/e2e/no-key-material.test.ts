@@ -58,8 +58,13 @@ describe('key material', function () {
       await ch.bindQueue(q.queue, 'wallet.events', '#');
       await ch.consume(q.queue, (m) => m && seen.push(m.content.toString(), JSON.stringify(m.properties.headers ?? {})), { noAck: true });
       service = await startService('wallet', {
-        AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, KMS_ENDPOINT: kms.endpoint,
-        SOLANA_RPC_URL: solana.url, EVM_RPC_URL: anvil.url, LOG_LEVEL: 'trace',
+        AMQP_URL: vhost.url,
+        DATABASE_URL: databaseUrl,
+        DATABASE_SCHEMA: schema.schema,
+        KMS_ENDPOINT: kms.endpoint,
+        SOLANA_RPC_URL: solana.url,
+        EVM_RPC_URL: anvil.url,
+        LOG_LEVEL: 'trace',
       });
       const replies: string[] = [];
       await ch.consume('amq.rabbitmq.reply-to', (m) => m && replies.push(m.content.toString()), { noAck: true });
@@ -73,7 +78,12 @@ describe('key material', function () {
       for (const chain of ['SOL', 'ETH', 'APTOS']) wallets.push((await call('wallet.management.create', { userId: 'scan', chain })).result);
       const sol = wallets[0];
       solana.airdrop(sol.address, 1_000_000_000n);
-      const sent = await call('wallet.transaction.transferSol', { userId: 'scan', walletId: sol.walletId, recipient: solanaAddress(localEd25519Signer().publicKey), amount: '1000000' });
+      const sent = await call('wallet.transaction.transferSol', {
+        userId: 'scan',
+        walletId: sol.walletId,
+        recipient: solanaAddress(localEd25519Signer().publicKey),
+        amount: '1000000',
+      });
       assert.equal(sent.ok, true, JSON.stringify(sent));
       await call('wallet.balance.get', { userId: 'scan', walletId: sol.walletId });
       await waitFor(() => seen.length >= 2 * 6, { what: 'the wallet events and audit events' });
@@ -88,7 +98,11 @@ describe('key material', function () {
       }
       const metrics = await (await fetch(service.url('/metrics'))).text();
       const haystacks: Record<string, string> = {
-        logs: service.logs.join('\n'), database: dump.join('\n'), messages: seen.join('\n'), replies: replies.join('\n'), metrics,
+        logs: service.logs.join('\n'),
+        database: dump.join('\n'),
+        messages: seen.join('\n'),
+        replies: replies.join('\n'),
+        metrics,
       };
       assert.ok(haystacks.logs!.length > 1000 && haystacks.database!.includes(sol.address), 'the scan looks at real data');
       for (const [where, text] of Object.entries(haystacks)) {

@@ -75,7 +75,11 @@ describe('production surface of the services', () => {
     it(`should keep the development runtimes, the KMS emulator and the test support out of the production install of ${service}`, () => {
       const pkg = JSON.parse(readFileSync(join(repoRoot, 'services', service, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
       const importer = lock.importers[`services/${service}`];
-      assert.deepEqual(Object.keys(importer?.dependencies ?? {}).sort(), Object.keys(pkg.dependencies ?? {}).sort(), 'the lockfile agrees with package.json (pnpm install)');
+      assert.deepEqual(
+        Object.keys(importer?.dependencies ?? {}).sort(),
+        Object.keys(pkg.dependencies ?? {}).sort(),
+        'the lockfile agrees with package.json (pnpm install)',
+      );
       const closure = productionClosure(`services/${service}`);
       const bad = [...closure].filter(([name]) => FORBIDDEN.some((f) => f.test(name))).map(([, via]) => via);
       assert.deepEqual(bad, [], `not for production, yet brought by: ${bad.join('; ')}`);

@@ -50,17 +50,28 @@ describe('provisioning process killed mid-burst', function () {
     const { databaseUrl, redisUrl } = await backingServices();
     wallet = createWalletService(
       loadWalletConfig({
-        AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: walletSchema.schema, REDIS_URL: redisUrl,
-        HTTP_PORT: '0', KMS_ENDPOINT: kms.endpoint, LOG_LEVEL: 'silent',
+        AMQP_URL: vhost.url,
+        DATABASE_URL: databaseUrl,
+        DATABASE_SCHEMA: walletSchema.schema,
+        REDIS_URL: redisUrl,
+        HTTP_PORT: '0',
+        KMS_ENDPOINT: kms.endpoint,
+        LOG_LEVEL: 'silent',
       }),
       silent,
     );
     await wallet.start();
     const env = {
-      AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: provSchema.schema, LOG_LEVEL: 'warn',
-      PROVISIONING_RETRY_INITIAL_DELAY_MS: '50', PROVISIONING_RETRY_MAX_DELAY_MS: '500',
-      PROVISIONING_STUCK_AFTER_MS: '2000', PROVISIONING_SWEEP_INTERVAL_MS: '500',
-      PROVISIONING_BREAKER_WAIT_MS: '100', PROVISIONING_BREAKER_RESET_MS: '200',
+      AMQP_URL: vhost.url,
+      DATABASE_URL: databaseUrl,
+      DATABASE_SCHEMA: provSchema.schema,
+      LOG_LEVEL: 'warn',
+      PROVISIONING_RETRY_INITIAL_DELAY_MS: '50',
+      PROVISIONING_RETRY_MAX_DELAY_MS: '500',
+      PROVISIONING_STUCK_AFTER_MS: '2000',
+      PROVISIONING_SWEEP_INTERVAL_MS: '500',
+      PROVISIONING_BREAKER_WAIT_MS: '100',
+      PROVISIONING_BREAKER_RESET_MS: '200',
     };
     prov = await startService('provisioning', env);
 
@@ -71,11 +82,15 @@ describe('provisioning process killed mid-burst', function () {
     await ch.bindQueue(q.queue, 'wallet.events', 'wallet.provisioning.completed');
     const created: string[] = [];
     const completed: string[] = [];
-    await ch.consume(q.queue, (m) => {
-      if (!m) return;
-      const body = JSON.parse(m.content.toString());
-      (m.fields.routingKey === 'wallet.created' ? created : completed).push(body.userId);
-    }, { noAck: true });
+    await ch.consume(
+      q.queue,
+      (m) => {
+        if (!m) return;
+        const body = JSON.parse(m.content.toString());
+        (m.fields.routingKey === 'wallet.created' ? created : completed).push(body.userId);
+      },
+      { noAck: true },
+    );
 
     const rpc = createBroker({ url: vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
     client = rpc;

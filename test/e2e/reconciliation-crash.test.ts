@@ -41,8 +41,13 @@ describe('reconciliation process killed mid-pass', function () {
   it('should let the next replica run at once and mark the dead pass abandoned', async () => {
     const { databaseUrl } = await backingServices();
     const env = {
-      AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, LOG_LEVEL: 'warn',
-      RECONCILE_INITIAL_DELAY_MS: '3600000', RECONCILE_REQUEST_TIMEOUT_MS: '2000', OUTBOX_SCHEMAS: '',
+      AMQP_URL: vhost.url,
+      DATABASE_URL: databaseUrl,
+      DATABASE_SCHEMA: schema.schema,
+      LOG_LEVEL: 'warn',
+      RECONCILE_INITIAL_DELAY_MS: '3600000',
+      RECONCILE_REQUEST_TIMEOUT_MS: '2000',
+      OUTBOX_SCHEMAS: '',
     };
     const first = await startService('reconciliation', env);
     procs.push(first);
@@ -60,7 +65,10 @@ describe('reconciliation process killed mid-pass', function () {
     // The operations still get no answer (nobody consumes them): the pass ran and says so.
     assert.deepEqual([body.outcome, body.report.deposits.error], ['failed', 'TIMEOUT']);
     const runs = (await db.query(`SELECT run_id, status FROM reconciliation_runs ORDER BY started_at`)).rows;
-    assert.deepEqual(runs.map((r) => r.status), ['abandoned', 'failed']);
+    assert.deepEqual(
+      runs.map((r) => r.status),
+      ['abandoned', 'failed'],
+    );
     assert.equal(runs[1].run_id, body.runId);
   });
 });

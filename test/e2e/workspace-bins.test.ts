@@ -16,11 +16,15 @@ const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 function workspacePackages(): string[] {
   const yaml = readFileSync(join(repoRoot, 'pnpm-workspace.yaml'), 'utf8');
   const globs = [...yaml.split(/^\S.*$/m)[1]!.matchAll(/^ {2}- (\S+)$/gm)].map((m) => m[1]!);
-  return globs.flatMap((g) =>
-    g.endsWith('/*')
-      ? readdirSync(join(repoRoot, g.slice(0, -2)), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => join(g.slice(0, -2), d.name))
-      : [g],
-  ).filter((dir) => existsSync(join(repoRoot, dir, 'package.json')));
+  return globs
+    .flatMap((g) =>
+      g.endsWith('/*')
+        ? readdirSync(join(repoRoot, g.slice(0, -2)), { withFileTypes: true })
+            .filter((d) => d.isDirectory())
+            .map((d) => join(g.slice(0, -2), d.name))
+        : [g],
+    )
+    .filter((dir) => existsSync(join(repoRoot, dir, 'package.json')));
 }
 
 describe('workspace package bins', () => {
@@ -33,7 +37,10 @@ describe('workspace package bins', () => {
       for (const [command, target] of Object.entries(targets)) {
         const path = join(dir, target);
         bins.push(command);
-        assert.ok(!/(^|\/)dist\//.test(path.replace(/\\/g, '/')), `${pkg.name} bin ${command} points into dist/ (${target}): use a committed shim that imports it`);
+        assert.ok(
+          !/(^|\/)dist\//.test(path.replace(/\\/g, '/')),
+          `${pkg.name} bin ${command} points into dist/ (${target}): use a committed shim that imports it`,
+        );
         assert.ok(existsSync(join(repoRoot, path)), `${pkg.name} bin ${command}: ${target} does not exist`);
       }
     }

@@ -1,13 +1,6 @@
 import { sha3_256 } from '@noble/hashes/sha3.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
-import {
-  Deserializer,
-  Ed25519PublicKey,
-  Ed25519Signature,
-  RawTransaction,
-  SignedTransaction,
-  TransactionAuthenticatorEd25519,
-} from '@aptos-labs/ts-sdk';
+import { Deserializer, Ed25519PublicKey, Ed25519Signature, RawTransaction, SignedTransaction, TransactionAuthenticatorEd25519 } from '@aptos-labs/ts-sdk';
 import { FleetError, ErrorCode } from '@wallet-fleet/contracts';
 import { aptosAddress, isValidAddress } from './addresses.js';
 import { type Ed25519Signer, signVerifiedEd25519 } from './signers.js';

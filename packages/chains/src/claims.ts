@@ -63,8 +63,10 @@ export function judgeClaim(report: TransactionReport, claim: DepositClaim): Clai
   const same = (a: string, b: string) => (claim.chain === 'ETH' ? a.toLowerCase() === b.toLowerCase() : a === b);
   const token = transfer.asset.kind === 'erc20' ? transfer.asset.contract : transfer.asset.kind === 'spl' ? transfer.asset.mint : 'native';
   if (!same(token, claim.token)) return { kind: 'mismatch', reason: `the transfer at ${claim.eventIndex} moves ${token}, not ${claim.token}` };
-  if (!same(transfer.to, claim.toAddress)) return { kind: 'mismatch', reason: `the transfer at ${claim.eventIndex} pays ${transfer.to}, not ${claim.toAddress}` };
-  if (transfer.amount !== claim.amount) return { kind: 'mismatch', reason: `the transfer at ${claim.eventIndex} moves ${transfer.amount}, not ${claim.amount}` };
+  if (!same(transfer.to, claim.toAddress))
+    return { kind: 'mismatch', reason: `the transfer at ${claim.eventIndex} pays ${transfer.to}, not ${claim.toAddress}` };
+  if (transfer.amount !== claim.amount)
+    return { kind: 'mismatch', reason: `the transfer at ${claim.eventIndex} moves ${transfer.amount}, not ${claim.amount}` };
   const key = creditKey(claim.chain, claim.txHash, transfer);
   if (!report.finality.final) {
     const how = report.finality.commitment ?? `${report.finality.confirmations ?? '?'} confirmations`;

@@ -103,7 +103,9 @@ export function createEvmAdapter(options: EvmAdapterOptions): EvmAdapter {
       return (await client.getBlock({ blockTag: 'finalized' })).number;
     } catch (e) {
       const failure = evmFailure('getBlock(finalized)', e);
-      throw new FleetError(ErrorCode.UNAVAILABLE, `${failure.message} (a node without the finalized tag needs the adapter's finality: { confirmations })`, { cause: e });
+      throw new FleetError(ErrorCode.UNAVAILABLE, `${failure.message} (a node without the finalized tag needs the adapter's finality: { confirmations })`, {
+        cause: e,
+      });
     }
   };
   const tokenDecimals = (contract: Hex): Promise<number | null> => {
@@ -114,7 +116,11 @@ export function createEvmAdapter(options: EvmAdapterOptions): EvmAdapter {
         (e: unknown) => {
           decimalsOf.delete(contract);
           // The contract answered, with a revert or nothing: it has no decimals() to count by.
-          if (e instanceof BaseError && e.walk((x) => ['ContractFunctionRevertedError', 'ContractFunctionZeroDataError'].includes((x as { name?: string })?.name ?? ''))) return null;
+          if (
+            e instanceof BaseError &&
+            e.walk((x) => ['ContractFunctionRevertedError', 'ContractFunctionZeroDataError'].includes((x as { name?: string })?.name ?? ''))
+          )
+            return null;
           throw evmFailure('decimals', e);
         },
       );
@@ -142,7 +148,8 @@ export function createEvmAdapter(options: EvmAdapterOptions): EvmAdapter {
       return { hash, blockNumber: receipt.blockNumber };
     },
     async nativeTransfers(hash, to) {
-      if (typeof hash !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(hash)) throw FleetError.validation([{ path: 'hash', message: 'not an EVM transaction hash' }]);
+      if (typeof hash !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(hash))
+        throw FleetError.validation([{ path: 'hash', message: 'not an EVM transaction hash' }]);
       const address = parseAddress(to);
       const h = hash as Hex;
       const tx = await found('getTransaction', () => client.getTransaction({ hash: h }), 'TransactionNotFoundError');
@@ -161,7 +168,8 @@ export function createEvmAdapter(options: EvmAdapterOptions): EvmAdapter {
       };
     },
     async transfersOf(hash) {
-      if (typeof hash !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(hash)) throw FleetError.validation([{ path: 'hash', message: 'not an EVM transaction hash' }]);
+      if (typeof hash !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(hash))
+        throw FleetError.validation([{ path: 'hash', message: 'not an EVM transaction hash' }]);
       const h = hash as Hex;
       const tx = await found('getTransaction', () => client.getTransaction({ hash: h }), 'TransactionNotFoundError');
       if (!tx) return { status: 'not_found' };
@@ -176,7 +184,8 @@ export function createEvmAdapter(options: EvmAdapterOptions): EvmAdapter {
       if (!block || block.hash !== receipt.blockHash) return { status: 'pending', reason: 'its block is no longer on the canonical chain' };
       if (receipt.status !== 'success') return { status: 'failed', reason: 'transaction reverted' };
       const transfers: OnChainTransfer[] = [];
-      if (tx.to && tx.value > 0n) transfers.push({ eventIndex: 0, asset: { kind: 'native' }, from: getAddress(tx.from), to: getAddress(tx.to), amount: tx.value });
+      if (tx.to && tx.value > 0n)
+        transfers.push({ eventIndex: 0, asset: { kind: 'native' }, from: getAddress(tx.from), to: getAddress(tx.to), amount: tx.value });
       for (const [position, log] of receipt.logs.entries()) {
         // ERC-20: from and to indexed, the amount as the 32-byte data. ERC-721 indexes its token id
         // as a fourth topic and is not a fungible amount.
@@ -213,7 +222,7 @@ function evmFailure(what: string, e: unknown): FleetError {
   if (e instanceof FleetError) return e;
   const text = e instanceof BaseError ? `${e.shortMessage} ${e.details ?? ''}` : e instanceof Error ? e.message : String(e);
   if (/insufficient funds/i.test(text)) return new FleetError(ErrorCode.INSUFFICIENT_FUNDS, text, { cause: e });
-  const isHttp = e instanceof BaseError && (e.walk((x) => x?.constructor?.name === 'HttpRequestError' || x?.constructor?.name === 'TimeoutError') !== null);
+  const isHttp = e instanceof BaseError && e.walk((x) => x?.constructor?.name === 'HttpRequestError' || x?.constructor?.name === 'TimeoutError') !== null;
   if (isHttp || /fetch failed|ECONNREFUSED|timed out/i.test(text)) {
     return new FleetError(ErrorCode.UNAVAILABLE, `EVM RPC ${what} failed: ${text}`, { cause: e });
   }
@@ -230,10 +239,7 @@ function evmFailure(what: string, e: unknown): FleetError {
  * Throws VALIDATION_FAILED (not an unsigned transaction of a supported type) and SIGNING_FAILED
  * (the signer failed, returned high-s, or a signature that recovers to no address of the signer).
  */
-export async function signEvmTransaction(
-  unsignedSerializedHex: string,
-  signer: Secp256k1Signer,
-): Promise<{ signedTransaction: Hex; hash: Hex; from: string }> {
+export async function signEvmTransaction(unsignedSerializedHex: string, signer: Secp256k1Signer): Promise<{ signedTransaction: Hex; hash: Hex; from: string }> {
   let tx: TransactionSerializable & { r?: unknown; s?: unknown; v?: unknown; yParity?: unknown };
   try {
     if (!/^0x[0-9a-fA-F]+$/.test(unsignedSerializedHex)) throw new Error('not hex');

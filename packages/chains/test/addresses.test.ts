@@ -5,14 +5,7 @@ import { publicKeyToAddress } from 'viem/accounts';
 import { Ed25519PublicKey } from '@aptos-labs/ts-sdk';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { isFleetError } from '@wallet-fleet/contracts';
-import {
-  aptosAddress,
-  ethereumAddress,
-  isValidAddress,
-  localEd25519Signer,
-  localSecp256k1Signer,
-  solanaAddress,
-} from '../src/index.js';
+import { aptosAddress, ethereumAddress, isValidAddress, localEd25519Signer, localSecp256k1Signer, solanaAddress } from '../src/index.js';
 
 describe('addresses', () => {
   it('should derive the Solana address web3.js derives', () => {
@@ -42,10 +35,22 @@ describe('addresses', () => {
   });
 
   it('should refuse public keys of the wrong length with VALIDATION_FAILED', () => {
-    assert.throws(() => solanaAddress(new Uint8Array(33)), (e) => isFleetError(e, 'VALIDATION_FAILED'));
-    assert.throws(() => ethereumAddress(new Uint8Array(64)), (e) => isFleetError(e, 'VALIDATION_FAILED'));
-    assert.throws(() => ethereumAddress(new Uint8Array(65)), (e) => isFleetError(e, 'VALIDATION_FAILED'));
-    assert.throws(() => aptosAddress(new Uint8Array(31)), (e) => isFleetError(e, 'VALIDATION_FAILED'));
+    assert.throws(
+      () => solanaAddress(new Uint8Array(33)),
+      (e) => isFleetError(e, 'VALIDATION_FAILED'),
+    );
+    assert.throws(
+      () => ethereumAddress(new Uint8Array(64)),
+      (e) => isFleetError(e, 'VALIDATION_FAILED'),
+    );
+    assert.throws(
+      () => ethereumAddress(new Uint8Array(65)),
+      (e) => isFleetError(e, 'VALIDATION_FAILED'),
+    );
+    assert.throws(
+      () => aptosAddress(new Uint8Array(31)),
+      (e) => isFleetError(e, 'VALIDATION_FAILED'),
+    );
   });
 
   it('should accept well-formed addresses and reject malformed ones per chain', () => {

@@ -18,9 +18,7 @@ import { aptosAddress, localEd25519Signer, signAptosRawTransaction } from '../sr
 
 function rawTransfer(sender: string, sequence: bigint): RawTransaction {
   // Built offline: no node to ask for the sequence number, gas price or chain id.
-  const payload = new TransactionPayloadEntryFunction(
-    EntryFunction.build('0x1::aptos_account', 'transfer', [], [AccountAddress.from('0x2'), new U64(1234n)]),
-  );
+  const payload = new TransactionPayloadEntryFunction(EntryFunction.build('0x1::aptos_account', 'transfer', [], [AccountAddress.from('0x2'), new U64(1234n)]));
   return new RawTransaction(AccountAddress.from(sender), sequence, payload, 2000n, 100n, BigInt(Math.floor(Date.now() / 1000) + 600), new ChainId(4));
 }
 

@@ -24,7 +24,11 @@ describe('EVM transfers of a transaction at their on-chain identity', () => {
   const address = () => getAddress(`0x${randomBytes(20).toString('hex')}`);
 
   async function rpc(method: string, params: unknown[] = []): Promise<unknown> {
-    const res = await fetch(anvil.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
+    const res = await fetch(anvil.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+    });
     const body = (await res.json()) as { result?: unknown; error?: { message: string } };
     if (body.error) throw new Error(`${method}: ${body.error.message}`);
     return body.result;
@@ -35,9 +39,14 @@ describe('EVM transfers of a transaction at their on-chain identity', () => {
     const hash = await wallet().deployContract({ abi: TEST_TOKEN_ABI, bytecode: TEST_TOKEN_BYTECODE, args: [decimals, 10n ** 30n] });
     return getAddress((await mined(hash)).contractAddress!);
   }
-  const batch = (token: Hex, to: Hex[], amounts: bigint[]) => wallet().writeContract({ address: token, abi: TEST_TOKEN_ABI, functionName: 'batchTransfer', args: [to, amounts] });
+  const batch = (token: Hex, to: Hex[], amounts: bigint[]) =>
+    wallet().writeContract({ address: token, abi: TEST_TOKEN_ABI, functionName: 'batchTransfer', args: [to, amounts] });
   const landed = (r: TransactionReport) => {
-    assert.equal(r.status, 'landed', JSON.stringify(r, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)));
+    assert.equal(
+      r.status,
+      'landed',
+      JSON.stringify(r, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)),
+    );
     return r as Extract<TransactionReport, { status: 'landed' }>;
   };
 
@@ -157,7 +166,10 @@ describe('EVM transfers of a transaction at their on-chain identity', () => {
       const claim = { chain: 'ETH', txHash: hash, token: token.toLowerCase(), amount: 2_000_000n, toAddress: ours.toLowerCase() } as const;
       const verdicts = [0, 1, 3, 4, 999, 2].map((eventIndex) => ({ eventIndex, verdict: judgeClaim(report, { ...claim, eventIndex }) }));
       const final = verdicts.filter((v) => v.verdict.kind === 'final');
-      assert.deepEqual(final.map((v) => v.eventIndex), [2]);
+      assert.deepEqual(
+        final.map((v) => v.eventIndex),
+        [2],
+      );
       assert.ok(final[0]!.verdict.kind === 'final' && final[0]!.verdict.creditKey === `ETH:${hash.toLowerCase()}:token:2`);
       assert.ok(verdicts.every((v) => v.verdict.kind === 'final' || v.verdict.kind === 'mismatch'));
     });
@@ -198,7 +210,10 @@ describe('EVM transfers of a transaction at their on-chain identity', () => {
   });
 
   it('should refuse a finality of no confirmations and a malformed hash with VALIDATION_FAILED', async () => {
-    assert.throws(() => createEvmAdapter({ rpcUrl: anvil.url, finality: { confirmations: 0 } }), (e) => isFleetError(e, 'VALIDATION_FAILED'));
+    assert.throws(
+      () => createEvmAdapter({ rpcUrl: anvil.url, finality: { confirmations: 0 } }),
+      (e) => isFleetError(e, 'VALIDATION_FAILED'),
+    );
     await assert.rejects(evm.transfersOf('0x1234'), (e) => isFleetError(e, 'VALIDATION_FAILED'));
   });
 

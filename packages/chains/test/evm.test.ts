@@ -1,26 +1,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import {
-  createWalletClient,
-  http,
-  parseEther,
-  parseGwei,
-  parseTransaction,
-  recoverTransactionAddress,
-  serializeTransaction,
-  type Hex,
-} from 'viem';
+import { createWalletClient, http, parseEther, parseGwei, parseTransaction, recoverTransactionAddress, serializeTransaction, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { foundry } from 'viem/chains';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { isFleetError } from '@wallet-fleet/contracts';
-import {
-  createEvmAdapter,
-  ethereumAddress,
-  localSecp256k1Signer,
-  signEvmTransaction,
-  type EvmAdapter,
-} from '../src/index.js';
+import { createEvmAdapter, ethereumAddress, localSecp256k1Signer, signEvmTransaction, type EvmAdapter } from '../src/index.js';
 import { type Anvil, startAnvil } from '@wallet-fleet/dev-runtimes';
 
 // anvil's first dev account (public, well-known test key).
@@ -96,8 +81,14 @@ describe('EVM', () => {
   it('should map a transfer larger than the balance to INSUFFICIENT_FUNDS', async () => {
     const signer = localSecp256k1Signer();
     const unsigned = serializeTransaction({
-      type: 'eip1559', chainId: 31337, nonce: 0, to: ethereumAddress(localSecp256k1Signer().publicKey) as Hex,
-      value: parseEther('1'), gas: 21000n, maxFeePerGas: parseGwei('20'), maxPriorityFeePerGas: parseGwei('1'),
+      type: 'eip1559',
+      chainId: 31337,
+      nonce: 0,
+      to: ethereumAddress(localSecp256k1Signer().publicKey) as Hex,
+      value: parseEther('1'),
+      gas: 21000n,
+      maxFeePerGas: parseGwei('20'),
+      maxPriorityFeePerGas: parseGwei('1'),
     });
     const { signedTransaction } = await signEvmTransaction(unsigned, signer);
     await assert.rejects(evm.sendRawTransaction(signedTransaction, { pollMs: 20 }), (e) => isFleetError(e, 'INSUFFICIENT_FUNDS'));
@@ -105,14 +96,20 @@ describe('EVM', () => {
 
   it('should map a replayed nonce to SUBMISSION_FAILED', async () => {
     const { signer, address } = await fundedSigner();
-    const tx = (value: bigint) => serializeTransaction({
-      type: 'eip1559', chainId: 31337, nonce: 0, to: ethereumAddress(localSecp256k1Signer().publicKey) as Hex,
-      value, gas: 21000n, maxFeePerGas: parseGwei('20'), maxPriorityFeePerGas: parseGwei('1'),
-    });
+    const tx = (value: bigint) =>
+      serializeTransaction({
+        type: 'eip1559',
+        chainId: 31337,
+        nonce: 0,
+        to: ethereumAddress(localSecp256k1Signer().publicKey) as Hex,
+        value,
+        gas: 21000n,
+        maxFeePerGas: parseGwei('20'),
+        maxPriorityFeePerGas: parseGwei('1'),
+      });
     await evm.sendRawTransaction((await signEvmTransaction(tx(1n), signer)).signedTransaction, { pollMs: 20 });
-    await assert.rejects(
-      evm.sendRawTransaction((await signEvmTransaction(tx(2n), signer)).signedTransaction, { pollMs: 20 }),
-      (e) => isFleetError(e, 'SUBMISSION_FAILED'),
+    await assert.rejects(evm.sendRawTransaction((await signEvmTransaction(tx(2n), signer)).signedTransaction, { pollMs: 20 }), (e) =>
+      isFleetError(e, 'SUBMISSION_FAILED'),
     );
     assert.equal(await evm.getTransactionCount(address), 1);
   });
@@ -144,8 +141,23 @@ describe('EVM', () => {
 
   it('should refuse a high-s signature and one from another key with SIGNING_FAILED', async () => {
     const signer = localSecp256k1Signer();
-    const unsigned = serializeTransaction({ type: 'eip1559', chainId: 1, nonce: 0, to: `0x${'11'.repeat(20)}`, value: 1n, gas: 21000n, maxFeePerGas: 2n, maxPriorityFeePerGas: 1n });
-    const highS = { publicKey: signer.publicKey, signDigest: async (d: Uint8Array) => { const s = await signer.signDigest(d); return { r: s.r, s: secp256k1.CURVE.n - s.s }; } };
+    const unsigned = serializeTransaction({
+      type: 'eip1559',
+      chainId: 1,
+      nonce: 0,
+      to: `0x${'11'.repeat(20)}`,
+      value: 1n,
+      gas: 21000n,
+      maxFeePerGas: 2n,
+      maxPriorityFeePerGas: 1n,
+    });
+    const highS = {
+      publicKey: signer.publicKey,
+      signDigest: async (d: Uint8Array) => {
+        const s = await signer.signDigest(d);
+        return { r: s.r, s: secp256k1.CURVE.n - s.s };
+      },
+    };
     await assert.rejects(signEvmTransaction(unsigned, highS), (e) => isFleetError(e, 'SIGNING_FAILED'));
     const other = localSecp256k1Signer();
     const wrongKey = { publicKey: signer.publicKey, signDigest: (d: Uint8Array) => other.signDigest(d) };
@@ -155,7 +167,16 @@ describe('EVM', () => {
   it('should refuse input that is not an unsigned transaction with VALIDATION_FAILED', async () => {
     const signer = localSecp256k1Signer();
     await assert.rejects(signEvmTransaction('0xzz', signer), (e) => isFleetError(e, 'VALIDATION_FAILED'));
-    const unsigned = serializeTransaction({ type: 'eip1559', chainId: 1, nonce: 0, to: `0x${'11'.repeat(20)}`, value: 1n, gas: 21000n, maxFeePerGas: 2n, maxPriorityFeePerGas: 1n });
+    const unsigned = serializeTransaction({
+      type: 'eip1559',
+      chainId: 1,
+      nonce: 0,
+      to: `0x${'11'.repeat(20)}`,
+      value: 1n,
+      gas: 21000n,
+      maxFeePerGas: 2n,
+      maxPriorityFeePerGas: 1n,
+    });
     const { signedTransaction } = await signEvmTransaction(unsigned, signer);
     await assert.rejects(signEvmTransaction(signedTransaction, signer), (e) => isFleetError(e, 'VALIDATION_FAILED'));
   });

@@ -68,13 +68,18 @@ describe('native transfers of a transaction', () => {
     });
 
     it('should refuse something that is not a signature or not an address with VALIDATION_FAILED', async () => {
-      await assert.rejects(solana.nativeTransfers(`0x${'ab'.repeat(32)}`, Keypair.generate().publicKey.toBase58()), (e) => isFleetError(e, 'VALIDATION_FAILED'));
+      await assert.rejects(solana.nativeTransfers(`0x${'ab'.repeat(32)}`, Keypair.generate().publicKey.toBase58()), (e) =>
+        isFleetError(e, 'VALIDATION_FAILED'),
+      );
       await assert.rejects(solana.nativeTransfers(bs58.encode(randomBytes(64)), 'nope'), (e) => isFleetError(e, 'VALIDATION_FAILED'));
     });
 
     it('should answer UNAVAILABLE, retryable, when the node is down', async () => {
       const down = createSolanaAdapter({ rpcUrl: 'http://127.0.0.1:1', requestTimeoutMs: 1000 });
-      await assert.rejects(down.nativeTransfers(bs58.encode(randomBytes(64)), Keypair.generate().publicKey.toBase58()), (e) => isFleetError(e, 'UNAVAILABLE') && e.retryable);
+      await assert.rejects(
+        down.nativeTransfers(bs58.encode(randomBytes(64)), Keypair.generate().publicKey.toBase58()),
+        (e) => isFleetError(e, 'UNAVAILABLE') && e.retryable,
+      );
     });
 
     it('should answer UNAVAILABLE, never a verdict on the status alone, when the node does not serve getTransaction', async () => {
@@ -86,7 +91,11 @@ describe('native transfers of a transaction', () => {
           const { id, method } = JSON.parse(body) as { id: number; method: string };
           const reply =
             method === 'getSignatureStatuses'
-              ? { jsonrpc: '2.0', id, result: { context: { slot: 5 }, value: [{ slot: 5, confirmations: 0, err: null, status: { Ok: null }, confirmationStatus: 'confirmed' }] } }
+              ? {
+                  jsonrpc: '2.0',
+                  id,
+                  result: { context: { slot: 5 }, value: [{ slot: 5, confirmations: 0, err: null, status: { Ok: null }, confirmationStatus: 'confirmed' }] },
+                }
               : { jsonrpc: '2.0', id, error: { code: -32601, message: 'Method not found' } };
           res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(reply));
         });
@@ -123,7 +132,12 @@ describe('native transfers of a transaction', () => {
       await createPublicClient({ chain: foundry, transport: http(anvil.url) }).waitForTransactionReceipt({ hash, pollingInterval: 20 });
       return hash;
     }
-    const mine = (blocks: number) => fetch(anvil.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'anvil_mine', params: [`0x${blocks.toString(16)}`] }) });
+    const mine = (blocks: number) =>
+      fetch(anvil.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'anvil_mine', params: [`0x${blocks.toString(16)}`] }),
+      });
 
     it('should list the wei a mined transaction paid the address as its value, with the confirmations growing with each block', async () => {
       const to = `0x${randomBytes(20).toString('hex')}` as Hex;
@@ -166,7 +180,10 @@ describe('native transfers of a transaction', () => {
 
     it('should answer UNAVAILABLE, retryable, when the node is down', async () => {
       const down = createEvmAdapter({ rpcUrl: 'http://127.0.0.1:1', requestTimeoutMs: 1000 });
-      await assert.rejects(down.nativeTransfers(`0x${randomBytes(32).toString('hex')}`, `0x${randomBytes(20).toString('hex')}`), (e) => isFleetError(e, 'UNAVAILABLE') && e.retryable);
+      await assert.rejects(
+        down.nativeTransfers(`0x${randomBytes(32).toString('hex')}`, `0x${randomBytes(20).toString('hex')}`),
+        (e) => isFleetError(e, 'UNAVAILABLE') && e.retryable,
+      );
     });
   });
 });

@@ -35,7 +35,11 @@ import { createSolanaAdapter, judgeClaim, type SolanaAdapter, type TransactionRe
 import { transfersInTransaction } from '../src/solana/transfers.js';
 
 const landed = (r: TransactionReport) => {
-  assert.equal(r.status, 'landed', JSON.stringify(r, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)));
+  assert.equal(
+    r.status,
+    'landed',
+    JSON.stringify(r, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)),
+  );
   return r as Extract<TransactionReport, { status: 'landed' }>;
 };
 
@@ -84,7 +88,10 @@ describe('Solana transfers of a transaction at their on-chain identity', () => {
     const wallet = Keypair.generate().publicKey;
     const destination = await tokenAccount(mint, wallet);
     const signature = await send(
-      [ComputeBudgetProgram.setComputeUnitLimit({ units: 300_000 }), createTransferCheckedInstruction(source, mint, destination, holder.publicKey, 1_250_000n, 6)],
+      [
+        ComputeBudgetProgram.setComputeUnitLimit({ units: 300_000 }),
+        createTransferCheckedInstruction(source, mint, destination, holder.publicKey, 1_250_000n, 6),
+      ],
       [holder],
     );
     const report = landed(await solana.transfersOf(signature));
@@ -105,7 +112,11 @@ describe('Solana transfers of a transaction at their on-chain identity', () => {
     const [w1, w2] = [Keypair.generate().publicKey, Keypair.generate().publicKey];
     const [d1, d2] = [await tokenAccount(mint, w1), await tokenAccount(mint, w2)];
     const signature = await send(
-      [createTransferInstruction(source, d1, holder.publicKey, 10n), createTransferInstruction(source, d2, holder.publicKey, 20n), createTransferInstruction(source, d1, holder.publicKey, 0n)],
+      [
+        createTransferInstruction(source, d1, holder.publicKey, 10n),
+        createTransferInstruction(source, d2, holder.publicKey, 20n),
+        createTransferInstruction(source, d1, holder.publicKey, 0n),
+      ],
       [holder],
     );
     const transfers = landed(await solana.transfersOf(signature)).transfers;
@@ -124,7 +135,12 @@ describe('Solana transfers of a transaction at their on-chain identity', () => {
     const wallet = Keypair.generate().publicKey;
     const destination = await tokenAccount(mint, wallet, TOKEN_2022_PROGRAM_ID);
     const signature = await send([createTransferCheckedInstruction(source, mint, destination, holder.publicKey, 5n, 6, [], TOKEN_2022_PROGRAM_ID)], [holder]);
-    assert.deepEqual(landed(await solana.transfersOf(signature)).transfers[0]?.asset, { kind: 'spl', mint: mint.toBase58(), decimals: 6, program: 'token-2022' });
+    assert.deepEqual(landed(await solana.transfersOf(signature)).transfers[0]?.asset, {
+      kind: 'spl',
+      mint: mint.toBase58(),
+      decimals: 6,
+      program: 'token-2022',
+    });
   });
 
   it('should list SOL System transfers at their instruction index, and SOL and a token in one transaction side by side', async () => {
@@ -161,12 +177,25 @@ describe('Solana transfers of a transaction at their on-chain identity', () => {
       payerKey: payer.publicKey,
       recentBlockhash: bs58.encode(randomBytes(32)),
       instructions: [
-        { programId: router!, data: Buffer.alloc(0), keys: [source!, mint!, destination!, owner!, other!, TOKEN_PROGRAM_ID, SystemProgram.programId].map((pubkey) => ({ pubkey, isSigner: false, isWritable: true })) },
+        {
+          programId: router!,
+          data: Buffer.alloc(0),
+          keys: [source!, mint!, destination!, owner!, other!, TOKEN_PROGRAM_ID, SystemProgram.programId].map((pubkey) => ({
+            pubkey,
+            isSigner: false,
+            isWritable: true,
+          })),
+        },
         ComputeBudgetProgram.setComputeUnitLimit({ units: 1 }),
       ],
     }).compileToLegacyMessage();
     const at = (k: PublicKey) => message.accountKeys.findIndex((x) => x.equals(k));
-    const compiled = (ix: TransactionInstruction) => ({ programIdIndex: at(ix.programId), accounts: ix.keys.map((k) => at(k.pubkey)), data: bs58.encode(ix.data), stackHeight: 2 });
+    const compiled = (ix: TransactionInstruction) => ({
+      programIdIndex: at(ix.programId),
+      accounts: ix.keys.map((k) => at(k.pubkey)),
+      data: bs58.encode(ix.data),
+      stackHeight: 2,
+    });
     const balance = (account: PublicKey, who: PublicKey, amount: string) => ({
       accountIndex: at(account),
       mint: mint!.toBase58(),
@@ -210,7 +239,10 @@ describe('Solana transfers of a transaction at their on-chain identity', () => {
     ]);
     // A node whose answer lacks the token balances cannot say who was paid: UNAVAILABLE, not a guess.
     const bare = { ...response, meta: { ...response.meta!, preTokenBalances: [], postTokenBalances: [] } } as VersionedTransactionResponse;
-    assert.throws(() => transfersInTransaction(bare), (e) => isFleetError(e, 'UNAVAILABLE'));
+    assert.throws(
+      () => transfersInTransaction(bare),
+      (e) => isFleetError(e, 'UNAVAILABLE'),
+    );
   });
 
   it('should not be final while only confirmed, and final once the node finalizes it', async () => {
@@ -222,11 +254,17 @@ describe('Solana transfers of a transaction at their on-chain identity', () => {
       const first = landed(await adapter.transfersOf(signature));
       assert.equal(first.finality.final, false);
       assert.equal(first.finality.commitment, 'confirmed');
-      assert.deepEqual(first.transfers.map((t) => [t.to, t.amount]), [[to, 5_000_000n]]);
-      const later = await waitFor(async () => {
-        const r = landed(await adapter.transfersOf(signature));
-        return r.finality.final ? r : undefined;
-      }, { timeoutMs: 10_000, what: 'finalized' });
+      assert.deepEqual(
+        first.transfers.map((t) => [t.to, t.amount]),
+        [[to, 5_000_000n]],
+      );
+      const later = await waitFor(
+        async () => {
+          const r = landed(await adapter.transfersOf(signature));
+          return r.finality.final ? r : undefined;
+        },
+        { timeoutMs: 10_000, what: 'finalized' },
+      );
       assert.deepEqual(later.finality, { final: true, confirmations: null, commitment: 'finalized' });
     } finally {
       await slow.stop();
@@ -251,7 +289,10 @@ describe('Solana transfers of a transaction at their on-chain identity', () => {
       const wallet = Keypair.generate().publicKey;
       const destination = await tokenAccount(mint, wallet);
       const txHash = await send(
-        [SystemProgram.transfer({ fromPubkey: payer.publicKey, toPubkey: wallet, lamports: 1_000_000 }), createTransferCheckedInstruction(source, mint, destination, holder.publicKey, 25_000_000n, 6)],
+        [
+          SystemProgram.transfer({ fromPubkey: payer.publicKey, toPubkey: wallet, lamports: 1_000_000 }),
+          createTransferCheckedInstruction(source, mint, destination, holder.publicKey, 25_000_000n, 6),
+        ],
         [holder],
       );
       const report = await solana.transfersOf(txHash);

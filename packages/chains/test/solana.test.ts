@@ -11,12 +11,7 @@ import {
   getAssociatedTokenAddressSync,
 } from '@solana/spl-token';
 import { isFleetError } from '@wallet-fleet/contracts';
-import {
-  createSolanaAdapter,
-  localEd25519Signer,
-  solanaAddress,
-  type SolanaAdapter,
-} from '../src/index.js';
+import { createSolanaAdapter, localEd25519Signer, solanaAddress, type SolanaAdapter } from '../src/index.js';
 import { type SolanaRuntime, startSolanaRuntime } from '@wallet-fleet/dev-runtimes';
 
 const FEE = 5000n;
@@ -103,7 +98,10 @@ describe('Solana adapter over the litesvm runtime', () => {
     runtime.airdrop(from, SOL);
     const unsigned = await solana.buildTransfer({ from, to: solanaAddress(localEd25519Signer().publicKey), lamports: 5n * SOL });
     const signed = await solana.signTransaction(unsigned, signer);
-    await assert.rejects(solana.sendAndConfirm(signed, { ...confirm, skipPreflight: true }), (e) => isFleetError(e, 'INSUFFICIENT_FUNDS') && typeof e.details?.signature === 'string');
+    await assert.rejects(
+      solana.sendAndConfirm(signed, { ...confirm, skipPreflight: true }),
+      (e) => isFleetError(e, 'INSUFFICIENT_FUNDS') && typeof e.details?.signature === 'string',
+    );
     assert.equal(await solana.getBalance(from), SOL - FEE);
   });
 
@@ -144,7 +142,15 @@ describe('Solana adapter over the litesvm runtime', () => {
     runtime.airdrop(walletKey.toBase58(), SOL);
     const conn = new Connection(runtime.url);
     const tx = new Transaction({ feePayer: walletKey, ...(await conn.getLatestBlockhash()) });
-    tx.add(SystemProgram.createAccount({ fromPubkey: walletKey, newAccountPubkey: created.publicKey, lamports: 2_000_000, space: 0, programId: SystemProgram.programId }));
+    tx.add(
+      SystemProgram.createAccount({
+        fromPubkey: walletKey,
+        newAccountPubkey: created.publicKey,
+        lamports: 2_000_000,
+        space: 0,
+        programId: SystemProgram.programId,
+      }),
+    );
     tx.partialSign(created);
     const bytes = tx.serialize({ requireAllSignatures: false });
     const signed = await solana.signTransaction(bytes, wallet);
@@ -219,7 +225,10 @@ describe('Solana adapter over the litesvm runtime', () => {
       createAssociatedTokenAccountInstruction(payer.publicKey, getAssociatedTokenAddressSync(mint.publicKey, owner), owner, mint.publicKey),
     );
     tx.sign(payer);
-    await assert.rejects(solana.sendAndConfirm(tx.serialize(), confirm), (e) => isFleetError(e, 'SUBMISSION_FAILED') && /Associated Token Account/.test(e.message));
+    await assert.rejects(
+      solana.sendAndConfirm(tx.serialize(), confirm),
+      (e) => isFleetError(e, 'SUBMISSION_FAILED') && /Associated Token Account/.test(e.message),
+    );
   });
 
   it('should answer UNAVAILABLE when the RPC endpoint is down', async () => {

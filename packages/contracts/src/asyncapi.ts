@@ -19,8 +19,7 @@ function exchangeBinding(name: string) {
   };
 }
 
-const list = (xs: readonly string[]) =>
-  xs.map((x) => (x === SERVICE_IN_KEY ? 'the service named in the routing key' : `\`${x}\``)).join(', ');
+const list = (xs: readonly string[]) => xs.map((x) => (x === SERVICE_IN_KEY ? 'the service named in the routing key' : `\`${x}\``)).join(', ');
 
 const correlationId = { location: '$message.header#/correlation_id', description: 'AMQP property correlation_id' };
 
@@ -121,7 +120,7 @@ export function buildAsyncApi(version: string): Record<string, unknown> {
         'Events go to the topic exchange `wallet.events`. Optional headers: `traceparent` (W3C trace context).',
         `Every client connects as a broker user holding one role: a service of the fleet (${fleetServices.map((r) => `\`${r}\``).join(', ')})`,
         `or an external role (${externalRoles.map((r) => `\`${r}\``).join(', ')}); the deployment maps users to roles. Every message must carry`,
-        'the AMQP property `user_id` (the connection\'s user; RabbitMQ refuses any other value). Each operation names its',
+        "the AMQP property `user_id` (the connection's user; RabbitMQ refuses any other value). Each operation names its",
         'callers (`x-callers`) and each event its producers (`x-producers`): a request from another role is answered',
         '`FORBIDDEN`, an event from another producer is dead-lettered, and one without `user_id` counts as neither.',
         `Error codes: ${errorCodes.map((c) => `\`${c}\``).join(', ')}. Dead-lettered messages carry`,

@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type AuditEvent, auditRoutingKey } from './audit.js';
 
 /** What a service says about one audit event; the builder adds id, time, actor and routing key. */
-export type AuditFields = Pick<AuditEvent, 'resource' | 'status'> &
-  Partial<Pick<AuditEvent, 'userId' | 'before' | 'after' | 'error' | 'correlationId'>>;
+export type AuditFields = Pick<AuditEvent, 'resource' | 'status'> & Partial<Pick<AuditEvent, 'userId' | 'before' | 'after' | 'error' | 'correlationId'>>;
 
 /** An audit event ready to publish (an outbox message has this shape): the eventId is also the message id. */
 export interface AuditMessage {

@@ -27,9 +27,7 @@ export const AuditEvent = z
     status: AuditStatus,
     before: z.record(z.string(), z.unknown()).nullable().optional().describe('State before (no secrets)'),
     after: z.record(z.string(), z.unknown()).nullable().optional().describe('State after (no secrets)'),
-    error: z
-      .object({ code: z.string(), message: z.string().max(1024), retryable: z.boolean().optional() })
-      .optional(),
+    error: z.object({ code: z.string(), message: z.string().max(1024), retryable: z.boolean().optional() }).optional(),
     correlationId: Text(0, 128).optional(),
   })
   .strict();

@@ -27,4 +27,8 @@ export const IdempotencyKey = z.string().min(1).max(200);
  * PostgreSQL refuses (one such value would fail a whole batch of inserts).
  */
 export const Text = (min: number, max: number) =>
-  z.string().min(min).max(max).refine((v) => !v.includes('\u0000'), 'must not contain NUL characters');
+  z
+    .string()
+    .min(min)
+    .max(max)
+    .refine((v) => !v.includes('\u0000'), 'must not contain NUL characters');

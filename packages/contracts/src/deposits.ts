@@ -13,7 +13,7 @@ export const Deposit = z.object({
   userId: z.string().optional(),
   /** Set once the chain has been read: what moved, as the chain says, never as the webhook says. */
   asset: z.string().optional().describe('`native`, the ERC-20 contract (checksummed) or the SPL mint, read from the chain'),
-  decimals: z.number().int().nonnegative().optional().describe('The asset\'s decimals, read from the chain'),
+  decimals: z.number().int().nonnegative().optional().describe("The asset's decimals, read from the chain"),
   creditKey: z.string().optional().describe('The on-chain identity credited at most once: `chain:txHash:native|token:eventIndex`'),
 });
 export const DepositReceived = Deposit;
@@ -54,10 +54,22 @@ function isTxHashOf(chain: z.infer<typeof Chain>, txHash: string): boolean {
 export const DepositWebhookBody = z
   .object({
     chain: Chain,
-    txHash: z.string().min(1).max(128).regex(/^[A-Za-z0-9]+$/, 'letters and digits only (base58 or 0x-hex)'),
-    token: z.string().min(1).max(128).regex(/^[A-Za-z0-9:_]+$/, '`native` or a token mint/contract address'),
+    txHash: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^[A-Za-z0-9]+$/, 'letters and digits only (base58 or 0x-hex)'),
+    token: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^[A-Za-z0-9:_]+$/, '`native` or a token mint/contract address'),
     amount: BaseUnits,
-    toAddress: z.string().min(1).max(128).regex(/^[A-Za-z0-9]+$/, 'letters and digits only'),
+    toAddress: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^[A-Za-z0-9]+$/, 'letters and digits only'),
     eventIndex: z.number().int().nonnegative().max(1_000_000).default(0),
   })
   .strict()
@@ -92,7 +104,11 @@ export type DepositStatus = z.infer<typeof DepositStatus>;
  */
 export const DepositsStuckRequest = z
   .object({
-    olderThanSeconds: z.number().int().nonnegative().max(365 * 86_400),
+    olderThanSeconds: z
+      .number()
+      .int()
+      .nonnegative()
+      .max(365 * 86_400),
     limit: z.number().int().min(1).max(1000).default(100),
     after: z.string().max(200).optional().describe('Cursor: the `next` of the previous page'),
   })
@@ -122,20 +138,32 @@ export const DepositsStuck = z.object({
 export const DepositReconcileRequest = z
   .object({
     depositId: Uuid,
-    maxAgeSeconds: z.number().int().min(1).max(365 * 86_400),
+    maxAgeSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(365 * 86_400),
   })
   .strict();
 export const DepositReconcileResult = z.object({
   depositId: z.string(),
   status: DepositStatus,
-  changed: z.boolean().describe('true when this call changed the deposit\'s status'),
+  changed: z.boolean().describe("true when this call changed the deposit's status"),
   reason: z.string().optional(),
 });
 
 const Drift = z.object({
   creditedWithoutLedgerEntry: z.number().int().nonnegative().describe('credited (or reversed) deposits without their credit entry'),
-  ledgerEntryWithoutCredit: z.number().int().nonnegative().describe('credit entries of deposits neither credited nor reversed; reversal entries of deposits not reversed'),
-  ledgerAmountMismatch: z.number().int().nonnegative().describe('entries whose amount (a reversal: minus the amount), token, chain or asset differ from their deposit'),
+  ledgerEntryWithoutCredit: z
+    .number()
+    .int()
+    .nonnegative()
+    .describe('credit entries of deposits neither credited nor reversed; reversal entries of deposits not reversed'),
+  ledgerAmountMismatch: z
+    .number()
+    .int()
+    .nonnegative()
+    .describe('entries whose amount (a reversal: minus the amount), token, chain or asset differ from their deposit'),
   reversedWithoutCompensation: z.number().int().nonnegative().describe('reversed deposits without their compensating entry'),
 });
 
@@ -158,7 +186,10 @@ export const DepositsSummary = z.object({
       credited: BaseUnits.describe('Sum of credit entries'),
       reversals: z.number().int().nonnegative(),
       reversed: BaseUnits.describe('Sum of reversal entries, as a positive amount'),
-      balance: z.string().regex(/^-?[0-9]+$/).describe('credited - reversed (negative only with drift)'),
+      balance: z
+        .string()
+        .regex(/^-?[0-9]+$/)
+        .describe('credited - reversed (negative only with drift)'),
       drift: Drift,
     }),
   ),

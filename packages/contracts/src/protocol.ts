@@ -35,10 +35,7 @@ export const Headers = {
 
 /** Body of a reply: `{ok:true,result}` or `{ok:false,error:{code,message,retryable}}`. */
 export function replySchema<T extends z.ZodType>(result: T) {
-  return z.discriminatedUnion('ok', [
-    z.object({ ok: z.literal(true), result }),
-    z.object({ ok: z.literal(false), error: ErrorBody }),
-  ]);
+  return z.discriminatedUnion('ok', [z.object({ ok: z.literal(true), result }), z.object({ ok: z.literal(false), error: ErrorBody })]);
 }
 export const AnyReply = replySchema(z.unknown());
 export type Reply<T> = { ok: true; result: T } | { ok: false; error: ErrorBody };

@@ -2,9 +2,7 @@ import { z } from 'zod';
 import { Chain, Timestamp, UserId } from './common.js';
 
 /** Event `kyc.approved`, published by the KYC service; also accepted as a command. */
-export const KycApproved = z
-  .object({ userId: UserId, chains: z.array(Chain).min(1).optional().describe('Default: every chain') })
-  .strict();
+export const KycApproved = z.object({ userId: UserId, chains: z.array(Chain).min(1).optional().describe('Default: every chain') }).strict();
 export type KycApproved = z.infer<typeof KycApproved>;
 
 export const ProvisioningChainStatus = z.object({

@@ -42,12 +42,29 @@ describe('contracts', () => {
 
   it('should document every fixed operation and event name', () => {
     for (const op of [
-      'wallet.management.create', 'wallet.management.list', 'wallet.management.get', 'wallet.management.setActive',
-      'wallet.balance.get', 'wallet.balance.getTokens', 'wallet.transaction.transferSol', 'wallet.transaction.sign',
-      'wallet.provisioning.status', 'wallet.audit.query', 'wallet.audit.verify',
-    ]) assert.ok(op in operations, op);
-    for (const ev of ['kyc.approved', 'wallet.created', 'wallet.provisioning.completed', 'wallet.provisioning.failed',
-      'deposit.received', 'deposit.credited', 'deposit.failed']) assert.ok(ev in events, ev);
+      'wallet.management.create',
+      'wallet.management.list',
+      'wallet.management.get',
+      'wallet.management.setActive',
+      'wallet.balance.get',
+      'wallet.balance.getTokens',
+      'wallet.transaction.transferSol',
+      'wallet.transaction.sign',
+      'wallet.provisioning.status',
+      'wallet.audit.query',
+      'wallet.audit.verify',
+    ])
+      assert.ok(op in operations, op);
+    for (const ev of [
+      'kyc.approved',
+      'wallet.created',
+      'wallet.provisioning.completed',
+      'wallet.provisioning.failed',
+      'deposit.received',
+      'deposit.credited',
+      'deposit.failed',
+    ])
+      assert.ok(ev in events, ev);
     const doc = buildAsyncApi('0') as { channels: Record<string, { address: string | null }> };
     const addresses = Object.values(doc.channels).map((c) => c.address);
     assert.ok(addresses.includes('wallet.audit.query'));
@@ -89,13 +106,19 @@ describe('contracts', () => {
     assert.ok(AuditEvent.safeParse(good).success);
     const missing = AuditEvent.safeParse({ ...good, resource: { type: 'wallet' } });
     assert.ok(!missing.success);
-    assert.deepEqual(fieldErrors(missing.error).map((f) => f.path), ['resource.id']);
+    assert.deepEqual(
+      fieldErrors(missing.error).map((f) => f.path),
+      ['resource.id'],
+    );
     const extra = AuditEvent.safeParse({ ...good, privateKey: 'x' });
     assert.ok(!extra.success);
     // PostgreSQL text refuses NUL: such an event must fail validation, not a whole batch insert.
     const nul = AuditEvent.safeParse({ ...good, action: 'wallet.\u0000create' });
     assert.ok(!nul.success);
-    assert.deepEqual(fieldErrors(nul.error).map((f) => f.path), ['action']);
+    assert.deepEqual(
+      fieldErrors(nul.error).map((f) => f.path),
+      ['action'],
+    );
   });
 
   it('should give errors a retryable default per code and keep an explicit choice', () => {
@@ -107,7 +130,7 @@ describe('contracts', () => {
     assert.ok(e.message.length <= 256);
   });
 
-  it('should name the issue\'s callers and producers: transactions by backend only, wallet.created by wallet only, audit keys by the service they name', () => {
+  it("should name the issue's callers and producers: transactions by backend only, wallet.created by wallet only, audit keys by the service they name", () => {
     assert.deepEqual(operations['wallet.transaction.sign'].callers, ['backend']);
     assert.deepEqual(operations['wallet.transaction.transferSol'].callers, ['backend']);
     assert.deepEqual([...operations['wallet.management.create'].callers].sort(), ['backend', 'provisioning']);

@@ -23,7 +23,11 @@ describe('OpenAPI document of the webhook intake (docs/openapi.json)', () => {
     const post = doc.paths['/webhooks/deposits']!.post;
     assert.deepEqual(
       post.parameters.map((p) => [p.name, p.in, p.required]),
-      [['webhook-id', 'header', true], ['webhook-timestamp', 'header', true], ['webhook-signature', 'header', true]],
+      [
+        ['webhook-id', 'header', true],
+        ['webhook-timestamp', 'header', true],
+        ['webhook-signature', 'header', true],
+      ],
     );
     assert.deepEqual(Object.keys(post.responses).sort(), ['200', '400', '401', '409', '413', '429', '503']);
   });

@@ -113,4 +113,3 @@ async function waitForChainId(url: string, timeoutMs: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 20));
   }
 }
-

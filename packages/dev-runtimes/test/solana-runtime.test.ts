@@ -27,7 +27,11 @@ import { waitFor } from '@wallet-fleet/testing';
 import { startSolanaRuntime, type SolanaRuntime } from '../src/index.js';
 
 async function rpc(url: string, method: string, params: unknown[] = []): Promise<any> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  });
   return res.json();
 }
 
@@ -277,7 +281,13 @@ describe('Solana runtime (JSON-RPC over litesvm)', () => {
     const [ownerA, ownerB] = [Keypair.generate(), Keypair.generate().publicKey];
     const rent = (space: number) => conn.getMinimumBalanceForRentExemption(space);
     const create = async (account: Keypair, space: number) =>
-      SystemProgram.createAccount({ fromPubkey: payer.publicKey, newAccountPubkey: account.publicKey, lamports: await rent(space), space, programId: TOKEN_PROGRAM_ID });
+      SystemProgram.createAccount({
+        fromPubkey: payer.publicKey,
+        newAccountPubkey: account.publicKey,
+        lamports: await rent(space),
+        space,
+        programId: TOKEN_PROGRAM_ID,
+      });
     const setup = new Transaction({ feePayer: payer.publicKey, ...(await conn.getLatestBlockhash()) }).add(
       await create(mint, MINT_SIZE),
       createInitializeMint2Instruction(mint.publicKey, 6, payer.publicKey, null),
@@ -305,7 +315,10 @@ describe('Solana runtime (JSON-RPC over litesvm)', () => {
     });
     const byIndex = (x: { accountIndex: number }, y: { accountIndex: number }) => x.accountIndex - y.accountIndex;
     assert.deepEqual(tx?.meta?.preTokenBalances?.sort(byIndex), [balance(a, ownerA.publicKey, '5000000', 5), balance(b, ownerB, '0', 0)].sort(byIndex));
-    assert.deepEqual(tx?.meta?.postTokenBalances?.sort(byIndex), [balance(a, ownerA.publicKey, '3750000', 3.75), balance(b, ownerB, '1250000', 1.25)].sort(byIndex));
+    assert.deepEqual(
+      tx?.meta?.postTokenBalances?.sort(byIndex),
+      [balance(a, ownerA.publicKey, '3750000', 3.75), balance(b, ownerB, '1250000', 1.25)].sort(byIndex),
+    );
   });
 
   it('should report a transaction confirmed, then finalized once finalizeAfterSlots have passed', async () => {
@@ -317,7 +330,10 @@ describe('Solana runtime (JSON-RPC over litesvm)', () => {
       assert.equal(first?.confirmationStatus, 'confirmed');
       assert.equal(typeof first?.confirmations, 'number');
       assert.equal(await slowConn.getTransaction(sig, { commitment: 'finalized', maxSupportedTransactionVersion: 0 }), null, 'not there yet at finalized');
-      await waitFor(async () => (await slowConn.getSignatureStatuses([sig])).value[0]?.confirmationStatus === 'finalized', { timeoutMs: 5000, what: 'finalized' });
+      await waitFor(async () => (await slowConn.getSignatureStatuses([sig])).value[0]?.confirmationStatus === 'finalized', {
+        timeoutMs: 5000,
+        what: 'finalized',
+      });
       assert.equal((await slowConn.getSignatureStatuses([sig])).value[0]?.confirmations, null);
       assert.notEqual(await slowConn.getTransaction(sig, { commitment: 'finalized', maxSupportedTransactionVersion: 0 }), null);
     } finally {
@@ -336,7 +352,10 @@ describe('Solana runtime (JSON-RPC over litesvm)', () => {
 
   it('should run as a process on SOLANA_RUNTIME_PORT and stop on SIGTERM', async () => {
     const main = fileURLToPath(new URL('../src/solana-runtime-main.ts', import.meta.url));
-    const child = spawn(process.execPath, ['--import', 'tsx', main], { env: { ...process.env, SOLANA_RUNTIME_PORT: '0' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', main], {
+      env: { ...process.env, SOLANA_RUNTIME_PORT: '0' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const exited = new Promise((r) => child.once('exit', r));
     try {
       let out = '';

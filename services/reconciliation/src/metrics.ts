@@ -42,9 +42,18 @@ export function createReconciliationMetrics(registry: Registry): ReconciliationM
       help: 'When a pass of this instance last completed (alert when it falls behind)',
       registers: [registry],
     }),
-    drift: new Gauge({ name: 'reconciliation_drift', help: 'Deposit/ledger disagreements seen by the last pass (should be 0)', labelNames: ['kind'], registers: [registry] }),
+    drift: new Gauge({
+      name: 'reconciliation_drift',
+      help: 'Deposit/ledger disagreements seen by the last pass (should be 0)',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
     depositsPending: new Gauge({ name: 'reconciliation_deposits_pending', help: 'Deposits pending at the last pass', registers: [registry] }),
-    oldestPending: new Gauge({ name: 'reconciliation_oldest_pending_deposit_seconds', help: 'Age of the oldest pending deposit at the last pass', registers: [registry] }),
+    oldestPending: new Gauge({
+      name: 'reconciliation_oldest_pending_deposit_seconds',
+      help: 'Age of the oldest pending deposit at the last pass',
+      registers: [registry],
+    }),
     outboxStale: new Gauge({
       name: 'reconciliation_outbox_stale_rows',
       help: 'Outbox rows found left behind by the last pass, by schema',

@@ -15,8 +15,7 @@ describe('reconciliation config', () => {
     assert.throws(
       () => loadReconciliationConfig({ OUTBOX_SCHEMAS: 'wallet,Bad-Name', RECONCILE_CONCURRENCY: '0', RECONCILE_MAX_AGE_MS: 'soon' }),
       (e: unknown) =>
-        e instanceof ConfigError &&
-        ['OUTBOX_SCHEMAS', 'RECONCILE_CONCURRENCY', 'RECONCILE_MAX_AGE_MS'].every((v) => e.problems.some((p) => p.variable === v)),
+        e instanceof ConfigError && ['OUTBOX_SCHEMAS', 'RECONCILE_CONCURRENCY', 'RECONCILE_MAX_AGE_MS'].every((v) => e.problems.some((p) => p.variable === v)),
     );
   });
 

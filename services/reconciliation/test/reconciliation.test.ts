@@ -129,7 +129,10 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
     });
     const base = `http://127.0.0.1:${down.port()}`;
     const real = await deliver({ base, secret }, { body: { chain: 'ETH', txHash, token: 'native', amount: '12345', toAddress: address } });
-    const ghost = await deliver({ base, secret }, { body: { chain: 'ETH', txHash: `0x${randomBytes(32).toString('hex')}` as Hex, token: 'native', amount: '7', toAddress: address } });
+    const ghost = await deliver(
+      { base, secret },
+      { body: { chain: 'ETH', txHash: `0x${randomBytes(32).toString('hex')}` as Hex, token: 'native', amount: '7', toAddress: address } },
+    );
     assert.equal(real.status, 200);
     assert.equal(ghost.status, 200);
     realJob = real.body.jobId;
@@ -179,10 +182,15 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
     assert.equal(await ledger(realJob), 1);
     assert.equal((await job(ghostJob)).status, 'pending');
     await waitFor(() => seen.some((e) => e.routingKey === 'deposit.credited' && e.body.depositId === realJob), { what: 'deposit.credited' });
-    await waitFor(() => seen.some((e) => e.routingKey === 'audit.webhooks.deposit.reconcile' && e.body.resource.id === realJob && e.body.status === 'success'), {
-      what: 'audit event of the recovery',
+    await waitFor(
+      () => seen.some((e) => e.routingKey === 'audit.webhooks.deposit.reconcile' && e.body.resource.id === realJob && e.body.status === 'success'),
+      {
+        what: 'audit event of the recovery',
+      },
+    );
+    await waitFor(() => seen.some((e) => e.routingKey === 'audit.reconciliation.pass' && e.body.resource.id === first.runId), {
+      what: 'audit event of the pass',
     });
-    await waitFor(() => seen.some((e) => e.routingKey === 'audit.reconciliation.pass' && e.body.resource.id === first.runId), { what: 'audit event of the pass' });
 
     // The next pass finds nothing more to credit: the ledger holds one entry.
     const second = await rc.runPass();
@@ -195,7 +203,13 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
     assert.match(metrics, /reconciliation_deposits_total\{result="credited"[^}]*\} 1/);
     assert.match(metrics, /reconciliation_run_duration_seconds_count\{[^}]*\} 2/);
     const runs = (await (await fetch(`http://127.0.0.1:${rc.port()}/runs?limit=2`)).json()) as { runs: Array<{ runId: string; status: string; report: any }> };
-    assert.deepEqual(runs.runs.map((x) => [x.runId, x.status]), [[second.runId, 'completed'], [first.runId, 'completed']]);
+    assert.deepEqual(
+      runs.runs.map((x) => [x.runId, x.status]),
+      [
+        [second.runId, 'completed'],
+        [first.runId, 'completed'],
+      ],
+    );
     assert.equal(runs.runs[1]!.report.deposits.credited, 1);
     assert.equal((await fetch(`http://127.0.0.1:${rc.port()}/runs?limit=0`)).status, 400);
     await rc.stop();
@@ -223,7 +237,10 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
       value: 777n,
       chain: { id: 31337, name: 'anvil', nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 }, rpcUrls: { default: { http: [anvil.url] } } },
     });
-    const res = await deliver({ base: `http://127.0.0.1:${up.port()}`, secret }, { body: { chain: 'ETH', txHash, token: 'native', amount: '777', toAddress: late } });
+    const res = await deliver(
+      { base: `http://127.0.0.1:${up.port()}`, secret },
+      { body: { chain: 'ETH', txHash, token: 'native', amount: '777', toAddress: late } },
+    );
     assert.equal(res.status, 200);
     await waitFor(async () => (await job(res.body.jobId)).status === 'rejected', { what: 'rejected: address unknown' });
 
@@ -232,14 +249,25 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
     assert.equal(deposits(await rc.runPass()).credited, 0, 'still unknown: left rejected');
     assert.equal((await job(res.body.jobId)).status, 'rejected');
 
-    const wallet = { walletId: randomUUID(), userId: 'u-late', chain: 'ETH' as const, address: late, label: null, isActive: true, createdAt: new Date().toISOString() };
+    const wallet = {
+      walletId: randomUUID(),
+      userId: 'u-late',
+      chain: 'ETH' as const,
+      address: late,
+      label: null,
+      isActive: true,
+      createdAt: new Date().toISOString(),
+    };
     await client.publishEvent('wallet.created', wallet);
     await waitFor(async () => (await db.query('SELECT 1 FROM known_addresses WHERE wallet_id = $1', [wallet.walletId])).rowCount === 1);
     const r = await rc.runPass();
     assert.equal(deposits(r).credited, 1);
     const row = await job(res.body.jobId);
     assert.equal(row.status, 'credited');
-    assert.deepEqual(row.attempts.map((a: { status: string }) => a.status), ['rejected', 'retry', 'credited']);
+    assert.deepEqual(
+      row.attempts.map((a: { status: string }) => a.status),
+      ['rejected', 'retry', 'credited'],
+    );
     assert.equal(await ledger(res.body.jobId), 1);
     assert.equal(deposits(await rc.runPass()).checked, 0, 'nothing left to look at');
     await rc.stop();
@@ -272,10 +300,13 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
       holder = await holdLock(60_000);
       assert.deepEqual(await rc.runPass(), { outcome: 'skipped_locked' });
       holder.kill('SIGKILL');
-      const r = await waitFor(async () => {
-        const x = await rc.runPass();
-        return x.outcome === 'completed' ? x : undefined;
-      }, { what: 'a pass after the holder died', timeoutMs: 10_000 });
+      const r = await waitFor(
+        async () => {
+          const x = await rc.runPass();
+          return x.outcome === 'completed' ? x : undefined;
+        },
+        { what: 'a pass after the holder died', timeoutMs: 10_000 },
+      );
       assert.equal(r.outcome, 'completed');
       const metrics = await (await fetch(`http://127.0.0.1:${rc.port()}/metrics`)).text();
       assert.match(metrics, /reconciliation_runs_total\{outcome="skipped_locked"[^}]*\} [1-9]/);
@@ -305,7 +336,7 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
         await b.start();
         assert.equal((await a.runPass('schedule')).outcome, 'completed');
         assert.equal((await b.runPass('schedule')).outcome, 'skipped_recent');
-        assert.equal((await b.runPass('manual')).outcome, 'completed', 'an operator\'s pass is never skipped for being recent');
+        assert.equal((await b.runPass('manual')).outcome, 'completed', "an operator's pass is never skipped for being recent");
         await a.stop();
         await b.stop();
       } finally {

@@ -34,7 +34,14 @@ export function createChainChecker(o: ChainCheckerOptions): ChainChecker {
         throw FleetError.nonRetryable(ErrorCode.UNSUPPORTED_CHAIN, 'Aptos deposits are not validated yet');
       }
       const report = await (d.chain === 'SOL' ? solana : evm).transfersOf(d.txHash);
-      return judgeClaim(report, { chain: d.chain, txHash: d.txHash, eventIndex: d.eventIndex, token: d.token, amount: BigInt(d.amount), toAddress: d.toAddress });
+      return judgeClaim(report, {
+        chain: d.chain,
+        txHash: d.txHash,
+        eventIndex: d.eventIndex,
+        token: d.token,
+        amount: BigInt(d.amount),
+        toAddress: d.toAddress,
+      });
     },
   };
 }

@@ -78,7 +78,7 @@ export const configShape = {
    */
   EVM_FINALITY: envVar
     .string('finalized')
-    .refine((v) => v === 'finalized' || (/^[1-9][0-9]{0,3}$/.test(v)), 'finalized, or a number of confirmations (1-9999)')
+    .refine((v) => v === 'finalized' || /^[1-9][0-9]{0,3}$/.test(v), 'finalized, or a number of confirmations (1-9999)')
     .transform((v): EvmFinality => (v === 'finalized' ? 'finalized' : { confirmations: Number(v) })),
   /**
    * Tokens credited, comma-separated `CHAIN:contract-or-mint` (e.g. `ETH:0xA0b8…,SOL:EPjF…`). A

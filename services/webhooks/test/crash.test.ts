@@ -89,7 +89,13 @@ describe('webhooks: kill -9 during a burst of deliveries', function () {
     client = createBroker({ url: vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
     await client.start();
     await client.publishEvent('wallet.created', {
-      walletId: randomUUID(), userId: 'u-crash', chain: 'ETH', address: TO, label: null, isActive: true, createdAt: new Date().toISOString(),
+      walletId: randomUUID(),
+      userId: 'u-crash',
+      chain: 'ETH',
+      address: TO,
+      label: null,
+      isActive: true,
+      createdAt: new Date().toISOString(),
     });
     await waitFor(async () => (await db.query('SELECT 1 FROM known_addresses')).rowCount === 1, { what: 'wallet registered' });
   });
@@ -138,11 +144,15 @@ describe('webhooks: kill -9 during a burst of deliveries', function () {
       }
     };
     await Promise.all(Array.from({ length: 32 }, worker));
-    assert.ok(accepted.size >= 100 && refused.length > 0, `the kill landed mid-burst (${accepted.size} accepted, ${refused.length} refused: ${JSON.stringify(statuses)})`);
+    assert.ok(
+      accepted.size >= 100 && refused.length > 0,
+      `the kill landed mid-burst (${accepted.size} accepted, ${refused.length} refused: ${JSON.stringify(statuses)})`,
+    );
 
     await startChild();
     const credited = async () =>
-      (await db.query<{ tx_hash: string; n: string }>('SELECT d.tx_hash, count(l.*) AS n FROM deposits d JOIN ledger l USING (deposit_id) GROUP BY d.tx_hash')).rows;
+      (await db.query<{ tx_hash: string; n: string }>('SELECT d.tx_hash, count(l.*) AS n FROM deposits d JOIN ledger l USING (deposit_id) GROUP BY d.tx_hash'))
+        .rows;
     try {
       await waitFor(async () => (await credited()).filter((r) => accepted.has(r.tx_hash)).length === accepted.size, {
         timeoutMs: 90_000,

@@ -13,7 +13,16 @@ import {
   createMintToInstruction,
   createTransferCheckedInstruction,
 } from '@solana/spl-token';
-import { ComputeBudgetProgram, Connection, Keypair, LAMPORTS_PER_SOL, PublicKey, SystemProgram, Transaction, type TransactionInstruction } from '@solana/web3.js';
+import {
+  ComputeBudgetProgram,
+  Connection,
+  Keypair,
+  LAMPORTS_PER_SOL,
+  PublicKey,
+  SystemProgram,
+  Transaction,
+  type TransactionInstruction,
+} from '@solana/web3.js';
 import { type Anvil, type SolanaRuntime, startAnvil, startSolanaRuntime } from '@wallet-fleet/dev-runtimes';
 import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
 import { waitFor } from '@wallet-fleet/testing';
@@ -44,7 +53,11 @@ describe('webhooks deposits: credited once per on-chain transfer, after finality
   let usdc: { mint: PublicKey; holder: Keypair; source: PublicKey };
 
   async function evmRpc(method: string, params: unknown[] = []): Promise<unknown> {
-    const res = await fetch(anvil.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
+    const res = await fetch(anvil.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+    });
     const body = (await res.json()) as { result?: unknown; error?: { message: string } };
     if (body.error) throw new Error(`${method}: ${body.error.message}`);
     return body.result;
@@ -110,12 +123,21 @@ describe('webhooks deposits: credited once per on-chain transfer, after finality
   async function registerWallet(chain: 'SOL' | 'ETH', address: string) {
     const wallet = { walletId: randomUUID(), userId: `u-${randomUUID()}`, chain, address, label: null, isActive: true, createdAt: new Date().toISOString() };
     await client.publishEvent('wallet.created', wallet);
-    await waitFor(async () => (await h.db.query('SELECT 1 FROM known_addresses WHERE wallet_id = $1', [wallet.walletId])).rowCount === 1, { what: 'wallet.created consumed' });
+    await waitFor(async () => (await h.db.query('SELECT 1 FROM known_addresses WHERE wallet_id = $1', [wallet.walletId])).rowCount === 1, {
+      what: 'wallet.created consumed',
+    });
     return wallet;
   }
   const evmAddress = () => getAddress(`0x${randomBytes(20).toString('hex')}`);
   const status = async (id: string): Promise<string> => (await h.db.query('SELECT status FROM deposits WHERE deposit_id = $1', [id])).rows[0].status;
-  const settled = (id: string) => waitFor(async () => { const s = await status(id); return s !== 'pending' && s !== 'confirming' ? s : undefined; }, { what: `deposit ${id} settled` });
+  const settled = (id: string) =>
+    waitFor(
+      async () => {
+        const s = await status(id);
+        return s !== 'pending' && s !== 'confirming' ? s : undefined;
+      },
+      { what: `deposit ${id} settled` },
+    );
   const ledgerOf = async (walletId: string) =>
     (await h.db.query('SELECT deposit_id, kind, amount::text, asset, decimals FROM ledger WHERE wallet_id = $1 ORDER BY created_at, kind', [walletId])).rows;
   async function accepted(body: Record<string, unknown>): Promise<string> {
@@ -141,7 +163,10 @@ describe('webhooks deposits: credited once per on-chain transfer, after finality
     const to = Keypair.generate().publicKey;
     const wallet = await registerWallet('SOL', to.toBase58());
     // The transfer is instruction 1: instruction 0 sets the compute budget.
-    const txHash = await sendSol([ComputeBudgetProgram.setComputeUnitLimit({ units: 200_000 }), SystemProgram.transfer({ fromPubkey: payer.publicKey, toPubkey: to, lamports: 3_000_000 })]);
+    const txHash = await sendSol([
+      ComputeBudgetProgram.setComputeUnitLimit({ units: 200_000 }),
+      SystemProgram.transfer({ fromPubkey: payer.publicKey, toPubkey: to, lamports: 3_000_000 }),
+    ]);
     const claim = { chain: 'SOL', txHash, token: 'native', amount: '3000000', toAddress: to.toBase58() };
     const wrong = await Promise.all([0, 2, 3, 100, 101].map((eventIndex) => accepted({ ...claim, eventIndex })));
     const right = await accepted({ ...claim, eventIndex: 1 });
@@ -163,7 +188,10 @@ describe('webhooks deposits: credited once per on-chain transfer, after finality
     assert.equal(await settled(truth), 'credited');
     const failed = (await h.db.query('SELECT attempts FROM deposits WHERE deposit_id = $1', [lie])).rows[0].attempts.at(-1);
     assert.match(failed.message, /moves 5000, not 50000/);
-    assert.deepEqual((await ledgerOf(wallet.walletId)).map((e) => [e.deposit_id, e.amount]), [[truth, '5000']]);
+    assert.deepEqual(
+      (await ledgerOf(wallet.walletId)).map((e) => [e.deposit_id, e.amount]),
+      [[truth, '5000']],
+    );
   });
 
   it('should keep a deposit confirming, not credited, until its block has the configured confirmations', async () => {
@@ -174,7 +202,10 @@ describe('webhooks deposits: credited once per on-chain transfer, after finality
     const id = await accepted({ chain: 'ETH', txHash, token: 'native', amount: '777', toAddress: to });
     await waitFor(async () => (await status(id)) === 'confirming', { what: 'confirming' });
     const stuck = await client.request('wallet.deposits.stuck', { olderThanSeconds: 0, limit: 1000 });
-    assert.ok(stuck.deposits.some((d) => d.depositId === id), 'a confirming deposit is listed for reconciliation');
+    assert.ok(
+      stuck.deposits.some((d) => d.depositId === id),
+      'a confirming deposit is listed for reconciliation',
+    );
     assert.deepEqual(await ledgerOf(wallet.walletId), []);
     await mine(EVM_CONFIRMATIONS - 1);
     assert.equal(await settled(id), 'credited');
@@ -198,7 +229,15 @@ describe('webhooks deposits: credited once per on-chain transfer, after finality
     const [a, b] = [evmAddress(), evmAddress()];
     const [wa, wb] = [await registerWallet('ETH', a), await registerWallet('ETH', b)];
     // Logs: Note (0), Transfer to a (1), Transfer to b (2), Transfer to a (3), Note (4).
-    const txHash = await evmWallet().writeContract({ address: listed, abi: TEST_TOKEN_ABI, functionName: 'batchTransfer', args: [[a, b, a], [1_500_000n, 2_000_000n, 250_000n]] });
+    const txHash = await evmWallet().writeContract({
+      address: listed,
+      abi: TEST_TOKEN_ABI,
+      functionName: 'batchTransfer',
+      args: [
+        [a, b, a],
+        [1_500_000n, 2_000_000n, 250_000n],
+      ],
+    });
     await mined(txHash);
     await mine(EVM_CONFIRMATIONS);
     const claims = [
@@ -212,8 +251,17 @@ describe('webhooks deposits: credited once per on-chain transfer, after finality
     assert.deepEqual(await Promise.all(ids.slice(0, 3).map(settled)), ['credited', 'credited', 'credited']);
     assert.deepEqual(ids.slice(3), ids.slice(0, 3), 'the same claim again is the same job');
     assert.equal(await settled(note), 'failed');
-    assert.deepEqual((await ledgerOf(wa.walletId)).map((e) => [e.amount, e.asset, e.decimals]).sort(), [['1500000', listed, 6], ['250000', listed, 6]].sort());
-    assert.deepEqual((await ledgerOf(wb.walletId)).map((e) => [e.amount, e.asset, e.decimals]), [['2000000', listed, 6]]);
+    assert.deepEqual(
+      (await ledgerOf(wa.walletId)).map((e) => [e.amount, e.asset, e.decimals]).sort(),
+      [
+        ['1500000', listed, 6],
+        ['250000', listed, 6],
+      ].sort(),
+    );
+    assert.deepEqual(
+      (await ledgerOf(wb.walletId)).map((e) => [e.amount, e.asset, e.decimals]),
+      [['2000000', listed, 6]],
+    );
   });
 
   it('should record, not credit, a final transfer of a token outside the allow-list', async () => {
@@ -233,7 +281,7 @@ describe('webhooks deposits: credited once per on-chain transfer, after finality
     assert.deepEqual(await ledgerOf(wallet.walletId), []);
   });
 
-  it('should credit a USDC-like SPL transfer once to the wallet owning the token account, with the mint\'s 6 decimals', async () => {
+  it("should credit a USDC-like SPL transfer once to the wallet owning the token account, with the mint's 6 decimals", async () => {
     const owner = Keypair.generate().publicKey;
     const wallet = await registerWallet('SOL', owner.toBase58());
     const destination = await tokenAccount(usdc.mint, owner);
@@ -264,12 +312,21 @@ describe('webhooks deposits: credited once per on-chain transfer, after finality
     await evmRpc('evm_revert', [snapshot]);
     await mine(EVM_CONFIRMATIONS + 2);
     const stuck = await client.request('wallet.deposits.stuck', { olderThanSeconds: 3600, limit: 1000 });
-    assert.ok(stuck.deposits.some((d) => d.depositId === id), 'a recent credit is listed for its re-check');
+    assert.ok(
+      stuck.deposits.some((d) => d.depositId === id),
+      'a recent credit is listed for its re-check',
+    );
     const r = await client.request('wallet.deposits.reconcile', { depositId: id, maxAgeSeconds: 3600 });
     assert.deepEqual([r.status, r.changed], ['reversed', true]);
     assert.match(r.reason ?? '', /no longer on chain/);
     const entries = await ledgerOf(wallet.walletId);
-    assert.deepEqual(entries.map((e) => [e.deposit_id, e.kind, e.amount]), [[id, 'credit', '9000'], [id, 'reversal', '-9000']]);
+    assert.deepEqual(
+      entries.map((e) => [e.deposit_id, e.kind, e.amount]),
+      [
+        [id, 'credit', '9000'],
+        [id, 'reversal', '-9000'],
+      ],
+    );
     // Asked again: nothing more.
     const again = await client.request('wallet.deposits.reconcile', { depositId: id, maxAgeSeconds: 3600 });
     assert.deepEqual([again.status, again.changed], ['reversed', false]);

@@ -32,7 +32,10 @@ describe('webhooks intake: POST /webhooks/deposits', function () {
     assert.equal(res.status, 200);
     assert.equal(res.body.status, 'accepted');
     assert.match(res.body.jobId, /^[0-9a-f-]{36}$/);
-    assert.deepEqual((await jobs(body.txHash)).map((r) => r.deposit_id), [res.body.jobId]);
+    assert.deepEqual(
+      (await jobs(body.txHash)).map((r) => r.deposit_id),
+      [res.body.jobId],
+    );
     // Answered only after the confirm: nothing is left in the outbox for this deposit.
     const left = await h.db.query('SELECT 1 FROM outbox WHERE message_id = $1', [res.body.jobId]);
     assert.equal(left.rowCount, 0);
@@ -58,14 +61,22 @@ describe('webhooks intake: POST /webhooks/deposits', function () {
       await deliver(h, { body, at: new Date(Date.now() - sixMinutes) }),
       await deliver(h, { body, at: new Date(Date.now() + sixMinutes) }),
     ];
-    assert.deepEqual(attempts.map((a) => a.status), [401, 401, 401, 401, 401, 401]);
+    assert.deepEqual(
+      attempts.map((a) => a.status),
+      [401, 401, 401, 401, 401, 401],
+    );
     // Tampered: signed over one body, another sent.
     const { Webhook } = await import('standardwebhooks');
     const at = new Date();
     const sig = new Webhook(currentSecret).sign('msg_t', at, raw);
     const res = await fetch(`${h.base}/webhooks/deposits`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'webhook-id': 'msg_t', 'webhook-timestamp': String(Math.floor(at.getTime() / 1000)), 'webhook-signature': sig },
+      headers: {
+        'content-type': 'application/json',
+        'webhook-id': 'msg_t',
+        'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+        'webhook-signature': sig,
+      },
       body: raw.replace('1500000', '9500000'),
     });
     assert.equal(res.status, 401);
@@ -75,11 +86,17 @@ describe('webhooks intake: POST /webhooks/deposits', function () {
   it('should refuse a bad body with 400 naming the field, and an unknown field', async () => {
     const bad = await deliver(h, { body: { ...solDeposit(), amount: '1.5' } });
     assert.equal(bad.status, 400);
-    assert.deepEqual(bad.body.error.fields.map((f: { path: string }) => f.path), ['amount']);
+    assert.deepEqual(
+      bad.body.error.fields.map((f: { path: string }) => f.path),
+      ['amount'],
+    );
     const extra = await deliver(h, { body: { ...solDeposit(), memo: 'x' } });
     assert.equal(extra.status, 400);
     const chain = await deliver(h, { body: { ...solDeposit(), chain: 'BTC' } });
-    assert.deepEqual(chain.body.error.fields.map((f: { path: string }) => f.path), ['chain']);
+    assert.deepEqual(
+      chain.body.error.fields.map((f: { path: string }) => f.path),
+      ['chain'],
+    );
     const notJson = await deliver(h, { raw: '{"chain":' });
     assert.equal(notJson.status, 400);
   });
@@ -95,7 +112,10 @@ describe('webhooks intake: POST /webhooks/deposits', function () {
     for (const body of cases) {
       const res = await deliver(h, { body });
       assert.equal(res.status, 400, body.txHash);
-      assert.deepEqual(res.body.error.fields.map((f: { path: string }) => f.path), ['txHash']);
+      assert.deepEqual(
+        res.body.error.fields.map((f: { path: string }) => f.path),
+        ['txHash'],
+      );
       assert.equal((await jobs(body.txHash)).length, 0);
     }
   });

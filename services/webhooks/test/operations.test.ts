@@ -17,10 +17,20 @@ describe('webhooks operations: wallet.deposits.stuck / reconcile / summary', fun
     client = createBroker({ url: h.vhost.url, service: 'test-client', logger: silent, topology: defineTopology({ queues: [] }) });
     await client.start();
     const address = `0x${randomBytes(20).toString('hex')}`;
-    await client.publishEvent('wallet.created', { walletId: randomUUID(), userId: 'u-ops', chain: 'ETH', address, label: null, isActive: true, createdAt: new Date().toISOString() });
+    await client.publishEvent('wallet.created', {
+      walletId: randomUUID(),
+      userId: 'u-ops',
+      chain: 'ETH',
+      address,
+      label: null,
+      isActive: true,
+      createdAt: new Date().toISOString(),
+    });
     await waitFor(async () => (await h.db.query('SELECT 1 FROM known_addresses WHERE address = $1', [address])).rowCount === 1);
     for (let i = 0; i < 5; i++) {
-      const res = await deliver(h, { body: { chain: 'ETH', txHash: `0x${randomBytes(32).toString('hex')}`, token: 'native', amount: String(i + 1), toAddress: address } });
+      const res = await deliver(h, {
+        body: { chain: 'ETH', txHash: `0x${randomBytes(32).toString('hex')}`, token: 'native', amount: String(i + 1), toAddress: address },
+      });
       assert.equal(res.status, 200);
       jobs.push(res.body.jobId);
     }
@@ -45,13 +55,25 @@ describe('webhooks operations: wallet.deposits.stuck / reconcile / summary', fun
   });
 
   it('should refuse a cursor it did not make, and an unknown deposit, with codes', async () => {
-    await assert.rejects(client.request('wallet.deposits.stuck', { olderThanSeconds: 0, after: 'bm90LWEtY3Vyc29y' }), (e: unknown) => isFleetError(e) && e.code === 'VALIDATION_FAILED');
-    await assert.rejects(client.request('wallet.deposits.reconcile', { depositId: randomUUID(), maxAgeSeconds: 60 }), (e: unknown) => isFleetError(e) && e.code === 'NOT_FOUND');
-    await assert.rejects(client.request('wallet.deposits.reconcile', { depositId: 'nope', maxAgeSeconds: 60 } as never), (e: unknown) => isFleetError(e) && e.code === 'VALIDATION_FAILED');
+    await assert.rejects(
+      client.request('wallet.deposits.stuck', { olderThanSeconds: 0, after: 'bm90LWEtY3Vyc29y' }),
+      (e: unknown) => isFleetError(e) && e.code === 'VALIDATION_FAILED',
+    );
+    await assert.rejects(
+      client.request('wallet.deposits.reconcile', { depositId: randomUUID(), maxAgeSeconds: 60 }),
+      (e: unknown) => isFleetError(e) && e.code === 'NOT_FOUND',
+    );
+    await assert.rejects(
+      client.request('wallet.deposits.reconcile', { depositId: 'nope', maxAgeSeconds: 60 } as never),
+      (e: unknown) => isFleetError(e) && e.code === 'VALIDATION_FAILED',
+    );
   });
 
   it('should answer UNAVAILABLE and change nothing while the chain cannot be asked, then count by status', async () => {
-    await assert.rejects(client.request('wallet.deposits.reconcile', { depositId: jobs[0]!, maxAgeSeconds: 1 }), (e: unknown) => isFleetError(e) && e.code === 'UNAVAILABLE' && e.retryable);
+    await assert.rejects(
+      client.request('wallet.deposits.reconcile', { depositId: jobs[0]!, maxAgeSeconds: 1 }),
+      (e: unknown) => isFleetError(e) && e.code === 'UNAVAILABLE' && e.retryable,
+    );
     const row = (await h.db.query('SELECT status, attempts FROM deposits WHERE deposit_id = $1', [jobs[0]])).rows[0];
     assert.equal(row.status, 'pending');
     assert.equal(row.attempts.at(-1).by, 'reconciliation');

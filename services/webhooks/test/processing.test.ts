@@ -45,13 +45,19 @@ describe('webhooks processing: deposits validated on chain and credited once', f
 
   async function sendEth(to: string, value: bigint): Promise<Hex> {
     const wallet = createWalletClient({ account: privateKeyToAccount(ANVIL_KEY), transport: http(anvil.url) });
-    return wallet.sendTransaction({ to: to as Hex, value, chain: { id: 31337, name: 'anvil', nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 }, rpcUrls: { default: { http: [anvil.url] } } } });
+    return wallet.sendTransaction({
+      to: to as Hex,
+      value,
+      chain: { id: 31337, name: 'anvil', nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 }, rpcUrls: { default: { http: [anvil.url] } } },
+    });
   }
 
   /** deposit.received messages the service has acked (its own metrics). */
   async function ackedDeposits(): Promise<number> {
     const text = await (await fetch(`${h.base}/metrics`)).text();
-    const line = text.split('\n').find((l) => l.startsWith('messaging_consumed_total') && l.includes('queue="webhooks.deposits"') && l.includes('outcome="ack"'));
+    const line = text
+      .split('\n')
+      .find((l) => l.startsWith('messaging_consumed_total') && l.includes('queue="webhooks.deposits"') && l.includes('outcome="ack"'));
     return line ? Number(line.split(' ').at(-1)) : 0;
   }
 
@@ -72,7 +78,9 @@ describe('webhooks processing: deposits validated on chain and credited once', f
     const row = await job(res.body.jobId);
     assert.equal(row.status, 'credited');
     assert.equal(row.attempts.at(-1).status, 'credited');
-    await waitFor(() => h.seen.some((m) => m.routingKey === 'audit.webhooks.deposit.process' && m.body.resource.id === res.body.jobId), { what: 'audit event' });
+    await waitFor(() => h.seen.some((m) => m.routingKey === 'audit.webhooks.deposit.process' && m.body.resource.id === res.body.jobId), {
+      what: 'audit event',
+    });
   });
 
   it('should credit ETH sent on anvil once, whatever 50 concurrent duplicates and a redelivered message do', async () => {
@@ -105,7 +113,10 @@ describe('webhooks processing: deposits validated on chain and credited once', f
     const row = await job(res.body.jobId);
     assert.equal(row.status, 'failed');
     // DEPOSIT_MAX_ATTEMPTS=3: two retries, then the verdict.
-    assert.deepEqual(row.attempts.map((a: { status: string }) => a.status), ['retry', 'retry', 'failed']);
+    assert.deepEqual(
+      row.attempts.map((a: { status: string }) => a.status),
+      ['retry', 'retry', 'failed'],
+    );
     assert.deepEqual(await credits(res.body.jobId), []);
   });
 
@@ -158,14 +169,20 @@ describe('webhooks processing: deposits validated on chain and credited once', f
     const signature = solana.airdrop(stranger, 2_000_000n);
     const res = await deliver(h, { body: { chain: 'SOL', txHash: signature, token: 'native', amount: '2000000', toAddress: stranger } });
     assert.equal(res.status, 200);
-    const dead = await waitFor(async () => {
-      const msgs = await rabbitAdmin.drain(h.vhost.vhost, 'webhooks.deposits.dlq', 100);
-      return msgs.find((m) => JSON.parse(m.payload).depositId === res.body.jobId);
-    }, { what: 'dead letter' });
+    const dead = await waitFor(
+      async () => {
+        const msgs = await rabbitAdmin.drain(h.vhost.vhost, 'webhooks.deposits.dlq', 100);
+        return msgs.find((m) => JSON.parse(m.payload).depositId === res.body.jobId);
+      },
+      { what: 'dead letter' },
+    );
     assert.ok(dead);
     const row = await job(res.body.jobId);
     assert.equal(row.status, 'rejected');
-    assert.deepEqual(row.attempts.map((a: { status: string; errorCode: string }) => [a.status, a.errorCode]), [['rejected', 'WALLET_NOT_FOUND']]);
+    assert.deepEqual(
+      row.attempts.map((a: { status: string; errorCode: string }) => [a.status, a.errorCode]),
+      [['rejected', 'WALLET_NOT_FOUND']],
+    );
     assert.deepEqual(await credits(res.body.jobId), []);
   });
 });
@@ -201,18 +218,24 @@ describe('webhooks processing: chain RPC down', function () {
     const txHash = '5'.repeat(87);
     const res = await deliver(h, { body: { chain: 'SOL', txHash, token: 'native', amount: '1', toAddress: address } });
     assert.equal(res.status, 200);
-    const dead = await waitFor(async () => {
-      const msgs = await rabbitAdmin.drain(h.vhost.vhost, 'webhooks.deposits.dlq', 10);
-      return msgs.find((m) => JSON.parse(m.payload).depositId === res.body.jobId);
-    }, { what: 'dead letter' });
+    const dead = await waitFor(
+      async () => {
+        const msgs = await rabbitAdmin.drain(h.vhost.vhost, 'webhooks.deposits.dlq', 10);
+        return msgs.find((m) => JSON.parse(m.payload).depositId === res.body.jobId);
+      },
+      { what: 'dead letter' },
+    );
     assert.ok(dead);
     const row = (await h.db.query('SELECT status, attempts FROM deposits WHERE deposit_id = $1', [res.body.jobId])).rows[0];
     assert.equal(row.status, 'pending');
-    assert.deepEqual(row.attempts.map((a: { status: string; errorCode: string }) => [a.status, a.errorCode]), [
-      ['retry', 'UNAVAILABLE'],
-      ['retry', 'UNAVAILABLE'],
-      ['retry', 'UNAVAILABLE'],
-    ]);
+    assert.deepEqual(
+      row.attempts.map((a: { status: string; errorCode: string }) => [a.status, a.errorCode]),
+      [
+        ['retry', 'UNAVAILABLE'],
+        ['retry', 'UNAVAILABLE'],
+        ['retry', 'UNAVAILABLE'],
+      ],
+    );
     // The RPC's own failure backs off DEPOSIT_RPC_RETRY_FACTOR times longer (±20 % jitter).
     const at = row.attempts.map((a: { at: string }) => Date.parse(a.at));
     assert.ok(at[1] - at[0] >= 400, `first delay ${at[1] - at[0]} ms`);

@@ -20,7 +20,13 @@ describe('webhooks roles: intake and processing in separate processes', function
   });
 
   it('should accept deliveries on an intake-only process and leave them queued until a processing process runs', async () => {
-    const body = { chain: 'ETH', txHash: `0x${randomBytes(32).toString('hex')}`, token: 'native', amount: '5', toAddress: `0x${randomBytes(20).toString('hex')}` };
+    const body = {
+      chain: 'ETH',
+      txHash: `0x${randomBytes(32).toString('hex')}`,
+      token: 'native',
+      amount: '5',
+      toAddress: `0x${randomBytes(20).toString('hex')}`,
+    };
     const res = await deliver(h, { body });
     assert.equal(res.status, 200);
     const ch = await h.events.createChannel();
@@ -31,7 +37,14 @@ describe('webhooks roles: intake and processing in separate processes', function
     const { databaseUrl } = await backingServices();
     // No secret: a processing process verifies no signatures.
     worker = createWebhooksService(
-      loadWebhooksConfig({ AMQP_URL: h.vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: h.schema.schema, HTTP_PORT: '0', LOG_LEVEL: 'silent', WEBHOOKS_ROLES: 'processing' }),
+      loadWebhooksConfig({
+        AMQP_URL: h.vhost.url,
+        DATABASE_URL: databaseUrl,
+        DATABASE_SCHEMA: h.schema.schema,
+        HTTP_PORT: '0',
+        LOG_LEVEL: 'silent',
+        WEBHOOKS_ROLES: 'processing',
+      }),
       silent,
     );
     await worker.start();
@@ -45,16 +58,29 @@ describe('webhooks roles: intake and processing in separate processes', function
   });
 
   it('should require secrets only where deliveries are verified, and refuse unknown roles', () => {
-    assert.throws(() => loadWebhooksConfig({ WEBHOOKS_ROLES: 'intake' }), (e: unknown) => e instanceof ConfigError && e.problems[0]!.variable === 'WEBHOOK_SECRETS');
+    assert.throws(
+      () => loadWebhooksConfig({ WEBHOOKS_ROLES: 'intake' }),
+      (e: unknown) => e instanceof ConfigError && e.problems[0]!.variable === 'WEBHOOK_SECRETS',
+    );
     assert.deepEqual([...loadWebhooksConfig({ WEBHOOKS_ROLES: 'processing' }).WEBHOOKS_ROLES], ['processing']);
-    assert.throws(() => loadWebhooksConfig({ WEBHOOKS_ROLES: 'intake,mining' }), (e: unknown) => e instanceof ConfigError && e.problems[0]!.variable === 'WEBHOOKS_ROLES');
+    assert.throws(
+      () => loadWebhooksConfig({ WEBHOOKS_ROLES: 'intake,mining' }),
+      (e: unknown) => e instanceof ConfigError && e.problems[0]!.variable === 'WEBHOOKS_ROLES',
+    );
   });
 
   it('should read named senders, finality and the token allow-list, and name a malformed one', () => {
     const a = newSecret();
     const b = newSecret();
-    const c = loadWebhooksConfig({ WEBHOOK_SECRETS: `acme=${a},${b}`, EVM_FINALITY: '12', DEPOSIT_TOKEN_ALLOWLIST: 'ETH:0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48,SOL:EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v' });
-    assert.deepEqual(c.WEBHOOK_SECRETS, [{ sender: 'acme', secret: a }, { sender: 'default', secret: b }]);
+    const c = loadWebhooksConfig({
+      WEBHOOK_SECRETS: `acme=${a},${b}`,
+      EVM_FINALITY: '12',
+      DEPOSIT_TOKEN_ALLOWLIST: 'ETH:0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48,SOL:EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v',
+    });
+    assert.deepEqual(c.WEBHOOK_SECRETS, [
+      { sender: 'acme', secret: a },
+      { sender: 'default', secret: b },
+    ]);
     assert.deepEqual(c.EVM_FINALITY, { confirmations: 12 });
     assert.deepEqual([...c.DEPOSIT_TOKEN_ALLOWLIST], ['ETH:0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48', 'SOL:EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v']);
     assert.equal(loadWebhooksConfig({ WEBHOOKS_ROLES: 'processing' }).EVM_FINALITY, 'finalized');

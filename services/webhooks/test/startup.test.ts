@@ -37,7 +37,13 @@ describe('webhooks startup: deliveries arriving while the service starts', funct
       while (streaming) {
         let outcome: string;
         try {
-          outcome = String((await deliver(target, { body: { chain: 'SOL', txHash: randomSolSignature(), token: 'native', amount: '1', toAddress: '9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin' } })).status);
+          outcome = String(
+            (
+              await deliver(target, {
+                body: { chain: 'SOL', txHash: randomSolSignature(), token: 'native', amount: '1', toAddress: '9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin' },
+              })
+            ).status,
+          );
         } catch {
           outcome = 'refused'; // between two processes nothing listens
           await new Promise((r) => setImmediate(r));
@@ -49,7 +55,15 @@ describe('webhooks startup: deliveries arriving while the service starts', funct
     try {
       for (let i = 0; i < 5; i++) {
         const service = createWebhooksService(
-          loadWebhooksConfig({ AMQP_URL: vhost.url, DATABASE_URL: databaseUrl, DATABASE_SCHEMA: schema.schema, REDIS_URL: redisUrl, HTTP_PORT: String(port), LOG_LEVEL: 'silent', WEBHOOK_SECRETS: secret }),
+          loadWebhooksConfig({
+            AMQP_URL: vhost.url,
+            DATABASE_URL: databaseUrl,
+            DATABASE_SCHEMA: schema.schema,
+            REDIS_URL: redisUrl,
+            HTTP_PORT: String(port),
+            LOG_LEVEL: 'silent',
+            WEBHOOK_SECRETS: secret,
+          }),
           silent,
         );
         const before = statuses.get('200') ?? 0;
@@ -61,7 +75,10 @@ describe('webhooks startup: deliveries arriving while the service starts', funct
       streaming = false;
       await Promise.all(streams);
     }
-    assert.deepEqual([...statuses.keys()].filter((s) => !['200', '503', 'refused'].includes(s)), []);
+    assert.deepEqual(
+      [...statuses.keys()].filter((s) => !['200', '503', 'refused'].includes(s)),
+      [],
+    );
     assert.ok((statuses.get('503') ?? 0) > 0, `deliveries arrived while starting: ${JSON.stringify([...statuses])}`);
   });
 });

@@ -46,4 +46,9 @@ export const PROMETHEUS_OWN = new Set(['up', 'scrape_duration_seconds', 'scrape_
  * RabbitMQ's rabbitmq_prometheus plugin, per-object endpoint (/metrics/per-object), names we use:
  * checked against this documented list, since that plugin is not enabled on the test broker.
  */
-export const RABBITMQ_OWN = new Set(['rabbitmq_queue_messages_ready', 'rabbitmq_queue_messages_unacked', 'rabbitmq_queue_messages', 'rabbitmq_queue_consumers']);
+export const RABBITMQ_OWN = new Set([
+  'rabbitmq_queue_messages_ready',
+  'rabbitmq_queue_messages_unacked',
+  'rabbitmq_queue_messages',
+  'rabbitmq_queue_consumers',
+]);

@@ -51,9 +51,7 @@ export async function startService(name: string, env: Record<string, string>, { 
       logs.push(...lines);
     });
   }
-  const exited = new Promise<number | string>((resolve) =>
-    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
-  );
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
   const proc: ServiceProcess = {
     name,
     port,

@@ -16,7 +16,6 @@ import { type Ed25519Signer, signVerifiedEd25519 } from '../signers.js';
 import type { NativeTransfer, TransactionReport, TransactionTransfers } from '../transfers.js';
 import { transfersInTransaction } from './transfers.js';
 
-
 export interface SolanaAdapterOptions {
   rpcUrl: string;
   /** Commitment for reads and for confirmation; default `confirmed`. */
@@ -210,7 +209,8 @@ export function createSolanaAdapter(options: SolanaAdapterOptions): SolanaAdapte
       const first = tx.signatures[0];
       if (!first || first.every((b) => b === 0)) throw new FleetError(ErrorCode.VALIDATION_FAILED, 'the transaction is not signed by its fee payer');
       const signature = bs58.encode(first);
-      const statusNow = () => rpc('getSignatureStatuses', async () => (await connection.getSignatureStatuses([signature], { searchTransactionHistory: true })).value[0]);
+      const statusNow = () =>
+        rpc('getSignatureStatuses', async () => (await connection.getSignatureStatuses([signature], { searchTransactionHistory: true })).value[0]);
       const judge = (status: NonNullable<Awaited<ReturnType<typeof statusNow>>>) =>
         status.err ? 'failed' : status.confirmationStatus && wantedStatuses(commitment).includes(status.confirmationStatus) ? 'confirmed' : 'pending';
       const status = await statusNow();
@@ -228,7 +228,10 @@ export function createSolanaAdapter(options: SolanaAdapterOptions): SolanaAdapte
         throw FleetError.validation([{ path: 'signature', message: 'not a Solana signature' }]);
       }
       const toKey = parseKey(to, ErrorCode.VALIDATION_FAILED, 'to');
-      const status = await rpc('getSignatureStatuses', async () => (await connection.getSignatureStatuses([signature], { searchTransactionHistory: true })).value[0]);
+      const status = await rpc(
+        'getSignatureStatuses',
+        async () => (await connection.getSignatureStatuses([signature], { searchTransactionHistory: true })).value[0],
+      );
       if (!status) return { status: 'not_found' };
       if (status.err) return { status: 'failed', reason: 'transaction failed on chain' };
       if (status.confirmationStatus === 'processed') return { status: 'pending', reason: 'not yet confirmed' };
@@ -255,7 +258,10 @@ export function createSolanaAdapter(options: SolanaAdapterOptions): SolanaAdapte
       if (typeof signature !== 'string' || !/^[1-9A-HJ-NP-Za-km-z]{64,90}$/.test(signature)) {
         throw FleetError.validation([{ path: 'signature', message: 'not a Solana signature' }]);
       }
-      const status = await rpc('getSignatureStatuses', async () => (await connection.getSignatureStatuses([signature], { searchTransactionHistory: true })).value[0]);
+      const status = await rpc(
+        'getSignatureStatuses',
+        async () => (await connection.getSignatureStatuses([signature], { searchTransactionHistory: true })).value[0],
+      );
       if (!status) return { status: 'not_found' };
       if (status.err) return { status: 'failed', reason: `transaction failed on chain: ${JSON.stringify(status.err).slice(0, 200)}` };
       if (status.confirmationStatus !== 'confirmed' && status.confirmationStatus !== 'finalized') return { status: 'pending', reason: 'not yet confirmed' };

@@ -69,7 +69,9 @@ export function transactionJson(landed: Landed, encoding: string, maxVersion: un
   else if (encoding === 'base58') transaction = [bs58.encode(landed.wire), 'base58'];
   else if (encoding === 'json' || parsed) {
     const instructions = m.compiledInstructions.map((ix) =>
-      parsed ? parsedInstruction(allKeys, ix.programIdIndex, [...ix.accountKeyIndexes], ix.data, null) : { programIdIndex: ix.programIdIndex, accounts: [...ix.accountKeyIndexes], data: bs58.encode(ix.data), stackHeight: null },
+      parsed
+        ? parsedInstruction(allKeys, ix.programIdIndex, [...ix.accountKeyIndexes], ix.data, null)
+        : { programIdIndex: ix.programIdIndex, accounts: [...ix.accountKeyIndexes], data: bs58.encode(ix.data), stackHeight: null },
     );
     const message: Record<string, unknown> = parsed
       ? {
@@ -84,14 +86,21 @@ export function transactionJson(landed: Landed, encoding: string, maxVersion: un
         }
       : { accountKeys: staticKeys, header: m.header, recentBlockhash: m.recentBlockhash, instructions };
     if (m.version !== 'legacy') {
-      message.addressTableLookups = m.addressTableLookups.map((l) => ({ accountKey: l.accountKey.toBase58(), writableIndexes: [...l.writableIndexes], readonlyIndexes: [...l.readonlyIndexes] }));
+      message.addressTableLookups = m.addressTableLookups.map((l) => ({
+        accountKey: l.accountKey.toBase58(),
+        writableIndexes: [...l.writableIndexes],
+        readonlyIndexes: [...l.readonlyIndexes],
+      }));
     }
     transaction = { signatures, message };
   } else {
     throw new RpcError(-32602, `Invalid params: unknown variant \`${encoding}\`, expected one of \`binary\`, \`base64\`, \`base58\`, \`json\`, \`jsonParsed\``);
   }
   const inner = parsed
-    ? landed.inner.map((g) => ({ index: g.index, instructions: g.instructions.map((i) => parsedInstruction(allKeys, i.programIdIndex, i.accounts, bs58.decode(i.data), i.stackHeight)) }))
+    ? landed.inner.map((g) => ({
+        index: g.index,
+        instructions: g.instructions.map((i) => parsedInstruction(allKeys, i.programIdIndex, i.accounts, bs58.decode(i.data), i.stackHeight)),
+      }))
     : landed.inner;
   return {
     slot: landed.slot,

@@ -87,7 +87,8 @@ export async function runPass(
     try {
       const stale = await ob.stale();
       const republished = stale.rows > 0 ? await ob.flush() : 0;
-      if (stale.rows > 0) logger.warn({ schema: ob.schema, staleRows: stale.rows, oldestSeconds: stale.oldestSeconds, republished }, 'outbox rows left behind re-published');
+      if (stale.rows > 0)
+        logger.warn({ schema: ob.schema, staleRows: stale.rows, oldestSeconds: stale.oldestSeconds, republished }, 'outbox rows left behind re-published');
       outbox.push({ schema: ob.schema, staleRows: stale.rows, oldestSeconds: stale.oldestSeconds, republished });
     } catch (e) {
       logger.warn({ err: e, schema: ob.schema }, 'outbox sweep failed');
@@ -124,13 +125,19 @@ export async function runPass(
   return { deposits, outbox, drift };
 }
 
-async function reconcileDeposits(
-  ports: PassPorts,
-  o: PassOptions,
-  signal: AbortSignal,
-  onDeposit: Parameters<typeof runPass>[4] & {},
-): Promise<DepositTally> {
-  const t: DepositTally = { checked: 0, credited: 0, failed: 0, rejected: 0, reversed: 0, unlisted: 0, stillPending: 0, alreadySettled: 0, errors: {}, truncated: false };
+async function reconcileDeposits(ports: PassPorts, o: PassOptions, signal: AbortSignal, onDeposit: Parameters<typeof runPass>[4] & {}): Promise<DepositTally> {
+  const t: DepositTally = {
+    checked: 0,
+    credited: 0,
+    failed: 0,
+    rejected: 0,
+    reversed: 0,
+    unlisted: 0,
+    stillPending: 0,
+    alreadySettled: 0,
+    errors: {},
+    truncated: false,
+  };
   const limit = pLimit(o.concurrency);
   let after: string | undefined;
   for (;;) {

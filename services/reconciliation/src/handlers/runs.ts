@@ -7,9 +7,7 @@ import type { PassLock } from '../store/pass-lock.js';
 import type { RunRow, RunTrigger, RunsStore } from '../store/runs-store.js';
 import { type PassOptions, type PassPorts, type PassReport, passSucceeded, runPass } from './pass.js';
 
-export type PassOutcome =
-  | { outcome: 'completed' | 'failed'; runId: string; report: PassReport }
-  | { outcome: 'skipped_locked' | 'skipped_recent' };
+export type PassOutcome = { outcome: 'completed' | 'failed'; runId: string; report: PassReport } | { outcome: 'skipped_locked' | 'skipped_recent' };
 
 export interface RunDeps {
   lock: PassLock;
@@ -78,7 +76,8 @@ export function createRunHandlers(d: RunDeps) {
     /** The pass in flight, if any (stop() waits for it). */
     inFlight: () => inFlight,
     async listRuns(limit: number): Promise<RunRow[]> {
-      if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw FleetError.validation([{ path: 'limit', message: 'an integer from 1 to 500' }], 'bad query');
+      if (!Number.isInteger(limit) || limit < 1 || limit > 500)
+        throw FleetError.validation([{ path: 'limit', message: 'an integer from 1 to 500' }], 'bad query');
       return d.runs.list(limit);
     },
   };
@@ -91,7 +90,9 @@ function auditPass(runId: string, outcome: 'completed' | 'failed', r: PassReport
     status: outcome === 'completed' ? 'success' : 'failed',
     after: {
       trigger,
-      ...(d ? { checked: d.checked, credited: d.credited, failed: d.failed, stillPending: d.stillPending, errors: d.errors } : { depositsError: (r.deposits as { error: string }).error }),
+      ...(d
+        ? { checked: d.checked, credited: d.credited, failed: d.failed, stillPending: d.stillPending, errors: d.errors }
+        : { depositsError: (r.deposits as { error: string }).error }),
       republished: r.outbox.reduce((n, o) => n + o.republished, 0),
       drift: r.drift,
     },

@@ -28,48 +28,51 @@ export function createPassLock(pool: pg.Pool, key: string, timeoutMs: number, lo
   };
 
   async function acquire(): Promise<HeldLock | undefined> {
-      const client = await pool.connect();
-      let ok = false;
-      try {
-        await client.query('BEGIN');
-        await client.query(`SELECT set_config('idle_in_transaction_session_timeout', $1, true)`, [`${timeoutMs}ms`]);
-        const { rows } = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS ok`, [key]);
-        if (!rows[0]?.ok) {
-          await client.query('ROLLBACK');
-          ok = true;
-          client.release();
-          return undefined;
-        }
+    const client = await pool.connect();
+    let ok = false;
+    try {
+      await client.query('BEGIN');
+      await client.query(`SELECT set_config('idle_in_transaction_session_timeout', $1, true)`, [`${timeoutMs}ms`]);
+      const { rows } = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS ok`, [key]);
+      if (!rows[0]?.ok) {
+        await client.query('ROLLBACK');
         ok = true;
-      } finally {
-        if (!ok) client.release(true);
+        client.release();
+        return undefined;
       }
+      ok = true;
+    } finally {
+      if (!ok) client.release(true);
+    }
 
-      const lost = new AbortController();
-      let released = false;
-      const onError = (err: Error) => {
-        if (!released) logger.warn({ err }, 'reconciliation lock lost: stopping the pass');
-        lost.abort(new Error('reconciliation lock lost'));
-      };
-      client.on('error', onError);
-      const heartbeat = setInterval(() => {
+    const lost = new AbortController();
+    let released = false;
+    const onError = (err: Error) => {
+      if (!released) logger.warn({ err }, 'reconciliation lock lost: stopping the pass');
+      lost.abort(new Error('reconciliation lock lost'));
+    };
+    client.on('error', onError);
+    const heartbeat = setInterval(
+      () => {
         client.query('SELECT 1').catch(onError);
-      }, Math.max(250, Math.floor(timeoutMs / 4)));
-      heartbeat.unref();
-      let releaseCall: Promise<void> | undefined;
-      return {
-        signal: lost.signal,
-        release() {
-          releaseCall ??= (async () => {
-            released = true;
-            clearInterval(heartbeat);
-            let broken = lost.signal.aborted;
-            await client.query('COMMIT').catch(() => (broken = true));
-            client.off('error', onError);
-            client.release(broken);
-          })();
-          return releaseCall;
-        },
-      };
+      },
+      Math.max(250, Math.floor(timeoutMs / 4)),
+    );
+    heartbeat.unref();
+    let releaseCall: Promise<void> | undefined;
+    return {
+      signal: lost.signal,
+      release() {
+        releaseCall ??= (async () => {
+          released = true;
+          clearInterval(heartbeat);
+          let broken = lost.signal.aborted;
+          await client.query('COMMIT').catch(() => (broken = true));
+          client.off('error', onError);
+          client.release(broken);
+        })();
+        return releaseCall;
+      },
+    };
   }
 }

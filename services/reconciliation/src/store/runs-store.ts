@@ -50,7 +50,11 @@ export function createRunsStore(pool: pg.Pool, outbox: Pick<Outbox, 'enqueue'>) 
     begin: (run: { runId: string; instance: string; trigger: RunTrigger }): Promise<number> =>
       withDatabaseErrors(async () => {
         const abandoned = await pool.query(`UPDATE reconciliation_runs SET status = 'abandoned', finished_at = now() WHERE status = 'running'`);
-        await pool.query(`INSERT INTO reconciliation_runs (run_id, instance, trigger, status) VALUES ($1, $2, $3, 'running')`, [run.runId, run.instance, run.trigger]);
+        await pool.query(`INSERT INTO reconciliation_runs (run_id, instance, trigger, status) VALUES ($1, $2, $3, 'running')`, [
+          run.runId,
+          run.instance,
+          run.trigger,
+        ]);
         return abandoned.rowCount ?? 0;
       }),
 
@@ -64,7 +68,13 @@ export function createRunsStore(pool: pg.Pool, outbox: Pick<Outbox, 'enqueue'>) 
       }),
 
     /** Finishes the run and enqueues its audit event in one transaction. */
-    finish: (runId: string, status: 'completed' | 'failed', report: Record<string, unknown>, error: string | undefined, messages: OutboxMessage[]): Promise<void> =>
+    finish: (
+      runId: string,
+      status: 'completed' | 'failed',
+      report: Record<string, unknown>,
+      error: string | undefined,
+      messages: OutboxMessage[],
+    ): Promise<void> =>
       withDatabaseErrors(() =>
         inTransaction(pool, async (client) => {
           await client.query(`UPDATE reconciliation_runs SET status = $2, finished_at = now(), report = $3::jsonb, error = $4 WHERE run_id = $1`, [

@@ -181,7 +181,11 @@ export function createDepositAttempt(deps: Omit<ProcessingDeps, 'maxAttempts'>) 
     const identity = identityOf(verdict, d.chain);
     if (identity.asset !== 'native' && !deps.tokenAllowlist.has(`${d.chain}:${d.chain === 'ETH' ? identity.asset.toLowerCase() : identity.asset}`)) {
       const reason = `token ${identity.asset} is not in the allow-list (DEPOSIT_TOKEN_ALLOWLIST): recorded, not credited`;
-      const r = await settle(d, mode, async () => ({ status: 'unlisted', identity, entry: { attempt: mode.attempt, status: 'unlisted', message: reason, at: at(), ...by } }));
+      const r = await settle(d, mode, async () => ({
+        status: 'unlisted',
+        identity,
+        entry: { attempt: mode.attempt, status: 'unlisted', message: reason, at: at(), ...by },
+      }));
       return { status: 'unlisted', changed: r !== undefined && r.before !== 'unlisted', reason };
     }
     let heldBy: string | undefined;
@@ -201,7 +205,13 @@ export function createDepositAttempt(deps: Omit<ProcessingDeps, 'maxAttempts'>) 
         status: 'credited',
         identity,
         entry: { attempt: mode.attempt, status: 'credited', at: at(), ...by },
-        messages: [{ routingKey: 'deposit.credited', messageId: `credited:${d.depositId}`, payload: { ...depositPayload(d, wallet, identity), ledgerEntryId: credit.entryId } }],
+        messages: [
+          {
+            routingKey: 'deposit.credited',
+            messageId: `credited:${d.depositId}`,
+            payload: { ...depositPayload(d, wallet, identity), ledgerEntryId: credit.entryId },
+          },
+        ],
       };
     });
     if (heldBy !== undefined) return { status: 'failed', changed: r !== undefined, reason: `already credited (deposit ${heldBy})` };
@@ -221,16 +231,35 @@ export function createCreditRecheck(deps: Pick<ProcessingDeps, 'store' | 'chains
     const verdict = await deps.chains.check(d);
     if (verdict.kind === 'final' || verdict.kind === 'confirming') return { status: 'credited', changed: false };
     const reason =
-      verdict.kind === 'not_found' ? 'the transaction is no longer on chain' : verdict.kind === 'pending' ? `the transaction is no longer in the canonical chain: ${verdict.reason}` : verdict.reason;
+      verdict.kind === 'not_found'
+        ? 'the transaction is no longer on chain'
+        : verdict.kind === 'pending'
+          ? `the transaction is no longer in the canonical chain: ${verdict.reason}`
+          : verdict.reason;
     const wallet = await deps.store.findWallet(d.chain, d.toAddress);
     const settled = await deps.store.settle(d.depositId, ['credited'], async (tx) => {
       const entryId = await tx.insertReversal(d.depositId);
-      const entry: AttemptEntry = { attempt: d.attempts.length + 1, status: 'reversed', errorCode: ErrorCode.NOT_FOUND, message: reason, at: new Date().toISOString(), by: 'reconciliation' };
+      const entry: AttemptEntry = {
+        attempt: d.attempts.length + 1,
+        status: 'reversed',
+        errorCode: ErrorCode.NOT_FOUND,
+        message: reason,
+        at: new Date().toISOString(),
+        by: 'reconciliation',
+      };
       return {
         status: 'reversed',
         entry,
         messages: [
-          ...(entryId ? [{ routingKey: 'deposit.reversed', messageId: `reversed:${d.depositId}`, payload: { ...depositPayload(d, wallet, d.identity), ledgerEntryId: entryId, reason } }] : []),
+          ...(entryId
+            ? [
+                {
+                  routingKey: 'deposit.reversed',
+                  messageId: `reversed:${d.depositId}`,
+                  payload: { ...depositPayload(d, wallet, d.identity), ledgerEntryId: entryId, reason },
+                },
+              ]
+            : []),
           auditMessage('webhooks', 'deposit.reverse', {
             resource: { type: 'deposit', id: d.depositId },
             status: 'success',
@@ -263,7 +292,12 @@ export function createDepositHandler(deps: ProcessingDeps) {
     if (outcome.status === 'pending' && outcome.chainUnavailable && deps.rpcRetryDelayFactor) {
       // The node (or its breaker) is down: back off longer than for a transaction not yet confirmed.
       const e = outcome.error;
-      throw new FleetError(e.code, e.message, { retryable: true, retryDelayFactor: deps.rpcRetryDelayFactor, cause: e, ...(e.details ? { details: e.details } : {}) });
+      throw new FleetError(e.code, e.message, {
+        retryable: true,
+        retryDelayFactor: deps.rpcRetryDelayFactor,
+        cause: e,
+        ...(e.details ? { details: e.details } : {}),
+      });
     }
     if (outcome.status === 'pending' || outcome.status === 'rejected' || outcome.status === 'confirming') throw outcome.error;
   };

@@ -33,7 +33,8 @@ export function createReconcileHandlers(
       // RPC down: nothing is known; the caller retries on its next pass (never failed for age alone).
       if (outcome.status === 'pending' && outcome.chainUnavailable) throw outcome.error;
       if (outcome.status === 'pending') return { depositId: d.depositId, status: 'pending', changed: false, reason: outcome.error.message };
-      if (outcome.status === 'rejected' || outcome.status === 'confirming') return { depositId: d.depositId, status: outcome.status, changed: outcome.changed, reason: outcome.error.message };
+      if (outcome.status === 'rejected' || outcome.status === 'confirming')
+        return { depositId: d.depositId, status: outcome.status, changed: outcome.changed, reason: outcome.error.message };
       return { depositId: d.depositId, status: outcome.status, changed: outcome.changed, ...(outcome.reason ? { reason: outcome.reason } : {}) };
     },
   };

@@ -46,53 +46,58 @@ export function createIntakeRouter(deps: IntakeRouteDeps): express.Router {
 
   const raw = express.raw({ type: () => true, limit: deps.maxBodyBytes });
 
-  router.post('/webhooks/deposits', running, (req, res, next) => {
-    raw(req, res, (err?: unknown) => {
-      if (err) {
-        const status = (err as { status?: number }).status;
-        if (status === 413) {
-          count('too_large');
-          problem(res, 413, 'PAYLOAD_TOO_LARGE', `body exceeds ${deps.maxBodyBytes} bytes`);
+  router.post(
+    '/webhooks/deposits',
+    running,
+    (req, res, next) => {
+      raw(req, res, (err?: unknown) => {
+        if (err) {
+          const status = (err as { status?: number }).status;
+          if (status === 413) {
+            count('too_large');
+            problem(res, 413, 'PAYLOAD_TOO_LARGE', `body exceeds ${deps.maxBodyBytes} bytes`);
+            return;
+          }
+          count('bad_body');
+          problem(res, status && status >= 400 && status < 500 ? status : 400, ErrorCode.VALIDATION_FAILED, 'unreadable body');
           return;
         }
-        count('bad_body');
-        problem(res, status && status >= 400 && status < 500 ? status : 400, ErrorCode.VALIDATION_FAILED, 'unreadable body');
-        return;
+        next();
+      });
+    },
+    async (req, res) => {
+      const outcome = await deps.intake(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), req.headers);
+      switch (outcome.kind) {
+        case 'accepted':
+          count(outcome.created ? 'accepted' : 'duplicate');
+          res.status(200).json({ status: 'accepted', jobId: outcome.jobId });
+          return;
+        case 'unauthorized':
+          count('unauthorized');
+          log.info({ reason: outcome.reason }, 'webhook signature refused');
+          problem(res, 401, 'UNAUTHORIZED', 'invalid webhook signature');
+          return;
+        case 'rate_limited':
+          count('rate_limited');
+          res.set('Retry-After', String(Math.max(1, Math.ceil(outcome.retryAfterMs / 1000))));
+          problem(res, 429, ErrorCode.RATE_LIMITED, 'too many deliveries from this sender');
+          return;
+        case 'replayed':
+          count('replayed');
+          problem(res, 409, 'WEBHOOK_ID_REUSED', 'this webhook-id was already delivered with another body');
+          return;
+        case 'bad_body':
+          count('bad_body');
+          problem(res, 400, ErrorCode.VALIDATION_FAILED, outcome.message, { fields: outcome.fields });
+          return;
+        case 'unavailable':
+          count('unavailable');
+          log.warn({ err: outcome.error }, 'deposit not stored durably; answering 503');
+          res.set('Retry-After', '1');
+          problem(res, 503, ErrorCode.UNAVAILABLE, 'deposit could not be stored; retry');
+          return;
       }
-      next();
-    });
-  }, async (req, res) => {
-    const outcome = await deps.intake(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), req.headers);
-    switch (outcome.kind) {
-      case 'accepted':
-        count(outcome.created ? 'accepted' : 'duplicate');
-        res.status(200).json({ status: 'accepted', jobId: outcome.jobId });
-        return;
-      case 'unauthorized':
-        count('unauthorized');
-        log.info({ reason: outcome.reason }, 'webhook signature refused');
-        problem(res, 401, 'UNAUTHORIZED', 'invalid webhook signature');
-        return;
-      case 'rate_limited':
-        count('rate_limited');
-        res.set('Retry-After', String(Math.max(1, Math.ceil(outcome.retryAfterMs / 1000))));
-        problem(res, 429, ErrorCode.RATE_LIMITED, 'too many deliveries from this sender');
-        return;
-      case 'replayed':
-        count('replayed');
-        problem(res, 409, 'WEBHOOK_ID_REUSED', 'this webhook-id was already delivered with another body');
-        return;
-      case 'bad_body':
-        count('bad_body');
-        problem(res, 400, ErrorCode.VALIDATION_FAILED, outcome.message, { fields: outcome.fields });
-        return;
-      case 'unavailable':
-        count('unavailable');
-        log.warn({ err: outcome.error }, 'deposit not stored durably; answering 503');
-        res.set('Retry-After', '1');
-        problem(res, 503, ErrorCode.UNAVAILABLE, 'deposit could not be stored; retry');
-        return;
-    }
-  });
+    },
+  );
   return router;
 }

@@ -199,10 +199,12 @@ export function addressKey(chain: Chain, address: string): string {
 }
 
 async function rememberAddress(pool: pg.Pool, w: { chain: Chain; address: string; walletId: string; userId: string }): Promise<void> {
-  await pool.query(
-    `INSERT INTO known_addresses (chain, address, wallet_id, user_id) VALUES ($1, $2, $3, $4) ON CONFLICT (chain, address) DO NOTHING`,
-    [w.chain, addressKey(w.chain, w.address), w.walletId, w.userId],
-  );
+  await pool.query(`INSERT INTO known_addresses (chain, address, wallet_id, user_id) VALUES ($1, $2, $3, $4) ON CONFLICT (chain, address) DO NOTHING`, [
+    w.chain,
+    addressKey(w.chain, w.address),
+    w.walletId,
+    w.userId,
+  ]);
 }
 
 async function findWallet(pool: pg.Pool, chain: Chain, address: string): Promise<{ walletId: string; userId: string } | undefined> {
@@ -273,7 +275,8 @@ export type DepositStore = ReturnType<typeof createDepositStore>;
 export function createDepositStore(pool: pg.Pool, outbox: Outbox) {
   return {
     /** See acceptDeposit above. Throws UNAVAILABLE. */
-    accept: (body: DepositWebhookBody, webhookId: string, messages: (depositId: string) => OutboxMessage[]) => acceptDeposit(pool, outbox, body, webhookId, messages),
+    accept: (body: DepositWebhookBody, webhookId: string, messages: (depositId: string) => OutboxMessage[]) =>
+      acceptDeposit(pool, outbox, body, webhookId, messages),
     /** See ensurePublished above. Throws UNAVAILABLE. */
     ensurePublished: (accepted: Accepted) => withDatabaseErrors(() => ensurePublished(pool, accepted)),
     get: (depositId: string) => withDatabaseErrors(() => getDeposit(pool, depositId)),
@@ -286,12 +289,19 @@ export function createDepositStore(pool: pg.Pool, outbox: Outbox) {
      * meanwhile), `decide` returns what to record (status, attempt entry, identity, messages), which
      * is written with its outbox messages. Returns the settlement.
      */
-    settle: (depositId: string, from: readonly DepositStatus[], decide: (tx: AttemptTx, current: DepositRow) => Promise<Settlement>): Promise<Settlement | undefined> =>
+    settle: (
+      depositId: string,
+      from: readonly DepositStatus[],
+      decide: (tx: AttemptTx, current: DepositRow) => Promise<Settlement>,
+    ): Promise<Settlement | undefined> =>
       withDatabaseErrors(() =>
         inTransaction(pool, async (client) => {
           const current = await getDeposit(client, depositId, true);
           if (!current || !from.includes(current.status)) return undefined;
-          const s = await decide({ insertCredit: (d, wallet, identity) => insertCredit(client, d, wallet, identity), insertReversal: (id) => insertReversal(client, id) }, current);
+          const s = await decide(
+            { insertCredit: (d, wallet, identity) => insertCredit(client, d, wallet, identity), insertReversal: (id) => insertReversal(client, id) },
+            current,
+          );
           await recordAttempt(client, depositId, s.entry, s.status, s.identity);
           await outbox.enqueue(client, s.messages);
           return s;

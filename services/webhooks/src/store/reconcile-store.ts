@@ -96,7 +96,9 @@ async function reopenIfNowOurs(pool: pg.Pool, depositId: string): Promise<boolea
 async function depositAgeSeconds(pool: pg.Pool, depositId: string): Promise<number> {
   let rows: Array<{ age: number }>;
   try {
-    ({ rows } = await pool.query<{ age: number }>(`SELECT extract(epoch FROM now() - created_at)::float8 AS age FROM deposits WHERE deposit_id = $1`, [depositId]));
+    ({ rows } = await pool.query<{ age: number }>(`SELECT extract(epoch FROM now() - created_at)::float8 AS age FROM deposits WHERE deposit_id = $1`, [
+      depositId,
+    ]));
   } catch (e) {
     throw databaseError(e);
   }
@@ -122,7 +124,20 @@ async function summary(pool: pg.Pool): Promise<DepositsSummary> {
                 to_char(min(created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS oldest
            FROM deposits GROUP BY status`,
       ),
-      pool.query<{ chain: Chain; asset: string; decimals: number | null; credits: string; credited: string; reversals: string; reversed: string; balance: string; a: string; b: string; c: string; r: string }>(
+      pool.query<{
+        chain: Chain;
+        asset: string;
+        decimals: number | null;
+        credits: string;
+        credited: string;
+        reversals: string;
+        reversed: string;
+        balance: string;
+        a: string;
+        b: string;
+        c: string;
+        r: string;
+      }>(
         `WITH e AS (
            SELECT d.chain, coalesce(c.asset, d.asset, d.token) AS asset, coalesce(c.decimals, d.decimals) AS decimals, d.status, d.amount,
                   d.token, d.asset AS d_asset, c.entry_id AS cid, c.amount AS credit, c.token AS c_token, c.chain AS c_chain, c.asset AS c_asset,
@@ -151,7 +166,12 @@ async function summary(pool: pg.Pool): Promise<DepositsSummary> {
     }
     const drift: Drift = { creditedWithoutLedgerEntry: 0, ledgerEntryWithoutCredit: 0, ledgerAmountMismatch: 0, reversedWithoutCompensation: 0 };
     const perAsset = assets.rows.map((r) => {
-      const d: Drift = { creditedWithoutLedgerEntry: Number(r.a), ledgerEntryWithoutCredit: Number(r.b), ledgerAmountMismatch: Number(r.c), reversedWithoutCompensation: Number(r.r) };
+      const d: Drift = {
+        creditedWithoutLedgerEntry: Number(r.a),
+        ledgerEntryWithoutCredit: Number(r.b),
+        ledgerAmountMismatch: Number(r.c),
+        reversedWithoutCompensation: Number(r.r),
+      };
       for (const k of Object.keys(drift) as Array<keyof Drift>) drift[k] += d[k];
       return {
         chain: r.chain,
