@@ -254,6 +254,9 @@ function envFor(name, provided) {
     env.AMQP_URL = shared.toString();
   }
   if (!env.FLEET_DEV_MODE) env.FLEET_DEV_MODE = 'true';
+  // anvil mines only on transactions and keeps its `finalized` tag 64 blocks behind: on the local chain
+  // a deposit counts as final after one confirmation, else "Try it" deposits stay `confirming`.
+  if (env.FLEET_DEV_MODE === 'true' && !env.EVM_FINALITY) env.EVM_FINALITY = '1';
   // Each service's runtime role has only what its migrations grant, and the migration role owns its
   // schema (scripts/database-roles.mjs, run by setup.sh, creates them locally): <NAME>_DATABASE_URL
   // and <NAME>_DATABASE_MIGRATION_URL when set; else, while DATABASE_URL logs in as postgres, the

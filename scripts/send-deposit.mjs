@@ -5,7 +5,7 @@
 //   node scripts/send-deposit.mjs '{"chain":"ETH","txHash":"0x…","token":"native","amount":"1000","toAddress":"0x…"}'
 //
 // Environment: WEBHOOKS_URL (default http://127.0.0.1:8084); WEBHOOK_SECRETS, the variable the service
-// reads and in its format (comma-separated `whsec_<base64>`; the first one signs, as a sender signs with
+// reads and in its format (comma-separated `sender=whsec_<base64>` or bare `whsec_<base64>`; the first one signs, as a sender signs with
 // the current secret while the service still accepts the old ones); unset, the development secret in
 // .fleet/webhook-secret that scripts/fleet.mjs gives the service. Exit 0 on a 2xx answer, 1 otherwise
 // (a wrong secret: 401), 2 on bad usage.
@@ -44,10 +44,12 @@ if (secrets === undefined || secrets.trim() === '') {
   }
 }
 // Parsed as the service parses it (services/webhooks/src/config.ts).
+// Entries are `sender=whsec_…` or a bare `whsec_…`; the sender name only matters to the service.
 const list = secrets
   .split(',')
   .map((s) => s.trim())
-  .filter((s) => s.length > 0);
+  .filter((s) => s.length > 0)
+  .map((s) => s.replace(/^[a-z0-9][a-z0-9_.-]{0,62}=(?=whsec_)/, ''));
 const malformed = list.length === 0 || !list.every((s) => /^whsec_[A-Za-z0-9+/]+={0,2}$/.test(s) && Buffer.from(s.slice(6), 'base64').length >= 16);
 if (malformed) usage(`${source} must be comma-separated secrets, each whsec_ followed by base64 of at least 16 bytes`);
 const secret = /** @type {string} */ (list[0]);

@@ -61,6 +61,7 @@ describe('deposits across the fleet (wallet, webhooks, reconciliation)', functio
       LOG_LEVEL: 'silent',
       SOLANA_RPC_URL: solana.url,
       EVM_RPC_URL: anvil.url,
+      EVM_FINALITY: '1',
     };
     wallet = createWalletService(loadWalletConfig({ ...common, AMQP_URL: vhost.as('wallet'), ...walletSchema.env, KMS_ENDPOINT: kms.endpoint }), silent);
     webhooks = createWebhooksService(

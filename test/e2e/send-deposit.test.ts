@@ -24,7 +24,8 @@ function send(body: string, env: Record<string, string | undefined>): Promise<{ 
 describe('send-deposit CLI (scripts/send-deposit.mjs)', function () {
   this.timeout(30_000);
   let h: Harness;
-  const deposit = (txHash: string) => JSON.stringify({ chain: 'ETH', txHash, token: 'native', amount: '1000', toAddress: 'a1b2c3' });
+  // A well-formed hash (0x + 64 hex) that no chain has seen: the intake refuses malformed ones with 400.
+  const deposit = (txHash: string) => JSON.stringify({ chain: 'ETH', txHash: txHash.padEnd(66, '0'), token: 'native', amount: '1000', toAddress: 'a1b2c3' });
 
   before(async () => {
     h = await startHarness({ WEBHOOKS_ROLES: 'intake' });

@@ -14,7 +14,28 @@ import {
 import { FleetError, ErrorCode } from '@wallet-fleet/contracts';
 import { ethereumAddress } from './addresses.js';
 import type { Secp256k1Signer } from './signers.js';
-import type { TransactionTransfers } from './transfers.js';
+import type { OnChainTransfer, TransactionReport, TransactionTransfers } from './transfers.js';
+
+/** keccak-256 of `Transfer(address,address,uint256)`: topic 0 of every ERC-20 (and ERC-721) transfer log. */
+const TRANSFER_TOPIC = '0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef';
+const MAX_DECIMALS_CACHED = 10_000;
+const DECIMALS_ABI = [{ type: 'function', name: 'decimals', stateMutability: 'view', inputs: [], outputs: [{ type: 'uint8' }] }] as const;
+
+/**
+ * When a landed transaction counts as final: `'finalized'` (the default) when its block is at or
+ * below the node's `finalized` block tag (post-merge Ethereum and most L2 nodes; anvil keeps it 64
+ * blocks behind its head); `{ confirmations: n }` for a node without finality: once `n` blocks
+ * (its own included) stand on it.
+ */
+export type EvmFinality = 'finalized' | { confirmations: number };
+
+export interface EvmAdapterOptions {
+  rpcUrl: string;
+  /** Deadline of one RPC call; default 10 s. */
+  requestTimeoutMs?: number;
+  /** See EvmFinality; default `'finalized'`. */
+  finality?: EvmFinality;
+}
 
 const HALF_N = secp256k1.CURVE.n >> 1n;
 
@@ -37,10 +58,29 @@ export interface EvmAdapter {
    * not an address), UNAVAILABLE (RPC down or failing).
    */
   nativeTransfers(hash: string, to: string): Promise<TransactionTransfers>;
+  /**
+   * Every transfer the transaction `hash` makes, each at its on-chain identity (see
+   * OnChainTransfer): its own value at eventIndex 0 (when > 0), and every ERC-20 `Transfer` log
+   * with an amount > 0 at its position in the receipt, the token's decimals read from the contract
+   * (`decimals()`, cached per contract; a log from a contract without a working `decimals()` is
+   * not a token we can count and is left out). `finality` follows the adapter's `finality` option.
+   * A transaction whose block was reorganised away reports `not_found` (its receipt is gone) or
+   * `pending` (a stale receipt whose block hash is no longer the canonical one at its height):
+   * asking again is how a caller notices that a credit must be reversed.
+   * Throws VALIDATION_FAILED (not a transaction hash), UNAVAILABLE (RPC down or failing, or a node
+   * that does not serve the `finalized` tag while the adapter waits for it).
+   */
+  transfersOf(hash: string): Promise<TransactionReport>;
 }
 
 /** An EVM JSON-RPC adapter over HTTP (viem). */
-export function createEvmAdapter(options: { rpcUrl: string; requestTimeoutMs?: number }): EvmAdapter {
+export function createEvmAdapter(options: EvmAdapterOptions): EvmAdapter {
+  const finality = options.finality ?? 'finalized';
+  if (finality !== 'finalized' && !(Number.isSafeInteger(finality.confirmations) && finality.confirmations >= 1)) {
+    throw FleetError.validation([{ path: 'finality.confirmations', message: 'must be a positive integer' }]);
+  }
+  // decimals() of a contract does not change: asked once per contract (a failed question is not kept).
+  const decimalsOf = new Map<string, Promise<number | null>>();
   const client = createPublicClient({ transport: http(options.rpcUrl, { timeout: options.requestTimeoutMs ?? 10_000, retryCount: 0 }) });
   const rpc = async <T>(what: string, call: () => Promise<T>): Promise<T> => {
     try {
@@ -48,6 +88,47 @@ export function createEvmAdapter(options: { rpcUrl: string; requestTimeoutMs?: n
     } catch (e) {
       throw evmFailure(what, e);
     }
+  };
+  // viem reports an unknown transaction (or a missing receipt) as an error: that is an answer, not a failure.
+  const found = async <T>(what: string, call: () => Promise<T>, notFound: string): Promise<T | undefined> => {
+    try {
+      return await call();
+    } catch (e) {
+      if (e instanceof BaseError && e.walk((x) => (x as { name?: string })?.name === notFound)) return undefined;
+      throw evmFailure(what, e);
+    }
+  };
+  const finalizedBlock = async (): Promise<bigint> => {
+    try {
+      return (await client.getBlock({ blockTag: 'finalized' })).number;
+    } catch (e) {
+      const failure = evmFailure('getBlock(finalized)', e);
+      throw new FleetError(ErrorCode.UNAVAILABLE, `${failure.message} (a node without the finalized tag needs the adapter's finality: { confirmations })`, {
+        cause: e,
+      });
+    }
+  };
+  const tokenDecimals = (contract: Hex): Promise<number | null> => {
+    let known = decimalsOf.get(contract);
+    if (!known) {
+      known = client.readContract({ address: contract, abi: DECIMALS_ABI, functionName: 'decimals' }).then(
+        (d) => d,
+        (e: unknown) => {
+          decimalsOf.delete(contract);
+          // The contract answered, with a revert or nothing: it has no decimals() to count by.
+          if (
+            e instanceof BaseError &&
+            e.walk((x) => ['ContractFunctionRevertedError', 'ContractFunctionZeroDataError'].includes((x as { name?: string })?.name ?? ''))
+          )
+            return null;
+          throw evmFailure('decimals', e);
+        },
+      );
+      decimalsOf.set(contract, known);
+      // Anyone can deploy a contract that logs Transfers to our wallets: keep the cache bounded.
+      if (decimalsOf.size > MAX_DECIMALS_CACHED) decimalsOf.delete(decimalsOf.keys().next().value!);
+    }
+    return known;
   };
   return {
     getBalance: (address) => rpc('getBalance', () => client.getBalance({ address: parseAddress(address) })),
@@ -71,15 +152,6 @@ export function createEvmAdapter(options: { rpcUrl: string; requestTimeoutMs?: n
         throw FleetError.validation([{ path: 'hash', message: 'not an EVM transaction hash' }]);
       const address = parseAddress(to);
       const h = hash as Hex;
-      // viem reports an unknown transaction (or a missing receipt) as an error: that is an answer, not a failure.
-      const found = async <T>(what: string, call: () => Promise<T>, notFound: string): Promise<T | undefined> => {
-        try {
-          return await call();
-        } catch (e) {
-          if (e instanceof BaseError && e.walk((x) => (x as { name?: string })?.name === notFound)) return undefined;
-          throw evmFailure(what, e);
-        }
-      };
       const tx = await found('getTransaction', () => client.getTransaction({ hash: h }), 'TransactionNotFoundError');
       if (!tx) return { status: 'not_found' };
       const receipt = await found('getTransactionReceipt', () => client.getTransactionReceipt({ hash: h }), 'TransactionReceiptNotFoundError');
@@ -94,6 +166,46 @@ export function createEvmAdapter(options: { rpcUrl: string; requestTimeoutMs?: n
         finality: null,
         transfers: paid ? [{ to: address, amount: tx.value, position: { kind: 'evm-value' } }] : [],
       };
+    },
+    async transfersOf(hash) {
+      if (typeof hash !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(hash))
+        throw FleetError.validation([{ path: 'hash', message: 'not an EVM transaction hash' }]);
+      const h = hash as Hex;
+      const tx = await found('getTransaction', () => client.getTransaction({ hash: h }), 'TransactionNotFoundError');
+      if (!tx) return { status: 'not_found' };
+      const receipt = await found('getTransactionReceipt', () => client.getTransactionReceipt({ hash: h }), 'TransactionReceiptNotFoundError');
+      if (!receipt) return { status: 'pending', reason: 'not yet mined' };
+      const [block, head, finalized] = await Promise.all([
+        found('getBlock', () => client.getBlock({ blockNumber: receipt.blockNumber }), 'BlockNotFoundError'),
+        rpc('getBlockNumber', () => client.getBlockNumber({ cacheTime: 0 })),
+        finality === 'finalized' ? finalizedBlock() : Promise.resolve(null),
+      ]);
+      // Some nodes keep serving the receipt of a transaction whose block lost a reorganisation.
+      if (!block || block.hash !== receipt.blockHash) return { status: 'pending', reason: 'its block is no longer on the canonical chain' };
+      if (receipt.status !== 'success') return { status: 'failed', reason: 'transaction reverted' };
+      const transfers: OnChainTransfer[] = [];
+      if (tx.to && tx.value > 0n)
+        transfers.push({ eventIndex: 0, asset: { kind: 'native' }, from: getAddress(tx.from), to: getAddress(tx.to), amount: tx.value });
+      for (const [position, log] of receipt.logs.entries()) {
+        // ERC-20: from and to indexed, the amount as the 32-byte data. ERC-721 indexes its token id
+        // as a fourth topic and is not a fungible amount.
+        if (log.topics.length !== 3 || log.topics[0] !== TRANSFER_TOPIC || log.data.length !== 66) continue;
+        const amount = BigInt(log.data);
+        if (amount === 0n) continue;
+        const contract = getAddress(log.address);
+        const decimals = await tokenDecimals(contract);
+        if (decimals === null) continue;
+        transfers.push({
+          eventIndex: position,
+          asset: { kind: 'erc20', contract, decimals },
+          from: getAddress(`0x${log.topics[1]!.slice(26)}`),
+          to: getAddress(`0x${log.topics[2]!.slice(26)}`),
+          amount,
+        });
+      }
+      const confirmations = head - receipt.blockNumber + 1n;
+      const final = finality === 'finalized' ? finalized !== null && finalized >= receipt.blockNumber : confirmations >= BigInt(finality.confirmations);
+      return { status: 'landed', block: { number: receipt.blockNumber, hash: receipt.blockHash }, finality: { final, confirmations }, transfers };
     },
   };
 }

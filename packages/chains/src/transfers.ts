@@ -40,3 +40,69 @@ export type TransactionTransfers =
       finality: 'confirmed' | 'finalized' | null;
       transfers: NativeTransfer[];
     };
+
+/**
+ * What moved: the chain's native coin, or a token whose units the chain itself says (ERC-20
+ * `decimals()`, an SPL mint's decimals from the transaction's token balances), never a caller.
+ */
+export type TransferAsset =
+  | { kind: 'native' }
+  /** `contract` checksummed. */
+  | { kind: 'erc20'; contract: string; decimals: number }
+  | { kind: 'spl'; mint: string; decimals: number; program: 'token' | 'token-2022' };
+
+/**
+ * One transfer of a transaction at its on-chain identity (see README "Deposit identity"):
+ * `eventIndex` numbers it inside its transaction, and `(txId, asset.kind === 'native',
+ * eventIndex)` names it once and for all.
+ * - EVM: native value at 0; an ERC-20 `Transfer` log at its position in the receipt's logs (0-based,
+ *   so it survives the transaction being mined again in another block);
+ * - Solana: outer instruction `i` at `i`; inner instruction `j` (0-based, in execution order) under
+ *   outer `i` at `(i + 1) * 100 + j` (a transaction traces at most 64 instructions).
+ */
+export interface OnChainTransfer {
+  eventIndex: number;
+  asset: TransferAsset;
+  /** Payer (EVM: checksummed; SPL: the owner of the source token account). */
+  from: string;
+  /** Payee (EVM: checksummed; SPL: the owner of the destination token account, resolved on chain). */
+  to: string;
+  /** The destination token account (SPL only): `to` owns it. */
+  tokenAccount?: string;
+  /** Base units, > 0 (zero-value transfers, such as address-poisoning spam, are left out). */
+  amount: bigint;
+}
+
+/**
+ * How settled a landed transaction is. `final` is the one bit a credit waits for:
+ * - EVM with `finality: 'finalized'` (default): its block is at or below the node's `finalized`
+ *   block; with `{ confirmations: n }`: `confirmations >= n`;
+ * - Solana: its signature status reached the `finalized` commitment.
+ */
+export interface Finality {
+  final: boolean;
+  /** Blocks on top of it, its own included (EVM); Solana: as the node reports it (null once finalized). */
+  confirmations: bigint | null;
+  /** Solana: the commitment reached. */
+  commitment?: 'confirmed' | 'finalized';
+}
+
+/**
+ * Every transfer a transaction makes, to anyone, each at its on-chain identity.
+ * - `not_found`: the node does not know it, or no longer does (EVM: its block was reorganised
+ *   away): a credit made for it must be reversed;
+ * - `pending`: known, not readable yet (EVM: not mined; Solana: only `processed`);
+ * - `failed`: landed with an error: it moved nothing;
+ * - `landed`: succeeded, with its block and finality.
+ */
+export type TransactionReport =
+  | { status: 'not_found' }
+  | { status: 'pending'; reason: string }
+  | { status: 'failed'; reason: string }
+  | {
+      status: 'landed';
+      /** Slot (Solana) or block number (EVM), and the block's hash (EVM) to notice a move after a reorganisation. */
+      block: { number: bigint; hash?: string };
+      finality: Finality;
+      transfers: OnChainTransfer[];
+    };

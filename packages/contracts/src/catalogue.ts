@@ -152,7 +152,7 @@ export const operations = {
   'wallet.deposits.stuck': {
     owner: 'webhooks',
     callers: ['reconciliation', 'ops'],
-    summary: 'Deposits still pending after a given age (oldest first, cursor paging)',
+    summary: 'Deposits still pending or confirming after a given age, and recent credits to re-check (oldest first, cursor paging)',
     request: deposits.DepositsStuckRequest,
     result: deposits.DepositsStuck,
     errors: [...any],
@@ -160,7 +160,7 @@ export const operations = {
   'wallet.deposits.reconcile': {
     owner: 'webhooks',
     callers: ['reconciliation', 'ops'],
-    summary: 'Re-validate one pending deposit on chain now (credit once, fail, or leave pending)',
+    summary: 'Re-validate one deposit on chain now (credit once, confirming, fail, reverse a credit whose transaction left the chain)',
     request: deposits.DepositReconcileRequest,
     result: deposits.DepositReconcileResult,
     errors: [...any, ErrorCode.NOT_FOUND],
@@ -168,7 +168,7 @@ export const operations = {
   'wallet.deposits.summary': {
     owner: 'webhooks',
     callers: ['reconciliation', 'ops'],
-    summary: 'Deposit counts by status and ledger drift counts',
+    summary: 'Deposit counts by status, ledger per asset and drift counts',
     request: deposits.DepositsSummaryRequest,
     result: deposits.DepositsSummary,
     errors: [...any],
@@ -229,6 +229,11 @@ export const events = {
     producers: ['audit'],
     summary: 'The audit chain head, signed with the audit KMS key (kept outside the audit database)',
     payload: audit.AuditCheckpoint,
+  },
+  'deposit.reversed': {
+    producers: ['webhooks'],
+    summary: 'A credited deposit whose transaction left the chain was reversed (compensating entry)',
+    payload: deposits.DepositReversed,
   },
   'audit.#': { producers: [SERVICE_IN_KEY], summary: 'An audit event, routing key `audit.<service>.<action>`', payload: audit.AuditEvent },
 } as const satisfies Record<string, { producers: readonly (Role | typeof SERVICE_IN_KEY)[]; summary: string; payload: z.ZodType }>;

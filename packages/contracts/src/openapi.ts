@@ -6,17 +6,16 @@ import { ErrorCode, FieldError } from './errors.js';
 const DepositWebhookAccepted = z
   .object({
     status: z.literal('accepted'),
-    jobId: z.string().describe('The same for every delivery of the same chain, txHash and eventIndex'),
+    jobId: z.string().describe('The same for every delivery of the same claim (chain, txHash, eventIndex, token, amount, toAddress)'),
   })
   .strict();
 
 /** The body of every refusal of `POST /webhooks/deposits`. */
 const WebhookProblem = z.object({
   error: z.object({
-    code: z.string().describe('`VALIDATION_FAILED`, `UNAUTHORIZED`, `IDEMPOTENCY_CONFLICT`, `PAYLOAD_TOO_LARGE`, `RATE_LIMITED` or `UNAVAILABLE`'),
+    code: z.string().describe('`VALIDATION_FAILED`, `UNAUTHORIZED`, `WEBHOOK_ID_REUSED`, `PAYLOAD_TOO_LARGE`, `RATE_LIMITED` or `UNAVAILABLE`'),
     message: z.string(),
     fields: z.array(FieldError).optional().describe('With VALIDATION_FAILED: each field that failed and why'),
-    jobId: z.string().optional().describe('With IDEMPOTENCY_CONFLICT: the job of the transfer already accepted'),
   }),
 });
 
@@ -50,11 +49,14 @@ export function buildOpenApi(version: string): Record<string, unknown> {
       description: [
         'The chain indexer announces each incoming transfer to the webhooks service. Deliveries are signed as',
         'Standard Webhooks (https://www.standardwebhooks.com) sign them: HMAC-SHA256 with the base64 key of a',
-        '`whsec_` secret (the service accepts every secret in `WEBHOOK_SECRETS`, for rotation) over',
-        '`webhook-id.webhook-timestamp.body`, the raw body bytes as sent. A timestamp more than 5 minutes from',
-        'the service clock is refused. Delivering the same transfer again is harmless: it is credited once,',
-        'and the answer is the same 200 with the same jobId. Checks run in this order: rate limit (429), size',
-        '(413), signature (401), body (400), then the durable accept (200, 409 or 503).',
+        '`whsec_` secret (each sender has its own, named in `WEBHOOK_SECRETS`; a sender may have two while one',
+        'rotates) over `webhook-id.webhook-timestamp.body`, the raw body bytes as sent. A timestamp more than 5',
+        'minutes from the service clock is refused. Delivering the same claim again is harmless: the answer is',
+        'the same 200 with the same jobId. Each on-chain transfer is credited once, after finality, only if the',
+        'claim (token, amount, toAddress at eventIndex) is what the chain says there; another claim for the',
+        'same transfer is accepted as another job and fails if false. Checks run in this order: service running',
+        "(503), size (413), signature (401), the sender's rate limit (429), webhook-id replay (409), body (400),",
+        'then the durable accept (200 or 503).',
       ].join(' '),
       license: { name: 'Apache-2.0' },
     },
@@ -65,7 +67,11 @@ export function buildOpenApi(version: string): Record<string, unknown> {
           operationId: 'depositWebhook',
           summary: 'Announce one incoming transfer (one transfer of one transaction)',
           parameters: [
-            header('webhook-id', 'Unique id of the delivery (the sender keeps it across its retries)', { type: 'string', minLength: 1 }),
+            header(
+              'webhook-id',
+              'Unique id of the delivery (the sender keeps it across its retries; the same id with another body within 10 minutes is refused)',
+              { type: 'string', minLength: 1 },
+            ),
             header('webhook-timestamp', 'Unix time of the signature, in seconds', { type: 'string', pattern: '^[0-9]+$' }),
             header('webhook-signature', 'Space-separated `v1,<base64 HMAC-SHA256>` signatures; one valid is enough', {
               type: 'string',
@@ -82,12 +88,19 @@ export function buildOpenApi(version: string): Record<string, unknown> {
               description: 'Accepted: the deposit is stored and its `deposit.received` event confirmed by the broker (also for a repeated delivery)',
               content: { 'application/json': { schema: { $ref: '#/components/schemas/DepositWebhookAccepted' } } },
             },
-            '400': problem('The body is not JSON or fails the schema', ErrorCode.VALIDATION_FAILED),
+            '400': problem(
+              'The body is not JSON or fails the schema (a txHash that cannot be a transaction on its chain included)',
+              ErrorCode.VALIDATION_FAILED,
+            ),
             '401': problem('Signature missing, invalid or its timestamp out of tolerance', 'UNAUTHORIZED'),
-            '409': problem('The same chain, txHash and eventIndex was accepted with another token, amount or address', ErrorCode.IDEMPOTENCY_CONFLICT),
+            '409': problem('This webhook-id was delivered by this sender within the last 10 minutes with another body', 'WEBHOOK_ID_REUSED'),
             '413': problem('The body is larger than WEBHOOK_MAX_BODY_BYTES', 'PAYLOAD_TOO_LARGE'),
-            '429': problem('Too many deliveries from this source (WEBHOOK_RATE_PER_MINUTE)', ErrorCode.RATE_LIMITED, retryAfter),
-            '503': problem('The deposit could not be stored or enqueued durably; deliver again', ErrorCode.UNAVAILABLE, retryAfter),
+            '429': problem('Too many deliveries from this sender (WEBHOOK_RATE_PER_MINUTE, per authenticated sender)', ErrorCode.RATE_LIMITED, retryAfter),
+            '503': problem(
+              'The service is not running yet (or is stopping), or the deposit could not be stored or enqueued durably; deliver again',
+              ErrorCode.UNAVAILABLE,
+              retryAfter,
+            ),
           },
         },
       },

@@ -14,6 +14,15 @@ import {
   type AddressLookupTableAccount,
 } from '@solana/web3.js';
 import bs58 from 'bs58';
+import {
+  ACCOUNT_SIZE,
+  MINT_SIZE,
+  TOKEN_PROGRAM_ID,
+  createInitializeAccount3Instruction,
+  createInitializeMint2Instruction,
+  createMintToInstruction,
+  createTransferCheckedInstruction,
+} from '@solana/spl-token';
 import { waitFor } from '@wallet-fleet/testing';
 import { startSolanaRuntime, type SolanaRuntime } from '../src/index.js';
 
@@ -263,6 +272,73 @@ describe('Solana runtime (JSON-RPC over litesvm)', () => {
       assert.equal(got?.meta?.postBalances[2], 1_500_000);
       assert.equal(got?.meta?.fee, 5000);
     });
+  });
+
+  it('should give the token balances of a transaction before and after, with mint, owner and decimals', async () => {
+    const payer = Keypair.generate();
+    runtime.airdrop(payer.publicKey.toBase58(), BigInt(LAMPORTS_PER_SOL));
+    const [mint, a, b] = [Keypair.generate(), Keypair.generate(), Keypair.generate()];
+    const [ownerA, ownerB] = [Keypair.generate(), Keypair.generate().publicKey];
+    const rent = (space: number) => conn.getMinimumBalanceForRentExemption(space);
+    const create = async (account: Keypair, space: number) =>
+      SystemProgram.createAccount({
+        fromPubkey: payer.publicKey,
+        newAccountPubkey: account.publicKey,
+        lamports: await rent(space),
+        space,
+        programId: TOKEN_PROGRAM_ID,
+      });
+    const setup = new Transaction({ feePayer: payer.publicKey, ...(await conn.getLatestBlockhash()) }).add(
+      await create(mint, MINT_SIZE),
+      createInitializeMint2Instruction(mint.publicKey, 6, payer.publicKey, null),
+      await create(a, ACCOUNT_SIZE),
+      createInitializeAccount3Instruction(a.publicKey, mint.publicKey, ownerA.publicKey),
+      await create(b, ACCOUNT_SIZE),
+      createInitializeAccount3Instruction(b.publicKey, mint.publicKey, ownerB),
+      createMintToInstruction(mint.publicKey, a.publicKey, payer.publicKey, 5_000_000n),
+    );
+    setup.sign(payer, mint, a, b);
+    await conn.sendRawTransaction(setup.serialize());
+    const pay = new Transaction({ feePayer: payer.publicKey, ...(await conn.getLatestBlockhash()) }).add(
+      createTransferCheckedInstruction(a.publicKey, mint.publicKey, b.publicKey, ownerA.publicKey, 1_250_000n, 6),
+    );
+    pay.sign(payer, ownerA);
+    const sig = await conn.sendRawTransaction(pay.serialize());
+    const tx = await conn.getTransaction(sig, { maxSupportedTransactionVersion: 0 });
+    const keys = tx!.transaction.message.staticAccountKeys.map((k) => k.toBase58());
+    const balance = (account: Keypair, owner: PublicKey, amount: string, uiAmount: number) => ({
+      accountIndex: keys.indexOf(account.publicKey.toBase58()),
+      mint: mint.publicKey.toBase58(),
+      owner: owner.toBase58(),
+      programId: TOKEN_PROGRAM_ID.toBase58(),
+      uiTokenAmount: { amount, decimals: 6, uiAmount: amount === '0' ? null : uiAmount, uiAmountString: String(uiAmount) },
+    });
+    const byIndex = (x: { accountIndex: number }, y: { accountIndex: number }) => x.accountIndex - y.accountIndex;
+    assert.deepEqual(tx?.meta?.preTokenBalances?.sort(byIndex), [balance(a, ownerA.publicKey, '5000000', 5), balance(b, ownerB, '0', 0)].sort(byIndex));
+    assert.deepEqual(
+      tx?.meta?.postTokenBalances?.sort(byIndex),
+      [balance(a, ownerA.publicKey, '3750000', 3.75), balance(b, ownerB, '1250000', 1.25)].sort(byIndex),
+    );
+  });
+
+  it('should report a transaction confirmed, then finalized once finalizeAfterSlots have passed', async () => {
+    const slow = await startSolanaRuntime({ port: 0, slotMs: 20, finalizeAfterSlots: 10 });
+    try {
+      const slowConn = new Connection(slow.url, 'confirmed');
+      const sig = slow.airdrop(Keypair.generate().publicKey.toBase58(), 1_000_000n);
+      const first = (await slowConn.getSignatureStatuses([sig])).value[0];
+      assert.equal(first?.confirmationStatus, 'confirmed');
+      assert.equal(typeof first?.confirmations, 'number');
+      assert.equal(await slowConn.getTransaction(sig, { commitment: 'finalized', maxSupportedTransactionVersion: 0 }), null, 'not there yet at finalized');
+      await waitFor(async () => (await slowConn.getSignatureStatuses([sig])).value[0]?.confirmationStatus === 'finalized', {
+        timeoutMs: 5000,
+        what: 'finalized',
+      });
+      assert.equal((await slowConn.getSignatureStatuses([sig])).value[0]?.confirmations, null);
+      assert.notEqual(await slowConn.getTransaction(sig, { commitment: 'finalized', maxSupportedTransactionVersion: 0 }), null);
+    } finally {
+      await slow.stop();
+    }
   });
 
   it('should answer unknown methods with a JSON-RPC method-not-found error', async () => {

@@ -4,11 +4,11 @@ import type { PassReport } from './handlers/pass.js';
 export interface ReconciliationMetrics {
   /** outcome: completed, failed, skipped_locked (another replica holds the lock), skipped_recent (a pass finished less than half an interval ago). */
   runs: Counter<'outcome'>;
-  /** result: credited and failed are the recoveries; rejected, pending (left for the next pass), settled (by someone else), error. */
+  /** result: credited and failed are the recoveries; reversed (a credit whose transaction left the chain), unlisted, rejected, pending (left for the next pass), settled (by someone else), error. */
   deposits: Counter<'result'>;
   duration: Histogram;
   lastCompleted: Gauge;
-  /** Alert when above 0 (kind: credited_without_ledger_entry, ledger_entry_without_credit, ledger_amount_mismatch). */
+  /** Alert when above 0 (kind: credited_without_ledger_entry, ledger_entry_without_credit, ledger_amount_mismatch, reversed_without_compensation). */
   drift: Gauge<'kind'>;
   depositsPending: Gauge;
   oldestPending: Gauge;
@@ -75,6 +75,7 @@ export function observeReport(m: ReconciliationMetrics, r: PassReport): void {
     m.drift.set({ kind: 'credited_without_ledger_entry' }, r.drift.creditedWithoutLedgerEntry);
     m.drift.set({ kind: 'ledger_entry_without_credit' }, r.drift.ledgerEntryWithoutCredit);
     m.drift.set({ kind: 'ledger_amount_mismatch' }, r.drift.ledgerAmountMismatch);
+    m.drift.set({ kind: 'reversed_without_compensation' }, r.drift.reversedWithoutCompensation);
     m.depositsPending.set(r.drift.depositsPending);
     m.oldestPending.set(r.drift.oldestPendingSeconds ?? 0);
   }

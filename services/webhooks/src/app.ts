@@ -1,13 +1,14 @@
 import { brokerCheck, brokerComponent, createBroker, createOutbox, outboxComponent } from '@wallet-fleet/messaging';
-import { type Logger, type Service, createBreaker, createPgPool, createRateLimiter, createServiceBase } from '@wallet-fleet/service-kit';
+import { type Component, type Logger, type Service, createBreaker, createPgPool, createRateLimiter, createServiceBase } from '@wallet-fleet/service-kit';
 import { type ChainChecker, createChainChecker } from './chain-check.js';
 import type { WebhooksConfig } from './config.js';
 import { createIntakeHandler } from './handlers/intake.js';
-import { createDepositAttempt, createDepositHandler } from './handlers/processing.js';
+import { createCreditRecheck, createDepositAttempt, createDepositHandler } from './handlers/processing.js';
 import { createReconcileHandlers } from './handlers/reconcile.js';
 import { createWalletCreatedHandler } from './handlers/wallets.js';
 import { createIntakeRouter } from './http/intake-routes.js';
 import { createWebhooksMetrics } from './metrics.js';
+import { createReplayGuard } from './replay-guard.js';
 import { createSignatureVerifier } from './signature.js';
 import { createDepositStore } from './store/deposit-store.js';
 import { createReconcileStore } from './store/reconcile-store.js';
@@ -36,7 +37,7 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger): S
   const chainChecker = createChainChecker({
     solanaRpcUrl: config.SOLANA_RPC_URL,
     evmRpcUrl: config.EVM_RPC_URL,
-    evmMinConfirmations: config.EVM_MIN_CONFIRMATIONS,
+    evmFinality: config.EVM_FINALITY,
     timeoutMs: config.CHAIN_RPC_TIMEOUT_MS,
   });
   // One breaker per RPC endpoint: while a node is down, deposits fail fast into the retry queues
@@ -52,30 +53,51 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger): S
   const intake = config.WEBHOOKS_ROLES.has('intake');
   if (processing) {
     const deposits = createDepositStore(pg.pool, outbox);
+    const tokenAllowlist = config.DEPOSIT_TOKEN_ALLOWLIST;
     broker.handleEvents(QUEUES.deposits, {
       'deposit.received': createDepositHandler({
         store: deposits,
         chains,
+        tokenAllowlist,
         maxAttempts: config.DEPOSIT_MAX_ATTEMPTS,
         rpcRetryDelayFactor: config.DEPOSIT_RPC_RETRY_FACTOR,
       }),
     });
     broker.handleCommands(
       QUEUES.commands,
-      createReconcileHandlers({ deposits, reconcile: createReconcileStore(pg.pool) }, createDepositAttempt({ store: deposits, chains })),
+      createReconcileHandlers(
+        { deposits, reconcile: createReconcileStore(pg.pool, { recheckWindowSeconds: config.DEPOSIT_RECHECK_WINDOW_SECONDS }) },
+        createDepositAttempt({ store: deposits, chains, tokenAllowlist }),
+        createCreditRecheck({ store: deposits, chains, onReversed: (chain) => metrics.reversed.inc({ chain }) }),
+      ),
     );
     broker.handleEvents(QUEUES.wallets, { 'wallet.created': createWalletCreatedHandler(deposits) });
   }
 
-  // Only the intake role has Redis (its rate limit) and routes.
+  // Only the intake role has Redis (its rate limit, its replay guard) and routes.
   const redis = intake ? base.redis() : undefined;
+  let running = false;
+  const gate: Component = {
+    name: 'intake-gate',
+    start: async () => undefined,
+    stop: async () => undefined,
+    onServiceState: (state) => {
+      running = state === 'running';
+    },
+  };
+  const intakeLog = logger.child({ component: 'intake' });
   const routes = redis
     ? createIntakeRouter({
-        intake: createIntakeHandler({ store: createDepositStore(edgePg.pool, outbox), verifier: createSignatureVerifier(config.WEBHOOK_SECRETS ?? []) }),
-        limiter: createRateLimiter({ redis: redis.client, prefix: 'deliveries', limit: config.WEBHOOK_RATE_PER_MINUTE, windowMs: 60_000 }),
+        intake: createIntakeHandler({
+          store: createDepositStore(edgePg.pool, outbox),
+          verifier: createSignatureVerifier(config.WEBHOOK_SECRETS ?? []),
+          limiter: createRateLimiter({ redis: redis.client, prefix: 'senders', limit: config.WEBHOOK_RATE_PER_MINUTE, windowMs: 60_000 }),
+          replay: createReplayGuard(redis.client),
+          degraded: (what, err) => intakeLog.warn({ err, what }, 'redis unavailable; letting the delivery through without it'),
+        }),
+        accepting: () => running,
         logger,
         maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,
-        ...(config.WEBHOOK_SOURCE_HEADER ? { sourceHeader: config.WEBHOOK_SOURCE_HEADER } : {}),
         deliveries: metrics.deliveries,
       })
     : undefined;
@@ -86,6 +108,7 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger): S
   return base.assemble({
     routes,
     components: [
+      gate,
       edgePg.component,
       ...(redis ? [redis.component] : []),
       brokerComponent(broker, { timeoutMs: config.SHUTDOWN_TIMEOUT_MS }),

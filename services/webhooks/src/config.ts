@@ -1,4 +1,29 @@
+import type { EvmFinality } from '@wallet-fleet/chains';
 import { ConfigError, envVar, loadConfig, serviceConfigShape } from '@wallet-fleet/service-kit';
+
+/** One sender's signing secret: deliveries verified by it are rate-limited under `sender`. */
+export interface SenderSecret {
+  sender: string;
+  secret: string;
+}
+
+const SENDER = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+/** The sender name of a bare `whsec_` entry (the format before senders were named). */
+const DEFAULT_SENDER = 'default';
+
+const isSecret = (s: string) => /^whsec_[A-Za-z0-9+/]+={0,2}$/.test(s) && Buffer.from(s.slice(6), 'base64').length >= 16;
+
+/** `name=whsec_…` or a bare `whsec_…` (sender `default`). */
+function parseSenderSecret(entry: string): SenderSecret | undefined {
+  // base64 padding also uses `=`, but never before `whsec_`: a name is what precedes `=whsec_`.
+  const named = entry.indexOf('=whsec_');
+  if (named > 0) {
+    const sender = entry.slice(0, named);
+    const secret = entry.slice(named + 1);
+    return SENDER.test(sender) && isSecret(secret) ? { sender, secret } : undefined;
+  }
+  return isSecret(entry) ? { sender: DEFAULT_SENDER, secret: entry } : undefined;
+}
 
 /**
  * What the fleet runner's development secret (`.fleet/webhook-secret`, scripts/fleet.mjs) decodes to
@@ -11,14 +36,17 @@ export const isDevelopmentWebhookSecret = (secret: string): boolean =>
   Buffer.from(secret.slice('whsec_'.length), 'base64').subarray(0, DEVELOPMENT_SECRET_MARK.length).toString('latin1') === DEVELOPMENT_SECRET_MARK;
 
 /**
- * `whsec_<base64>` secrets, comma-separated. Several at once is how a secret rotates without
- * downtime: add the new one, move the sender over, drop the old one.
+ * Comma-separated `sender=whsec_<base64>` entries (a bare `whsec_<base64>` is sender `default`).
+ * Each sender has its own secret, and its own rate limit; one sender named twice is how its secret
+ * rotates without downtime: add the new one, move the sender over, drop the old one.
  */
-const secrets = envVar.list({
-  nonEmpty: 'at least one secret',
-  each: (s) => /^whsec_[A-Za-z0-9+/]+={0,2}$/.test(s) && Buffer.from(s.slice(6), 'base64').length >= 16,
-  message: 'each secret is whsec_ followed by base64 of at least 16 bytes',
-});
+const secrets = envVar
+  .list({
+    nonEmpty: 'at least one secret',
+    each: (s) => parseSenderSecret(s) !== undefined,
+    message: 'each entry is sender=whsec_<base64 of at least 16 bytes> (sender: a-z 0-9 _ . -) or a bare whsec_ secret',
+  })
+  .transform((list) => list.map((s) => parseSenderSecret(s)!));
 
 /**
  * What this process does: `intake` (POST /webhooks/deposits, the rate limit) and/or `processing`
@@ -48,18 +76,41 @@ export const configShape = {
   /** Required when the process has the intake role. */
   WEBHOOK_SECRETS: envVar.developmentOnly(secrets.optional(), {
     what: "the fleet runner's development webhook secret",
-    is: (list) => list !== undefined && list.some(isDevelopmentWebhookSecret),
+    is: (list) => list !== undefined && list.some((s) => isDevelopmentWebhookSecret(s.secret)),
   }),
   /** Larger bodies are refused with 413 before any signature work. */
   WEBHOOK_MAX_BODY_BYTES: envVar.int({ default: 64 * 1024, min: 256, max: 1024 * 1024 }),
-  /** Deliveries per source per minute (Redis, fleet-wide); past it 429. */
+  /** Deliveries per authenticated sender per minute (Redis, fleet-wide); past it 429. */
   WEBHOOK_RATE_PER_MINUTE: envVar.int({ default: 6000, min: 1, max: 10_000_000 }),
-  /** Header naming the source for the rate limit (e.g. `x-forwarded-for` behind a proxy); unset = the client IP. */
-  WEBHOOK_SOURCE_HEADER: envVar.string().optional(),
   SOLANA_RPC_URL: envVar.chainUrl('http://127.0.0.1:8899'),
   EVM_RPC_URL: envVar.chainUrl('http://127.0.0.1:8545'),
-  /** Blocks on top of the receipt's block (the receipt's own block counts as 1). */
-  EVM_MIN_CONFIRMATIONS: envVar.int({ default: 1, min: 1, max: 1000 }),
+  /**
+   * When an EVM deposit is final (credited): `finalized` (the node's finalized block tag, the safe
+   * default), or a number N of confirmations (its own block counts as 1) for a node without finality,
+   * such as anvil in tests. Until then the deposit is `confirming`.
+   */
+  EVM_FINALITY: envVar
+    .string('finalized')
+    .refine((v) => v === 'finalized' || /^[1-9][0-9]{0,3}$/.test(v), 'finalized, or a number of confirmations (1-9999)')
+    .transform((v): EvmFinality => (v === 'finalized' ? 'finalized' : { confirmations: Number(v) })),
+  /**
+   * Tokens credited, comma-separated `CHAIN:contract-or-mint` (e.g. `ETH:0xA0b8…,SOL:EPjF…`). A
+   * final token transfer of any other token is recorded as `unlisted`, not credited. Empty (the
+   * default): native coins only.
+   */
+  DEPOSIT_TOKEN_ALLOWLIST: envVar
+    .list({
+      default: '',
+      each: (t) => /^ETH:0x[0-9a-fA-F]{40}$/.test(t) || /^SOL:[1-9A-HJ-NP-Za-km-z]{32,44}$/.test(t),
+      message: 'comma-separated ETH:0x<40 hex> or SOL:<base58 mint>',
+    })
+    .transform((list) => new Set(list.map((t) => (t.startsWith('ETH:') ? t.toLowerCase().replace('eth:', 'ETH:') : t)))),
+  /**
+   * How long after crediting a deposit `wallet.deposits.stuck` still lists it, so that reconciliation
+   * checks it on chain again and reverses it if its transaction left the chain (a reorganisation
+   * deeper than the finality rule). 0 turns re-checks off.
+   */
+  DEPOSIT_RECHECK_WINDOW_SECONDS: envVar.int({ default: 3600, min: 0, max: 30 * 86_400 }),
   /** Per RPC call. */
   CHAIN_RPC_TIMEOUT_MS: envVar.int({ default: 5000, min: 50, max: 120_000 }),
   /** Processing attempts in all (first delivery included) before the dead-letter queue. */
@@ -76,7 +127,7 @@ export type WebhooksConfig = ReturnType<typeof loadWebhooksConfig>;
 export function loadWebhooksConfig(env: NodeJS.ProcessEnv = process.env) {
   const config = loadConfig(configShape, env);
   if (config.WEBHOOKS_ROLES.has('intake') && !config.WEBHOOK_SECRETS) {
-    throw new ConfigError([{ variable: 'WEBHOOK_SECRETS', message: 'required: comma-separated whsec_ secrets (the intake role verifies signatures)' }]);
+    throw new ConfigError([{ variable: 'WEBHOOK_SECRETS', message: 'required: comma-separated sender=whsec_ secrets (the intake role verifies signatures)' }]);
   }
   return config;
 }

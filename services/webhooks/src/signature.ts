@@ -1,11 +1,13 @@
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
+import type { SenderSecret } from './config.js';
 
 export interface SignatureVerifier {
   /**
    * Whether `rawBody` carries a valid Standard Webhooks signature under any of the secrets, with a
-   * timestamp within 5 minutes of now. Returns the reason on failure (never secret material).
+   * timestamp within 5 minutes of now, and which sender's secret it was. Returns the reason on
+   * failure (never secret material).
    */
-  verify(rawBody: Buffer, headers: Record<string, string | string[] | undefined>): { ok: true } | { ok: false; reason: string };
+  verify(rawBody: Buffer, headers: Record<string, string | string[] | undefined>): { ok: true; sender: string } | { ok: false; reason: string };
 }
 
 /**
@@ -14,8 +16,8 @@ export interface SignatureVerifier {
  * tolerance both ways. Every configured secret is tried, so a sender may sign with the old or the
  * new secret while one rotates. Throws Error at construction on a malformed secret.
  */
-export function createSignatureVerifier(secrets: readonly string[]): SignatureVerifier {
-  const hooks = secrets.map((s) => new Webhook(s));
+export function createSignatureVerifier(secrets: readonly SenderSecret[]): SignatureVerifier {
+  const hooks = secrets.map((s) => ({ sender: s.sender, hook: new Webhook(s.secret) }));
   return {
     verify(rawBody, headers) {
       const h: Record<string, string> = {};
@@ -25,11 +27,11 @@ export function createSignatureVerifier(secrets: readonly string[]): SignatureVe
         h[name] = v;
       }
       let reason = 'no matching signature';
-      for (const hook of hooks) {
+      for (const { sender, hook } of hooks) {
         try {
           // jsonParse off: the body is parsed (strictly) after the signature, by us.
           hook.verify(rawBody, h, { jsonParse: false });
-          return { ok: true };
+          return { ok: true, sender };
         } catch (e) {
           if (!(e instanceof WebhookVerificationError)) throw e;
           // Timestamp problems are the same for every secret: no point trying the others.

@@ -78,6 +78,7 @@ describe('webhooks: kill -9 during a burst of deliveries', function () {
       // anvil over plain http: development mode (see .mocharc.cjs).
       FLEET_DEV_MODE: 'true',
       EVM_RPC_URL: anvil.url,
+      EVM_FINALITY: '1',
       DEPOSIT_RETRY_INITIAL_MS: '10',
       DEPOSIT_RETRY_MAX_MS: '100',
       SHUTDOWN_TIMEOUT_MS: '2000',

@@ -1,14 +1,11 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { waitFor } from '@wallet-fleet/testing';
-import { deliver, type Harness, newSecret, startHarness } from './support.js';
+import { deliver, type Harness, newSecret, randomSolSignature, startHarness } from './support.js';
 
 const solDeposit = () => ({
   chain: 'SOL',
-  txHash: randomBytes(64)
-    .toString('hex')
-    .replace(/[0lIO]/g, 'a')
-    .slice(0, 88),
+  txHash: randomSolSignature(),
   token: 'native',
   amount: '1500000',
   toAddress: '9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin',
@@ -104,6 +101,38 @@ describe('webhooks intake: POST /webhooks/deposits', function () {
     assert.equal(notJson.status, 400);
   });
 
+  it('should refuse with 400 a txHash that cannot be a transaction on its chain, storing nothing', async () => {
+    const cases = [
+      { ...solDeposit(), chain: 'ETH', txHash: '0xaa01' },
+      { ...solDeposit(), chain: 'ETH', txHash: `aa${'0'.repeat(64)}` },
+      { ...solDeposit(), txHash: `0x${'ab'.repeat(32)}` },
+      // base58, but of 32 bytes (an address, not a signature)
+      { ...solDeposit(), txHash: '9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin' },
+    ];
+    for (const body of cases) {
+      const res = await deliver(h, { body });
+      assert.equal(res.status, 400, body.txHash);
+      assert.deepEqual(
+        res.body.error.fields.map((f: { path: string }) => f.path),
+        ['txHash'],
+      );
+      assert.equal((await jobs(body.txHash)).length, 0);
+    }
+  });
+
+  it('should answer a resent webhook-id with the same body as before, and refuse it with another body', async () => {
+    const id = `msg_${randomUUID()}`;
+    const body = solDeposit();
+    const first = await deliver(h, { body, id });
+    const resent = await deliver(h, { body, id });
+    assert.equal(first.status, 200);
+    assert.deepEqual(resent, first);
+    const other = await deliver(h, { body: { ...body, amount: '2' }, id });
+    assert.equal(other.status, 409);
+    assert.equal(other.body.error.code, 'WEBHOOK_ID_REUSED');
+    assert.equal((await jobs(body.txHash)).length, 1);
+  });
+
   it('should refuse an oversized body with 413', async () => {
     const res = await deliver(h, { body: { ...solDeposit(), pad: 'x'.repeat(4096) } });
     assert.equal(res.status, 413);
@@ -135,12 +164,13 @@ describe('webhooks intake: POST /webhooks/deposits', function () {
     assert.equal((await jobs(body.txHash)).length, 1);
   });
 
-  it('should refuse the same transfer with another amount with 409', async () => {
+  it('should accept another claim for the same transfer as another job (the chain decides which is true)', async () => {
     const body = solDeposit();
     const first = await deliver(h, { body });
     const other = await deliver(h, { body: { ...body, amount: '1' } });
-    assert.equal(other.status, 409);
-    assert.equal(other.body.error.jobId, first.body.jobId);
+    assert.equal(other.status, 200);
+    assert.notEqual(other.body.jobId, first.body.jobId);
+    assert.equal((await jobs(body.txHash)).length, 2);
   });
 });
 
@@ -152,13 +182,26 @@ describe('webhooks intake: rate limit and storage failures', function () {
     h = undefined;
   });
 
-  it('should answer 429 past the per-source rate limit', async () => {
-    h = await startHarness({ WEBHOOK_RATE_PER_MINUTE: '3', WEBHOOK_SOURCE_HEADER: 'x-forwarded-for' });
-    const from = (ip: string) => deliver(h!, { body: solDeposit(), headers: { 'x-forwarded-for': ip } });
+  it('should answer 429 past the rate limit of the authenticated sender, whatever a client header says', async () => {
+    const acme = newSecret();
+    const globex = newSecret();
+    h = await startHarness({ WEBHOOK_SECRETS: `acme=${acme},globex=${globex}`, WEBHOOK_RATE_PER_MINUTE: '3' });
+    const from = (secret: string, ip: string) => deliver(h!, { body: solDeposit(), secret, headers: { 'x-forwarded-for': ip } });
     const statuses = [];
-    for (let i = 0; i < 4; i++) statuses.push((await from('10.0.0.1')).status);
+    // A new forwarded-for on every request: the limit follows the secret, not the header.
+    for (let i = 0; i < 4; i++) statuses.push((await from(acme, `10.0.0.${i}`)).status);
     assert.deepEqual(statuses, [200, 200, 200, 429]);
-    assert.equal((await from('10.0.0.2')).status, 200);
+    assert.equal((await from(globex, '10.0.0.1')).status, 200);
+  });
+
+  it('should accept the old bare-secret format of WEBHOOK_SECRETS as one sender', async () => {
+    const a = newSecret();
+    const b = newSecret();
+    h = await startHarness({ WEBHOOK_SECRETS: `${a},${b}`, WEBHOOK_RATE_PER_MINUTE: '2' });
+    const statuses = [];
+    for (const secret of [a, b, a]) statuses.push((await deliver(h, { body: solDeposit(), secret })).status);
+    // Both bare secrets are the one `default` sender, sharing its limit.
+    assert.deepEqual(statuses, [200, 200, 429]);
   });
 
   it('should answer 503 when the deposit cannot be stored', async () => {

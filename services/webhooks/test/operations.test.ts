@@ -76,8 +76,9 @@ describe('webhooks operations: wallet.deposits.stuck / reconcile / summary', fun
     assert.equal(row.status, 'pending');
     assert.equal(row.attempts.at(-1).by, 'reconciliation');
     const s = await client.request('wallet.deposits.summary', {});
-    assert.deepEqual(s.byStatus, { pending: 5, credited: 0, failed: 0, rejected: 0 });
-    assert.deepEqual(s.drift, { creditedWithoutLedgerEntry: 0, ledgerEntryWithoutCredit: 0, ledgerAmountMismatch: 0 });
+    assert.deepEqual(s.byStatus, { pending: 5, confirming: 0, credited: 0, failed: 0, rejected: 0, unlisted: 0, reversed: 0 });
+    assert.deepEqual(s.drift, { creditedWithoutLedgerEntry: 0, ledgerEntryWithoutCredit: 0, ledgerAmountMismatch: 0, reversedWithoutCompensation: 0 });
+    assert.deepEqual(s.assets, []);
     assert.ok(s.oldestPendingAt && Date.parse(s.oldestPendingAt) <= Date.now());
   });
 });

@@ -4,7 +4,7 @@ import { ConfigError } from '@wallet-fleet/service-kit';
 import { waitFor } from '@wallet-fleet/testing';
 import { createWebhooksService } from '../src/app.js';
 import { loadWebhooksConfig } from '../src/config.js';
-import { deliver, type Harness, silent, startHarness } from './support.js';
+import { deliver, newSecret, type Harness, silent, startHarness } from './support.js';
 
 describe('webhooks roles: intake and processing in separate processes', function () {
   this.timeout(60_000);
@@ -66,5 +66,35 @@ describe('webhooks roles: intake and processing in separate processes', function
       () => loadWebhooksConfig({ FLEET_DEV_MODE: 'true', WEBHOOKS_ROLES: 'intake,mining' }),
       (e: unknown) => e instanceof ConfigError && e.problems[0]!.variable === 'WEBHOOKS_ROLES',
     );
+  });
+
+  it('should read named senders, finality and the token allow-list, and name a malformed one', () => {
+    const a = newSecret();
+    const b = newSecret();
+    const c = loadWebhooksConfig({
+      FLEET_DEV_MODE: 'true',
+      WEBHOOK_SECRETS: `acme=${a},${b}`,
+      EVM_FINALITY: '12',
+      DEPOSIT_TOKEN_ALLOWLIST: 'ETH:0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48,SOL:EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v',
+    });
+    assert.deepEqual(c.WEBHOOK_SECRETS, [
+      { sender: 'acme', secret: a },
+      { sender: 'default', secret: b },
+    ]);
+    assert.deepEqual(c.EVM_FINALITY, { confirmations: 12 });
+    assert.deepEqual([...c.DEPOSIT_TOKEN_ALLOWLIST], ['ETH:0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48', 'SOL:EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v']);
+    assert.equal(loadWebhooksConfig({ FLEET_DEV_MODE: 'true', WEBHOOKS_ROLES: 'processing' }).EVM_FINALITY, 'finalized');
+    const bad = (env: Record<string, string>) => {
+      try {
+        loadWebhooksConfig({ FLEET_DEV_MODE: 'true', WEBHOOK_SECRETS: a, ...env });
+      } catch (e) {
+        return e instanceof ConfigError ? e.problems.map((p) => p.variable) : [];
+      }
+      return [];
+    };
+    assert.deepEqual(bad({ WEBHOOK_SECRETS: `Acme!=${a}` }), ['WEBHOOK_SECRETS']);
+    assert.deepEqual(bad({ WEBHOOK_SECRETS: 'acme=whsec_c2hvcnQ=' }), ['WEBHOOK_SECRETS']);
+    assert.deepEqual(bad({ EVM_FINALITY: 'latest' }), ['EVM_FINALITY']);
+    assert.deepEqual(bad({ DEPOSIT_TOKEN_ALLOWLIST: 'ETH:usdc' }), ['DEPOSIT_TOKEN_ALLOWLIST']);
   });
 });

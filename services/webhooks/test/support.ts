@@ -11,6 +11,20 @@ import { loadWebhooksConfig } from '../src/config.js';
 export const silent = createLogger({ service: 'test', level: 'silent' });
 export const newSecret = () => `whsec_${randomBytes(24).toString('base64')}`;
 
+const BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
+/** A well-formed Solana transaction signature (base58 of 64 random bytes) that no chain has seen. */
+export function randomSolSignature(): string {
+  const bytes = randomBytes(64);
+  bytes[0] = bytes[0]! | 1; // no leading zero byte: those encode as '1'
+  let n = BigInt(`0x${bytes.toString('hex')}`);
+  let out = '';
+  while (n > 0n) {
+    out = BASE58[Number(n % 58n)] + out;
+    n /= 58n;
+  }
+  return out;
+}
+
 /** One webhooks service in its own vhost and schema, a sender, and a view of what it publishes. */
 export interface Harness {
   vhost: TestVhost;
@@ -67,7 +81,7 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
     service,
     db,
     base: `http://127.0.0.1:${service.port()}`,
-    secret: secret.split(',')[0]!,
+    secret: secret.split(',')[0]!.replace(/^[^=]+=(?=whsec_)/, ''),
     seen,
     events,
     async as(role) {

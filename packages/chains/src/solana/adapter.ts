@@ -12,7 +12,8 @@ import bs58 from 'bs58';
 import { TOKEN_PROGRAM_ID as TOKEN_PROGRAM, TOKEN_2022_PROGRAM_ID as TOKEN_2022_PROGRAM } from '@solana/spl-token';
 import { FleetError, ErrorCode } from '@wallet-fleet/contracts';
 import { type Ed25519Signer, signVerifiedEd25519 } from '../signers.js';
-import type { NativeTransfer, TransactionTransfers } from '../transfers.js';
+import type { NativeTransfer, TransactionReport, TransactionTransfers } from '../transfers.js';
+import { transfersInTransaction } from './transfers.js';
 
 export interface SolanaAdapterOptions {
   rpcUrl: string;
@@ -75,6 +76,17 @@ export interface SolanaAdapter {
    * node that does not serve getTransaction: without it nothing can be said of the amount).
    */
   nativeTransfers(signature: string, to: string): Promise<TransactionTransfers>;
+  /**
+   * Every transfer the transaction `signature` makes, each at its on-chain identity (see
+   * OnChainTransfer): System `transfer`/`transferWithSeed` as native, SPL Token and Token-2022
+   * `transfer`/`transferChecked` with the destination token account's owner as `to` and the mint and
+   * decimals from the transaction's token balances; outer and inner instructions alike. Read at
+   * `confirmed` at least (`processed` is `pending`); `finality.final` once the signature status is
+   * `finalized`, whatever the adapter's own commitment. Throws VALIDATION_FAILED (not a signature),
+   * UNAVAILABLE (RPC down or failing, a node that does not serve getTransaction, or one whose
+   * answer lacks the token balances a transfer needs).
+   */
+  transfersOf(signature: string): Promise<TransactionReport>;
   /** Asks the node's faucet (devnet, local runtime) for `lamports`; returns the airdrop's signature. Throws VALIDATION_FAILED, UNAVAILABLE. */
   requestAirdrop(address: string, lamports: bigint): Promise<string>;
 }
@@ -238,6 +250,33 @@ export function createSolanaAdapter(options: SolanaAdapterOptions): SolanaAdapte
         confirmations: status.confirmations === null || status.confirmations === undefined ? null : BigInt(status.confirmations),
         finality: status.confirmationStatus === 'finalized' ? 'finalized' : status.confirmationStatus === 'confirmed' ? 'confirmed' : null,
         transfers,
+      };
+    },
+
+    async transfersOf(signature) {
+      if (typeof signature !== 'string' || !/^[1-9A-HJ-NP-Za-km-z]{64,90}$/.test(signature)) {
+        throw FleetError.validation([{ path: 'signature', message: 'not a Solana signature' }]);
+      }
+      const status = await rpc(
+        'getSignatureStatuses',
+        async () => (await connection.getSignatureStatuses([signature], { searchTransactionHistory: true })).value[0],
+      );
+      if (!status) return { status: 'not_found' };
+      if (status.err) return { status: 'failed', reason: `transaction failed on chain: ${JSON.stringify(status.err).slice(0, 200)}` };
+      if (status.confirmationStatus !== 'confirmed' && status.confirmationStatus !== 'finalized') return { status: 'pending', reason: 'not yet confirmed' };
+      const tx = await rpc('getTransaction', () => connection.getTransaction(signature, { commitment: 'confirmed', maxSupportedTransactionVersion: 0 }));
+      if (!tx?.meta) return { status: 'pending', reason: 'transaction detail not yet available' };
+      if (tx.meta.err) return { status: 'failed', reason: `transaction failed on chain: ${JSON.stringify(tx.meta.err).slice(0, 200)}` };
+      const final = status.confirmationStatus === 'finalized';
+      return {
+        status: 'landed',
+        block: { number: BigInt(tx.slot) },
+        finality: {
+          final,
+          confirmations: status.confirmations === null || status.confirmations === undefined ? null : BigInt(status.confirmations),
+          commitment: status.confirmationStatus,
+        },
+        transfers: transfersInTransaction(tx),
       };
     },
 

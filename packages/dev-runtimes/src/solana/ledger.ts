@@ -43,14 +43,37 @@ export interface Landed {
   logs: string[];
   unitsConsumed: number;
   inner: Array<{ index: number; instructions: Array<{ programIdIndex: number; accounts: number[]; data: string; stackHeight: number }> }>;
+  /** The token accounts among the account keys, just before and after execution (absent: not a token account then). */
+  preTokenBalances: TokenBalance[];
+  postTokenBalances: TokenBalance[];
+}
+
+/** A token account's balance as a validator's getTransaction meta gives it. */
+export interface TokenBalance {
+  accountIndex: number;
+  mint: string;
+  owner: string;
+  programId: string;
+  uiTokenAmount: { amount: string; decimals: number; uiAmount: number | null; uiAmountString: string };
+}
+
+/**
+ * Whether `data` (owned by a token program) is a token account: 165 bytes, or a Token-2022 account
+ * with extensions, whose type byte after the base layout says Account (a mint with extensions is
+ * as long but says Mint; a multisig is 355 bytes).
+ */
+function isTokenAccount(program: string, data: Uint8Array): boolean {
+  if (!TOKEN_PROGRAMS.has(program)) return false;
+  if (data.length === 165) return true;
+  return program === TOKEN_2022_PROGRAM_ID.toBase58() && data.length > 165 && data.length !== 355 && data[165] === 2;
 }
 
 type LiteSvmModule = typeof import('litesvm');
 
 /**
  * The state of the one-node cluster: the VM with its accounts, the slot and the window of valid
- * blockhashes, the landed transactions, and the faucet. Every transaction executes here and is
- * final at once (one node, no forks).
+ * blockhashes, the landed transactions, and the faucet. Every transaction executes here (one node,
+ * no forks) and is final at once, or `finalizeAfterSlots` slots later.
  */
 export class Ledger {
   slot = 0;
@@ -71,6 +94,8 @@ export class Ledger {
     private readonly lite: LiteSvmModule,
     readonly svm: LiteSVM,
     slotMs: number,
+    /** Slots a landed transaction stays `confirmed` before it is `finalized` (0: final at once). */
+    readonly finalizeAfterSlots: number,
   ) {
     this.recent = [svm.latestBlockhash()];
     svm.setAccount(this.faucet.publicKey, { lamports: Number(FAUCET_LAMPORTS), data: new Uint8Array(), owner: SystemProgram.programId, executable: false });
@@ -78,15 +103,15 @@ export class Ledger {
     this.timer.unref();
   }
 
-  /** A fresh ledger whose slot advances every `slotMs`. */
-  static async create(slotMs: number): Promise<Ledger> {
+  /** A fresh ledger whose slot advances every `slotMs`; see `finalizeAfterSlots`. */
+  static async create(slotMs: number, finalizeAfterSlots = 0): Promise<Ledger> {
     // Loaded on demand, so that importing this package for startAnvil alone does not load the
     // native module.
     const lite = await import('litesvm');
     // litesvm accepts only its latest blockhash; a real cluster accepts any of the last 150. Its
     // own check is off and the window is kept here, so a transaction built a moment before the
     // blockhash advanced still lands (and one built with an unknown blockhash still fails).
-    return new Ledger(lite, new lite.LiteSVM().withBlockhashCheck(false), slotMs);
+    return new Ledger(lite, new lite.LiteSVM().withBlockhashCheck(false), slotMs, finalizeAfterSlots);
   }
 
   stop(): void {
@@ -103,6 +128,11 @@ export class Ledger {
     this.svm.expireBlockhash();
     this.recent.push(this.svm.latestBlockhash());
     if (this.recent.length > BLOCKHASH_WINDOW) this.recent.shift();
+  }
+
+  /** Whether a transaction that landed in `slot` is finalized by now. */
+  finalized(slot: number): boolean {
+    return this.slot - slot >= this.finalizeAfterSlots;
   }
 
   private record(signature: string, landed: Landed): void {
@@ -123,6 +153,33 @@ export class Ledger {
     return m.getAccountKeys({ addressLookupTableAccounts: lookups as AddressLookupTableAccount[] });
   }
 
+  private tokenBalances(keys: MessageAccountKeys): TokenBalance[] {
+    const out: TokenBalance[] = [];
+    for (let i = 0; i < keys.length; i++) {
+      const acc = this.svm.getAccount(keys.get(i)!);
+      if (!acc || !isTokenAccount(acc.owner.toBase58(), acc.data)) continue;
+      const data = Buffer.from(acc.data);
+      const mint = new PublicKey(data.subarray(0, 32));
+      const decimals = this.mintDecimals(mint);
+      const amount = data.readBigUInt64LE(64);
+      const ui = Number(amount) / 10 ** decimals;
+      out.push({
+        accountIndex: i,
+        mint: flat(mint.toBase58()),
+        owner: flat(new PublicKey(data.subarray(32, 64)).toBase58()),
+        programId: flat(acc.owner.toBase58()),
+        // As a validator: uiAmount null for a zero balance (uiAmountString is the reliable field).
+        uiTokenAmount: { amount: amount.toString(), decimals, uiAmount: amount === 0n ? null : ui, uiAmountString: String(ui) },
+      });
+    }
+    return out;
+  }
+
+  private mintDecimals(mint: PublicKey): number {
+    const acc = this.svm.getAccount(mint);
+    return acc && acc.data.length >= 45 ? acc.data[44]! : 0;
+  }
+
   private balances(keys: MessageAccountKeys): number[] {
     const out: number[] = [];
     for (let i = 0; i < keys.length; i++) out.push(Number(this.svm.getBalance(keys.get(i)!) ?? 0n));
@@ -134,6 +191,7 @@ export class Ledger {
     const { FailedTransactionMetadata } = this.lite;
     const keys = this.accountKeys(tx);
     const preBalances = this.balances(keys);
+    const preTokenBalances = this.tokenBalances(keys);
     const result = this.svm.sendTransaction(tx);
     for (const k of tx.message.staticAccountKeys) this.known.add(flat(k.toBase58()));
     const failed = result instanceof FailedTransactionMetadata;
@@ -155,6 +213,8 @@ export class Ledger {
       },
       preBalances,
       postBalances,
+      preTokenBalances,
+      postTokenBalances: this.tokenBalances(keys),
       fee,
       logs: meta.logs(),
       unitsConsumed: Number(meta.computeUnitsConsumed()),
@@ -270,7 +330,7 @@ export class Ledger {
     const out: unknown[] = [];
     for (const address of this.known) {
       const acc = this.svm.getAccount(new PublicKey(address));
-      if (!acc || !TOKEN_PROGRAMS.has(acc.owner.toBase58()) || acc.data.length < 165) continue;
+      if (!acc || !isTokenAccount(acc.owner.toBase58(), acc.data)) continue;
       if (filter?.programId && acc.owner.toBase58() !== filter.programId) continue;
       const data = Buffer.from(acc.data);
       if (filter?.mint && bs58.encode(data.subarray(0, 32)) !== filter.mint) continue;
@@ -281,10 +341,9 @@ export class Ledger {
   }
 
   private parseTokenAccount(program: string, data: Buffer): unknown {
-    if (!TOKEN_PROGRAMS.has(program) || data.length < 165) return undefined;
+    if (!isTokenAccount(program, data)) return undefined;
     const mint = new PublicKey(data.subarray(0, 32));
-    const mintAcc = this.svm.getAccount(mint);
-    const decimals = mintAcc && mintAcc.data.length >= 45 ? mintAcc.data[44]! : 0;
+    const decimals = this.mintDecimals(mint);
     const amount = data.readBigUInt64LE(64);
     const state = data[108] === 2 ? 'frozen' : data[108] === 1 ? 'initialized' : 'uninitialized';
     const ui = Number(amount) / 10 ** decimals;

@@ -63,19 +63,21 @@ export function rpcMethods(ledger: Ledger): Record<string, RpcMethod> {
       value: (signatures as string[]).map((s) => {
         const st = ledger.statuses.get(String(s));
         if (!st) return null;
-        // One node, no forks: what executed is final.
+        // One node, no forks: what executed is confirmed, and final after finalizeAfterSlots.
+        const final = ledger.finalized(st.slot);
         return {
           slot: st.slot,
-          confirmations: null,
+          confirmations: final ? null : ledger.slot - st.slot,
           err: st.err,
           status: st.err === null ? { Ok: null } : { Err: st.err },
-          confirmationStatus: 'finalized',
+          confirmationStatus: final ? 'finalized' : 'confirmed',
         };
       }),
     }),
     getTransaction: ([signature, config]) => {
       const landed = ledger.statuses.get(String(signature));
-      if (!landed) return null;
+      // As a validator: asked at `finalized`, a transaction not yet finalized is not there.
+      if (!landed || (typeof config === 'object' && config?.commitment === 'finalized' && !ledger.finalized(landed.slot))) return null;
       const encoding = typeof config === 'string' ? config : (config?.encoding ?? 'json');
       const maxVersion = typeof config === 'object' ? config?.maxSupportedTransactionVersion : undefined;
       return transactionJson(landed, encoding, maxVersion);

@@ -9,6 +9,11 @@ export interface SolanaRuntimeOptions {
   host?: string;
   /** How often the slot and blockhash advance; default 400 ms (a cluster's slot time). */
   slotMs?: number;
+  /**
+   * Slots a landed transaction is reported `confirmed` before it is `finalized` (a cluster takes
+   * about 32); default 0: final at once.
+   */
+  finalizeAfterSlots?: number;
 }
 
 export interface SolanaRuntime {
@@ -23,12 +28,13 @@ export interface SolanaRuntime {
 
 /**
  * A Solana JSON-RPC endpoint (HTTP only, no websocket) over an in-process litesvm: real
- * transaction execution and signature checks, one node, every transaction final at once. Serves
+ * transaction execution and signature checks, one node, every transaction final at once (or after
+ * `finalizeAfterSlots`). Serves
  * what @solana/web3.js's Connection calls for balances, transfers, token accounts and
  * confirmation by polling. Development and tests only. Rejects with the listen error (EADDRINUSE).
  */
 export async function startSolanaRuntime(options: SolanaRuntimeOptions = {}): Promise<SolanaRuntime> {
-  const ledger = await Ledger.create(options.slotMs ?? 400);
+  const ledger = await Ledger.create(options.slotMs ?? 400, options.finalizeAfterSlots ?? 0);
   const host = options.host ?? '127.0.0.1';
   let server;
   try {

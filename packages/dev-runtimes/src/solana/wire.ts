@@ -114,8 +114,8 @@ export function transactionJson(landed: Landed, encoding: string, maxVersion: un
       postBalances: landed.postBalances,
       innerInstructions: inner,
       logMessages: landed.logs,
-      preTokenBalances: [],
-      postTokenBalances: [],
+      preTokenBalances: landed.preTokenBalances,
+      postTokenBalances: landed.postTokenBalances,
       rewards: [],
       // jsonParsed puts the loaded keys in accountKeys (source: lookupTable) instead.
       ...(parsed ? {} : { loadedAddresses: landed.loaded }),

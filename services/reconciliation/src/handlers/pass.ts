@@ -29,7 +29,11 @@ export interface DepositTally {
   credited: number;
   failed: number;
   rejected: number;
-  /** Still pending: not yet confirmed or found, younger than the maximum age. */
+  /** Credits reversed by this pass: their transaction left the chain. */
+  reversed: number;
+  /** Final token transfers of a token outside the allow-list: recorded, not credited. */
+  unlisted: number;
+  /** Still pending or confirming: not yet final or found, younger than the maximum age. */
   stillPending: number;
   /** Settled by someone else between the listing and the re-validation. */
   alreadySettled: number;
@@ -50,6 +54,9 @@ export interface PassReport {
         creditedWithoutLedgerEntry: number;
         ledgerEntryWithoutCredit: number;
         ledgerAmountMismatch: number;
+        reversedWithoutCompensation: number;
+        /** The ledger per asset, each with its own drift counts. */
+        assets: ResultOf<'wallet.deposits.summary'>['assets'];
       }
     | { error: string };
 }
@@ -71,7 +78,7 @@ export async function runPass(
   o: PassOptions,
   signal: AbortSignal,
   logger: Logger,
-  onDeposit: (result: 'credited' | 'failed' | 'rejected' | 'pending' | 'settled' | 'error') => void = () => undefined,
+  onDeposit: (result: 'credited' | 'failed' | 'rejected' | 'reversed' | 'unlisted' | 'pending' | 'settled' | 'error') => void = () => undefined,
 ): Promise<PassReport> {
   const outbox: PassReport['outbox'] = [];
   for (const ob of ports.outboxes) {
@@ -106,9 +113,13 @@ export async function runPass(
       depositsPending: s.byStatus.pending,
       oldestPendingSeconds: s.oldestPendingAt ? Math.max(0, Math.round((Date.now() - Date.parse(s.oldestPendingAt)) / 1000)) : null,
       ...s.drift,
+      assets: s.assets,
     };
     const bad = Object.entries(s.drift).filter(([, n]) => n > 0);
-    if (bad.length) logger.error({ drift: s.drift }, 'deposits and ledger disagree');
+    if (bad.length) {
+      const assets = s.assets.filter((a) => Object.values(a.drift).some((n) => n > 0)).map((a) => ({ chain: a.chain, asset: a.asset, drift: a.drift }));
+      logger.error({ drift: s.drift, assets }, 'deposits and ledger disagree');
+    }
   } catch (e) {
     logger.warn({ err: e }, 'reading deposit drift failed');
     drift = { error: errorText(e) };
@@ -117,7 +128,18 @@ export async function runPass(
 }
 
 async function reconcileDeposits(ports: PassPorts, o: PassOptions, signal: AbortSignal, onDeposit: Parameters<typeof runPass>[4] & {}): Promise<DepositTally> {
-  const t: DepositTally = { checked: 0, credited: 0, failed: 0, rejected: 0, stillPending: 0, alreadySettled: 0, errors: {}, truncated: false };
+  const t: DepositTally = {
+    checked: 0,
+    credited: 0,
+    failed: 0,
+    rejected: 0,
+    reversed: 0,
+    unlisted: 0,
+    stillPending: 0,
+    alreadySettled: 0,
+    errors: {},
+    truncated: false,
+  };
   const limit = pLimit(o.concurrency);
   let after: string | undefined;
   for (;;) {
@@ -135,10 +157,14 @@ async function reconcileDeposits(ports: PassPorts, o: PassOptions, signal: Abort
           t.checked++;
           try {
             const r = await ports.deposits.reconcile({ depositId: d.depositId, maxAgeSeconds: o.maxAgeSeconds });
-            const result = !r.changed ? (r.status === 'pending' ? 'pending' : 'settled') : r.status === 'pending' ? 'pending' : r.status;
+            // Confirming is still open (awaiting finality); a credit re-checked and standing is settled.
+            const open = r.status === 'pending' || r.status === 'confirming';
+            const result = open ? 'pending' : !r.changed ? 'settled' : (r.status as Exclude<typeof r.status, 'pending' | 'confirming'>);
             if (result === 'credited') t.credited++;
             else if (result === 'failed') t.failed++;
             else if (result === 'rejected') t.rejected++;
+            else if (result === 'reversed') t.reversed++;
+            else if (result === 'unlisted') t.unlisted++;
             else if (result === 'pending') t.stillPending++;
             else t.alreadySettled++;
             onDeposit(result);

@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { type Chain, type DepositWebhookBody, ErrorCode, FleetError } from '@wallet-fleet/contracts';
+import { type Chain, type DepositStatus, type DepositWebhookBody, ErrorCode, FleetError } from '@wallet-fleet/contracts';
 import type { Outbox, OutboxMessage } from '@wallet-fleet/messaging';
 import { databaseError, inTransaction, withDatabaseErrors } from '@wallet-fleet/service-kit';
 import type pg from 'pg';
 
-export type DepositStatus = 'pending' | 'credited' | 'failed' | 'rejected';
+export type { DepositStatus } from '@wallet-fleet/contracts';
 
 export interface AttemptEntry {
   attempt: number;
-  status: 'credited' | 'failed' | 'rejected' | 'retry';
+  status: 'credited' | 'failed' | 'rejected' | 'retry' | 'confirming' | 'unlisted' | 'reversed' | 'checked';
   errorCode?: string;
   message?: string;
   at: string;
@@ -26,6 +26,16 @@ export interface DepositRow {
   toAddress: string;
   status: DepositStatus;
   attempts: AttemptEntry[];
+  /** What the chain says, once read (see ChainIdentity). */
+  identity?: ChainIdentity;
+}
+
+/** The transfer a claim was found to be, as the chain names it. */
+export interface ChainIdentity {
+  creditKey: string;
+  /** `native`, the ERC-20 contract (checksummed) or the SPL mint. */
+  asset: string;
+  decimals: number;
 }
 
 interface RawRow {
@@ -38,9 +48,12 @@ interface RawRow {
   to_address: string;
   status: DepositStatus;
   attempts: AttemptEntry[];
+  credit_key: string | null;
+  asset: string | null;
+  decimals: number | null;
 }
 
-const COLUMNS = 'deposit_id, chain, tx_hash, event_index, token, amount::text AS amount, to_address, status, attempts';
+const COLUMNS = 'deposit_id, chain, tx_hash, event_index, token, amount::text AS amount, to_address, status, attempts, credit_key, asset, decimals';
 
 const toRow = (r: RawRow): DepositRow => ({
   depositId: r.deposit_id,
@@ -52,6 +65,7 @@ const toRow = (r: RawRow): DepositRow => ({
   toAddress: r.to_address,
   status: r.status,
   attempts: r.attempts,
+  ...(r.credit_key && r.asset !== null && r.decimals !== null ? { identity: { creditKey: r.credit_key, asset: r.asset, decimals: r.decimals } } : {}),
 });
 
 /** The outbox's watch on published message ids (not exported by the messaging package's index). */
@@ -72,8 +86,10 @@ export interface Accepted {
 /**
  * Stores a deposit and its processing message (built by `messages` from the new deposit id) in
  * one statement, hence one transaction and one round trip: the insert and, only if it inserted,
- * the outbox rows (a data-modifying CTE). Dedupe is the unique constraint on (chain, tx_hash,
- * event_index): the insert either creates the row or does nothing, and then the existing row is
+ * the outbox rows (a data-modifying CTE). Dedupe is the unique constraint on the whole claim (chain,
+ * tx_hash, event_index, token, amount, to_address): another claim for the same transfer is another
+ * job (the chain decides which one is true; the credit is unique per on-chain transfer, in the
+ * ledger). The insert either creates the row or does nothing, and then the existing row is
  * read by a second statement (it is committed: a concurrent insert of the same key waits on the
  * constraint until the other transaction ends, and a new statement sees what committed before it).
  * That read also looks for the message in the outbox: the relay deletes a row only after the
@@ -81,7 +97,7 @@ export interface Accepted {
  * No NOTIFY: the request drives this process's relay itself (`ensurePublished`); should the
  * process die first, the rows are found by the relays' poll.
  * Pass the result to `ensurePublished`, which closes the watch.
- * Throws IDEMPOTENCY_CONFLICT (same transfer, other token/amount/address), UNAVAILABLE (database).
+ * Throws UNAVAILABLE (database).
  */
 async function acceptDeposit(
   pool: pg.Pool,
@@ -101,7 +117,7 @@ async function acceptDeposit(
       `WITH ins AS (
          INSERT INTO deposits (deposit_id, chain, tx_hash, event_index, token, amount, to_address, webhook_id)
          VALUES ($1, $2, $3, $4, $5, $6::numeric, $7, $8)
-         ON CONFLICT (chain, tx_hash, event_index) DO NOTHING RETURNING deposit_id),
+         ON CONFLICT (chain, tx_hash, event_index, token, amount, to_address) DO NOTHING RETURNING deposit_id),
        msg AS (${enqueue.sql} WHERE EXISTS (SELECT 1 FROM ins))
        SELECT deposit_id FROM ins`,
       [...deposit, ...enqueue.values],
@@ -112,19 +128,14 @@ async function acceptDeposit(
       rows: [existing],
     } = await pool.query<RawRow & { pending: boolean }>(
       `SELECT ${COLUMNS}, EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = d.deposit_id::text) AS pending
-         FROM deposits d WHERE chain = $1 AND tx_hash = $2 AND event_index = $3`,
-      [body.chain, body.txHash, body.eventIndex],
+         FROM deposits d WHERE chain = $1 AND tx_hash = $2 AND event_index = $3 AND token = $4 AND amount = $5::numeric AND to_address = $6`,
+      [body.chain, body.txHash, body.eventIndex, body.token, body.amount, body.toAddress],
     ));
   } catch (e) {
     watch.close();
     throw databaseError(e);
   }
   if (!existing) throw new FleetError(ErrorCode.UNAVAILABLE, 'deposit vanished between insert and read');
-  if (existing.token !== body.token || existing.amount !== body.amount || existing.to_address !== body.toAddress) {
-    throw new FleetError(ErrorCode.IDEMPOTENCY_CONFLICT, 'a different deposit with this chain, txHash and eventIndex was already accepted', {
-      details: { jobId: existing.deposit_id },
-    });
-  }
   // A duplicate whose first delivery is still in flight, or died between its commit and the
   // publish: watched from here on; what was published before this shows up in the fallback check.
   return { jobId: existing.deposit_id, created: false, watch: existing.pending ? outbox.watch([existing.deposit_id]) : undefined };
@@ -172,13 +183,14 @@ async function getDeposit(db: pg.Pool | pg.ClientBase, depositId: string, forUpd
   return rows[0] ? toRow(rows[0]) : undefined;
 }
 
-/** Appends to the job's attempt log and sets its status. */
-async function recordAttempt(client: pg.ClientBase, depositId: string, entry: AttemptEntry, status: DepositStatus): Promise<void> {
-  await client.query(`UPDATE deposits SET attempts = attempts || $2::jsonb, status = $3, updated_at = now() WHERE deposit_id = $1`, [
-    depositId,
-    JSON.stringify([entry]),
-    status,
-  ]);
+/** Appends to the job's attempt log and sets its status (and what the chain says, when known). */
+async function recordAttempt(client: pg.ClientBase, depositId: string, entry: AttemptEntry, status: DepositStatus, identity?: ChainIdentity): Promise<void> {
+  await client.query(
+    `UPDATE deposits SET attempts = attempts || $2::jsonb, status = $3, updated_at = now(),
+            credit_key = coalesce($4, credit_key), asset = coalesce($5, asset), decimals = coalesce($6, decimals)
+      WHERE deposit_id = $1`,
+    [depositId, JSON.stringify([entry]), status, identity?.creditKey ?? null, identity?.asset ?? null, identity?.decimals ?? null],
+  );
 }
 
 /** Normalised form used as the key of `known_addresses` (EVM: lower-case). */
@@ -204,23 +216,53 @@ async function findWallet(pool: pg.Pool, chain: Chain, address: string): Promise
 }
 
 /**
- * Inserts the ledger entry of a deposit unless it has one (UNIQUE (deposit_id)). Returns the new
- * entry id, or undefined when the deposit was already credited.
+ * Inserts the credit of a deposit unless its on-chain transfer is credited already (UNIQUE
+ * credit_key among credits: whatever the deliveries said, one transfer is credited once). Returns
+ * the new entry id, or the deposit that holds the credit.
  */
-async function insertCredit(client: pg.ClientBase, d: DepositRow, wallet: { walletId: string; userId: string }): Promise<string | undefined> {
+async function insertCredit(
+  client: pg.ClientBase,
+  d: DepositRow,
+  wallet: { walletId: string; userId: string },
+  identity: ChainIdentity,
+): Promise<{ entryId: string } | { heldBy: string }> {
   const entryId = randomUUID();
   const { rows } = await client.query<{ entry_id: string }>(
-    `INSERT INTO ledger (entry_id, deposit_id, wallet_id, user_id, chain, token, amount)
-     VALUES ($1, $2, $3, $4, $5, $6, $7::numeric) ON CONFLICT (deposit_id) DO NOTHING RETURNING entry_id`,
-    [entryId, d.depositId, wallet.walletId, wallet.userId, d.chain, d.token, d.amount],
+    `INSERT INTO ledger (entry_id, deposit_id, wallet_id, user_id, chain, token, amount, kind, credit_key, asset, decimals)
+     VALUES ($1, $2, $3, $4, $5, $6, $7::numeric, 'credit', $8, $9, $10) ON CONFLICT DO NOTHING RETURNING entry_id`,
+    [entryId, d.depositId, wallet.walletId, wallet.userId, d.chain, d.token, d.amount, identity.creditKey, identity.asset, identity.decimals],
+  );
+  if (rows[0]) return { entryId: rows[0].entry_id };
+  const held = await client.query<{ deposit_id: string }>(`SELECT deposit_id FROM ledger WHERE credit_key = $1 AND kind = 'credit'`, [identity.creditKey]);
+  return { heldBy: held.rows[0]?.deposit_id ?? d.depositId };
+}
+
+/** The compensating entry of a credited deposit (minus its credit); the new entry id, or undefined when it has one. */
+async function insertReversal(client: pg.ClientBase, depositId: string): Promise<string | undefined> {
+  const { rows } = await client.query<{ entry_id: string }>(
+    `INSERT INTO ledger (entry_id, deposit_id, wallet_id, user_id, chain, token, amount, kind, credit_key, asset, decimals)
+     SELECT $1, deposit_id, wallet_id, user_id, chain, token, -amount, 'reversal', credit_key, asset, decimals
+       FROM ledger WHERE deposit_id = $2 AND kind = 'credit'
+     ON CONFLICT DO NOTHING RETURNING entry_id`,
+    [randomUUID(), depositId],
   );
   return rows[0]?.entry_id;
 }
 
 /** What an attempt's transaction may do besides recording the attempt. */
 export interface AttemptTx {
-  /** Inserts the deposit's ledger entry unless it has one; the new entry id, or undefined. */
-  insertCredit(d: DepositRow, wallet: { walletId: string; userId: string }): Promise<string | undefined>;
+  /** Credits the deposit's on-chain transfer unless it is credited already (see insertCredit). */
+  insertCredit(d: DepositRow, wallet: { walletId: string; userId: string }, identity: ChainIdentity): Promise<{ entryId: string } | { heldBy: string }>;
+  /** The compensating entry of the deposit's credit; undefined when it has one already. */
+  insertReversal(depositId: string): Promise<string | undefined>;
+}
+
+/** What an attempt decided, once it holds the deposit's row: recorded with its messages in that transaction. */
+export interface Settlement {
+  status: DepositStatus;
+  entry: AttemptEntry;
+  identity?: ChainIdentity;
+  messages: OutboxMessage[];
 }
 
 export type DepositStore = ReturnType<typeof createDepositStore>;
@@ -232,7 +274,7 @@ export type DepositStore = ReturnType<typeof createDepositStore>;
  */
 export function createDepositStore(pool: pg.Pool, outbox: Outbox) {
   return {
-    /** See acceptDeposit above. Throws IDEMPOTENCY_CONFLICT, UNAVAILABLE. */
+    /** See acceptDeposit above. Throws UNAVAILABLE. */
     accept: (body: DepositWebhookBody, webhookId: string, messages: (depositId: string) => OutboxMessage[]) =>
       acceptDeposit(pool, outbox, body, webhookId, messages),
     /** See ensurePublished above. Throws UNAVAILABLE. */
@@ -242,18 +284,27 @@ export function createDepositStore(pool: pg.Pool, outbox: Outbox) {
     rememberAddress: (w: { chain: Chain; address: string; walletId: string; userId: string }) => withDatabaseErrors(() => rememberAddress(pool, w)),
 
     /**
-     * Appends `entry` to a deposit still pending and sets `status`, with the messages `messages`
-     * returns, in one transaction that re-reads the deposit locked. False (nothing written) when
-     * the deposit was no longer pending: someone else settled it meanwhile.
+     * Settles one attempt in one transaction that re-reads the deposit locked: when its status is
+     * one of `from` (else nothing is written and the answer is undefined: someone else settled it
+     * meanwhile), `decide` returns what to record (status, attempt entry, identity, messages), which
+     * is written with its outbox messages. Returns the settlement.
      */
-    recordAttempt: (depositId: string, entry: AttemptEntry, status: DepositStatus, messages: (tx: AttemptTx) => Promise<OutboxMessage[]>): Promise<boolean> =>
+    settle: (
+      depositId: string,
+      from: readonly DepositStatus[],
+      decide: (tx: AttemptTx, current: DepositRow) => Promise<Settlement>,
+    ): Promise<Settlement | undefined> =>
       withDatabaseErrors(() =>
         inTransaction(pool, async (client) => {
           const current = await getDeposit(client, depositId, true);
-          if (!current || current.status !== 'pending') return false;
-          await recordAttempt(client, depositId, entry, status);
-          await outbox.enqueue(client, await messages({ insertCredit: (d, wallet) => insertCredit(client, d, wallet) }));
-          return true;
+          if (!current || !from.includes(current.status)) return undefined;
+          const s = await decide(
+            { insertCredit: (d, wallet, identity) => insertCredit(client, d, wallet, identity), insertReversal: (id) => insertReversal(client, id) },
+            current,
+          );
+          await recordAttempt(client, depositId, s.entry, s.status, s.identity);
+          await outbox.enqueue(client, s.messages);
+          return s;
         }),
       ),
   };

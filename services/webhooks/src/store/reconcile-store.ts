@@ -1,5 +1,5 @@
-import type { Chain, DepositStatus } from '@wallet-fleet/contracts';
-import { ErrorCode, FleetError } from '@wallet-fleet/contracts';
+import { type Chain, DepositStatus, type DepositsSummary as DepositsSummarySchema, ErrorCode, FleetError } from '@wallet-fleet/contracts';
+import type { z } from 'zod';
 import { databaseError } from '@wallet-fleet/service-kit';
 import type pg from 'pg';
 
@@ -36,12 +36,14 @@ function decodeCursor(cursor: string): [string, string] {
 }
 
 /**
- * Pending deposits accepted at least `olderThanSeconds` ago, and rejected ones whose address has
- * become ours, oldest first (the partial indexes `deposits_pending`, `deposits_rejected`).
- * Throws VALIDATION_FAILED (bad cursor), UNAVAILABLE.
+ * Open (pending or confirming) deposits accepted at least `olderThanSeconds` ago, rejected ones whose
+ * address has become ours, and credited ones credited less than `recheckWindowSeconds` ago (to be
+ * checked on chain again), oldest first (the partial indexes `deposits_open`, `deposits_rejected`,
+ * `deposits_credited`). Throws VALIDATION_FAILED (bad cursor), UNAVAILABLE.
  */
 async function listStuck(
   pool: pg.Pool,
+  recheckWindowSeconds: number,
   q: { olderThanSeconds: number; limit: number; after?: string | undefined },
 ): Promise<{ deposits: StuckDeposit[]; next?: string }> {
   const after = q.after ? decodeCursor(q.after) : undefined;
@@ -50,12 +52,12 @@ async function listStuck(
       `SELECT deposit_id, chain, tx_hash, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at,
               jsonb_array_length(attempts) AS n
          FROM deposits
-        WHERE created_at <= now() - make_interval(secs => $1)
-          AND (status = 'pending' OR (${REJECTED_BUT_NOW_OURS}))
+        WHERE ((created_at <= now() - make_interval(secs => $1) AND (status IN ('pending', 'confirming') OR (${REJECTED_BUT_NOW_OURS})))
+               OR (status = 'credited' AND updated_at > now() - make_interval(secs => $5)))
           AND ($2::timestamptz IS NULL OR (created_at, deposit_id) > ($2::timestamptz, $3::uuid))
         ORDER BY created_at, deposit_id
         LIMIT $4`,
-      [q.olderThanSeconds, after?.[0] ?? null, after?.[1] ?? null, q.limit + 1],
+      [q.olderThanSeconds, after?.[0] ?? null, after?.[1] ?? null, q.limit + 1, recheckWindowSeconds],
     );
     const page = rows.slice(0, q.limit);
     const last = page.at(-1);
@@ -104,46 +106,86 @@ async function depositAgeSeconds(pool: pg.Pool, depositId: string): Promise<numb
   return rows[0].age;
 }
 
-export interface DepositsSummary {
-  byStatus: Record<DepositStatus, number>;
-  oldestPendingAt: string | null;
-  drift: { creditedWithoutLedgerEntry: number; ledgerEntryWithoutCredit: number; ledgerAmountMismatch: number };
-}
+export type DepositsSummary = z.infer<typeof DepositsSummarySchema>;
+type Drift = DepositsSummary['drift'];
 
 /**
- * Counts by status and the drift between deposits and the ledger that should never exist: a
- * credited deposit without its entry, an entry whose deposit is not credited, an entry whose
- * amount, token or chain differs from its deposit. Throws UNAVAILABLE.
+ * Counts by status, the ledger per asset (credits, reversals, balance), and the drift between
+ * deposits and the ledger that should never exist, in all and per asset: a credited (or reversed)
+ * deposit without its credit, a credit whose deposit is neither credited nor reversed or a reversal
+ * whose deposit is not reversed, an entry whose amount (a reversal: minus it), token, chain or asset
+ * differs from its deposit, a reversed deposit without its compensating entry. Throws UNAVAILABLE.
  */
 async function summary(pool: pg.Pool): Promise<DepositsSummary> {
   try {
-    const [counts, drift] = await Promise.all([
+    const [counts, assets] = await Promise.all([
       pool.query<{ status: DepositStatus; n: string; oldest: string | null }>(
         `SELECT status, count(*) AS n,
                 to_char(min(created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS oldest
            FROM deposits GROUP BY status`,
       ),
-      pool.query<{ a: string; b: string; c: string }>(
-        `SELECT
-           (SELECT count(*) FROM deposits d WHERE d.status = 'credited'
-              AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.deposit_id = d.deposit_id)) AS a,
-           (SELECT count(*) FROM ledger l JOIN deposits d USING (deposit_id) WHERE d.status <> 'credited') AS b,
-           (SELECT count(*) FROM ledger l JOIN deposits d USING (deposit_id)
-             WHERE l.amount <> d.amount OR l.token <> d.token OR l.chain <> d.chain) AS c`,
+      pool.query<{
+        chain: Chain;
+        asset: string;
+        decimals: number | null;
+        credits: string;
+        credited: string;
+        reversals: string;
+        reversed: string;
+        balance: string;
+        a: string;
+        b: string;
+        c: string;
+        r: string;
+      }>(
+        `WITH e AS (
+           SELECT d.chain, coalesce(c.asset, d.asset, d.token) AS asset, coalesce(c.decimals, d.decimals) AS decimals, d.status, d.amount,
+                  d.token, d.asset AS d_asset, c.entry_id AS cid, c.amount AS credit, c.token AS c_token, c.chain AS c_chain, c.asset AS c_asset,
+                  r.entry_id AS rid, r.amount AS reversal, r.token AS r_token, r.chain AS r_chain
+             FROM deposits d
+             LEFT JOIN ledger c ON c.deposit_id = d.deposit_id AND c.kind = 'credit'
+             LEFT JOIN ledger r ON r.deposit_id = d.deposit_id AND r.kind = 'reversal'
+            WHERE d.status IN ('credited', 'reversed') OR c.entry_id IS NOT NULL OR r.entry_id IS NOT NULL)
+         SELECT chain, asset, max(decimals) AS decimals,
+                count(cid) AS credits, coalesce(sum(credit), 0)::text AS credited,
+                count(rid) AS reversals, coalesce(-sum(reversal), 0)::text AS reversed,
+                (coalesce(sum(credit), 0) + coalesce(sum(reversal), 0))::text AS balance,
+                count(*) FILTER (WHERE status IN ('credited', 'reversed') AND cid IS NULL) AS a,
+                count(*) FILTER (WHERE (cid IS NOT NULL AND status NOT IN ('credited', 'reversed')) OR (rid IS NOT NULL AND status <> 'reversed')) AS b,
+                count(*) FILTER (WHERE credit <> amount OR c_token <> token OR c_chain <> chain OR (cid IS NOT NULL AND c_asset IS DISTINCT FROM d_asset)
+                                    OR reversal <> -amount OR r_token <> token OR r_chain <> chain) AS c,
+                count(*) FILTER (WHERE status = 'reversed' AND rid IS NULL) AS r
+           FROM e GROUP BY chain, asset ORDER BY chain, asset`,
       ),
     ]);
-    const byStatus: Record<DepositStatus, number> = { pending: 0, credited: 0, failed: 0, rejected: 0 };
+    const byStatus = Object.fromEntries(DepositStatus.options.map((s) => [s, 0])) as Record<DepositStatus, number>;
     let oldestPendingAt: string | null = null;
     for (const r of counts.rows) {
       byStatus[r.status] = Number(r.n);
       if (r.status === 'pending') oldestPendingAt = r.oldest;
     }
-    const d = drift.rows[0]!;
-    return {
-      byStatus,
-      oldestPendingAt,
-      drift: { creditedWithoutLedgerEntry: Number(d.a), ledgerEntryWithoutCredit: Number(d.b), ledgerAmountMismatch: Number(d.c) },
-    };
+    const drift: Drift = { creditedWithoutLedgerEntry: 0, ledgerEntryWithoutCredit: 0, ledgerAmountMismatch: 0, reversedWithoutCompensation: 0 };
+    const perAsset = assets.rows.map((r) => {
+      const d: Drift = {
+        creditedWithoutLedgerEntry: Number(r.a),
+        ledgerEntryWithoutCredit: Number(r.b),
+        ledgerAmountMismatch: Number(r.c),
+        reversedWithoutCompensation: Number(r.r),
+      };
+      for (const k of Object.keys(drift) as Array<keyof Drift>) drift[k] += d[k];
+      return {
+        chain: r.chain,
+        asset: r.asset,
+        decimals: r.decimals,
+        credits: Number(r.credits),
+        credited: r.credited,
+        reversals: Number(r.reversals),
+        reversed: r.reversed,
+        balance: r.balance,
+        drift: d,
+      };
+    });
+    return { byStatus, oldestPendingAt, drift, assets: perAsset };
   } catch (e) {
     throw databaseError(e);
   }
@@ -152,9 +194,9 @@ async function summary(pool: pg.Pool): Promise<DepositsSummary> {
 export type ReconcileStore = ReturnType<typeof createReconcileStore>;
 
 /** The queries of reconciliation over this service's deposits; each translates its database errors. */
-export function createReconcileStore(pool: pg.Pool) {
+export function createReconcileStore(pool: pg.Pool, opts: { recheckWindowSeconds: number }) {
   return {
-    listStuck: (q: { olderThanSeconds: number; limit: number; after?: string | undefined }) => listStuck(pool, q),
+    listStuck: (q: { olderThanSeconds: number; limit: number; after?: string | undefined }) => listStuck(pool, opts.recheckWindowSeconds, q),
     reopenIfNowOurs: (depositId: string) => reopenIfNowOurs(pool, depositId),
     depositAgeSeconds: (depositId: string) => depositAgeSeconds(pool, depositId),
     summary: () => summary(pool),
