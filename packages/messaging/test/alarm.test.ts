@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { ErrorCode, Exchanges, isFleetError } from '@wallet-fleet/contracts';
+import { ErrorCode, Exchanges, isFleetError, roles } from '@wallet-fleet/contracts';
 import { waitFor } from '@wallet-fleet/testing';
 import { Registry } from 'prom-client';
 import { brokerCheck, createBroker, defineTopology, type Broker } from '@wallet-fleet/messaging';
@@ -32,6 +32,8 @@ describe('messaging: a broker memory alarm (scratch node)', function () {
       topology,
       logger,
       registry: new Registry(),
+      // The scratch node's only user (guest) stands for every role: who may send what is not under test here.
+      access: { rolesOf: (u) => (u === 'guest' ? roles : []) },
       confirmTimeoutMs: 2000,
       reconnect: { initialDelayMs: 20, maxDelayMs: 200 },
     });
