@@ -118,7 +118,15 @@ for (const overlay of ['development', 'production'] as const) {
           scaled.spec.triggers.map((t: any) => [t.type, t.metadata.queueName, t.metadata.mode]),
           [['rabbitmq', queue, 'QueueLength']],
         );
-        assert.ok(named(objects, 'TriggerAuthentication', scaled.spec.triggers[0].authenticationRef.name), 'its TriggerAuthentication exists');
+        const auth = named(objects, 'TriggerAuthentication', scaled.spec.triggers[0].authenticationRef.name);
+        assert.ok(auth, 'its TriggerAuthentication exists');
+        const amqpRef = deploymentOf(objects, name).spec.template.spec.containers[0].env.find((e: { name: string }) => e.name === 'AMQP_URL').valueFrom
+          .secretKeyRef;
+        assert.deepEqual(
+          auth.spec.secretTargetRef,
+          [{ parameter: 'host', ...amqpRef }],
+          `${name}: KEDA reads ${queue} as the service's own broker user (the only one allowed to)`,
+        );
         assert.ok(scaled.spec.minReplicaCount >= 1 && scaled.spec.maxReplicaCount >= scaled.spec.minReplicaCount);
         assert.equal(deploymentOf(objects, name).spec.replicas, undefined, `${name}: KEDA owns the replica count`);
       }
@@ -139,6 +147,9 @@ for (const overlay of ['development', 'production'] as const) {
         const config = CONFIG[name].load({ ...IMAGE_ENV, ...env }) as { HTTP_PORT: number; FLEET_DEV_MODE: boolean };
         assert.equal(config.FLEET_DEV_MODE, overlay === 'development', `${name}: development mode only in the development overlay`);
         assert.equal(env.DATABASE_SCHEMA, name, `${name} schema`);
+        // Consumers check each message's user_id against the catalogue's roles: a service connected as
+        // another service's user would be refused (FORBIDDEN, forbidden_producer) or refused its queues.
+        assert.equal(decodeURIComponent(new URL(env.AMQP_URL!).username), name, `${name}: AMQP_URL names its own broker user`);
         assert.equal(config.HTTP_PORT, FLEET[name].port, `${name} HTTP_PORT`);
         assert.deepEqual(container.ports, [{ name: 'http', containerPort: FLEET[name].port }]);
         assert.equal(deployment.spec.template.metadata.annotations['prometheus.io/port'], String(FLEET[name].port));

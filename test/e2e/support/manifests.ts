@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
-import { backingServices, createSchemaName, createVhost, type TestSchema, type TestVhost } from '@wallet-fleet/testing';
+import { backingServices, createFleetVhost, createSchemaName, type TestSchema, type TestVhost } from '@wallet-fleet/testing';
 import { type ServiceProcess, startService } from './service-process.js';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -52,14 +52,15 @@ export const deploymentOf = (objects: K8sObject[], name: string) => {
   return d;
 };
 
-/** What the cluster's Secrets hold, in a form each service's config accepts (the values are examples). */
+/**
+ * What the cluster's Secrets hold, in a form each service's config accepts (the values are examples):
+ * each service's broker URL, as its own user, in its own Secret.
+ */
 const EXAMPLE_SECRETS: Record<string, Record<string, string>> = {
-  'wallet-fleet-backing': {
-    AMQP_URL: 'amqp://fleet:example@rabbitmq:5672/',
-    REDIS_URL: 'redis://redis:6379',
-  },
+  'wallet-fleet-backing': { REDIS_URL: 'redis://redis:6379' },
+  ...Object.fromEntries(fleetNames.map((s) => [`wallet-fleet-amqp-${s}`, { AMQP_URL: `amqp://${s}:example@rabbitmq:5672/` }])),
   ...Object.fromEntries(
-    ['audit', 'wallet', 'provisioning', 'webhooks', 'reconciliation'].map((s) => [
+    fleetNames.map((s) => [
       `wallet-fleet-db-${s}`,
       { DATABASE_URL: `postgres://${s}_runtime:example@postgres:5432/fleet`, DATABASE_MIGRATION_URL: `postgres://${s}_migration:example@postgres:5432/fleet` },
     ]),
@@ -96,14 +97,15 @@ export interface ManifestFleet {
 
 /**
  * Starts every service of the development overlay as its Deployment would run it: the container's
- * command and environment, with the backing URLs pointing at a fresh vhost and one fresh schema per
+ * command and environment, with the backing URLs pointing at a fresh vhost holding the fleet's broker
+ * definitions (each service's Secret holds the URL of its own broker user) and one fresh schema per
  * service, the KMS emulator in-process, chain RPCs pointing nowhere (nothing here calls them at start),
  * and any free HTTP port (the manifests' ports may be taken on a shared machine).
  */
 export async function startFleetFromManifests(): Promise<ManifestFleet> {
   const objects = render('development');
   const { databaseUrl, redisUrl } = await backingServices();
-  const vhost: TestVhost = await createVhost('manifests');
+  const vhost: TestVhost = await createFleetVhost('manifests');
   const schemas: TestSchema[] = [];
   const kmsDir = mkdtempSync(join(tmpdir(), 'kms-manifests-'));
   const kms = await startKmsEmulator({ port: 0, dataDir: kmsDir });
@@ -117,7 +119,8 @@ export async function startFleetFromManifests(): Promise<ManifestFleet> {
   };
   try {
     const local = {
-      'wallet-fleet-backing': { AMQP_URL: vhost.url, REDIS_URL: redisUrl },
+      'wallet-fleet-backing': { REDIS_URL: redisUrl },
+      ...Object.fromEntries(fleetNames.map((s) => [`wallet-fleet-amqp-${s}`, { AMQP_URL: vhost.as(s) }])),
       // Replaced per service by its test schema's roles below.
       ...Object.fromEntries(fleetNames.map((s) => [`wallet-fleet-db-${s}`, { DATABASE_URL: databaseUrl, DATABASE_MIGRATION_URL: databaseUrl }])),
       'wallet-fleet-chains': { SOLANA_RPC_URL: 'http://127.0.0.1:9/', EVM_RPC_URL: 'http://127.0.0.1:9/', APTOS_NODE_URL: 'http://127.0.0.1:9/v1' },
