@@ -223,7 +223,7 @@ describe('fleet runner (scripts/fleet.mjs)', () => {
     const secret = /secret=(whsec_\S+)/.exec(r.output())![1]!;
     assert.ok(isDevelopmentWebhookSecret(secret), 'marked as the development secret');
     const env = { WEBHOOK_SECRETS: secret, SOLANA_RPC_URL: 'https://solana.example', EVM_RPC_URL: 'https://evm.example' };
-    assert.equal(loadWebhooksConfig({ ...env, FLEET_DEV_MODE: 'true' }).WEBHOOK_SECRETS?.[0], secret);
+    assert.equal(loadWebhooksConfig({ ...env, FLEET_DEV_MODE: 'true' }).WEBHOOK_SECRETS?.[0]?.secret, secret);
     assert.throws(
       () => loadWebhooksConfig({ ...env, NODE_ENV: 'production' }),
       /WEBHOOK_SECRETS: the fleet runner's development webhook secret is for development only: refused with NODE_ENV=production/,
