@@ -1,5 +1,5 @@
 import { createLogger, type Logger } from '@wallet-fleet/service-kit';
-import { backingServices, createVhost, rabbitAdmin, type TestVhost, waitFor } from '@wallet-fleet/testing';
+import { backingServices, createVhost, rabbitAdmin, type TestVhost, vhostPerTest, waitFor } from '@wallet-fleet/testing';
 import amqp, { type Channel, type ChannelModel, type GetMessage } from 'amqplib';
 import { Registry } from 'prom-client';
 import { roles } from '@wallet-fleet/contracts';
@@ -122,4 +122,9 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Header value as text (the management API and amqplib differ in how they hand them back). */
 export function text(v: unknown): string {
   return Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
+}
+
+/** Each test of the enclosing `describe` in a fresh vhost of its own, handed to `use` (see vhostPerTest). */
+export function eachTestInFreshVhost(use: (vhost: TestVhost) => void): void {
+  vhostPerTest(freshVhost, cleanup, use);
 }

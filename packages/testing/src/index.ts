@@ -1,4 +1,5 @@
 export { backingServices, type BackingServices } from './backing.js';
 export { applyBrokerDefinitions, createFleetVhost, createVhost, rabbitAdmin, type DefinitionsToApply, type TestVhost, type QueueInfo } from './rabbit.js';
 export { createSchemaName, type TestSchema } from './postgres.js';
+export { vhostPerTest } from './hooks.js';
 export { waitFor } from './wait.js';
