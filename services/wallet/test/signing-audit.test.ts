@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { localEd25519Signer, solanaAddress, transactionSignature } from '@wallet-fleet/chains';
 import { type SolanaRuntime, startSolanaRuntime } from '@wallet-fleet/dev-runtimes';
 import { ErrorCode, isFleetError } from '@wallet-fleet/contracts';
@@ -9,7 +8,7 @@ import { backingServices, createSchemaName, createFleetVhost, type TestSchema, t
 import { Connection, PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
 import type { ChannelModel } from 'amqplib';
 import pg from 'pg';
-import { caller, startWalletService, unusedChains, type WalletService, watchWalletEvents } from './support.js';
+import { caller, solTransfers, startWalletService, unusedChains, type WalletService, watchWalletEvents } from './support.js';
 
 describe('wallet signing audit and truthful transfer answers', function () {
   this.timeout(60_000);
@@ -64,19 +63,7 @@ describe('wallet signing audit and truthful transfer answers', function () {
   }
   afterEach(() => refuse());
 
-  const lamports = async (address: string) => BigInt(await new Connection(solana.url, 'confirmed').getBalance(new PublicKey(address)));
-  async function funded() {
-    const userId = `u-${randomUUID()}`;
-    const w = await client.request('wallet.management.create', { userId, chain: 'SOL' });
-    solana.airdrop(w.address, 2_000_000_000n);
-    return { userId, w, to: solanaAddress(localEd25519Signer().publicKey) };
-  }
-  const transfer = (userId: string, walletId: string, recipient: string, amount: string, idempotencyKey?: string) =>
-    client.request(
-      'wallet.transaction.transferSol',
-      { userId, walletId, recipient, amount, ...(idempotencyKey ? { idempotencyKey } : {}) },
-      { timeoutMs: 30_000 },
-    );
+  const { lamports, funded, transfer } = solTransfers(() => ({ client, solana }));
   const eventsFor = (hash: string) => audit.filter((e) => e.after?.hash === hash);
 
   it('should report a transfer the chain accepted as accepted when its outcome cannot be audited then, and audit it on the next call with its key', async () => {

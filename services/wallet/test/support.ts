@@ -1,6 +1,10 @@
+import { randomUUID } from 'node:crypto';
+import { localEd25519Signer, solanaAddress } from '@wallet-fleet/chains';
+import type { SolanaRuntime } from '@wallet-fleet/dev-runtimes';
 import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
 import { createLogger } from '@wallet-fleet/service-kit';
 import { backingServices, type TestSchema, type TestVhost } from '@wallet-fleet/testing';
+import { Connection, PublicKey } from '@solana/web3.js';
 import amqp, { type ChannelModel, type ConsumeMessage } from 'amqplib';
 import { createWalletService } from '../src/app.js';
 import { loadWalletConfig } from '../src/config.js';
@@ -54,4 +58,29 @@ export async function watchWalletEvents(vhost: TestVhost, patterns: string[], se
   for (const p of patterns) await ch.bindQueue(q.queue, 'wallet.events', p);
   await ch.consume(q.queue, (m) => m && seen(m), { noAck: true });
   return conn;
+}
+
+/**
+ * SOL transfers through the wallet service as the backend asks for them. `parts` is read at each
+ * call, so that it may name what a `before` hook starts later.
+ */
+export function solTransfers(parts: () => { client: Broker; solana: SolanaRuntime }) {
+  return {
+    /** The confirmed balance of `address`, from the chain itself. */
+    lamports: async (address: string) => BigInt(await new Connection(parts().solana.url, 'confirmed').getBalance(new PublicKey(address))),
+    /** A new user's SOL wallet holding 2 SOL, and a fresh recipient. */
+    async funded() {
+      const { client, solana } = parts();
+      const userId = `u-${randomUUID()}`;
+      const w = await client.request('wallet.management.create', { userId, chain: 'SOL' });
+      solana.airdrop(w.address, 2_000_000_000n);
+      return { userId, w, to: solanaAddress(localEd25519Signer().publicKey) };
+    },
+    transfer: (userId: string, walletId: string, recipient: string, amount: string, idempotencyKey?: string) =>
+      parts().client.request(
+        'wallet.transaction.transferSol',
+        { userId, walletId, recipient, amount, ...(idempotencyKey ? { idempotencyKey } : {}) },
+        { timeoutMs: 30_000 },
+      ),
+  };
 }

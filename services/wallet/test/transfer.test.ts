@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
-import { localEd25519Signer, solanaAddress, transactionSignature } from '@wallet-fleet/chains';
+import { transactionSignature } from '@wallet-fleet/chains';
 import { type SolanaRuntime, startSolanaRuntime } from '@wallet-fleet/dev-runtimes';
 import { ErrorCode, isFleetError } from '@wallet-fleet/contracts';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
@@ -8,7 +7,7 @@ import type { Broker } from '@wallet-fleet/messaging';
 import { backingServices, createSchemaName, createFleetVhost, type TestSchema, type TestVhost } from '@wallet-fleet/testing';
 import { Connection, PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
 import pg from 'pg';
-import { caller, startWalletService, unusedChains, type WalletService } from './support.js';
+import { caller, solTransfers, startWalletService, unusedChains, type WalletService } from './support.js';
 
 describe('wallet.transaction.transferSol with an idempotency key: sent at most once', function () {
   this.timeout(60_000);
@@ -41,19 +40,7 @@ describe('wallet.transaction.transferSol with an idempotency key: sent at most o
     await schema?.drop();
   });
 
-  const lamports = async (address: string) => BigInt(await new Connection(solana.url, 'confirmed').getBalance(new PublicKey(address)));
-  async function funded() {
-    const userId = `u-${randomUUID()}`;
-    const w = await client.request('wallet.management.create', { userId, chain: 'SOL' });
-    solana.airdrop(w.address, 2_000_000_000n);
-    return { userId, w, to: solanaAddress(localEd25519Signer().publicKey) };
-  }
-  const transfer = (userId: string, walletId: string, recipient: string, amount: string, idempotencyKey?: string) =>
-    client.request(
-      'wallet.transaction.transferSol',
-      { userId, walletId, recipient, amount, ...(idempotencyKey ? { idempotencyKey } : {}) },
-      { timeoutMs: 30_000 },
-    );
+  const { lamports, funded, transfer } = solTransfers(() => ({ client, solana }));
 
   it('should answer a repeated and five concurrent calls with the same key with one transfer', async () => {
     const { userId, w, to } = await funded();
