@@ -9,7 +9,7 @@ import amqp, { type ChannelModel, type ConsumeMessage } from 'amqplib';
 import { createWalletService } from '../src/app.js';
 import { loadWalletConfig } from '../src/config.js';
 
-export const silent = createLogger({ service: 'test', level: 'silent' });
+const silent = createLogger({ service: 'test', level: 'silent' });
 
 export type WalletService = ReturnType<typeof createWalletService>;
 
