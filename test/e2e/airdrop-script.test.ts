@@ -1,24 +1,15 @@
 // scripts/airdrop.mjs, the faucet of the README's "Try it", against a real local Solana runtime.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Keypair } from '@solana/web3.js';
 import { createSolanaAdapter } from '@wallet-fleet/chains';
 import { type SolanaRuntime, startSolanaRuntime } from '@wallet-fleet/dev-runtimes';
+import { runNode } from '@wallet-fleet/testing';
 
 const script = join(resolve(dirname(fileURLToPath(import.meta.url)), '../..'), 'scripts/airdrop.mjs');
 
-function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
-}
+const run = (args: string[], env: Record<string, string>) => runNode([script, ...args], { env: { ...process.env, ...env } });
 
 describe('scripts/airdrop.mjs', () => {
   let runtime: SolanaRuntime;

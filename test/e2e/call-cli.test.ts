@@ -1,34 +1,16 @@
 // scripts/call.mjs as an operator uses it: a real broker (a vhost of its own), a responder written
 // here that plays the service, and the CLI as a separate process.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { operations } from '@wallet-fleet/contracts';
-import { createVhost, type TestVhost } from '@wallet-fleet/testing';
+import { createVhost, runNode, type TestVhost } from '@wallet-fleet/testing';
 import amqp from 'amqplib';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function call(url: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'scripts/call.mjs'), ...args], {
-      env: { ...process.env, AMQP_URL: url, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
-}
+const call = (url: string, args: string[], env: Record<string, string> = {}) =>
+  runNode([join(repoRoot, 'scripts/call.mjs'), ...args], { env: { ...process.env, AMQP_URL: url, ...env } });
 
 describe('call CLI (scripts/call.mjs)', () => {
   let vhost: TestVhost;

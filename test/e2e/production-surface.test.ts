@@ -3,7 +3,7 @@
 // runtimes, the KMS emulator and the test support must never be part of it. And what a service
 // started with NODE_ENV=production (the image's) does with a development runtime: it refuses to start.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { runNode } from '@wallet-fleet/testing';
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, posix, resolve } from 'node:path';
@@ -90,19 +90,8 @@ describe('production surface of the services', () => {
 });
 
 /** `node services/<name>/dist/main.js` with exactly `env` (and PATH): its exit code and output. */
-async function startOnly(name: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [`services/${name}/dist/main.js`], {
-    cwd: repoRoot,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const code = await new Promise<number | null>((done) => child.on('close', done));
-  return { code, stdout, stderr };
-}
+const startOnly = (name: string, env: Record<string, string>) =>
+  runNode([`services/${name}/dist/main.js`], { cwd: repoRoot, env: { PATH: process.env.PATH ?? '', ...env } });
 
 describe('development runtimes refused in production', () => {
   // Nothing listens on these: a service that got past its configuration would fail later, and differently.

@@ -4,15 +4,11 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
-import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
-import { createLogger } from '@wallet-fleet/service-kit';
-import { backingServices, createSchemaName, createFleetVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
+import type { Broker } from '@wallet-fleet/messaging';
+import { createSchemaName, createFleetVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import amqp from 'amqplib';
-import { createWalletService } from '../../services/wallet/src/app.js';
-import { loadWalletConfig } from '../../services/wallet/src/config.js';
+import { caller, startWalletService, type WalletService } from '../../services/wallet/test/support.js';
 import { type ServiceProcess, startService } from './support/service-process.js';
-
-const silent = createLogger({ service: 'test', level: 'silent' });
 
 describe('provisioning process killed mid-burst', function () {
   this.timeout(120_000);
@@ -20,7 +16,7 @@ describe('provisioning process killed mid-burst', function () {
   let walletSchema: TestSchema;
   let provSchema: TestSchema;
   let kms: Awaited<ReturnType<typeof startKmsEmulator>>;
-  let wallet: ReturnType<typeof createWalletService> | undefined;
+  let wallet: WalletService | undefined;
   let prov: ServiceProcess | undefined;
   let client: Broker | undefined;
   let events: amqp.ChannelModel | undefined;
@@ -47,20 +43,7 @@ describe('provisioning process killed mid-burst', function () {
   });
 
   it('should leave exactly one wallet per chain per user after a kill -9 and a restart', async () => {
-    const { redisUrl } = await backingServices();
-    wallet = createWalletService(
-      loadWalletConfig({
-        FLEET_DEV_MODE: 'true',
-        AMQP_URL: vhost.as('wallet'),
-        ...walletSchema.env,
-        REDIS_URL: redisUrl,
-        HTTP_PORT: '0',
-        KMS_ENDPOINT: kms.endpoint,
-        LOG_LEVEL: 'silent',
-      }),
-      silent,
-    );
-    await wallet.start();
+    wallet = await startWalletService(vhost, walletSchema, { KMS_ENDPOINT: kms.endpoint });
     const env = {
       AMQP_URL: vhost.as('provisioning'),
       ...provSchema.env,
@@ -92,9 +75,8 @@ describe('provisioning process killed mid-burst', function () {
     );
 
     // The product's backend: approves KYC, reads status and wallets.
-    const rpc = createBroker({ url: vhost.as('backend'), service: 'test-backend', logger: silent, topology: defineTopology({ queues: [] }) });
+    const rpc = await caller(vhost, 'backend');
     client = rpc;
-    await rpc.start();
     const users = Array.from({ length: 30 }, () => `u-${randomUUID()}`);
     // Every approval twice: duplicates in the burst as well.
     await Promise.all(users.flatMap((userId) => [rpc.publishEvent('kyc.approved', { userId }), rpc.publishEvent('kyc.approved', { userId })]));

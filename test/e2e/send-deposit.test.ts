@@ -1,24 +1,17 @@
 // scripts/send-deposit.mjs against a real webhooks service (intake role, its own vhost and schema): it
 // signs with WEBHOOK_SECRETS, the variable the service reads, so a wrong secret is refused.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runNode } from '@wallet-fleet/testing';
 import { type Harness, newSecret, startHarness } from '../../services/webhooks/test/support.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
-function send(body: string, env: Record<string, string | undefined>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const childEnv: Record<string, string | undefined> = { ...process.env, ...env };
-    for (const [k, v] of Object.entries(env)) if (v === undefined) delete childEnv[k];
-    const child = spawn(process.execPath, [join(repoRoot, 'scripts/send-deposit.mjs'), body], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
+function send(body: string, env: Record<string, string | undefined>) {
+  const childEnv: Record<string, string | undefined> = { ...process.env, ...env };
+  for (const [k, v] of Object.entries(env)) if (v === undefined) delete childEnv[k];
+  return runNode([join(repoRoot, 'scripts/send-deposit.mjs'), body], { env: childEnv });
 }
 
 describe('send-deposit CLI (scripts/send-deposit.mjs)', function () {

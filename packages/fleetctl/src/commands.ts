@@ -66,6 +66,10 @@ const walletTable = (items: Wallet[]) =>
     { header: 'CREATED', value: (w) => w.createdAt },
   ]);
 
+/** One page of a listing: `empty` when it has no rows, else its table, and the option that fetches the next page if there is one. */
+const page = (count: number, rows: () => string, empty: string, next: { option: string; cursor: string | null | undefined }) =>
+  count === 0 ? empty : next.cursor ? `${rows()}\nmore: ${next.option} ${next.cursor}` : rows();
+
 const provisioningTable = (r: ResultOf<'wallet.provisioning.status'>) =>
   r.chains.length === 0
     ? `no provisioning record for ${r.userId}`
@@ -242,14 +246,15 @@ const fleetCommands: Command[] = [
         limit: int(values, 'limit', 100, 1, 1000)!,
         ...(after ? { after } : {}),
       });
-      const rows = table(r.deposits, [
-        { header: 'DEPOSIT', value: (d) => d.depositId },
-        { header: 'CHAIN', value: (d) => d.chain },
-        { header: 'TX', value: (d) => d.txHash },
-        { header: 'ACCEPTED', value: (d) => d.acceptedAt },
-        { header: 'ATTEMPTS', value: (d) => d.attempts, align: 'right' },
-      ]);
-      return { data: r, human: r.deposits.length === 0 ? 'no stuck deposits' : r.next ? `${rows}\nmore: --after ${r.next}` : rows };
+      const rows = () =>
+        table(r.deposits, [
+          { header: 'DEPOSIT', value: (d) => d.depositId },
+          { header: 'CHAIN', value: (d) => d.chain },
+          { header: 'TX', value: (d) => d.txHash },
+          { header: 'ACCEPTED', value: (d) => d.acceptedAt },
+          { header: 'ATTEMPTS', value: (d) => d.attempts, align: 'right' },
+        ]);
+      return { data: r, human: page(r.deposits.length, rows, 'no stuck deposits', { option: '--after', cursor: r.next }) };
     },
   },
   {
@@ -299,16 +304,17 @@ const fleetCommands: Command[] = [
       ];
       const body = Object.fromEntries(pick.filter(([o]) => str(values, o) !== undefined).map(([o, k]) => [k, str(values, o)]));
       const r = await call(s, 'wallet.audit.query', { ...body, limit: int(values, 'limit', 20, 1, 500)! });
-      const rows = table(r.items, [
-        { header: 'SEQ', value: (e) => e.sequence, align: 'right' },
-        { header: 'OCCURRED', value: (e) => e.occurredAt },
-        { header: 'ACTION', value: (e) => e.action },
-        { header: 'STATUS', value: (e) => e.status },
-        { header: 'USER', value: (e) => e.userId },
-        { header: 'RESOURCE', value: (e) => `${e.resource.type}:${e.resource.id}` },
-        { header: 'ACTOR', value: (e) => `${e.actor.type}:${e.actor.id}` },
-      ]);
-      return { data: r, human: r.items.length === 0 ? 'no audit events match' : r.nextCursor ? `${rows}\nmore: --cursor ${r.nextCursor}` : rows };
+      const rows = () =>
+        table(r.items, [
+          { header: 'SEQ', value: (e) => e.sequence, align: 'right' },
+          { header: 'OCCURRED', value: (e) => e.occurredAt },
+          { header: 'ACTION', value: (e) => e.action },
+          { header: 'STATUS', value: (e) => e.status },
+          { header: 'USER', value: (e) => e.userId },
+          { header: 'RESOURCE', value: (e) => `${e.resource.type}:${e.resource.id}` },
+          { header: 'ACTOR', value: (e) => `${e.actor.type}:${e.actor.id}` },
+        ]);
+      return { data: r, human: page(r.items.length, rows, 'no audit events match', { option: '--cursor', cursor: r.nextCursor }) };
     },
   },
   {

@@ -1,32 +1,15 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { brokerAccessFromEnv, createBroker, type Broker, type Topology } from '@wallet-fleet/messaging';
 import { createLogger } from '@wallet-fleet/service-kit';
-import { backingServices, createFleetVhost, type TestVhost } from '@wallet-fleet/testing';
-import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
+import { backingServices, createFleetVhost, type ProcessResult, rawAmqp, runNode, type TestVhost } from '@wallet-fleet/testing';
 
 const bin = fileURLToPath(new URL('../bin/fleetctl.mjs', import.meta.url));
 
-export interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs `node bin/fleetctl.mjs …` as its own process, pointed at `vhost` as the `ops` user, as an operator would. */
-export async function fleetctl(vhost: TestVhost, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+export async function fleetctl(vhost: TestVhost, args: string[], env: Record<string, string> = {}): Promise<ProcessResult> {
   const { managementUrl } = await backingServices();
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      env: { ...process.env, AMQP_URL: vhost.as('ops'), RABBITMQ_MANAGEMENT_URL: managementUrl, FLEETCTL_TIMEOUT_MS: '5000', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout, stderr }));
+  return runNode([bin, ...args], {
+    env: { ...process.env, AMQP_URL: vhost.as('ops'), RABBITMQ_MANAGEMENT_URL: managementUrl, FLEETCTL_TIMEOUT_MS: '5000', ...env },
   });
 }
 
@@ -39,7 +22,7 @@ export async function fleetctlJson<T>(vhost: TestVhost, args: string[], expectCo
 
 const logger = createLogger({ service: 'fleetctl-test', level: process.env.LOG_LEVEL ?? 'silent' });
 const brokers: Broker[] = [];
-const conns: ChannelModel[] = [];
+const raw = rawAmqp();
 
 /**
  * A broker of packages/messaging into `vhost`, stopped by cleanup(): consumers playing the services
@@ -61,24 +44,10 @@ export function broker(vhost: TestVhost, topology: Topology): Broker {
 }
 
 /** A plain amqplib channel, for what our library would not do (a DLQ without its work queue). */
-export async function rawChannel(vhost: TestVhost): Promise<ConfirmChannel> {
-  const conn = await amqp.connect(vhost.url, { noDelay: true });
-  conn.on('error', () => undefined);
-  conns.push(conn);
-  const ch = await conn.createConfirmChannel();
-  ch.on('error', () => undefined);
-  return ch;
-}
+export const rawChannel = raw.channel;
 
 /** Ready messages of a queue, straight from the broker. */
-export async function depth(vhost: TestVhost, queue: string): Promise<number> {
-  const ch = await rawChannel(vhost);
-  try {
-    return (await ch.checkQueue(queue)).messageCount;
-  } finally {
-    await ch.close().catch(() => undefined);
-  }
-}
+export const depth = raw.depth;
 
 /** A vhost with the fleet's broker definitions: fleetctl meets the checks it meets in production. */
 export async function freshVhost(): Promise<TestVhost> {
@@ -87,5 +56,5 @@ export async function freshVhost(): Promise<TestVhost> {
 
 export async function cleanup(): Promise<void> {
   await Promise.all(brokers.splice(0).map((b) => b.stop({ timeoutMs: 2000 }).catch(() => undefined)));
-  await Promise.all(conns.splice(0).map((c) => c.close().catch(() => undefined)));
+  await raw.close();
 }

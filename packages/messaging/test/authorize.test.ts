@@ -5,7 +5,7 @@ import { applyBrokerDefinitions, waitFor, type TestVhost } from '@wallet-fleet/t
 import { brokerAccessFromEnv, brokerDefinitions, defineTopology, type BrokerAccess, type Topology } from '@wallet-fleet/messaging';
 import amqp, { type GetMessage } from 'amqplib';
 import { Registry } from 'prom-client';
-import { broker, cleanup, freshVhost, rawChannel, takeAll, text } from './support.js';
+import { broker, eachTestInFreshVhost, rawChannel, takeAll, text } from './support.js';
 
 const auditEvent = (service: string) => ({
   eventId: randomUUID(),
@@ -35,13 +35,7 @@ describe('messaging: who may send what (authorize)', () => {
 
   describe('requests (every operation of the catalogue)', () => {
     let vhost: TestVhost;
-    beforeEach(async () => {
-      vhost = await freshVhost();
-    });
-    afterEach(async () => {
-      await cleanup();
-      await vhost.drop();
-    });
+    eachTestInFreshVhost((v) => (vhost = v));
 
     it('should answer FORBIDDEN to every role the catalogue does not name as a caller, and let the named ones through', async function () {
       this.timeout(60_000);
@@ -121,13 +115,9 @@ describe('messaging: who may send what (authorize)', () => {
       provisioning: defineTopology({ queues: [] }),
       reconciliation: defineTopology({ queues: [] }),
     };
+    eachTestInFreshVhost((v) => (vhost = v));
     beforeEach(async () => {
-      vhost = await freshVhost();
       await applyBrokerDefinitions(vhost.vhost, brokerDefinitions(topologies as never, vhost.vhost));
-    });
-    afterEach(async () => {
-      await cleanup();
-      await vhost.drop();
     });
 
     async function publisher(role: string) {

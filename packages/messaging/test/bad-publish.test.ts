@@ -5,7 +5,7 @@ import { createSchemaName, waitFor, type TestSchema, type TestVhost } from '@wal
 import pg from 'pg';
 import { Registry } from 'prom-client';
 import { createOutbox, defineTopology, outboxTableSql, type Broker, type Outbox } from '@wallet-fleet/messaging';
-import { broker, cleanup, depth, freshVhost, logger, rawChannel, takeAll } from './support.js';
+import { broker, cleanup, depth, eachTestInFreshVhost, freshVhost, logger, rawChannel, takeAll } from './support.js';
 
 const deposit = (n: number) => ({ depositId: `d-${n}`, chain: 'SOL' as const, txHash: `tx${n}`, token: 'native', amount: String(n), toAddress: 'addr' });
 
@@ -185,13 +185,7 @@ describe('messaging: publishes the broker refuses', () => {
 
 describe('messaging: retry and dead-letter copies', () => {
   let vhost: TestVhost;
-  beforeEach(async () => {
-    vhost = await freshVhost();
-  });
-  afterEach(async () => {
-    await cleanup();
-    await vhost.drop();
-  });
+  eachTestInFreshVhost((v) => (vhost = v));
 
   it('should keep a message whose retry queue was deleted instead of acking it after a dropped copy', async () => {
     const b = broker(

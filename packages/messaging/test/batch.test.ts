@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { ErrorCode, Exchanges, FleetError, Headers, type AuditEvent } from '@wallet-fleet/contracts';
 import { waitFor, type TestVhost } from '@wallet-fleet/testing';
 import { defineTopology } from '@wallet-fleet/messaging';
-import { broker, cleanup, depth, freshVhost, takeAll, text } from './support.js';
+import { broker, depth, eachTestInFreshVhost, takeAll, text } from './support.js';
 
 const topology = defineTopology({
   queues: [
@@ -27,13 +27,7 @@ const audit = (action: string): AuditEvent => ({
 
 describe('messaging: batch consumption', () => {
   let vhost: TestVhost;
-  beforeEach(async () => {
-    vhost = await freshVhost();
-  });
-  afterEach(async () => {
-    await cleanup();
-    await vhost.drop();
-  });
+  eachTestInFreshVhost((v) => (vhost = v));
 
   it('should hand validated events over in batches of at most maxSize, failing single items on their own', async () => {
     const b = broker(vhost, topology);

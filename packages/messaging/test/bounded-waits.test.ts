@@ -5,7 +5,7 @@ import { waitFor, type TestVhost } from '@wallet-fleet/testing';
 import { createBroker, defineTopology } from '@wallet-fleet/messaging';
 import { Registry } from 'prom-client';
 import { ReconnectBackoff } from '../src/connection.js';
-import { broker, cleanup, depth, freshVhost, killConnections, logger, rawChannel } from './support.js';
+import { broker, depth, eachTestInFreshVhost, killConnections, logger, rawChannel } from './support.js';
 
 /** A TCP port that accepts connections and never says a word (a hung broker, a black-holing proxy). */
 async function silentServer(): Promise<{ url: string; accepted: () => number; close: () => Promise<void> }> {
@@ -101,13 +101,7 @@ describe('messaging: every wait bounded', () => {
 
 describe('messaging: a list of cluster nodes', () => {
   let vhost: TestVhost;
-  beforeEach(async () => {
-    vhost = await freshVhost();
-  });
-  afterEach(async () => {
-    await cleanup();
-    await vhost.drop();
-  });
+  eachTestInFreshVhost((v) => (vhost = v));
 
   it('should connect through the next node of the list when one is down, and go on to another after a loss', async () => {
     const down = await silentServer();

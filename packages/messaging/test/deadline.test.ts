@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { DIRECT_REPLY_TO, Exchanges, Headers } from '@wallet-fleet/contracts';
 import { waitFor, type TestVhost } from '@wallet-fleet/testing';
 import { defineTopology } from '@wallet-fleet/messaging';
-import { broker, cleanup, depth, freshVhost, rawChannel, sleep } from './support.js';
+import { broker, depth, eachTestInFreshVhost, rawChannel, sleep } from './support.js';
 
 const topology = defineTopology({
   queues: [
@@ -13,13 +13,7 @@ const topology = defineTopology({
 
 describe('messaging: x-deadline', () => {
   let vhost: TestVhost;
-  beforeEach(async () => {
-    vhost = await freshVhost();
-  });
-  afterEach(async () => {
-    await cleanup();
-    await vhost.drop();
-  });
+  eachTestInFreshVhost((v) => (vhost = v));
 
   it('should handle an event whatever x-deadline it carries: the deadline is a rule for requests', async () => {
     const b = broker(vhost, topology);

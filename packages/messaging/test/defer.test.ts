@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { ErrorCode, Exchanges, FleetError, Headers } from '@wallet-fleet/contracts';
 import { waitFor, type TestVhost } from '@wallet-fleet/testing';
 import { defer, defineTopology } from '@wallet-fleet/messaging';
-import { broker, cleanup, depth, freshVhost, takeAll, text } from './support.js';
+import { broker, depth, eachTestInFreshVhost, takeAll, text } from './support.js';
 
 const topology = defineTopology({
   queues: [
@@ -25,13 +25,7 @@ interface Seen {
 
 describe('messaging: deferring a message without using an attempt', () => {
   let vhost: TestVhost;
-  beforeEach(async () => {
-    vhost = await freshVhost();
-  });
-  afterEach(async () => {
-    await cleanup();
-    await vhost.drop();
-  });
+  eachTestInFreshVhost((v) => (vhost = v));
 
   it('should bring a deferred message back after the delay with the same attempt number and its error history', async () => {
     const b = broker(vhost, topology);

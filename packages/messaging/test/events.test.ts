@@ -4,7 +4,7 @@ import { ErrorCode, Exchanges, FleetError, Headers } from '@wallet-fleet/contrac
 import { createLogger, runWithContext } from '@wallet-fleet/service-kit';
 import { waitFor, type TestVhost } from '@wallet-fleet/testing';
 import { defineTopology, type HandlerContext } from '@wallet-fleet/messaging';
-import { broker, cleanup, depth, freshVhost, rawChannel, takeAll, text } from './support.js';
+import { broker, depth, eachTestInFreshVhost, rawChannel, takeAll, text } from './support.js';
 
 const topology = defineTopology({
   queues: [
@@ -28,13 +28,7 @@ async function dlq(vhost: TestVhost, n: number) {
 
 describe('messaging: event consumers', () => {
   let vhost: TestVhost;
-  beforeEach(async () => {
-    vhost = await freshVhost();
-  });
-  afterEach(async () => {
-    await cleanup();
-    await vhost.drop();
-  });
+  eachTestInFreshVhost((v) => (vhost = v));
 
   it('should dead-letter malformed JSON and schema violations with the reason, never calling the handler', async () => {
     const b = broker(vhost, topology);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { ErrorCode, Exchanges, isFleetError } from '@wallet-fleet/contracts';
 import { waitFor, type TestVhost } from '@wallet-fleet/testing';
 import { defineTopology } from '@wallet-fleet/messaging';
-import { broker, cleanup, depth, freshVhost, sleep } from './support.js';
+import { broker, depth, eachTestInFreshVhost, sleep } from './support.js';
 
 const topology = defineTopology({
   queues: [{ name: 'prov.events', kind: 'events', bindings: [{ exchange: Exchanges.events, pattern: 'kyc.approved' }], prefetch: 16 }],
@@ -10,13 +10,7 @@ const topology = defineTopology({
 
 describe('messaging: lifecycle', () => {
   let vhost: TestVhost;
-  beforeEach(async () => {
-    vhost = await freshVhost();
-  });
-  afterEach(async () => {
-    await cleanup();
-    await vhost.drop();
-  });
+  eachTestInFreshVhost((v) => (vhost = v));
 
   it('should make start() and stop() safe to call twice and report readiness in status()', async () => {
     const b = broker(vhost, topology);

@@ -3,22 +3,18 @@ import { ErrorCode, Exchanges, isFleetError } from '@wallet-fleet/contracts';
 import { rabbitAdmin, waitFor, type TestVhost } from '@wallet-fleet/testing';
 import { Registry, type Gauge } from 'prom-client';
 import { defineTopology } from '@wallet-fleet/messaging';
-import { broker, cleanup, depth, freshVhost, rawChannel, waitForConnections } from './support.js';
+import { broker, depth, eachTestInFreshVhost, rawChannel, waitForConnections } from './support.js';
 
 const deposit = (n: number) => ({ depositId: `d-${n}`, chain: 'SOL' as const, txHash: `tx${n}`, token: 'native', amount: '1', toAddress: 'a' });
 
 describe('messaging: publishing', () => {
   let vhost: TestVhost;
+  eachTestInFreshVhost((v) => (vhost = v));
   beforeEach(async () => {
-    vhost = await freshVhost();
     const ch = await rawChannel(vhost);
     await ch.assertExchange(Exchanges.events, 'topic', { durable: true });
     await ch.assertQueue('sink', { durable: true });
     await ch.bindQueue('sink', Exchanges.events, 'deposit.#');
-  });
-  afterEach(async () => {
-    await cleanup();
-    await vhost.drop();
   });
 
   it('should never hold more unconfirmed messages than the window, and deliver them all', async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { ErrorCode, Exchanges, isFleetError } from '@wallet-fleet/contracts';
 import { waitFor, type TestVhost } from '@wallet-fleet/testing';
 import { defineTopology } from '@wallet-fleet/messaging';
-import { broker, cleanup, freshVhost, killConnections, rawChannel, sleep } from './support.js';
+import { broker, eachTestInFreshVhost, killConnections, rawChannel, sleep } from './support.js';
 
 const topology = defineTopology({
   queues: [{ name: 'sink.events', kind: 'events', bindings: [{ exchange: Exchanges.events, pattern: 'kyc.approved' }] }],
@@ -10,13 +10,7 @@ const topology = defineTopology({
 
 describe('messaging: reconnects', () => {
   let vhost: TestVhost;
-  beforeEach(async () => {
-    vhost = await freshVhost();
-  });
-  afterEach(async () => {
-    await cleanup();
-    await vhost.drop();
-  });
+  eachTestInFreshVhost((v) => (vhost = v));
 
   it('should lose no message when the broker closes the connections mid-stream, and resume consuming', async () => {
     const consumer = broker(vhost, topology);

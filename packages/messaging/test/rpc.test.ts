@@ -3,7 +3,7 @@ import { DIRECT_REPLY_TO, ErrorCode, Exchanges, FleetError, Headers, isFleetErro
 import { currentContext } from '@wallet-fleet/service-kit';
 import { waitFor, type TestVhost } from '@wallet-fleet/testing';
 import { defineTopology } from '@wallet-fleet/messaging';
-import { broker, cleanup, depth, freshVhost, killConnections, rawChannel, sleep } from './support.js';
+import { broker, depth, eachTestInFreshVhost, killConnections, rawChannel, sleep } from './support.js';
 
 const topology = defineTopology({
   queues: [
@@ -20,13 +20,7 @@ const topology = defineTopology({
 
 describe('messaging: request/response', () => {
   let vhost: TestVhost;
-  beforeEach(async () => {
-    vhost = await freshVhost();
-  });
-  afterEach(async () => {
-    await cleanup();
-    await vhost.drop();
-  });
+  eachTestInFreshVhost((v) => (vhost = v));
 
   it('should return the typed result of a handler to the caller', async () => {
     const server = broker(vhost, topology);

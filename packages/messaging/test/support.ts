@@ -1,6 +1,6 @@
 import { createLogger, type Logger } from '@wallet-fleet/service-kit';
-import { backingServices, createVhost, rabbitAdmin, type TestVhost, waitFor } from '@wallet-fleet/testing';
-import amqp, { type Channel, type ChannelModel, type GetMessage } from 'amqplib';
+import { backingServices, createVhost, rabbitAdmin, rawAmqp, type TestVhost, vhostPerTest, waitFor } from '@wallet-fleet/testing';
+import type { GetMessage } from 'amqplib';
 import { Registry } from 'prom-client';
 import { roles } from '@wallet-fleet/contracts';
 import { createBroker, type Broker, type BrokerAccess, type BrokerOptions, type Topology } from '@wallet-fleet/messaging';
@@ -32,17 +32,13 @@ export function broker(vhost: TestVhost, topology: Topology, extra: Partial<Brok
 }
 
 const started: Broker[] = [];
-const opened: ChannelModel[] = [];
+const raw = rawAmqp();
 
 /** A plain amqplib channel for doing what our library would refuse to do (malformed messages). */
-export async function rawChannel(vhost: TestVhost): Promise<Channel> {
-  const conn = await amqp.connect(vhost.url, { noDelay: true });
-  conn.on('error', () => undefined);
-  opened.push(conn);
-  const ch = await conn.createChannel();
-  ch.on('error', () => undefined);
-  return ch;
-}
+export const rawChannel = raw.channel;
+
+/** Ready messages in a queue, straight from the broker (the management API lags by seconds). */
+export const depth = raw.depth;
 
 /**
  * Closes every connection into the vhost from the broker side. The management API lists a new
@@ -72,16 +68,6 @@ export async function waitForConnections(vhost: TestVhost, n: number): Promise<v
   await waitFor(async () => (await visible()) >= n, { timeoutMs: 15_000, intervalMs: 100, what: `${n} connections visible in the management API` });
 }
 
-/** Ready messages in a queue, straight from the broker (the management API lags by seconds). */
-export async function depth(vhost: TestVhost, queue: string): Promise<number> {
-  const ch = await rawChannel(vhost);
-  try {
-    return (await ch.checkQueue(queue)).messageCount;
-  } finally {
-    await ch.close().catch(() => undefined);
-  }
-}
-
 /** Takes every message off a queue (acking them), with headers as amqplib decodes them. */
 export async function takeAll(vhost: TestVhost, queue: string): Promise<GetMessage[]> {
   const ch = await rawChannel(vhost);
@@ -97,7 +83,7 @@ export async function takeAll(vhost: TestVhost, queue: string): Promise<GetMessa
 
 export async function cleanup(): Promise<void> {
   await Promise.all(started.splice(0).map((b) => b.stop({ timeoutMs: 1000 }).catch(() => undefined)));
-  await Promise.all(opened.splice(0).map((c) => c.close().catch(() => undefined)));
+  await raw.close();
 }
 
 /**
@@ -122,4 +108,9 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Header value as text (the management API and amqplib differ in how they hand them back). */
 export function text(v: unknown): string {
   return Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
+}
+
+/** Each test of the enclosing `describe` in a fresh vhost of its own, handed to `use` (see vhostPerTest). */
+export function eachTestInFreshVhost(use: (vhost: TestVhost) => void): void {
+  vhostPerTest(freshVhost, cleanup, use);
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Exchanges } from '@wallet-fleet/contracts';
 import { rabbitAdmin, type TestVhost } from '@wallet-fleet/testing';
 import { defineTopology, type QueueSpec } from '@wallet-fleet/messaging';
-import { broker, cleanup, depth, freshVhost } from './support.js';
+import { broker, depth, eachTestInFreshVhost } from './support.js';
 
 const events = (over: Partial<QueueSpec> = {}): QueueSpec => ({
   name: 'prov.events',
@@ -35,13 +35,7 @@ describe('messaging: topology', () => {
 
   describe('on the broker', () => {
     let vhost: TestVhost;
-    beforeEach(async () => {
-      vhost = await freshVhost();
-    });
-    afterEach(async () => {
-      await cleanup();
-      await vhost.drop();
-    });
+    eachTestInFreshVhost((v) => (vhost = v));
 
     it('should declare quorum work queues with a delivery limit, their DLQ and one delay queue per retry level', async () => {
       const t = defineTopology({

@@ -2,13 +2,12 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { type Chain, ErrorCode, type ResultOf } from '@wallet-fleet/contracts';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
-import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
+import type { Broker } from '@wallet-fleet/messaging';
 import { createLogger } from '@wallet-fleet/service-kit';
 import { backingServices, createSchemaName, createFleetVhost, rabbitAdmin, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import amqp from 'amqplib';
 import pg from 'pg';
-import { createWalletService } from '../../wallet/src/app.js';
-import { loadWalletConfig } from '../../wallet/src/config.js';
+import { caller, startWalletService, type WalletService } from '../../wallet/test/support.js';
 import { createProvisioningService } from '../src/app.js';
 import { loadProvisioningConfig } from '../src/config.js';
 
@@ -22,28 +21,14 @@ describe('provisioning over RabbitMQ with the real wallet service (KMS emulator)
   let walletSchema: TestSchema;
   let provSchema: TestSchema;
   let kms: Awaited<ReturnType<typeof startKmsEmulator>>;
-  let wallets: Array<ReturnType<typeof createWalletService>>;
+  let wallets: Array<WalletService>;
   let provs: Array<ReturnType<typeof createProvisioningService>>;
   let client: Broker;
   let events: amqp.ChannelModel;
   const seen: Array<{ routingKey: string; body: any }> = [];
 
   async function startWallet() {
-    const { redisUrl } = await backingServices();
-    const s = createWalletService(
-      loadWalletConfig({
-        FLEET_DEV_MODE: 'true',
-        AMQP_URL: vhost.as('wallet'),
-        ...walletSchema.env,
-        REDIS_URL: redisUrl,
-        HTTP_PORT: '0',
-        KMS_ENDPOINT: kms.endpoint,
-        KMS_CALL_TIMEOUT_MS: '2000',
-        LOG_LEVEL: 'silent',
-      }),
-      silent,
-    );
-    await s.start();
+    const s = await startWalletService(vhost, walletSchema, { KMS_ENDPOINT: kms.endpoint, KMS_CALL_TIMEOUT_MS: '2000' });
     wallets.push(s);
     return s;
   }
@@ -97,8 +82,7 @@ describe('provisioning over RabbitMQ with the real wallet service (KMS emulator)
     seen.length = 0;
     await ch.consume(q.queue, (m) => m && seen.push({ routingKey: m.fields.routingKey, body: JSON.parse(m.content.toString()) }), { noAck: true });
     // The product's backend: approves KYC, asks for status and wallets.
-    client = createBroker({ url: vhost.as('backend'), service: 'test-backend', logger: silent, topology: defineTopology({ queues: [] }) });
-    await client.start();
+    client = await caller(vhost, 'backend');
   });
 
   afterEach(async () => {

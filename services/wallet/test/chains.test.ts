@@ -19,9 +19,8 @@ import { localEd25519Signer, solanaAddress } from '@wallet-fleet/chains';
 import { type Anvil, type SolanaRuntime, startAnvil, startSolanaRuntime } from '@wallet-fleet/dev-runtimes';
 import { ErrorCode, isFleetError } from '@wallet-fleet/contracts';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
-import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
-import { createLogger } from '@wallet-fleet/service-kit';
-import { backingServices, createSchemaName, createFleetVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
+import type { Broker } from '@wallet-fleet/messaging';
+import { createSchemaName, createFleetVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import { Connection, Keypair, PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
 import {
   ACCOUNT_SIZE,
@@ -47,10 +46,7 @@ import {
 } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { foundry } from 'viem/chains';
-import { createWalletService } from '../src/app.js';
-import { loadWalletConfig } from '../src/config.js';
-
-const silent = createLogger({ service: 'test', level: 'silent' });
+import { caller, startWalletService, unusedChains, type WalletService } from './support.js';
 // anvil's first dev account (public, well-known test key).
 const DEV_KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80';
 
@@ -61,7 +57,7 @@ describe('wallet balances, transfers and signing on local chains', function () {
   let kms: Awaited<ReturnType<typeof startKmsEmulator>>;
   let solana: SolanaRuntime;
   let anvil: Anvil;
-  let service: ReturnType<typeof createWalletService>;
+  let service: WalletService;
   let client: Broker;
 
   before(async () => {
@@ -70,26 +66,14 @@ describe('wallet balances, transfers and signing on local chains', function () {
     kms = await startKmsEmulator({ port: 0 });
     solana = await startSolanaRuntime({ port: 0 });
     anvil = await startAnvil({ port: 0 });
-    const { redisUrl } = await backingServices();
-    service = createWalletService(
-      loadWalletConfig({
-        FLEET_DEV_MODE: 'true',
-        AMQP_URL: vhost.as('wallet'),
-        ...schema.env,
-        REDIS_URL: redisUrl,
-        HTTP_PORT: '0',
-        KMS_ENDPOINT: kms.endpoint,
-        SOLANA_RPC_URL: solana.url,
-        EVM_RPC_URL: anvil.url,
-        APTOS_NODE_URL: 'http://127.0.0.1:9/v1',
-        SIGN_RATE_PER_MINUTE: '40',
-        LOG_LEVEL: 'silent',
-      }),
-      silent,
-    );
-    await service.start();
-    client = createBroker({ url: vhost.as('backend'), service: 'test-backend', logger: silent, topology: defineTopology({ queues: [] }) });
-    await client.start();
+    service = await startWalletService(vhost, schema, {
+      KMS_ENDPOINT: kms.endpoint,
+      SOLANA_RPC_URL: solana.url,
+      ...unusedChains,
+      EVM_RPC_URL: anvil.url,
+      SIGN_RATE_PER_MINUTE: '40',
+    });
+    client = await caller(vhost, 'backend');
   });
 
   after(async () => {

@@ -3,14 +3,10 @@ import { randomUUID } from 'node:crypto';
 import { Transaction, PublicKey, SystemProgram } from '@solana/web3.js';
 import { solanaAddress } from '@wallet-fleet/chains';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
-import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
-import { createLogger } from '@wallet-fleet/service-kit';
+import type { Broker } from '@wallet-fleet/messaging';
 import { backingServices, createFleetVhost, createSchemaName, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import pg from 'pg';
-import { createWalletService } from '../src/app.js';
-import { loadWalletConfig } from '../src/config.js';
-
-const silent = createLogger({ service: 'test', level: 'silent' });
+import { caller, startWalletService, type WalletService } from './support.js';
 
 interface PoolRow {
   kms_key_version: string;
@@ -26,27 +22,14 @@ describe('wallet creation from the key pool (KMS emulator, PostgreSQL, Redis)', 
   let vhost: TestVhost;
   let schema: TestSchema;
   let kms: Awaited<ReturnType<typeof startKmsEmulator>>;
-  let services: Array<ReturnType<typeof createWalletService>>;
+  let services: Array<WalletService>;
   let client: Broker;
   let db: pg.Pool;
   // What the service asked of KMS, as the emulator saw it.
   let kmsCalls: Array<{ method: string; request: Record<string, any> }>;
 
   async function startWallet(overrides: Record<string, string>) {
-    const { redisUrl } = await backingServices();
-    const config = loadWalletConfig({
-      FLEET_DEV_MODE: 'true',
-      AMQP_URL: vhost.as('wallet'),
-      ...schema.env,
-      REDIS_URL: redisUrl,
-      HTTP_PORT: '0',
-      KMS_ENDPOINT: kms.endpoint,
-      LOG_LEVEL: 'silent',
-      KEY_POOL_REFILL_INTERVAL_MS: '50',
-      ...overrides,
-    });
-    const s = createWalletService(config, silent);
-    await s.start();
+    const s = await startWalletService(vhost, schema, { KMS_ENDPOINT: kms.endpoint, KEY_POOL_REFILL_INTERVAL_MS: '50', ...overrides });
     services.push(s);
     return s;
   }
@@ -56,7 +39,7 @@ describe('wallet creation from the key pool (KMS emulator, PostgreSQL, Redis)', 
   const walletRow = async (walletId: string) =>
     (await db.query<{ kms_key_version: string; public_key: Buffer }>(`SELECT * FROM "${schema.schema}".wallets WHERE wallet_id = $1`, [walletId])).rows[0]!;
 
-  async function metric(s: ReturnType<typeof createWalletService>, line: string): Promise<number> {
+  async function metric(s: WalletService, line: string): Promise<number> {
     const text = await (await fetch(`http://127.0.0.1:${s.port()}/metrics`)).text();
     const found = text.split('\n').find((l) => l.startsWith(`${line} `) || l.startsWith(`${line.replace('}', ',')}`));
     return found ? Number(found.split(' ').at(-1)) : 0;
@@ -75,8 +58,7 @@ describe('wallet creation from the key pool (KMS emulator, PostgreSQL, Redis)', 
     });
     services = [];
     db = new pg.Pool({ connectionString: (await backingServices()).databaseUrl, max: 2 });
-    client = createBroker({ url: vhost.as('backend'), service: 'test-backend', logger: silent, topology: defineTopology({ queues: [] }) });
-    await client.start();
+    client = await caller(vhost, 'backend');
   });
 
   afterEach(async () => {

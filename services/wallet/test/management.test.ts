@@ -5,14 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCode, type Wallet, isFleetError } from '@wallet-fleet/contracts';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
-import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
-import { createLogger } from '@wallet-fleet/service-kit';
-import { backingServices, createSchemaName, createFleetVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
-import amqp from 'amqplib';
-import { createWalletService } from '../src/app.js';
-import { loadWalletConfig } from '../src/config.js';
-
-const silent = createLogger({ service: 'test', level: 'silent' });
+import type { Broker } from '@wallet-fleet/messaging';
+import { createSchemaName, createFleetVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
+import type { ChannelModel } from 'amqplib';
+import { caller, startWalletService, type WalletService, watchWalletEvents } from './support.js';
 
 describe('wallet management over RabbitMQ (KMS emulator)', function () {
   this.timeout(60_000);
@@ -20,28 +16,19 @@ describe('wallet management over RabbitMQ (KMS emulator)', function () {
   let schema: TestSchema;
   let kms: Awaited<ReturnType<typeof startKmsEmulator>>;
   let kmsDir: string;
-  let services: Array<ReturnType<typeof createWalletService>>;
+  let services: Array<WalletService>;
   let client: Broker;
-  let events: amqp.ChannelModel;
+  let events: ChannelModel;
   const seen: Array<{ routingKey: string; body: any }> = [];
 
   async function startWallet(kmsEndpoint: string, overrides: Record<string, string> = {}) {
-    const { redisUrl } = await backingServices();
-    const config = loadWalletConfig({
-      FLEET_DEV_MODE: 'true',
-      AMQP_URL: vhost.as('wallet'),
-      ...schema.env,
-      REDIS_URL: redisUrl,
-      HTTP_PORT: '0',
+    const s = await startWalletService(vhost, schema, {
       KMS_ENDPOINT: kmsEndpoint,
       KMS_CALL_TIMEOUT_MS: '500',
-      LOG_LEVEL: 'silent',
       // Every create here talks to KMS itself; creates from the key pool: key-pool.test.ts.
       KEY_POOL_SIZE: '0',
       ...overrides,
     });
-    const s = createWalletService(config, silent);
-    await s.start();
     services.push(s);
     return s;
   }
@@ -54,17 +41,12 @@ describe('wallet management over RabbitMQ (KMS emulator)', function () {
     kms = await startKmsEmulator({ port: 0, dataDir: kmsDir });
     services = [];
     // Everything the service publishes on wallet.events, as another team would see it.
-    events = await amqp.connect(vhost.url);
-    const ch = await events.createChannel();
-    await ch.assertExchange('wallet.events', 'topic', { durable: true });
-    const q = await ch.assertQueue('', { exclusive: true });
-    await ch.bindQueue(q.queue, 'wallet.events', 'wallet.created');
-    await ch.bindQueue(q.queue, 'wallet.events', 'audit.wallet.#');
     seen.length = 0;
-    await ch.consume(q.queue, (m) => m && seen.push({ routingKey: m.fields.routingKey, body: JSON.parse(m.content.toString()) }), { noAck: true });
+    events = await watchWalletEvents(vhost, ['wallet.created', 'audit.wallet.#'], (m) =>
+      seen.push({ routingKey: m.fields.routingKey, body: JSON.parse(m.content.toString()) }),
+    );
     await startWallet(kms.endpoint);
-    client = createBroker({ url: vhost.as('backend'), service: 'test-backend', logger: silent, topology: defineTopology({ queues: [] }) });
-    await client.start();
+    client = await caller(vhost, 'backend');
   });
 
   afterEach(async () => {

@@ -6,12 +6,11 @@ import { decodeEvmTransaction, localEd25519Signer, solanaAddress } from '@wallet
 import { ErrorCode, FleetError, isFleetError } from '@wallet-fleet/contracts';
 import { type SolanaRuntime, startSolanaRuntime } from '@wallet-fleet/dev-runtimes';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
-import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
-import { createLogger } from '@wallet-fleet/service-kit';
-import { backingServices, createFleetVhost, createSchemaName, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
+import type { Broker } from '@wallet-fleet/messaging';
+import { createFleetVhost, createSchemaName, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import { AuthorityType, createSetAuthorityInstruction, getAssociatedTokenAddressSync } from '@solana/spl-token';
 import { Connection, Keypair, PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
-import amqp from 'amqplib';
+import type { ChannelModel } from 'amqplib';
 import fc from 'fast-check';
 import {
   type Hex,
@@ -25,10 +24,7 @@ import {
   recoverTransactionAddress,
   serializeTransaction,
 } from 'viem';
-import { createWalletService } from '../src/app.js';
-import { loadWalletConfig } from '../src/config.js';
-
-const silent = createLogger({ service: 'test', level: 'silent' });
+import { caller, startWalletService, unusedChains, type WalletService, watchWalletEvents } from './support.js';
 const BLOCKHASH = '4vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi';
 const SIGNATURE_FEE = 5000n;
 
@@ -47,10 +43,10 @@ describe('signing policy: decoded, within limits, or not signed', function () {
   let schema: TestSchema;
   let kms: Awaited<ReturnType<typeof startKmsEmulator>>;
   let solana: SolanaRuntime;
-  let service: ReturnType<typeof createWalletService>;
+  let service: WalletService;
   let client: Broker;
   let ops: Broker;
-  let events: amqp.ChannelModel;
+  let events: ChannelModel;
   let kmsSignatures = 0;
   const audit: AuditRecord[] = [];
 
@@ -65,35 +61,16 @@ describe('signing policy: decoded, within limits, or not signed', function () {
       },
     });
     solana = await startSolanaRuntime({ port: 0, slotMs: 50 });
-    const { redisUrl } = await backingServices();
-    events = await amqp.connect(vhost.url);
-    const ch = await events.createChannel();
-    await ch.assertExchange('wallet.events', 'topic', { durable: true });
-    const q = await ch.assertQueue('', { exclusive: true });
-    await ch.bindQueue(q.queue, 'wallet.events', 'audit.wallet.#');
-    await ch.consume(q.queue, (m) => m && audit.push(JSON.parse(m.content.toString())), { noAck: true });
-    service = createWalletService(
-      loadWalletConfig({
-        FLEET_DEV_MODE: 'true',
-        AMQP_URL: vhost.as('wallet'),
-        ...schema.env,
-        REDIS_URL: redisUrl,
-        HTTP_PORT: '0',
-        KMS_ENDPOINT: kms.endpoint,
-        SOLANA_RPC_URL: solana.url,
-        EVM_RPC_URL: 'http://127.0.0.1:9',
-        APTOS_NODE_URL: 'http://127.0.0.1:9/v1',
-        SIGN_RATE_PER_MINUTE: '1000',
-        LOG_LEVEL: 'silent',
-      }),
-      silent,
-    );
-    await service.start();
+    events = await watchWalletEvents(vhost, ['audit.wallet.#'], (m) => audit.push(JSON.parse(m.content.toString())));
+    service = await startWalletService(vhost, schema, {
+      KMS_ENDPOINT: kms.endpoint,
+      SOLANA_RPC_URL: solana.url,
+      ...unusedChains,
+      SIGN_RATE_PER_MINUTE: '1000',
+    });
     // The product's backend signs and transfers; operators set policies.
-    client = createBroker({ url: vhost.as('backend'), service: 'test-backend', logger: silent, topology: defineTopology({ queues: [] }) });
-    await client.start();
-    ops = createBroker({ url: vhost.as('ops'), service: 'test-ops', logger: silent, topology: defineTopology({ queues: [] }) });
-    await ops.start();
+    client = await caller(vhost, 'backend');
+    ops = await caller(vhost, 'ops');
   });
 
   after(async () => {

@@ -1,19 +1,14 @@
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { localEd25519Signer, solanaAddress, transactionSignature } from '@wallet-fleet/chains';
 import { type SolanaRuntime, startSolanaRuntime } from '@wallet-fleet/dev-runtimes';
 import { ErrorCode, isFleetError } from '@wallet-fleet/contracts';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
-import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
-import { createLogger } from '@wallet-fleet/service-kit';
+import type { Broker } from '@wallet-fleet/messaging';
 import { backingServices, createSchemaName, createFleetVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import { Connection, PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
-import amqp from 'amqplib';
+import type { ChannelModel } from 'amqplib';
 import pg from 'pg';
-import { createWalletService } from '../src/app.js';
-import { loadWalletConfig } from '../src/config.js';
-
-const silent = createLogger({ service: 'test', level: 'silent' });
+import { caller, solTransfers, startWalletService, unusedChains, type WalletService, watchWalletEvents } from './support.js';
 
 describe('wallet signing audit and truthful transfer answers', function () {
   this.timeout(60_000);
@@ -21,10 +16,10 @@ describe('wallet signing audit and truthful transfer answers', function () {
   let schema: TestSchema;
   let kms: Awaited<ReturnType<typeof startKmsEmulator>>;
   let solana: SolanaRuntime;
-  let service: ReturnType<typeof createWalletService>;
+  let service: WalletService;
   let client: Broker;
   let db: pg.Pool;
-  let events: amqp.ChannelModel;
+  let events: ChannelModel;
   const audit: Array<{ status: string; after: Record<string, unknown>; action: string; resource?: { id: string } }> = [];
 
   before(async () => {
@@ -32,31 +27,10 @@ describe('wallet signing audit and truthful transfer answers', function () {
     schema = await createSchemaName('wallet_audit');
     kms = await startKmsEmulator({ port: 0 });
     solana = await startSolanaRuntime({ port: 0, slotMs: 50 });
-    const { databaseUrl, redisUrl } = await backingServices();
-    events = await amqp.connect(vhost.url);
-    const ch = await events.createChannel();
-    await ch.assertExchange('wallet.events', 'topic', { durable: true });
-    const q = await ch.assertQueue('', { exclusive: true });
-    await ch.bindQueue(q.queue, 'wallet.events', 'audit.wallet.#');
-    await ch.consume(q.queue, (m) => m && audit.push(JSON.parse(m.content.toString())), { noAck: true });
-    service = createWalletService(
-      loadWalletConfig({
-        FLEET_DEV_MODE: 'true',
-        AMQP_URL: vhost.as('wallet'),
-        ...schema.env,
-        REDIS_URL: redisUrl,
-        HTTP_PORT: '0',
-        KMS_ENDPOINT: kms.endpoint,
-        SOLANA_RPC_URL: solana.url,
-        EVM_RPC_URL: 'http://127.0.0.1:9',
-        APTOS_NODE_URL: 'http://127.0.0.1:9/v1',
-        LOG_LEVEL: 'silent',
-      }),
-      silent,
-    );
-    await service.start();
-    client = createBroker({ url: vhost.as('backend'), service: 'test-backend', logger: silent, topology: defineTopology({ queues: [] }) });
-    await client.start();
+    const { databaseUrl } = await backingServices();
+    events = await watchWalletEvents(vhost, ['audit.wallet.#'], (m) => audit.push(JSON.parse(m.content.toString())));
+    service = await startWalletService(vhost, schema, { KMS_ENDPOINT: kms.endpoint, SOLANA_RPC_URL: solana.url, ...unusedChains });
+    client = await caller(vhost, 'backend');
     db = new pg.Pool({ connectionString: databaseUrl, options: `-c search_path=${schema.schema}` });
     // A database that refuses some audit rows (a full disk, a lost permission): the fault is real,
     // PostgreSQL raises it inside the transaction that writes the row.
@@ -89,19 +63,7 @@ describe('wallet signing audit and truthful transfer answers', function () {
   }
   afterEach(() => refuse());
 
-  const lamports = async (address: string) => BigInt(await new Connection(solana.url, 'confirmed').getBalance(new PublicKey(address)));
-  async function funded() {
-    const userId = `u-${randomUUID()}`;
-    const w = await client.request('wallet.management.create', { userId, chain: 'SOL' });
-    solana.airdrop(w.address, 2_000_000_000n);
-    return { userId, w, to: solanaAddress(localEd25519Signer().publicKey) };
-  }
-  const transfer = (userId: string, walletId: string, recipient: string, amount: string, idempotencyKey?: string) =>
-    client.request(
-      'wallet.transaction.transferSol',
-      { userId, walletId, recipient, amount, ...(idempotencyKey ? { idempotencyKey } : {}) },
-      { timeoutMs: 30_000 },
-    );
+  const { lamports, funded, transfer } = solTransfers(() => ({ client, solana }));
   const eventsFor = (hash: string) => audit.filter((e) => e.after?.hash === hash);
 
   it('should report a transfer the chain accepted as accepted when its outcome cannot be audited then, and audit it on the next call with its key', async () => {

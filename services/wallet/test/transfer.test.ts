@@ -1,18 +1,13 @@
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
-import { localEd25519Signer, solanaAddress, transactionSignature } from '@wallet-fleet/chains';
+import { transactionSignature } from '@wallet-fleet/chains';
 import { type SolanaRuntime, startSolanaRuntime } from '@wallet-fleet/dev-runtimes';
 import { ErrorCode, isFleetError } from '@wallet-fleet/contracts';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
-import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
-import { createLogger } from '@wallet-fleet/service-kit';
+import type { Broker } from '@wallet-fleet/messaging';
 import { backingServices, createSchemaName, createFleetVhost, type TestSchema, type TestVhost } from '@wallet-fleet/testing';
 import { Connection, PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
 import pg from 'pg';
-import { createWalletService } from '../src/app.js';
-import { loadWalletConfig } from '../src/config.js';
-
-const silent = createLogger({ service: 'test', level: 'silent' });
+import { caller, solTransfers, startWalletService, unusedChains, type WalletService } from './support.js';
 
 describe('wallet.transaction.transferSol with an idempotency key: sent at most once', function () {
   this.timeout(60_000);
@@ -20,7 +15,7 @@ describe('wallet.transaction.transferSol with an idempotency key: sent at most o
   let schema: TestSchema;
   let kms: Awaited<ReturnType<typeof startKmsEmulator>>;
   let solana: SolanaRuntime;
-  let service: ReturnType<typeof createWalletService>;
+  let service: WalletService;
   let client: Broker;
   let db: pg.Pool;
 
@@ -29,25 +24,9 @@ describe('wallet.transaction.transferSol with an idempotency key: sent at most o
     schema = await createSchemaName('wallet_transfer');
     kms = await startKmsEmulator({ port: 0 });
     solana = await startSolanaRuntime({ port: 0, slotMs: 50 });
-    const { databaseUrl, redisUrl } = await backingServices();
-    service = createWalletService(
-      loadWalletConfig({
-        FLEET_DEV_MODE: 'true',
-        AMQP_URL: vhost.as('wallet'),
-        ...schema.env,
-        REDIS_URL: redisUrl,
-        HTTP_PORT: '0',
-        KMS_ENDPOINT: kms.endpoint,
-        SOLANA_RPC_URL: solana.url,
-        EVM_RPC_URL: 'http://127.0.0.1:9',
-        APTOS_NODE_URL: 'http://127.0.0.1:9/v1',
-        LOG_LEVEL: 'silent',
-      }),
-      silent,
-    );
-    await service.start();
-    client = createBroker({ url: vhost.as('backend'), service: 'test-backend', logger: silent, topology: defineTopology({ queues: [] }) });
-    await client.start();
+    const { databaseUrl } = await backingServices();
+    service = await startWalletService(vhost, schema, { KMS_ENDPOINT: kms.endpoint, SOLANA_RPC_URL: solana.url, ...unusedChains });
+    client = await caller(vhost, 'backend');
     db = new pg.Pool({ connectionString: databaseUrl, options: `-c search_path=${schema.schema}` });
   });
 
@@ -61,19 +40,7 @@ describe('wallet.transaction.transferSol with an idempotency key: sent at most o
     await schema?.drop();
   });
 
-  const lamports = async (address: string) => BigInt(await new Connection(solana.url, 'confirmed').getBalance(new PublicKey(address)));
-  async function funded() {
-    const userId = `u-${randomUUID()}`;
-    const w = await client.request('wallet.management.create', { userId, chain: 'SOL' });
-    solana.airdrop(w.address, 2_000_000_000n);
-    return { userId, w, to: solanaAddress(localEd25519Signer().publicKey) };
-  }
-  const transfer = (userId: string, walletId: string, recipient: string, amount: string, idempotencyKey?: string) =>
-    client.request(
-      'wallet.transaction.transferSol',
-      { userId, walletId, recipient, amount, ...(idempotencyKey ? { idempotencyKey } : {}) },
-      { timeoutMs: 30_000 },
-    );
+  const { lamports, funded, transfer } = solTransfers(() => ({ client, solana }));
 
   it('should answer a repeated and five concurrent calls with the same key with one transfer', async () => {
     const { userId, w, to } = await funded();

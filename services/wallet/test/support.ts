@@ -1,0 +1,86 @@
+import { randomUUID } from 'node:crypto';
+import { localEd25519Signer, solanaAddress } from '@wallet-fleet/chains';
+import type { SolanaRuntime } from '@wallet-fleet/dev-runtimes';
+import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
+import { createLogger } from '@wallet-fleet/service-kit';
+import { backingServices, type TestSchema, type TestVhost } from '@wallet-fleet/testing';
+import { Connection, PublicKey } from '@solana/web3.js';
+import amqp, { type ChannelModel, type ConsumeMessage } from 'amqplib';
+import { createWalletService } from '../src/app.js';
+import { loadWalletConfig } from '../src/config.js';
+
+const silent = createLogger({ service: 'test', level: 'silent' });
+
+export type WalletService = ReturnType<typeof createWalletService>;
+
+/**
+ * Starts a wallet service as the fleet runs it: as its own broker user in `vhost`, with its
+ * migration and runtime roles on `schema`, development runtimes allowed (FLEET_DEV_MODE). `env`
+ * adds what the test is about (KMS_ENDPOINT, chain URLs, limits) and may override the rest.
+ */
+export async function startWalletService(vhost: TestVhost, schema: TestSchema, env: Record<string, string>): Promise<WalletService> {
+  const { redisUrl } = await backingServices();
+  const service = createWalletService(
+    loadWalletConfig({
+      FLEET_DEV_MODE: 'true',
+      AMQP_URL: vhost.as('wallet'),
+      ...schema.env,
+      REDIS_URL: redisUrl,
+      HTTP_PORT: '0',
+      LOG_LEVEL: 'silent',
+      ...env,
+    }),
+    silent,
+  );
+  await service.start();
+  return service;
+}
+
+/** A chain the test does not use: a closed port, so that a call to it fails at once. */
+export const unusedChains = { EVM_RPC_URL: 'http://127.0.0.1:9', APTOS_NODE_URL: 'http://127.0.0.1:9/v1' };
+
+/** A started caller of the wallet service as broker user `role` (the product's backend, or operators). */
+export async function caller(vhost: TestVhost, role: 'backend' | 'ops'): Promise<Broker> {
+  const b = createBroker({ url: vhost.as(role), service: `test-${role}`, logger: silent, topology: defineTopology({ queues: [] }) });
+  await b.start();
+  return b;
+}
+
+/**
+ * Everything the service publishes on wallet.events under `patterns`, as another team would see
+ * it: an exclusive queue of the test's own. Close the returned connection after the suite.
+ */
+export async function watchWalletEvents(vhost: TestVhost, patterns: string[], seen: (m: ConsumeMessage) => void): Promise<ChannelModel> {
+  const conn = await amqp.connect(vhost.url);
+  const ch = await conn.createChannel();
+  await ch.assertExchange('wallet.events', 'topic', { durable: true });
+  const q = await ch.assertQueue('', { exclusive: true });
+  for (const p of patterns) await ch.bindQueue(q.queue, 'wallet.events', p);
+  await ch.consume(q.queue, (m) => m && seen(m), { noAck: true });
+  return conn;
+}
+
+/**
+ * SOL transfers through the wallet service as the backend asks for them. `parts` is read at each
+ * call, so that it may name what a `before` hook starts later.
+ */
+export function solTransfers(parts: () => { client: Broker; solana: SolanaRuntime }) {
+  return {
+    /** The confirmed balance of `address`, from the chain itself. */
+    lamports: async (address: string) => BigInt(await new Connection(parts().solana.url, 'confirmed').getBalance(new PublicKey(address))),
+    /** A new user's SOL wallet holding 2 SOL, and a fresh recipient. */
+    async funded() {
+      const { client, solana } = parts();
+      const userId = `u-${randomUUID()}`;
+      const w = await client.request('wallet.management.create', { userId, chain: 'SOL' });
+      solana.airdrop(w.address, 2_000_000_000n);
+      return { userId, w, to: solanaAddress(localEd25519Signer().publicKey) };
+    },
+    transfer: (userId: string, walletId: string, recipient: string, amount: string, idempotencyKey?: string) =>
+      parts().client.request(
+        'wallet.transaction.transferSol',
+        { userId, walletId, recipient, amount, ...(idempotencyKey ? { idempotencyKey } : {}) },
+        { timeoutMs: 30_000 },
+      ),
+  };
+}
