@@ -32,6 +32,19 @@ interface CheckResult {
 
 const DEFAULT_CHECK_TIMEOUT_MS = 2000;
 
+/** An express app as both listeners serve it: no framework banner, no ETags, helmet's headers, nothing cached. */
+function hardenedApp(): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(helmet());
+  app.use((_req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    next();
+  });
+  return app;
+}
+
 /**
  * The probe and metrics server of a service (express 5 + helmet):
  * - `GET /live`: 200 while the process runs (nothing is checked: a restart would not fix a dependency);
@@ -106,14 +119,7 @@ export function createHttpServer(opts: {
     return Object.fromEntries(which.map((c, i) => [c.name, results[i]!]));
   };
 
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
-  app.use(helmet());
-  app.use((_req, res, next) => {
-    res.set('Cache-Control', 'no-store');
-    next();
-  });
+  const app = hardenedApp();
 
   app.get('/live', (_req, res) => {
     res.json({ status: 'live' });
@@ -183,14 +189,7 @@ export function createAdminServer(opts: { port: number; host: string; token?: st
   port(): number;
 } {
   const log = opts.logger.child({ component: 'admin-http' });
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
-  app.use(helmet());
-  app.use((_req, res, next) => {
-    res.set('Cache-Control', 'no-store');
-    next();
-  });
+  const app = hardenedApp();
   const { token } = opts;
   if (token !== undefined) {
     // Hashes of equal length, so that neither the comparison nor its length check tells how much matched.
