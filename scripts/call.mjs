@@ -65,7 +65,7 @@ function help() {
     ...ops.map((op) => `  ${op.name.padEnd(width)}  ${op.summary}`),
     '',
     'Exit 0 on {"ok":true}, 1 on {"ok":false}, no reply, unroutable or a broker problem, 2 on bad usage.',
-    'Environment: AMQP_URL (default amqp://guest:guest@127.0.0.1:5672), CALL_TIMEOUT_MS (default 10000).',
+    'Environment: AMQP_URL (default: the local broker as user backend or ops, whichever the operation allows), CALL_TIMEOUT_MS (default 10000).',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   process.exit(0);

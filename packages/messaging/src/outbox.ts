@@ -121,7 +121,10 @@ const OUTBOX_READER_ROLE = 'wallet_fleet_outbox_reader';
  * older than the interval that `OUTBOX_READER_ROLE` may call: the only thing another service sees
  * of this schema. Services put it into their own migrations after `outboxTableSql`.
  */
-export function outboxPrivilegesSql(schema: string): string {
+export function outboxPrivilegesSql(schema: string, opts: { skipSetAside?: boolean } = {}): string {
+  // Rows set aside (`failed_at`) have their own metric and alert (OutboxRowSetAside): counting them as
+  // left behind too would page twice for one row. Only once the column exists (a later migration).
+  const live = opts.skipSetAside ? ' AND failed_at IS NULL' : '';
   const s = schemaIdent(schema);
   return `DO $grant$
 DECLARE runtime text := coalesce(nullif(current_setting('wallet_fleet.runtime_role', true), ''), current_user);
@@ -132,7 +135,7 @@ BEGIN
 END $grant$;
 CREATE OR REPLACE FUNCTION ${s}.outbox_stale(older_than interval, OUT stale_rows bigint, OUT oldest_seconds double precision)
   LANGUAGE sql STABLE SECURITY DEFINER SET search_path = ${s}, pg_temp
-  AS $body$ SELECT count(*), extract(epoch FROM now() - min(created_at))::float8 FROM ${s}.outbox WHERE created_at < now() - older_than $body$;
+  AS $body$ SELECT count(*), extract(epoch FROM now() - min(created_at))::float8 FROM ${s}.outbox WHERE created_at < now() - older_than${live} $body$;
 REVOKE ALL ON FUNCTION ${s}.outbox_stale(interval) FROM PUBLIC;
 GRANT USAGE ON SCHEMA ${s} TO ${OUTBOX_READER_ROLE};
 GRANT EXECUTE ON FUNCTION ${s}.outbox_stale(interval) TO ${OUTBOX_READER_ROLE};`;
