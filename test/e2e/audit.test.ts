@@ -7,6 +7,9 @@ import amqp from 'amqplib';
 import pg from 'pg';
 import { type ServiceProcess, startService } from './support/service-process.js';
 
+/** A KMS endpoint where nothing listens: checkpoints fail (logged), storing and querying do not need KMS. */
+const NO_KMS = '127.0.0.1:9';
+
 interface Reply {
   ok: boolean;
   result?: any;
@@ -100,6 +103,8 @@ describe('audit service over plain amqplib', function () {
     const { databaseUrl, redisUrl } = await backingServices();
     env = {
       AMQP_URL: vhost.as('audit'),
+      // Checkpoints are tested in services/audit/test/checkpoint.test.ts; nothing listens here.
+      KMS_ENDPOINT: NO_KMS,
       ...schema.env,
       REDIS_URL: redisUrl,
       AUDIT_RETRY_INITIAL_DELAY_MS: '20',
@@ -241,7 +246,7 @@ describe('audit service process', function () {
   it('should expose probes and metrics of what it stored', async () => {
     const vhost = await createFleetVhost('audit-metrics');
     const schema = await createSchemaName('audit_metrics');
-    const service = await startService('audit', { AMQP_URL: vhost.as('audit'), ...schema.env });
+    const service = await startService('audit', { AMQP_URL: vhost.as('audit'), KMS_ENDPOINT: NO_KMS, ...schema.env });
     const client = await plainClient(vhost.as('backend'));
     try {
       assert.equal((await fetch(service.url('/live'))).status, 200);

@@ -153,7 +153,7 @@ describe('deployment files', () => {
           child.on('close', (code) => done({ code, stderr }));
         });
       // A configuration the service refuses at once: the line names the service that ran.
-      const audit = await run({ SERVICE: 'audit', NODE_ENV: 'production', FLEET_DEV_MODE: 'true' });
+      const audit = await run({ SERVICE: 'audit', NODE_ENV: 'production', FLEET_DEV_MODE: 'true', KMS_ENDPOINT: 'cloudkms.googleapis.com' });
       assert.deepEqual(
         [audit.code, audit.stderr],
         [78, 'audit: invalid configuration: FLEET_DEV_MODE: development mode is refused with NODE_ENV=production\n'],

@@ -113,20 +113,26 @@ describe('development runtimes refused in production', () => {
     assert.match(lines[0]!, line);
   };
 
-  it('should refuse to start the wallet service with the KMS emulator endpoint', async () => {
-    await refused(
-      'wallet',
-      { KMS_ENDPOINT: '127.0.0.1:9011' },
-      /^wallet: invalid configuration: KMS_ENDPOINT: the KMS emulator \(.*\) is for development only: refused with NODE_ENV=production$/,
-    );
+  it('should refuse to start the services that use KMS (wallet, audit) with the KMS emulator endpoint', async () => {
+    for (const name of ['wallet', 'audit']) {
+      await refused(
+        name,
+        { KMS_ENDPOINT: '127.0.0.1:9011' },
+        new RegExp(`^${name}: invalid configuration: KMS_ENDPOINT: the KMS emulator \\(.*\\) is for development only: refused with NODE_ENV=production$`),
+      );
+    }
   });
 
-  it('should refuse to start the wallet service with an empty KMS_ENDPOINT, rather than take the emulator', async () => {
-    await refused(
-      'wallet',
-      { KMS_ENDPOINT: '' },
-      /^wallet: invalid configuration: KMS_ENDPOINT: required: cloudkms\.googleapis\.com \(Google Cloud KMS\) or host:port of the KMS emulator$/,
-    );
+  it('should refuse to start the services that use KMS (wallet, audit) with an empty KMS_ENDPOINT, rather than take the emulator', async () => {
+    for (const name of ['wallet', 'audit']) {
+      await refused(
+        name,
+        { KMS_ENDPOINT: '' },
+        new RegExp(
+          `^${name}: invalid configuration: KMS_ENDPOINT: required: cloudkms\\.googleapis\\.com \\(Google Cloud KMS\\) or host:port of the KMS emulator$`,
+        ),
+      );
+    }
   });
 
   it("should refuse to start the webhooks service with the fleet runner's development secret", async () => {
@@ -147,7 +153,8 @@ describe('development runtimes refused in production', () => {
     for (const name of ['audit', 'provisioning', 'reconciliation']) {
       await refused(
         name,
-        { FLEET_DEV_MODE: 'true' },
+        // The audit service signs checkpoints with Cloud KMS: given, so that only development mode is refused.
+        { FLEET_DEV_MODE: 'true', ...(name === 'audit' ? { KMS_ENDPOINT: 'cloudkms.googleapis.com' } : {}) },
         new RegExp(`^${name}: invalid configuration: FLEET_DEV_MODE: development mode is refused with NODE_ENV=production$`),
       );
     }

@@ -1,7 +1,7 @@
 import { ErrorCode, FleetError } from '@wallet-fleet/contracts';
 import { createKmsCustody } from '@wallet-fleet/kms';
 import { brokerCheck, brokerComponent, createBroker } from '@wallet-fleet/messaging';
-import { type Component, type Logger, type Service, createRateLimiter, createServiceBase } from '@wallet-fleet/service-kit';
+import { CLOUD_KMS_ENDPOINT, type Component, type Logger, type Service, createRateLimiter, createServiceBase } from '@wallet-fleet/service-kit';
 import { checkpointScheduler, createCheckpointSigner, takeCheckpoint } from './checkpoints.js';
 import type { AuditConfig } from './config.js';
 import { createIngestHandler } from './handlers/ingest.js';
@@ -26,7 +26,7 @@ export function createAuditService(config: AuditConfig, logger: Logger): Service
     projectId: config.KMS_PROJECT_ID,
     locationId: config.KMS_LOCATION_ID,
     keyRingId: config.KMS_KEY_RING_ID,
-    ...(config.KMS_ENDPOINT ? { apiEndpoint: config.KMS_ENDPOINT } : {}),
+    ...(config.KMS_ENDPOINT === CLOUD_KMS_ENDPOINT ? {} : { apiEndpoint: config.KMS_ENDPOINT }),
     callTimeoutMs: config.KMS_CALL_TIMEOUT_MS,
     logger,
     registry,

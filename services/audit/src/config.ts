@@ -13,15 +13,16 @@ export const configShape = {
   AUDIT_VERIFY_PER_MINUTE: envVar.int({ default: 10, min: 1, max: 10_000 }),
   /**
    * Checkpoints: the chain head signed with the audit service's own Ed25519 key in Cloud KMS (key
-   * `AUDIT_CHECKPOINT_KEY_ID` in the key ring below), every interval when the chain grew. With
-   * `KMS_ENDPOINT` (host:port) the KMS emulator over plaintext gRPC; unset, Google Cloud KMS.
+   * `AUDIT_CHECKPOINT_KEY_ID` in the key ring below), every interval when the chain grew.
+   * `KMS_ENDPOINT` is `cloudkms.googleapis.com` (Google Cloud KMS) or, in development mode only, the
+   * host:port of the KMS emulator; as for the wallet service, unset is a configuration error.
    */
   AUDIT_CHECKPOINT_INTERVAL_MS: envVar.int({ default: 300_000, min: 1000, max: 86_400_000 }),
   AUDIT_CHECKPOINT_KEY_ID: envVar.string('audit-checkpoints'),
   KMS_PROJECT_ID: envVar.string('wallet-fleet-local'),
   KMS_LOCATION_ID: envVar.string('global'),
   KMS_KEY_RING_ID: envVar.string('wallets'),
-  KMS_ENDPOINT: envVar.string('127.0.0.1:9011').optional(),
+  KMS_ENDPOINT: envVar.kmsEndpoint(),
   KMS_CALL_TIMEOUT_MS: envVar.int({ default: 5000, min: 100, max: 60_000 }),
 };
 

@@ -50,6 +50,7 @@ describe('audit checkpoints (real PostgreSQL, RabbitMQ, KMS emulator)', function
     const { redisUrl } = await backingServices();
     service = createAuditService(
       loadAuditConfig({
+        FLEET_DEV_MODE: 'true',
         ...schema.env,
         AMQP_URL: vhost.as('audit'),
         REDIS_URL: redisUrl,
@@ -175,6 +176,7 @@ describe('audit checkpoints (real PostgreSQL, RabbitMQ, KMS emulator)', function
     const { redisUrl } = await backingServices();
     service = createAuditService(
       loadAuditConfig({
+        FLEET_DEV_MODE: 'true',
         ...schema.env,
         AMQP_URL: vhost.as('audit'),
         REDIS_URL: redisUrl,
