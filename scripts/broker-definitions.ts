@@ -24,7 +24,8 @@ export const definitionsFile = fileURLToPath(new URL('../infra/rabbitmq/definiti
  */
 export function fleetTopologies(): Record<FleetService, Topology> {
   return {
-    audit: auditTopology(loadAuditConfig({})),
+    // The KMS endpoint is required but does not shape the topology.
+    audit: auditTopology(loadAuditConfig({ KMS_ENDPOINT: 'cloudkms.googleapis.com' })),
     wallet: walletTopology(),
     provisioning: provisioningTopology(loadProvisioningConfig({})),
     webhooks: webhooksTopology({ maxAttempts: 2, initialDelayMs: 1000, maxDelayMs: 1000 }),
