@@ -16,7 +16,7 @@ import {
 import { safeUrl } from '@wallet-fleet/service-kit';
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { authorizeDelivery, brokerAccessFromEnv, brokerUserOf, type BrokerAccess } from './authorize.js';
-import { ReconnectBackoff, brokerUrls, openConnection, sleep } from './connection.js';
+import { MAX_TIMER_MS, ReconnectBackoff, brokerUrls, openConnection, sleep } from './connection.js';
 import { QueueConsumer } from './consumer.js';
 import { isPermanentBrokerError, unavailable, validationFailed } from './errors.js';
 import { CORRELATION_HEADER, outgoingTrace } from './headers.js';
@@ -53,7 +53,6 @@ const DEFAULT_CONFIRM_TIMEOUT_MS = 15_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 /** A session that lived this long was healthy: the next loss starts the reconnect backoff over. */
 const SESSION_STABLE_MS = 10_000;
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 class MessageBroker implements Broker {
   private state: State = 'idle';
@@ -72,10 +71,13 @@ class MessageBroker implements Broker {
   private readonly backoff: ReconnectBackoff;
   /** The cluster's nodes (AMQP_URL may list several); `node` is the one we use or try next. */
   private readonly urls: string[];
+  /** The broker user every node of `urls` names (brokerUrls checks they agree): our `user_id`. */
+  private readonly user: string;
   private node = 0;
 
   constructor(private readonly o: BrokerOptions) {
     this.urls = brokerUrls(o.url);
+    this.user = brokerUserOf(this.urls[0]!);
     const { initialDelayMs = 500, maxDelayMs = 30_000 } = o.reconnect ?? {};
     this.backoff = new ReconnectBackoff({ initialDelayMs, maxDelayMs }, SESSION_STABLE_MS);
     // Read before anything connects: a malformed role map stops the service at start.
@@ -93,7 +95,7 @@ class MessageBroker implements Broker {
           appId: o.service,
           publisher: () => this.currentPublisher(),
           publishEvent: (rk, payload, opts) => this.publishEvent(rk, payload, opts),
-          authorize: (msg, kind) => authorizeDelivery(msg, kind, { service: o.service, user: brokerUserOf(this.urls[0]!) }, this.access),
+          authorize: (msg, kind) => authorizeDelivery(msg, kind, { service: o.service, user: this.user }, this.access),
         }),
       );
     }
@@ -325,7 +327,7 @@ class MessageBroker implements Broker {
           window: this.o.maxUnconfirmed ?? 256,
           confirmTimeoutMs: this.o.confirmTimeoutMs ?? DEFAULT_CONFIRM_TIMEOUT_MS,
           metrics: this.metrics,
-          userId: brokerUserOf(this.urls[0]!),
+          userId: this.user,
           logger: this.log,
           ...(onOpen ? { onOpen } : {}),
           ...(onChannelClosed ? { onChannelClosed } : {}),

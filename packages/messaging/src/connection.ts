@@ -22,6 +22,9 @@ export async function openConnection(url: string, service: string, timeoutMs: nu
   });
 }
 
+/** The longest delay a Node timer takes (about 24.8 days); a longer one fires after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** A sleep that `signal` cuts short (resolves early, never rejects). */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

@@ -18,6 +18,7 @@ import { Batcher } from './batcher.js';
 import { ChannelHandle, Delivery } from './delivery.js';
 import { Deferral, asFleetError, validationFailed } from './errors.js';
 import { BROKER_DEATH_HEADERS, CORRELATION_HEADER, headerNumber, headerString } from './headers.js';
+import { MAX_TIMER_MS } from './connection.js';
 import type { Metrics } from './metrics.js';
 import type { PublishProps, Publisher } from './publisher.js';
 import { appendHistory, computeRetryDelay } from './retry.js';
@@ -73,7 +74,6 @@ interface MessageMeta {
 }
 
 const HEADER_TEXT_MAX = 1024;
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Consumes one queue: validation, context, handler, then ack / reply / retry / dead letter. A

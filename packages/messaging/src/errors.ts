@@ -48,8 +48,12 @@ export class Deferral extends Error {
     super(err.message);
     this.name = 'Deferral';
     this.reason = err;
-    if (!(opts.delayMs >= 0) || !(opts.jitter === undefined || (opts.jitter >= 0 && opts.jitter <= 1))) {
-      throw new RangeError('a deferral needs delayMs >= 0 and 0 <= jitter <= 1');
+    // The delay becomes a per-message TTL (`expiration`): RabbitMQ takes whole milliseconds up to 2^32-1.
+    if (
+      !(Number.isFinite(opts.delayMs) && opts.delayMs >= 0 && opts.delayMs <= 2 ** 32 - 1) ||
+      !(opts.jitter === undefined || (opts.jitter >= 0 && opts.jitter <= 1))
+    ) {
+      throw new RangeError('a deferral needs 0 <= delayMs <= 2^32-1 and 0 <= jitter <= 1');
     }
     this.delayMs = opts.delayMs;
     this.jitter = opts.jitter ?? 0;

@@ -2,6 +2,7 @@
 // (packages/kms) and the transactional outbox (packages/messaging) satisfy them in production;
 // tests use the same real implementations against the KMS emulator and the real broker.
 import type { Chain } from '@wallet-fleet/contracts';
+import type { ProtectionLevel } from '@wallet-fleet/kms';
 import type { OutboxMessage } from '@wallet-fleet/messaging';
 import type pg from 'pg';
 
@@ -11,7 +12,7 @@ export interface KeyCustody {
   /** Creates (or, for an existing id, returns) a key with these labels; resolves once its version can sign. */
   createKey(keyId: string, algorithm: KeyAlgorithm, options?: { labels?: Record<string, string> }): Promise<{ keyVersionName: string; publicKey: Uint8Array }>;
   /** The protection level keys of `algorithm` are created at. */
-  protectionLevelOf(algorithm: KeyAlgorithm): 'SOFTWARE' | 'HSM';
+  protectionLevelOf(algorithm: KeyAlgorithm): ProtectionLevel;
 }
 
 export interface OutboxWriter {

@@ -3,7 +3,7 @@
 // nothing is credited before finality, tokens are credited per asset (decimals from the chain), a
 // credit whose transaction a reorganisation removed is reversed, and the ledger never drifts.
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   ACCOUNT_SIZE,
   MINT_SIZE,
@@ -43,7 +43,6 @@ describe('webhooks deposits: credited once per on-chain transfer, after finality
   let anvil: Anvil;
   let h: Harness;
   let client: Broker;
-  let wallets: Broker;
   let conn: Connection;
   const payer = Keypair.generate();
   const dev = privateKeyToAccount(ANVIL_KEY);
@@ -111,9 +110,8 @@ describe('webhooks deposits: credited once per on-chain transfer, after finality
       DEPOSIT_RETRY_INITIAL_MS: '50',
       DEPOSIT_RETRY_MAX_MS: '200',
     });
-    // Operators ask the deposit operations; the wallet service announces wallets.
+    // Operators ask the deposit operations.
     client = await h.as('ops');
-    wallets = await h.as('wallet');
   });
   after(async () => {
     await h?.stop();
@@ -121,14 +119,7 @@ describe('webhooks deposits: credited once per on-chain transfer, after finality
     await solana?.stop();
   });
 
-  async function registerWallet(chain: 'SOL' | 'ETH', address: string) {
-    const wallet = { walletId: randomUUID(), userId: `u-${randomUUID()}`, chain, address, label: null, isActive: true, createdAt: new Date().toISOString() };
-    await wallets.publishEvent('wallet.created', wallet);
-    await waitFor(async () => (await h.db.query('SELECT 1 FROM known_addresses WHERE wallet_id = $1', [wallet.walletId])).rowCount === 1, {
-      what: 'wallet.created consumed',
-    });
-    return wallet;
-  }
+  const registerWallet = (chain: 'SOL' | 'ETH', address: string) => h.registerWallet(chain, address);
   const evmAddress = () => getAddress(`0x${randomBytes(20).toString('hex')}`);
   const status = async (id: string): Promise<string> => (await h.db.query('SELECT status FROM deposits WHERE deposit_id = $1', [id])).rows[0].status;
   const settled = (id: string) =>

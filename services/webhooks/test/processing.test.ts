@@ -16,8 +16,6 @@ describe('webhooks processing: deposits validated on chain and credited once', f
   let solana: SolanaRuntime;
   let anvil: Anvil;
   let h: Harness;
-  /** Announces wallets as the wallet service does. */
-  let wallets: Broker;
   /** Publishes processing messages as an intake process does. */
   let intake: Broker;
 
@@ -26,7 +24,6 @@ describe('webhooks processing: deposits validated on chain and credited once', f
     anvil = await startAnvil({ port: 0 });
     // anvil has no finality of its own worth waiting for here: one confirmation is final in these tests.
     h = await startHarness({ SOLANA_RPC_URL: solana.url, EVM_RPC_URL: anvil.url, EVM_FINALITY: '1' });
-    wallets = await h.as('wallet');
     intake = await h.as('webhooks');
   });
   after(async () => {
@@ -35,15 +32,7 @@ describe('webhooks processing: deposits validated on chain and credited once', f
     await solana?.stop();
   });
 
-  /** A wallet of ours, announced the way the wallet service announces it. */
-  async function registerWallet(chain: 'SOL' | 'ETH', address: string) {
-    const wallet = { walletId: randomUUID(), userId: `u-${randomUUID()}`, chain, address, label: null, isActive: true, createdAt: new Date().toISOString() };
-    await wallets.publishEvent('wallet.created', wallet);
-    await waitFor(async () => (await h.db.query('SELECT 1 FROM known_addresses WHERE wallet_id = $1', [wallet.walletId])).rowCount === 1, {
-      what: 'wallet.created consumed',
-    });
-    return wallet;
-  }
+  const registerWallet = (chain: 'SOL' | 'ETH', address: string) => h.registerWallet(chain, address);
 
   async function sendEth(to: string, value: bigint): Promise<Hex> {
     const wallet = createWalletClient({ account: privateKeyToAccount(ANVIL_KEY), transport: http(anvil.url) });

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
 import { createLogger } from '@wallet-fleet/service-kit';
-import { backingServices, createFleetVhost, createSchemaName, type TestSchema, type TestVhost } from '@wallet-fleet/testing';
+import { backingServices, createFleetVhost, createSchemaName, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import amqp from 'amqplib';
 import pg from 'pg';
 import { Webhook } from 'standardwebhooks';
@@ -41,6 +41,8 @@ export interface Harness {
    * wallets, `webhooks` to stand in for an intake process, `ops` for the operations.
    */
   as(role: string): Promise<Broker>;
+  /** A wallet of ours on `chain`, announced as the wallet service announces it, once webhooks knows it. */
+  registerWallet(chain: 'SOL' | 'ETH', address: string): Promise<{ walletId: string; userId: string; chain: 'SOL' | 'ETH'; address: string }>;
   stop(): Promise<void>;
 }
 
@@ -75,6 +77,13 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
   await service.start();
   const db = new pg.Pool({ connectionString: databaseUrl, options: `-c search_path=${schema.schema}` });
   const clients: Broker[] = [];
+  const as = async (role: string) => {
+    const client = createBroker({ url: vhost.as(role), service: `test-${role}`, logger: silent, topology: defineTopology({ queues: [] }) });
+    clients.push(client);
+    await client.start();
+    return client;
+  };
+  let announcer: Promise<Broker> | undefined;
   return {
     vhost,
     schema,
@@ -84,12 +93,16 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
     secret: secret.split(',')[0]!.replace(/^[^=]+=(?=whsec_)/, ''),
     seen,
     events,
-    async as(role) {
-      const client = createBroker({ url: vhost.as(role), service: `test-${role}`, logger: silent, topology: defineTopology({ queues: [] }) });
-      clients.push(client);
-      await client.start();
-      return client;
+    async registerWallet(chain, address) {
+      announcer ??= as('wallet');
+      const wallet = { walletId: randomUUID(), userId: `u-${randomUUID()}`, chain, address, label: null, isActive: true, createdAt: new Date().toISOString() };
+      await (await announcer).publishEvent('wallet.created', wallet);
+      await waitFor(async () => (await db.query('SELECT 1 FROM known_addresses WHERE wallet_id = $1', [wallet.walletId])).rowCount === 1, {
+        what: 'wallet.created consumed',
+      });
+      return wallet;
     },
+    as,
     async stop() {
       await Promise.all(clients.map((c) => c.stop()));
       await service.stop();

@@ -79,10 +79,15 @@ export function createKeyPoolRefiller(opts: RefillerOptions): Component & { runO
     return { created, ...(limitedForMs === undefined ? {} : { limitedForMs }) };
   }
 
+  // Each pass starts with the next kind: a pass ends at the first rate-limit refusal, and a fixed
+  // order would leave the later kinds' pools empty whenever the first kind uses up the quota.
+  let first = 0;
   async function pass(): Promise<number> {
     const result = await opts.store.withRefillLock(async () => {
       let total = 0;
-      for (const kind of opts.kinds) {
+      const order = [...opts.kinds.slice(first), ...opts.kinds.slice(0, first)];
+      first = (first + 1) % Math.max(1, opts.kinds.length);
+      for (const kind of order) {
         const { created, limitedForMs } = await fill(kind);
         total += created;
         if (limitedForMs !== undefined) {

@@ -1,4 +1,5 @@
 import type { Chain, Wallet } from '@wallet-fleet/contracts';
+import type { ProtectionLevel } from '@wallet-fleet/kms';
 import type { OutboxMessage } from '@wallet-fleet/messaging';
 import { inTransaction, withDatabaseErrors } from '@wallet-fleet/service-kit';
 import type pg from 'pg';
@@ -60,7 +61,7 @@ export type WalletDraft = Omit<NewWallet, 'address' | 'kmsKeyVersion' | 'publicK
 /** Which pooled keys fit a wallet: Cloud KMS algorithm and protection level. */
 export interface PoolKind {
   algorithm: KeyAlgorithm;
-  protectionLevel: 'SOFTWARE' | 'HSM';
+  protectionLevel: ProtectionLevel;
 }
 
 const statements = {

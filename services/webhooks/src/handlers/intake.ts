@@ -31,8 +31,8 @@ export type IntakeOutcome =
  * - `accepted` once the deposit row is committed and its `deposit.received` message is confirmed by
  *   the broker (same jobId for the same claim: chain, txHash, eventIndex, token, amount, toAddress; `created`
  *   false for a duplicate; another claim for the same transfer is another job, which the chain decides);
- * - `unauthorized` (bad, stale or missing signature), `bad_body` (not JSON, schema), `conflict`
- *   (the same transfer with other token/amount/address), `unavailable` (the deposit could not be
+ * - `unauthorized` (bad, stale or missing signature), `bad_body` (not JSON, schema), `rate_limited`
+ *   (the sender), `replayed` (its webhook-id with another body), `unavailable` (the deposit could not be
  *   stored or enqueued durably: the sender retries, dedupe makes that harmless).
  */
 export function createIntakeHandler(deps: IntakeDeps) {

@@ -42,6 +42,8 @@ export type AttemptOutcome =
 
 /** Statuses an attempt may move a deposit out of. */
 const OPEN: readonly DepositStatus[] = ['pending', 'confirming'];
+/** What reconciliation may still settle: the open deposits, and unlisted ones (their token may be listed since). */
+export const RECONCILABLE: readonly DepositStatus[] = [...OPEN, 'unlisted'];
 
 const depositPayload = (d: DepositRow, wallet?: { walletId: string; userId: string }, identity?: ChainIdentity): Deposit => ({
   depositId: d.depositId,
@@ -104,7 +106,7 @@ export function createDepositAttempt(deps: Omit<ProcessingDeps, 'maxAttempts'>) 
   ): Promise<{ settled: Settlement; before: DepositStatus } | undefined> {
     let before: DepositStatus = d.status;
     // Reconciliation may also take an unlisted deposit up again (its token listed since).
-    const from = mode.by === 'reconciliation' ? [...OPEN, 'unlisted' as const] : OPEN;
+    const from = mode.by === 'reconciliation' ? RECONCILABLE : OPEN;
     const settled = await store.settle(d.depositId, from, async (tx, current) => {
       before = current.status;
       const s = await decide(tx);

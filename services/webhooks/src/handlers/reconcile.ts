@@ -2,7 +2,7 @@ import { ErrorCode, FleetError } from '@wallet-fleet/contracts';
 import type { CommandHandlers } from '@wallet-fleet/messaging';
 import type { DepositStore } from '../store/deposit-store.js';
 import type { ReconcileStore } from '../store/reconcile-store.js';
-import type { createCreditRecheck, createDepositAttempt } from './processing.js';
+import { type createCreditRecheck, type createDepositAttempt, RECONCILABLE } from './processing.js';
 
 /**
  * The deposit operations reconciliation (or an operator) calls: `wallet.deposits.stuck`,
@@ -26,7 +26,7 @@ export function createReconcileHandlers(
       // A credit stands while the chain still says so; its transaction gone → reversed. RPC down → UNAVAILABLE.
       if (d.status === 'credited') return { depositId: d.depositId, ...(await recheck(d)) };
       // Unlisted: asked again, it is credited if its token has been listed since.
-      if (d.status !== 'pending' && d.status !== 'confirming' && d.status !== 'unlisted') return { depositId: d.depositId, status: d.status, changed: false };
+      if (!RECONCILABLE.includes(d.status)) return { depositId: d.depositId, status: d.status, changed: false };
       const pastMaxAge = age > q.maxAgeSeconds;
       // Age never fails a confirming deposit: its transfer is on chain, only finality is awaited.
       const outcome = await attempt(d, { by: 'reconciliation', attempt: d.attempts.length + 1, failMissing: pastMaxAge, failUnconfirmed: pastMaxAge });
