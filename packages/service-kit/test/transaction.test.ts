@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { backingServices, createSchemaName, type TestSchema } from '@wallet-fleet/testing';
+import { backingServices, createSchemaName, type TestSchema, waitFor } from '@wallet-fleet/testing';
 import pg from 'pg';
-import { inTransaction } from '../src/index.js';
+import { afterCommit, inTransaction } from '../src/index.js';
 
 describe('inTransaction', () => {
   let pool: pg.Pool;
@@ -40,5 +40,41 @@ describe('inTransaction', () => {
     assert.equal(await count(), 2);
     // The pool still serves (the failed client was dropped, not handed out broken).
     assert.equal(await inTransaction(pool, async (c) => (await c.query('SELECT 1 AS one')).rows[0].one), 1);
+  });
+
+  it('should run after-commit hooks once the rows are visible to others, and never after a rollback', async () => {
+    const seen: number[] = [];
+    await inTransaction(pool, async (c) => {
+      await c.query(`INSERT INTO ${schema.schema}.t VALUES (10)`);
+      assert.equal(
+        afterCommit(c, () => void count().then((n) => seen.push(n))),
+        true,
+      );
+      assert.deepEqual(seen, [], 'not before COMMIT');
+    });
+    // The hook's own read on another connection already sees the committed row.
+    await waitFor(() => seen.length === 1, { what: 'the after-commit hook' });
+    assert.deepEqual(seen, [3]);
+    let ranAfterRollback = false;
+    await assert.rejects(
+      inTransaction(pool, async (c) => {
+        afterCommit(c, () => (ranAfterRollback = true));
+        throw new Error('boom');
+      }),
+      /boom/,
+    );
+    assert.equal(ranAfterRollback, false);
+  });
+
+  it('should refuse a hook on a client that is not inside inTransaction', async () => {
+    const c = await pool.connect();
+    try {
+      assert.equal(
+        afterCommit(c, () => undefined),
+        false,
+      );
+    } finally {
+      c.release();
+    }
   });
 });
