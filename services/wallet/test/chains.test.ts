@@ -203,6 +203,11 @@ describe('wallet balances, transfers and signing on local chains', function () {
       client.request('wallet.transaction.sign', { userId, walletId: w.walletId, transaction: build(solanaAddress(localEd25519Signer().publicKey)) }),
       (e) => isFleetError(e, ErrorCode.VALIDATION_FAILED),
     );
+    // The wallet is known in memory now (signing caches it): another user still cannot sign with it.
+    await assert.rejects(
+      client.request('wallet.transaction.sign', { userId: `mallory-${randomUUID()}`, walletId: w.walletId, transaction: build(w.address) }),
+      (e) => isFleetError(e, ErrorCode.WALLET_NOT_FOUND),
+    );
   });
 
   it('should sign an EIP-1559 transfer that anvil mines from the derived address', async () => {

@@ -16,7 +16,7 @@ import type { HandlerContext } from '@wallet-fleet/messaging';
 import type { Logger, RateLimiter, Redis } from '@wallet-fleet/service-kit';
 import { type PolicyDecision, type PolicyGate, policyDenied } from '../policy/gate.js';
 import type { TransferStore } from '../store/transfer-store.js';
-import type { WalletRecord, WalletStore } from '../store/wallet-store.js';
+import type { OwnedWallet, WalletStore } from '../store/wallet-store.js';
 import { type TransferAudit, transferSol } from './transfer.js';
 
 /** What signing needs of the KMS custody. */
@@ -59,11 +59,11 @@ const NATIVE: Record<Chain, { decimals: number; symbol: string }> = {
   APTOS: { decimals: 8, symbol: 'APT' },
 };
 
-function kmsEd25519Signer(signer: WalletSigner, w: WalletRecord): Ed25519Signer {
+function kmsEd25519Signer(signer: WalletSigner, w: OwnedWallet): Ed25519Signer {
   return { publicKey: new Uint8Array(w.publicKey), sign: (m) => signer.signEd25519(w.kmsKeyVersion, m) };
 }
 
-function kmsSecp256k1Signer(signer: WalletSigner, w: WalletRecord): Secp256k1Signer {
+function kmsSecp256k1Signer(signer: WalletSigner, w: OwnedWallet): Secp256k1Signer {
   return { publicKey: new Uint8Array(w.publicKey), signDigest: (d) => signer.signSecp256k1Digest(w.kmsKeyVersion, d) };
 }
 
@@ -78,8 +78,8 @@ const balanceKey = (walletId: string) => `balance:${walletId}`;
  * (see transferSol for transfers).
  */
 export function createChainHandlers(d: ChainDeps) {
-  async function owned(userId: string, walletId: string): Promise<WalletRecord> {
-    const w = await d.store.get(userId, walletId);
+  async function owned(userId: string, walletId: string): Promise<OwnedWallet> {
+    const w = await d.store.owned(userId, walletId);
     if (!w) throw new FleetError(ErrorCode.WALLET_NOT_FOUND, 'wallet not found');
     return w;
   }
@@ -93,7 +93,15 @@ export function createChainHandlers(d: ChainDeps) {
     }
   }
 
-  const auditBase = (w: WalletRecord, ctx: HandlerContext) => ({
+  /** Ownership and the rate limit at once (no wait on one round trip before the other); ownership's error first. */
+  async function ownedWithinLimit(userId: string, walletId: string): Promise<OwnedWallet> {
+    const [w, l] = await Promise.allSettled([owned(userId, walletId), limit(userId)]);
+    if (w.status === 'rejected') throw w.reason;
+    if (l.status === 'rejected') throw l.reason;
+    return w.value;
+  }
+
+  const auditBase = (w: OwnedWallet, ctx: HandlerContext) => ({
     resource: { type: 'wallet', id: w.walletId },
     userId: w.userId,
     ...(ctx.correlationId ? { correlationId: ctx.correlationId } : {}),
@@ -106,7 +114,7 @@ export function createChainHandlers(d: ChainDeps) {
    * under `ref`; a signing that fails gives the reservation back (nothing signed cannot reach the
    * chain). Throws POLICY_DENIED, what `sign` throws, UNAVAILABLE/INTERNAL (database).
    */
-  async function governed<T>(w: WalletRecord, logger: Logger, facts: SigningFacts, intent: Intent, ref: string, sign: () => Promise<T>): Promise<T> {
+  async function governed<T>(w: OwnedWallet, logger: Logger, facts: SigningFacts, intent: Intent, ref: string, sign: () => Promise<T>): Promise<T> {
     facts.intent = intent;
     facts.decision = await d.policy.decide(w, intent, ref);
     if (facts.decision.denial) throw policyDenied(facts.decision.denial);
@@ -125,7 +133,7 @@ export function createChainHandlers(d: ChainDeps) {
    * The event of a failed attempt that cannot be written is logged (the caller still gets the real error).
    */
   async function auditedSign<T extends { hash?: string | undefined; signedTransaction: string }>(
-    w: WalletRecord,
+    w: OwnedWallet,
     ctx: HandlerContext,
     facts: SigningFacts,
     run: () => Promise<T>,
@@ -155,7 +163,7 @@ export function createChainHandlers(d: ChainDeps) {
     return result;
   }
 
-  function transferAudit(w: WalletRecord, ctx: HandlerContext, recipient: string, amount: string, facts: SigningFacts): TransferAudit {
+  function transferAudit(w: OwnedWallet, ctx: HandlerContext, recipient: string, amount: string, facts: SigningFacts): TransferAudit {
     const action = 'wallet.transferSol';
     // A getter: the intent and decision are known only once the transaction is built.
     const after = () => ({ chain: w.chain, recipient, amount, ...factsOf(facts) });
@@ -226,8 +234,7 @@ export function createChainHandlers(d: ChainDeps) {
     },
 
     'wallet.transaction.sign': async (r: ParsedRequestOf<'wallet.transaction.sign'>, ctx: HandlerContext) => {
-      const w = await owned(r.userId, r.walletId);
-      await limit(r.userId);
+      const w = await ownedWithinLimit(r.userId, r.walletId);
       const facts: SigningFacts = {};
       // A raw signature may be broadcast by anyone at any time: its spend is never given back once signed.
       const ref = `sign:${randomUUID()}`;

@@ -34,6 +34,12 @@ const toRecord = (r: Row): WalletRecord => ({
   publicKey: r.public_key,
 });
 
+/**
+ * What never changes about a wallet once created: whose it is, its chain, address and key (the
+ * runtime role may update `is_active` alone, and nobody deletes a wallet). Signing needs no more.
+ */
+export type OwnedWallet = Omit<WalletRecord, 'isActive' | 'label'>;
+
 /** The public view of a wallet: what replies and events carry (no key names, no key bytes). */
 export function publicWallet(w: WalletRecord): Wallet {
   return {
@@ -152,7 +158,12 @@ export type WalletStore = ReturnType<typeof createWalletStore>;
  * All SQL of wallets. Every method throws FleetError `UNAVAILABLE` (retryable) or `INTERNAL` for a
  * database failure; a FleetError thrown by a caller's callback passes unchanged.
  */
-export function createWalletStore(pool: pg.Pool, outbox: OutboxWriter) {
+export function createWalletStore(pool: pg.Pool, outbox: OutboxWriter, opts: { ownedCacheSize?: number } = {}) {
+  // Bounded LRU (a Map iterates in insertion order) of what `owned` found: every signature starts
+  // with this read and its answer never changes. Only found wallets are kept, so a wallet created
+  // after a miss is found next time.
+  const ownedCache = new Map<string, OwnedWallet>();
+  const ownedCacheSize = opts.ownedCacheSize ?? 10_000;
   const write = (messages: readonly OutboxMessage[]) => withDatabaseErrors(() => inTransaction(pool, (client) => outbox.enqueue(client, messages)));
   const pending: Array<{ messages: readonly OutboxMessage[]; resolve: () => void; reject: (e: unknown) => void }> = [];
   let flushing = false;
@@ -201,6 +212,23 @@ export function createWalletStore(pool: pg.Pool, outbox: OutboxWriter) {
 
   return {
     get: (userId: string, walletId: string) => withDatabaseErrors(() => statements.get(pool, userId, walletId)),
+
+    /** The unchanging part of `userId`'s wallet `walletId` (see OwnedWallet), from memory once read. */
+    owned: async (userId: string, walletId: string): Promise<OwnedWallet | undefined> => {
+      const key = `${walletId}\u0000${userId}`;
+      const hit = ownedCache.get(key);
+      if (hit) {
+        ownedCache.delete(key);
+        ownedCache.set(key, hit);
+        return hit;
+      }
+      const w = await withDatabaseErrors(() => statements.get(pool, userId, walletId));
+      if (!w) return undefined;
+      const { isActive: _active, label: _label, ...owned } = w;
+      ownedCache.set(key, owned);
+      if (ownedCache.size > ownedCacheSize) ownedCache.delete(ownedCache.keys().next().value!);
+      return owned;
+    },
     list: (userId: string, chain?: Chain) => withDatabaseErrors(() => statements.list(pool, userId, chain)),
     findCreateRequest: (userId: string, key: string) => withDatabaseErrors(() => statements.findCreateRequest(pool, userId, key)),
 
