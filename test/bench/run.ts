@@ -12,8 +12,11 @@ import { PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
 import { backingServices, createFleetVhost, createSchemaName } from '@wallet-fleet/testing';
 import amqp from 'amqplib';
 import pg from 'pg';
+import { decodeSolanaTransaction } from '@wallet-fleet/chains';
 import { createBroker, defineTopology } from '@wallet-fleet/messaging';
-import { createLogger } from '@wallet-fleet/service-kit';
+import { createLogger, createPgPool } from '@wallet-fleet/service-kit';
+import { createPolicyGate } from '../../services/wallet/src/policy/gate.js';
+import { createPolicyStore } from '../../services/wallet/src/store/policy-store.js';
 import { freePort, startService } from '../e2e/support/service-process.js';
 import { bareKmsClient, rawInsert, rawInsertThenPublish, rawKmsCreate, rawKmsSign, rawPublishConsume, rawRpc } from './raw.js';
 import { printTable, runConcurrent, summarize, type Measurement } from './stats.js';
@@ -277,10 +280,12 @@ async function walletSuite(): Promise<void> {
     const fleetSign = await runConcurrent('wallet.transaction.sign (SOL, 32 in flight)', signs, 32, () =>
       client.request('wallet.transaction.sign', { userId: 'signer', walletId: w.walletId, transaction: tx.toString('base64') }),
     );
+    const policy = await policyCheck(schema.env, w, tx, n(1000));
     const c = summarize(fleetCreate);
     const rc = summarize(rawCreate);
     const p95 = summarize(moderate).p95;
     const signRatio = summarize(fleetSign).opsPerSec / summarize(rawSign).opsPerSec;
+    const policyP50 = summarize(policy.capped).p50;
     printTable('Wallet service over RabbitMQ beside the bare @google-cloud/kms client (KMS emulator process, same run)', [
       {
         fleet: fleetCreate,
@@ -290,6 +295,10 @@ async function walletSuite(): Promise<void> {
       { fleet: moderate, raw: rawCreate, note: `p95 ${p95.toFixed(1)} ms, ${aim('p95 < 20 ms', p95 < 20)}` },
       { fleet: fleetSign, raw: rawSign, note: aim('>= 0.7 of bare', signRatio >= 0.7) },
     ]);
+    printTable(
+      'The policy check of the signing path (decode, engine, cap reservation) against the wallet schema, sequential; raw: the same with no rules set',
+      [{ fleet: policy.capped, raw: policy.plain, note: `p50 ${policyP50.toFixed(2)} ms with caps, ${aim('p50 < 1 ms', policyP50 < 1)}` }],
+    );
   } finally {
     await bare.close();
     await db.end();
@@ -298,6 +307,43 @@ async function walletSuite(): Promise<void> {
     await kms.stop();
     await vhost.drop();
     await schema.drop();
+  }
+}
+
+/**
+ * What the policy adds to a signing (issue 11), with the wallet service's own code and database: the
+ * SOL transaction decoded, the applicable rules read and evaluated, the spend reserved (a row per
+ * signing; with caps, under the user's advisory lock after summing the last 24 h). Once with no
+ * rules at all, then with a per-transaction limit and both daily caps set on the wallet and user.
+ */
+async function policyCheck(
+  env: { DATABASE_URL: string; DATABASE_SCHEMA: string },
+  w: { userId: string; walletId: string; address: string },
+  tx: Buffer,
+  total: number,
+): Promise<{ plain: Measurement; capped: Measurement }> {
+  const db = createPgPool({ url: env.DATABASE_URL, schema: env.DATABASE_SCHEMA, max: 1 });
+  const store = createPolicyStore(db.pool, {
+    enqueue: () => Promise.reject(new Error('the bench sets no policy through this store')),
+  });
+  const gate = createPolicyGate(store);
+  const check = async () => {
+    const decision = await gate.decide(w, decodeSolanaTransaction(tx, { wallet: w.address }), `bench:${randomUUID()}`);
+    if (!decision.allowed) throw new Error(`policy denied the bench transaction: ${decision.denial?.message}`);
+  };
+  try {
+    const plain = await runConcurrent('policy check, no rules', total, 1, check);
+    const big = '1000000000000000000';
+    await db.pool.query(`INSERT INTO policies (scope, scope_id, rules, version) VALUES ('user', $1, $3, 1), ('wallet', $2, $4, 1)`, [
+      w.userId,
+      w.walletId,
+      JSON.stringify({ dailyPerUser: { SOL: big } }),
+      JSON.stringify({ maxPerTransaction: { SOL: big }, dailyPerWallet: { SOL: big } }),
+    ]);
+    const capped = await runConcurrent('policy check, user and wallet caps', total, 1, check);
+    return { plain, capped };
+  } finally {
+    await db.pool.end();
   }
 }
 
