@@ -26,6 +26,12 @@ export interface Outbox {
    */
   enqueue(client: pg.ClientBase, messages: OutboxMessage | readonly OutboxMessage[]): Promise<void>;
   /**
+   * Inserts the messages on their own through the outbox's pool: one statement, its own commit (no
+   * transaction to open), then wakes this process's relay (a NOTIFY when it does not run here). Resolves once they are committed.
+   * Validated as in `enqueue`: throws VALIDATION_FAILED; the driver's error when the insert fails.
+   */
+  write(messages: OutboxMessage | readonly OutboxMessage[]): Promise<void>;
+  /**
    * `enqueue` as SQL for the caller's own statement, so that a business row and its messages commit
    * in one round trip (one statement is one transaction): an `INSERT … SELECT … FROM (VALUES …)` to
    * use as a data-modifying CTE, with parameters numbered from `firstParam`. The caller may append
@@ -215,14 +221,27 @@ class OutboxRelay implements Outbox {
     // against 4,081-4,756/s without, 32 at once). Every process that writes rows to an outbox runs
     // its relay, so rows of other processes are relayed by theirs; a process without a running
     // relay (or a transaction of its own) still sends the NOTIFY for the relays that listen.
-    if (this.running && afterCommit(client, () => this.wake())) {
-      await client.query(`INSERT INTO ${this.table} (${COLUMNS}) VALUES ${tuples.join(', ')}`, values);
+    const local = this.running && afterCommit(client, () => this.wake());
+    await this.insert(client, tuples, values, !local);
+  }
+
+  async write(messages: OutboxMessage | readonly OutboxMessage[]): Promise<void> {
+    const { tuples, values } = this.rows(messages, 1, '');
+    if (tuples.length === 0) return;
+    const local = this.running;
+    await this.insert(this.o.pool, tuples, values, !local);
+    if (local) this.wake();
+  }
+
+  private async insert(db: pg.Pool | pg.ClientBase, tuples: string[], values: unknown[], notify: boolean): Promise<void> {
+    if (!notify) {
+      await db.query(`INSERT INTO ${this.table} (${COLUMNS}) VALUES ${tuples.join(', ')}`, values);
       return;
     }
     // The NOTIFY rides on the INSERT (one round trip); it is delivered at commit and dropped on
     // rollback, like the rows themselves.
     const n = values.length;
-    await client.query(
+    await db.query(
       `WITH ins AS (INSERT INTO ${this.table} (${COLUMNS}) VALUES ${tuples.join(', ')} RETURNING 1)
        SELECT pg_notify($${n + 1}, '') FROM (SELECT 1 FROM ins LIMIT 1) AS one`,
       [...values, this.channel],

@@ -128,8 +128,9 @@ describe('messaging: transactional outbox', () => {
     try {
       await listener.query(`LISTEN "outbox_${db.schema}"`);
       await inTransaction(pool, (c) => local.enqueue(c, { routingKey: 'deposit.received', payload: deposit(1), messageId: 'local-1' }));
-      await waitFor(async () => (await depth(vhost, 'sink')) === 1, { what: 'the row relayed by its own process' });
-      assert.equal(await relayed(here)(), 1);
+      // The counter moves once the pass has committed its delete, after the broker's confirm.
+      await waitFor(async () => (await relayed(here)()) === 1, { what: 'the row relayed by its own process' });
+      assert.equal(await depth(vhost, 'sink'), 1);
       assert.equal(await relayed(elsewhere)(), 0);
       // Notifications reach a listener in commit order: once a marker sent now arrives, any NOTIFY of
       // the commit above would have arrived before it.
@@ -140,13 +141,35 @@ describe('messaging: transactional outbox', () => {
       // A writer whose relay is not running (a one-off process): its commit wakes the others.
       const writerOnly = createOutbox({ pool, schema: db.schema, broker: b, logger, registry: new Registry() });
       await inTransaction(pool, (c) => writerOnly.enqueue(c, { routingKey: 'deposit.received', payload: deposit(2), messageId: 'remote-2' }));
-      await waitFor(async () => (await depth(vhost, 'sink')) === 2, { what: 'the row relayed on NOTIFY' });
-      assert.equal((await relayed(here)()) + (await relayed(elsewhere)()), 2);
+      await waitFor(async () => (await relayed(here)()) + (await relayed(elsewhere)()) === 2, { what: 'the row relayed on NOTIFY' });
+      assert.equal(await depth(vhost, 'sink'), 2);
       assert.ok(heard.length > 1, 'that commit carried a NOTIFY');
     } finally {
       await listener.query(`UNLISTEN "outbox_${db.schema}"`).catch(() => undefined);
       listener.release();
     }
+  });
+
+  it('should write messages on their own, committed when write resolves, and relay them at once', async () => {
+    const b = broker(vhost, defineTopology({ queues: [] }));
+    await b.start();
+    const outbox = createOutbox({ pool, schema: db.schema, broker: b, logger, pollIntervalMs: 600_000 });
+    relays.push(outbox);
+    // Not started: the row is committed and waits (nothing polls, no relay runs).
+    await outbox.write([{ routingKey: 'deposit.received', payload: deposit(1), messageId: 'w-1' }]);
+    assert.equal(Number((await pool.query(`SELECT count(*) FROM ${db.schema}.outbox`)).rows[0].count), 1);
+    await outbox.start();
+    await waitFor(async () => (await depth(vhost, 'sink')) === 1, { what: 'the row relayed at start' });
+    // Running: its own write wakes it (no poll within the test's patience).
+    await outbox.write({ routingKey: 'deposit.received', payload: deposit(2), messageId: 'w-2' });
+    await waitFor(async () => (await depth(vhost, 'sink')) === 2, { what: 'the written row relayed' });
+    await assert.rejects(outbox.write({ routingKey: 'deposit.received', payload: { depositId: 3 } }), (e: unknown) =>
+      isFleetError(e, ErrorCode.VALIDATION_FAILED),
+    );
+    assert.deepEqual(
+      (await takeAll(vhost, 'sink')).map((m) => m.properties.messageId),
+      ['w-1', 'w-2'],
+    );
   });
 
   it('should refuse an invalid event at enqueue, inserting nothing', async () => {

@@ -17,6 +17,8 @@ export interface KeyCustody {
 
 export interface OutboxWriter {
   enqueue(client: pg.ClientBase, messages: OutboxMessage | readonly OutboxMessage[]): Promise<void>;
+  /** The messages on their own (one statement, its own commit). */
+  write(messages: OutboxMessage | readonly OutboxMessage[]): Promise<void>;
 }
 
 export const algorithmOf = (chain: Chain): KeyAlgorithm => (chain === 'ETH' ? 'secp256k1' : 'ed25519');

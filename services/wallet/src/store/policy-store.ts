@@ -37,7 +37,7 @@ export type PolicyStore = ReturnType<typeof createPolicyStore>;
  * Policies and the spend that rolling caps count. Every method throws FleetError `UNAVAILABLE`
  * (retryable) or `INTERNAL` for a database failure.
  */
-export function createPolicyStore(pool: pg.Pool, outbox: OutboxWriter) {
+export function createPolicyStore(pool: pg.Pool, outbox: Pick<OutboxWriter, 'enqueue'>) {
   return {
     /** The policy of one scope; version 0 and empty rules for a scope never set. */
     get: (ref: PolicyScopeRef): Promise<PolicyRecord> =>

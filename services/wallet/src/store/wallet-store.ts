@@ -164,7 +164,7 @@ export function createWalletStore(pool: pg.Pool, outbox: OutboxWriter, opts: { o
   // after a miss is found next time.
   const ownedCache = new Map<string, OwnedWallet>();
   const ownedCacheSize = opts.ownedCacheSize ?? 10_000;
-  const write = (messages: readonly OutboxMessage[]) => withDatabaseErrors(() => inTransaction(pool, (client) => outbox.enqueue(client, messages)));
+  const write = (messages: readonly OutboxMessage[]) => withDatabaseErrors(() => outbox.write(messages));
   const pending: Array<{ messages: readonly OutboxMessage[]; resolve: () => void; reject: (e: unknown) => void }> = [];
   let flushing = false;
   async function flushRecords(): Promise<void> {
