@@ -64,7 +64,8 @@ export interface EvmAdapter {
    * plus the tip (room for base-fee rises over several full blocks); the gas is `eth_estimateGas`,
    * with a fifth more for a contract call (its state may change before it is mined). The estimate
    * runs the transfer against the pending state, so what would fail on chain fails here, before
-   * anything is signed. Throws VALIDATION_FAILED, INVALID_RECIPIENT, INSUFFICIENT_FUNDS,
+   * anything is signed, and the wallet must hold the value plus the most the fees may cost.
+   * Throws VALIDATION_FAILED, INVALID_RECIPIENT, INSUFFICIENT_FUNDS,
    * SUBMISSION_FAILED (the call would revert: a token balance too low, not a token), UNAVAILABLE.
    */
   buildTransfer(params: { from: string; to: string; amount: bigint; token?: string; nonce: number; chainId: number }): Promise<Hex>;
@@ -181,23 +182,33 @@ export function createEvmAdapter(options: EvmAdapterOptions): EvmAdapter {
         }
         call = { to: contract, value: 0n, data: encodeFunctionData({ abi: erc20Abi, functionName: 'transfer', args: [recipient, amount] }) };
       }
-      const [history, tip, estimate] = await Promise.all([
+      const [history, tip, balance] = await Promise.all([
         rpc('eth_feeHistory', () => client.getFeeHistory({ blockCount: 5, rewardPercentiles: [50] })),
         rpc('eth_maxPriorityFeePerGas', () => client.request({ method: 'eth_maxPriorityFeePerGas' })).then(
           (t) => hexToBigInt(t),
           () => null,
         ),
-        client.estimateGas({ account: sender, ...call }).catch((e: unknown) => {
-          const failure = evmFailure('eth_estimateGas', e);
-          if (failure.code !== ErrorCode.UNAVAILABLE || !/revert/i.test(failure.message)) throw failure;
-          throw new FleetError(ErrorCode.SUBMISSION_FAILED, `the transfer would revert: ${failure.message}`, { retryable: false, cause: e });
-        }),
+        rpc('getBalance', () => client.getBalance({ address: sender, blockTag: 'pending' })),
       ]);
       const baseFee = history.baseFeePerGas.at(-1) ?? 0n;
       const rewards = (history.reward ?? []).map((r) => r[0] ?? 0n).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
       const maxPriorityFeePerGas = tip ?? rewards[rewards.length >> 1] ?? 0n;
+      const maxFeePerGas = 2n * baseFee + maxPriorityFeePerGas;
+      const estimate = await client.estimateGas({ account: sender, ...call, maxFeePerGas, maxPriorityFeePerGas }).catch((e: unknown) => {
+        const failure = evmFailure('eth_estimateGas', e);
+        if (failure.code !== ErrorCode.UNAVAILABLE || !/revert/i.test(failure.message)) throw failure;
+        throw new FleetError(ErrorCode.SUBMISSION_FAILED, `the transfer would revert: ${failure.message}`, { retryable: false, cause: e });
+      });
       const gas = call.data ? (estimate * 6n) / 5n : estimate;
-      return serializeTransaction({ type: 'eip1559', chainId, nonce, gas, maxFeePerGas: 2n * baseFee + maxPriorityFeePerGas, maxPriorityFeePerGas, ...call });
+      // Nodes differ in whether an estimate checks the balance against the fees: checked here, so
+      // that a transfer the wallet cannot pay for is refused before it is signed and takes a nonce.
+      if (balance < call.value + gas * maxFeePerGas) {
+        throw new FleetError(
+          ErrorCode.INSUFFICIENT_FUNDS,
+          `the wallet holds ${balance} wei, the transfer may cost ${call.value + gas * maxFeePerGas} wei (fees included)`,
+        );
+      }
+      return serializeTransaction({ type: 'eip1559', chainId, nonce, gas, maxFeePerGas, maxPriorityFeePerGas, ...call });
     },
     async fate(signedTransaction) {
       let from: Hex;

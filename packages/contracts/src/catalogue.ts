@@ -93,7 +93,8 @@ export const operations = {
   'wallet.transaction.transfer': {
     owner: 'wallet',
     callers: ['backend'],
-    summary: 'Send native coins or tokens (SOL, SPL, ETH, ERC-20): the service builds the transaction, checks its policy, signs and sends it once per idempotency key',
+    summary:
+      'Send native coins or tokens (SOL, SPL, ETH, ERC-20): the service builds the transaction, checks its policy, signs and sends it once per idempotency key',
     request: wallet.TransferRequest,
     result: wallet.TransferResult,
     errors: [

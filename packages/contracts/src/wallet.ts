@@ -55,7 +55,13 @@ const TransferAsset = z.union([
   z.object({ type: z.literal('native') }).strict(),
   z.object({ type: z.literal('token'), mint: z.string().min(32).max(44).describe('SPL mint (SOL wallets; Token or Token-2022)') }).strict(),
   z
-    .object({ type: z.literal('token'), contract: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'a 0x address').describe('ERC-20 contract (ETH wallets)') })
+    .object({
+      type: z.literal('token'),
+      contract: z
+        .string()
+        .regex(/^0x[0-9a-fA-F]{40}$/, 'a 0x address')
+        .describe('ERC-20 contract (ETH wallets)'),
+    })
     .strict(),
 ]);
 

@@ -192,7 +192,8 @@ export function createChainHandlers(d: ChainDeps) {
     switch (w.chain) {
       case 'SOL': {
         const { asset } = r;
-        if (asset.type === 'token' && !('mint' in asset)) throw FleetError.validation([{ path: 'asset', message: 'a SOL wallet sends SPL tokens: give `mint`' }]);
+        if (asset.type === 'token' && !('mint' in asset))
+          throw FleetError.validation([{ path: 'asset', message: 'a SOL wallet sends SPL tokens: give `mint`' }]);
         const build = () =>
           asset.type === 'native'
             ? d.solana.buildTransfer({ from: w.address, to: r.recipient, lamports: amount })
@@ -211,11 +212,19 @@ export function createChainHandlers(d: ChainDeps) {
       }
       case 'ETH': {
         const { asset } = r;
-        if (asset.type === 'token' && !('contract' in asset)) throw FleetError.validation([{ path: 'asset', message: 'an ETH wallet sends ERC-20 tokens: give `contract`' }]);
+        if (asset.type === 'token' && !('contract' in asset))
+          throw FleetError.validation([{ path: 'asset', message: 'an ETH wallet sends ERC-20 tokens: give `contract`' }]);
         const token = asset.type === 'token' ? asset.contract : undefined;
         return {
           sign: async (nonce) => {
-            const unsigned = await d.evm.buildTransfer({ from: w.address, to: r.recipient, amount, nonce: nonce ?? 0, chainId: d.chainIds.ETH, ...(token ? { token } : {}) });
+            const unsigned = await d.evm.buildTransfer({
+              from: w.address,
+              to: r.recipient,
+              amount,
+              nonce: nonce ?? 0,
+              chainId: d.chainIds.ETH,
+              ...(token ? { token } : {}),
+            });
             const intent = decodeEvmTransaction(unsigned, { from: w.address, chainId: d.chainIds.ETH });
             const { signedTransaction } = await governed(w, logger, facts, intent, ref, () => signEvmTransaction(unsigned, kmsSecp256k1Signer(d.signer, w)));
             return hexBytes(signedTransaction);
@@ -237,7 +246,8 @@ export function createChainHandlers(d: ChainDeps) {
   /** `wallet.transaction.transfer`, and `transferSol` as its SOL-native alias (audited as `action`). */
   async function typedTransfer(action: string, r: TransferBody, ctx: HandlerContext): Promise<ResultOf<'wallet.transaction.transfer'>> {
     const w = await owned(r.userId, r.walletId);
-    if (!isValidAddress(w.chain, r.recipient)) throw new FleetError(ErrorCode.INVALID_RECIPIENT, `recipient is not a${w.chain === 'ETH' ? 'n' : ''} ${w.chain} address`);
+    if (!isValidAddress(w.chain, r.recipient))
+      throw new FleetError(ErrorCode.INVALID_RECIPIENT, `recipient is not a${w.chain === 'ETH' ? 'n' : ''} ${w.chain} address`);
     if (BigInt(r.amount) <= 0n) throw FleetError.validation([{ path: 'amount', message: 'must be at least 1 base unit' }]);
     const facts: SigningFacts = {};
     // One reservation per idempotent transfer, whatever its retries sign; a fresh one otherwise.
