@@ -84,13 +84,9 @@ export const TransferResult = z.object({
   source: z
     .enum(['chain', 'record'])
     .describe(
-      '`chain`: `status` is what the chain answered for this call. `record`: the chain could not vouch for it, and `status` is what the service recorded when the transfer was first made (see `checkedOnChain`)',
+      '`chain`: `status` is what the chain answered for this call. `record`: the transfer was already recorded as confirmed (the same idempotency key again), and `status` is that record, answered without asking the chain',
     ),
-  checkedOnChain: z
-    .boolean()
-    .describe(
-      'Whether the chain was asked during this call. `source: record` with `checkedOnChain: true` means the chain was asked and does not know the transaction (for example a development runtime reset since); with `false`, the chain could not be reached',
-    ),
+  checkedOnChain: z.boolean().describe('Whether the chain was asked during this call (`false` for an answer from the record)'),
 });
 
 export const SignRequest = z
