@@ -5,6 +5,8 @@
 //   node scripts/call.mjs --help          every operation of docs/asyncapi.json with its summary
 //   node scripts/call.mjs wallet.management.create '{"userId":"alice","chain":"SOL"}'
 //   WALLET=$(node scripts/call.mjs wallet.management.create '{"userId":"alice","chain":"SOL"}' --get result.walletId)
+//   node scripts/call.mjs wallet.transaction.transfer "{\"userId\":\"alice\",\"walletId\":\"$WALLET\",\"asset\":{\"type\":\"native\"},\"recipient\":\"$BOB\",\"amount\":\"1000\",\"idempotencyKey\":\"pay-1\"}"
+//     (tokens: "asset":{"type":"token","mint":"<SPL mint>"} from a SOL wallet, {"type":"token","contract":"0x…"} from an ETH one)
 //
 // Plain amqplib, as any other client would do it: publish to the topic exchange wallet.commands with
 // the operation as routing key, reply_to = RabbitMQ's direct reply-to, a correlation id, mandatory

@@ -8,6 +8,10 @@ import {
   serializeTransaction,
   getAddress,
   BaseError,
+  encodeFunctionData,
+  erc20Abi,
+  hexToBigInt,
+  recoverTransactionAddress,
   type Hex,
   type TransactionSerializable,
 } from 'viem';
@@ -52,6 +56,27 @@ export interface EvmAdapter {
    * UNAVAILABLE, TIMEOUT (sent, no receipt in `timeoutMs`: `details.hash` may still be mined).
    */
   sendRawTransaction(signedTransaction: Hex, options?: { timeoutMs?: number; pollMs?: number }): Promise<{ hash: Hex; blockNumber: bigint }>;
+  /**
+   * An unsigned, serialized EIP-1559 transaction from `from` with `nonce` for `chainId`: `amount`
+   * wei to `to`, or with `token` an ERC-20 `transfer(to, amount)` call to that contract. Fees
+   * estimated from the node: the tip is `eth_maxPriorityFeePerGas` (the median tip of the last
+   * blocks by `eth_feeHistory` when the node lacks it), `maxFeePerGas` twice the next block's base fee
+   * plus the tip (room for base-fee rises over several full blocks); the gas is `eth_estimateGas`,
+   * with a fifth more for a contract call (its state may change before it is mined). The estimate
+   * runs the transfer against the pending state, so what would fail on chain fails here, before
+   * anything is signed, and the wallet must hold the value plus the most the fees may cost.
+   * Throws VALIDATION_FAILED, INVALID_RECIPIENT, INSUFFICIENT_FUNDS,
+   * SUBMISSION_FAILED (the call would revert: a token balance too low, not a token), UNAVAILABLE.
+   */
+  buildTransfer(params: { from: string; to: string; amount: bigint; token?: string; nonce: number; chainId: number }): Promise<Hex>;
+  /**
+   * What became of a signed transaction that may or may not have been sent: `confirmed` (mined
+   * and succeeded), `failed` (mined and reverted), `pending` (known to the node and not mined, or
+   * unknown while its nonce is still unused: send the same bytes again), `expired` (unknown and its
+   * sender's nonce already used by another transaction: it can never be mined). Throws
+   * VALIDATION_FAILED (not a signed transaction), UNAVAILABLE.
+   */
+  fate(signedTransaction: Hex): Promise<'confirmed' | 'failed' | 'pending' | 'expired'>;
   /**
    * What the transaction `hash` paid to `to` in wei (its own value; see TransactionTransfers), with
    * its confirmations against the latest block. Throws VALIDATION_FAILED (not a transaction hash or
@@ -134,8 +159,86 @@ export function createEvmAdapter(options: EvmAdapterOptions): EvmAdapter {
     getBalance: (address) => rpc('getBalance', () => client.getBalance({ address: parseAddress(address) })),
     getChainId: () => rpc('getChainId', () => client.getChainId()),
     getTransactionCount: (address) => rpc('getTransactionCount', () => client.getTransactionCount({ address: parseAddress(address), blockTag: 'pending' })),
+    async buildTransfer({ from, to, amount, token, nonce, chainId }) {
+      const sender = parseAddress(from);
+      let recipient: Hex;
+      try {
+        recipient = getAddress(to);
+      } catch {
+        throw new FleetError(ErrorCode.INVALID_RECIPIENT, 'recipient is not an Ethereum address');
+      }
+      if (typeof amount !== 'bigint' || amount <= 0n || amount >= 2n ** 256n) {
+        throw FleetError.validation([{ path: 'amount', message: 'must be a positive 256-bit integer' }]);
+      }
+      if (!Number.isSafeInteger(nonce) || nonce < 0) throw FleetError.validation([{ path: 'nonce', message: 'must be a non-negative integer' }]);
+      let call: { to: Hex; value: bigint; data?: Hex };
+      if (token === undefined) call = { to: recipient, value: amount };
+      else {
+        let contract: Hex;
+        try {
+          contract = getAddress(token);
+        } catch {
+          throw FleetError.validation([{ path: 'asset.contract', message: 'not an Ethereum address' }]);
+        }
+        call = { to: contract, value: 0n, data: encodeFunctionData({ abi: erc20Abi, functionName: 'transfer', args: [recipient, amount] }) };
+      }
+      const [history, tip, balance] = await Promise.all([
+        rpc('eth_feeHistory', () => client.getFeeHistory({ blockCount: 5, rewardPercentiles: [50] })),
+        rpc('eth_maxPriorityFeePerGas', () => client.request({ method: 'eth_maxPriorityFeePerGas' })).then(
+          (t) => hexToBigInt(t),
+          () => null,
+        ),
+        rpc('getBalance', () => client.getBalance({ address: sender, blockTag: 'pending' })),
+      ]);
+      const baseFee = history.baseFeePerGas.at(-1) ?? 0n;
+      const rewards = (history.reward ?? []).map((r) => r[0] ?? 0n).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      const maxPriorityFeePerGas = tip ?? rewards[rewards.length >> 1] ?? 0n;
+      const maxFeePerGas = 2n * baseFee + maxPriorityFeePerGas;
+      const estimate = await client.estimateGas({ account: sender, ...call, maxFeePerGas, maxPriorityFeePerGas }).catch((e: unknown) => {
+        const failure = evmFailure('eth_estimateGas', e);
+        if (failure.code !== ErrorCode.UNAVAILABLE || !/revert/i.test(failure.message)) throw failure;
+        throw new FleetError(ErrorCode.SUBMISSION_FAILED, `the transfer would revert: ${failure.message}`, { retryable: false, cause: e });
+      });
+      const gas = call.data ? (estimate * 6n) / 5n : estimate;
+      // Nodes differ in whether an estimate checks the balance against the fees: checked here, so
+      // that a transfer the wallet cannot pay for is refused before it is signed and takes a nonce.
+      if (balance < call.value + gas * maxFeePerGas) {
+        throw new FleetError(
+          ErrorCode.INSUFFICIENT_FUNDS,
+          `the wallet holds ${balance} wei, the transfer may cost ${call.value + gas * maxFeePerGas} wei (fees included)`,
+        );
+      }
+      return serializeTransaction({ type: 'eip1559', chainId, nonce, gas, maxFeePerGas, maxPriorityFeePerGas, ...call });
+    },
+    async fate(signedTransaction) {
+      let from: Hex;
+      let nonce: number;
+      try {
+        const tx = parseTransaction(signedTransaction);
+        if (tx.r === undefined) throw new Error('unsigned');
+        nonce = tx.nonce ?? 0;
+        from = await recoverTransactionAddress({ serializedTransaction: signedTransaction as never });
+      } catch (e) {
+        throw new FleetError(ErrorCode.VALIDATION_FAILED, 'not a signed EVM transaction', { cause: e });
+      }
+      const hash = keccak256(signedTransaction);
+      const receipt = await found('getTransactionReceipt', () => client.getTransactionReceipt({ hash }), 'TransactionReceiptNotFoundError');
+      if (receipt) return receipt.status === 'success' ? 'confirmed' : 'failed';
+      if (await found('getTransaction', () => client.getTransaction({ hash }), 'TransactionNotFoundError')) return 'pending';
+      // Unknown to the node: it can still be mined while its nonce is unused (send it again).
+      const used = await rpc('getTransactionCount', () => client.getTransactionCount({ address: from, blockTag: 'latest' }));
+      if (used <= nonce) return 'pending';
+      // Mined meanwhile, or its nonce taken by another transaction: asked again to tell which.
+      const late = await found('getTransactionReceipt', () => client.getTransactionReceipt({ hash }), 'TransactionReceiptNotFoundError');
+      if (late) return late.status === 'success' ? 'confirmed' : 'failed';
+      return 'expired';
+    },
     async sendRawTransaction(signedTransaction, opts = {}) {
-      const hash = await rpc('sendRawTransaction', () => client.sendRawTransaction({ serializedTransaction: signedTransaction }));
+      const hash = await rpc('sendRawTransaction', () => client.sendRawTransaction({ serializedTransaction: signedTransaction })).catch((e: unknown) => {
+        // The same bytes sent again while the node still holds them: the earlier send is the one to wait for.
+        if (e instanceof FleetError && /already known|known transaction/i.test(e.message)) return keccak256(signedTransaction);
+        throw e;
+      });
       let receipt;
       try {
         receipt = await client.waitForTransactionReceipt({ hash, timeout: opts.timeoutMs ?? 60_000, pollingInterval: opts.pollMs ?? 500, retryCount: 0 });
@@ -229,6 +332,9 @@ function evmFailure(what: string, e: unknown): FleetError {
   if (what === 'sendRawTransaction') return new FleetError(ErrorCode.SUBMISSION_FAILED, text, { cause: e });
   return new FleetError(ErrorCode.UNAVAILABLE, `EVM RPC ${what} failed: ${text}`, { cause: e });
 }
+
+/** The hash a signed EVM transaction is known by (keccak-256 of its serialization). */
+export const evmTransactionHash = (signedTransaction: Uint8Array): Hex => keccak256(signedTransaction);
 
 /**
  * Signs an unsigned serialized EVM transaction (legacy with or without EIP-155 chain id, EIP-2930

@@ -34,6 +34,20 @@ export type Role = (typeof roles)[number];
 /** In `producers`: the role named by the routing key's second segment (`audit.<service>.<action>`). */
 export const SERVICE_IN_KEY = '<service>';
 
+/** What `wallet.transaction.transfer` and its alias `transferSol` may answer. */
+const transferErrors = [
+  ...any,
+  ErrorCode.WALLET_NOT_FOUND,
+  ErrorCode.UNSUPPORTED_CHAIN,
+  ErrorCode.INVALID_RECIPIENT,
+  ErrorCode.RATE_LIMITED,
+  ErrorCode.IDEMPOTENCY_CONFLICT,
+  ErrorCode.INSUFFICIENT_FUNDS,
+  ErrorCode.SIGNING_FAILED,
+  ErrorCode.SUBMISSION_FAILED,
+  ErrorCode.POLICY_DENIED,
+];
+
 /**
  * Every operation on `wallet.commands`. The key is the routing key; `request` validates the body
  * before any handler sees it; `result` is what `{ok:true,result}` carries. `owner` is the service
@@ -90,24 +104,22 @@ export const operations = {
     result: wallet.TokenBalances,
     errors: [...any, ErrorCode.WALLET_NOT_FOUND, ErrorCode.UNSUPPORTED_CHAIN],
   },
+  'wallet.transaction.transfer': {
+    owner: 'wallet',
+    callers: ['backend'],
+    summary:
+      'Send native coins or tokens (SOL, SPL, ETH, ERC-20): the service builds the transaction, checks its policy, signs and sends it once per idempotency key',
+    request: wallet.TransferRequest,
+    result: wallet.TransferResult,
+    errors: transferErrors,
+  },
   'wallet.transaction.transferSol': {
     owner: 'wallet',
     callers: ['backend'],
-    summary: 'Send lamports from a Solana wallet',
+    summary: 'Send lamports from a Solana wallet (alias of `wallet.transaction.transfer` with `asset: {type:"native"}`)',
     request: wallet.TransferSolRequest,
     result: wallet.TransferResult,
-    errors: [
-      ...any,
-      ErrorCode.WALLET_NOT_FOUND,
-      ErrorCode.UNSUPPORTED_CHAIN,
-      ErrorCode.INVALID_RECIPIENT,
-      ErrorCode.RATE_LIMITED,
-      ErrorCode.IDEMPOTENCY_CONFLICT,
-      ErrorCode.INSUFFICIENT_FUNDS,
-      ErrorCode.SIGNING_FAILED,
-      ErrorCode.SUBMISSION_FAILED,
-      ErrorCode.POLICY_DENIED,
-    ],
+    errors: transferErrors,
   },
   'wallet.transaction.sign': {
     owner: 'wallet',

@@ -50,19 +50,43 @@ export const TransferSolRequest = z
     ),
   })
   .strict();
+/** What a typed transfer moves: the chain's own coin, an SPL token (by mint) or an ERC-20 (by contract). */
+const TransferAsset = z.union([
+  z.object({ type: z.literal('native') }).strict(),
+  z.object({ type: z.literal('token'), mint: z.string().min(32).max(44).describe('SPL mint (SOL wallets; Token or Token-2022)') }).strict(),
+  z
+    .object({
+      type: z.literal('token'),
+      contract: z
+        .string()
+        .regex(/^0x[0-9a-fA-F]{40}$/, 'a 0x address')
+        .describe('ERC-20 contract (ETH wallets)'),
+    })
+    .strict(),
+]);
+
+export const TransferRequest = z
+  .object({
+    userId: UserId,
+    walletId: Uuid,
+    asset: TransferAsset.describe('`{type:"native"}`, `{type:"token", mint}` (SPL) or `{type:"token", contract}` (ERC-20)'),
+    recipient: z.string().min(32).max(66).describe("The recipient's wallet address (for SPL, its owner: the token account is derived)"),
+    amount: BaseUnits.describe('Base units of the asset (lamports, wei, token base units)'),
+    idempotencyKey: IdempotencyKey.describe(
+      'Required: same key and payload → the same transfer, sent at most once; a retry asks the chain what became of the first one instead of signing another',
+    ),
+  })
+  .strict();
+
 export const TransferResult = z.object({
-  signature: z.string(),
+  signature: z.string().describe('Solana signature (base58) or EVM transaction hash'),
   status: z.enum(['confirmed', 'finalized', 'submitted', 'failed']),
   source: z
     .enum(['chain', 'record'])
     .describe(
-      '`chain`: `status` is what the chain answered for this call. `record`: the chain could not vouch for it, and `status` is what the service recorded when the transfer was first made (see `checkedOnChain`)',
+      '`chain`: `status` is what the chain answered for this call. `record`: the transfer was already recorded as confirmed (the same idempotency key again), and `status` is that record, answered without asking the chain',
     ),
-  checkedOnChain: z
-    .boolean()
-    .describe(
-      'Whether the chain was asked during this call. `source: record` with `checkedOnChain: true` means the chain was asked and does not know the transaction (for example a development runtime reset since); with `false`, the chain could not be reached',
-    ),
+  checkedOnChain: z.boolean().describe('Whether the chain was asked during this call (`false` for an answer from the record)'),
 });
 
 export const SignRequest = z

@@ -48,6 +48,7 @@ describe('contracts', () => {
       'wallet.management.setActive',
       'wallet.balance.get',
       'wallet.balance.getTokens',
+      'wallet.transaction.transfer',
       'wallet.transaction.transferSol',
       'wallet.transaction.sign',
       'wallet.provisioning.status',

@@ -80,6 +80,7 @@ export function createWalletService(config: WalletConfig, logger: Logger): Servi
       transfers: createTransferStore(pg.pool, outbox),
       signer: custody,
       solana,
+      evm,
       balances: { SOL: (a) => solBalance.fire(a), ETH: (a) => evmBalance.fire(a), APTOS: (a) => aptBalance.fire(a) },
       cache: redis.client,
       cacheTtlMs: config.BALANCE_CACHE_TTL_MS,

@@ -9,7 +9,14 @@ import {
   type TransactionError,
 } from '@solana/web3.js';
 import bs58 from 'bs58';
-import { TOKEN_PROGRAM_ID as TOKEN_PROGRAM, TOKEN_2022_PROGRAM_ID as TOKEN_2022_PROGRAM } from '@solana/spl-token';
+import {
+  TOKEN_PROGRAM_ID as TOKEN_PROGRAM,
+  TOKEN_2022_PROGRAM_ID as TOKEN_2022_PROGRAM,
+  createAssociatedTokenAccountIdempotentInstruction,
+  createTransferCheckedInstruction,
+  getAssociatedTokenAddressSync,
+  unpackMint,
+} from '@solana/spl-token';
 import { FleetError, ErrorCode } from '@wallet-fleet/contracts';
 import { type Ed25519Signer, signVerifiedEd25519 } from '../signers.js';
 import type { NativeTransfer, TransactionReport, TransactionTransfers } from '../transfers.js';
@@ -43,6 +50,16 @@ export interface SolanaAdapter {
    * VALIDATION_FAILED, UNAVAILABLE.
    */
   buildTransfer(params: { from: string; to: string; lamports: bigint }): Promise<Uint8Array>;
+  /**
+   * A serialized, unsigned legacy transaction moving `amount` base units of the SPL token `mint`
+   * from the associated token account of `from` (fee payer and only signer) to that of `to`, with
+   * `transferChecked` and the decimals read from the mint; the token program (Token or Token-2022)
+   * is the mint's owner. When `to` has no associated token account yet, the transaction creates it
+   * first (the idempotent instruction, rent paid by `from`), so a concurrent creation does not fail
+   * it. Token-2022 mints whose extensions need more than `transferChecked` (transfer fees, hooks)
+   * fail on chain. Throws INVALID_RECIPIENT, VALIDATION_FAILED (`mint` is not a mint), UNAVAILABLE.
+   */
+  buildTokenTransfer(params: { from: string; to: string; mint: string; amount: bigint }): Promise<Uint8Array>;
   /**
    * Adds the signer's signature to a serialized transaction (legacy or v0) and returns the new
    * bytes; other signatures are kept. Throws VALIDATION_FAILED (not a transaction, or the signer
@@ -148,6 +165,41 @@ export function createSolanaAdapter(options: SolanaAdapterOptions): SolanaAdapte
       const { blockhash, lastValidBlockHeight } = await rpc('getLatestBlockhash', () => connection.getLatestBlockhash(commitment));
       const tx = new Transaction({ feePayer: fromKey, blockhash, lastValidBlockHeight });
       tx.add(SystemProgram.transfer({ fromPubkey: fromKey, toPubkey: toKey, lamports }));
+      return tx.serialize({ requireAllSignatures: false, verifySignatures: false });
+    },
+
+    async buildTokenTransfer({ from, to, mint, amount }) {
+      const fromKey = parseKey(from, ErrorCode.VALIDATION_FAILED, 'from');
+      const toKey = parseKey(to, ErrorCode.INVALID_RECIPIENT, 'recipient');
+      const mintKey = parseKey(mint, ErrorCode.VALIDATION_FAILED, 'asset.mint');
+      if (typeof amount !== 'bigint' || amount <= 0n || amount >= 2n ** 64n) {
+        throw FleetError.validation([{ path: 'amount', message: 'must be a positive 64-bit integer' }]);
+      }
+      const notAMint = () => FleetError.validation([{ path: 'asset.mint', message: 'not an SPL token mint' }]);
+      const mintInfo = await rpc('getAccountInfo', () => connection.getAccountInfo(mintKey, commitment));
+      const programId = mintInfo?.owner;
+      if (!mintInfo || !programId || !(programId.equals(TOKEN_PROGRAM) || programId.equals(TOKEN_2022_PROGRAM))) throw notAMint();
+      let decimals: number;
+      try {
+        decimals = unpackMint(mintKey, mintInfo, programId).decimals;
+      } catch {
+        throw notAMint();
+      }
+      let target: PublicKey;
+      try {
+        // A recipient off the curve (a program address) would need its program to sign for its tokens.
+        target = getAssociatedTokenAddressSync(mintKey, toKey, false, programId);
+      } catch {
+        throw new FleetError(ErrorCode.INVALID_RECIPIENT, 'recipient cannot own an associated token account (not a wallet address)');
+      }
+      const source = getAssociatedTokenAddressSync(mintKey, fromKey, true, programId);
+      const [{ blockhash, lastValidBlockHeight }, existing] = await Promise.all([
+        rpc('getLatestBlockhash', () => connection.getLatestBlockhash(commitment)),
+        rpc('getAccountInfo', () => connection.getAccountInfo(target, commitment)),
+      ]);
+      const tx = new Transaction({ feePayer: fromKey, blockhash, lastValidBlockHeight });
+      if (!existing) tx.add(createAssociatedTokenAccountIdempotentInstruction(fromKey, target, toKey, mintKey, programId));
+      tx.add(createTransferCheckedInstruction(source, mintKey, target, fromKey, amount, decimals, [], programId));
       return tx.serialize({ requireAllSignatures: false, verifySignatures: false });
     },
 

@@ -1,23 +1,26 @@
 import { randomUUID } from 'node:crypto';
 import {
   type Ed25519Signer,
+  type EvmAdapter,
   type Intent,
   type Secp256k1Signer,
   type SolanaAdapter,
   decodeAptosTransaction,
   decodeEvmTransaction,
   decodeSolanaTransaction,
+  evmTransactionHash,
   isValidAddress,
   signAptosRawTransaction,
   signEvmTransaction,
+  transactionSignature,
 } from '@wallet-fleet/chains';
-import { type Chain, ErrorCode, FleetError, type ParsedRequestOf, isFleetError, auditMessage } from '@wallet-fleet/contracts';
+import { type Chain, ErrorCode, FleetError, type ParsedRequestOf, type ResultOf, isFleetError, auditMessage } from '@wallet-fleet/contracts';
 import type { HandlerContext } from '@wallet-fleet/messaging';
 import type { Logger, RateLimiter, Redis } from '@wallet-fleet/service-kit';
 import { type PolicyDecision, type PolicyGate, policyDenied } from '../policy/gate.js';
 import type { TransferStore } from '../store/transfer-store.js';
 import type { OwnedWallet, WalletStore } from '../store/wallet-store.js';
-import { type TransferAudit, transferSol } from './transfer.js';
+import { type TransferAudit, type TransferRail, transfer } from './transfer.js';
 
 /** What signing needs of the KMS custody. */
 export interface WalletSigner {
@@ -36,7 +39,8 @@ export interface ChainDeps {
   store: WalletStore;
   transfers: TransferStore;
   signer: WalletSigner;
-  solana: Pick<SolanaAdapter, 'getTokenBalances' | 'buildTransfer' | 'signTransaction' | 'sendAndConfirm' | 'fate'>;
+  solana: Pick<SolanaAdapter, 'getTokenBalances' | 'buildTransfer' | 'buildTokenTransfer' | 'signTransaction' | 'sendAndConfirm' | 'fate'>;
+  evm: Pick<EvmAdapter, 'buildTransfer' | 'sendRawTransaction' | 'fate' | 'getTransactionCount'>;
   balances: BalanceReaders;
   cache: Redis;
   cacheTtlMs: number;
@@ -163,10 +167,15 @@ export function createChainHandlers(d: ChainDeps) {
     return result;
   }
 
-  function transferAudit(w: OwnedWallet, ctx: HandlerContext, recipient: string, amount: string, facts: SigningFacts): TransferAudit {
-    const action = 'wallet.transferSol';
+  function transferAudit(action: string, w: OwnedWallet, ctx: HandlerContext, r: TransferBody, facts: SigningFacts): TransferAudit {
     // A getter: the intent and decision are known only once the transaction is built.
-    const after = () => ({ chain: w.chain, recipient, amount, ...factsOf(facts) });
+    const after = () => ({
+      chain: w.chain,
+      recipient: r.recipient,
+      amount: r.amount,
+      ...(r.asset.type === 'token' ? { asset: r.asset } : {}),
+      ...factsOf(facts),
+    });
     return {
       signed: (signature) => auditMessage('wallet', action, { ...auditBase(w, ctx), status: 'started', after: { ...after(), hash: signature } }),
       confirmed: (signature, extra) =>
@@ -179,6 +188,98 @@ export function createChainHandlers(d: ChainDeps) {
           error: auditError(err),
         }),
     };
+  }
+
+  /**
+   * How a transfer of `r` is built, signed and sent on the wallet's chain. Every built transaction
+   * is decoded and put before the policy (`governed`) exactly as a raw signing is.
+   * Throws UNSUPPORTED_CHAIN (Aptos), VALIDATION_FAILED (an asset of another chain).
+   */
+  function railOf(w: OwnedWallet, r: TransferBody, logger: Logger, facts: SigningFacts, ref: string): TransferRail {
+    const amount = BigInt(r.amount);
+    switch (w.chain) {
+      case 'SOL': {
+        const { asset } = r;
+        if (asset.type === 'token' && !('mint' in asset))
+          throw FleetError.validation([{ path: 'asset', message: 'a SOL wallet sends SPL tokens: give `mint`' }]);
+        const build = () =>
+          asset.type === 'native'
+            ? d.solana.buildTransfer({ from: w.address, to: r.recipient, lamports: amount })
+            : d.solana.buildTokenTransfer({ from: w.address, to: r.recipient, mint: asset.mint, amount });
+        return {
+          sign: async () => {
+            const unsigned = await build();
+            return governed(w, logger, facts, decodeSolanaTransaction(unsigned, { wallet: w.address }), ref, () =>
+              d.solana.signTransaction(unsigned, kmsEd25519Signer(d.signer, w)),
+            );
+          },
+          idOf: transactionSignature,
+          sendAndConfirm: (signed) => d.solana.sendAndConfirm(signed, { timeoutMs: d.confirmTimeoutMs }),
+          fate: (signed) => d.solana.fate(signed),
+        };
+      }
+      case 'ETH': {
+        const { asset } = r;
+        if (asset.type === 'token' && !('contract' in asset))
+          throw FleetError.validation([{ path: 'asset', message: 'an ETH wallet sends ERC-20 tokens: give `contract`' }]);
+        const token = asset.type === 'token' ? asset.contract : undefined;
+        return {
+          sign: async (nonce) => {
+            const unsigned = await d.evm.buildTransfer({
+              from: w.address,
+              to: r.recipient,
+              amount,
+              nonce: nonce ?? 0,
+              chainId: d.chainIds.ETH,
+              ...(token ? { token } : {}),
+            });
+            const intent = decodeEvmTransaction(unsigned, { from: w.address, chainId: d.chainIds.ETH });
+            const { signedTransaction } = await governed(w, logger, facts, intent, ref, () => signEvmTransaction(unsigned, kmsSecp256k1Signer(d.signer, w)));
+            return hexBytes(signedTransaction);
+          },
+          idOf: evmTransactionHash,
+          sendAndConfirm: async (signed) => (await d.evm.sendRawTransaction(bytesHex(signed), { timeoutMs: d.confirmTimeoutMs })).hash,
+          fate: (signed) => d.evm.fate(bytesHex(signed)),
+          chainNonce: () => d.evm.getTransactionCount(w.address),
+        };
+      }
+      case 'APTOS':
+        throw new FleetError(
+          ErrorCode.UNSUPPORTED_CHAIN,
+          'typed transfers are built for SOL and ETH wallets only; an APTOS wallet signs what it is given (wallet.transaction.sign)',
+        );
+    }
+  }
+
+  /** `wallet.transaction.transfer`, and `transferSol` as its SOL-native alias (audited as `action`). */
+  async function typedTransfer(action: string, r: TransferBody, ctx: HandlerContext): Promise<ResultOf<'wallet.transaction.transfer'>> {
+    const w = await owned(r.userId, r.walletId);
+    if (!isValidAddress(w.chain, r.recipient))
+      throw new FleetError(ErrorCode.INVALID_RECIPIENT, `recipient is not a${w.chain === 'ETH' ? 'n' : ''} ${w.chain} address`);
+    if (BigInt(r.amount) <= 0n) throw FleetError.validation([{ path: 'amount', message: 'must be at least 1 base unit' }]);
+    const facts: SigningFacts = {};
+    // One reservation per idempotent transfer, whatever its retries sign; a fresh one otherwise.
+    const ref = `transfer:${w.walletId}:${r.idempotencyKey ?? randomUUID()}`;
+    const rail = railOf(w, r, ctx.logger, facts, ref);
+    await limit(r.userId);
+    try {
+      return await transfer(
+        { transfers: d.transfers, record: (m) => d.store.record(m), lockWaitMs: d.confirmTimeoutMs + 10_000 },
+        {
+          walletId: w.walletId,
+          recipient: r.recipient,
+          amount: r.amount,
+          asset: assetKey(r.asset),
+          idempotencyKey: r.idempotencyKey,
+          rail,
+          audit: transferAudit(action, w, ctx, r, facts),
+          logger: ctx.logger,
+        },
+      );
+    } finally {
+      // Whatever happened, the cached balance may be stale now.
+      await d.cache.del(balanceKey(w.walletId)).catch(() => undefined);
+    }
   }
 
   return {
@@ -201,36 +302,12 @@ export function createChainHandlers(d: ChainDeps) {
       };
     },
 
+    'wallet.transaction.transfer': (r: ParsedRequestOf<'wallet.transaction.transfer'>, ctx: HandlerContext) => typedTransfer('wallet.transfer', r, ctx),
+
     'wallet.transaction.transferSol': async (r: ParsedRequestOf<'wallet.transaction.transferSol'>, ctx: HandlerContext) => {
       const w = await owned(r.userId, r.walletId);
       if (w.chain !== 'SOL') throw new FleetError(ErrorCode.UNSUPPORTED_CHAIN, `transferSol needs a SOL wallet, not ${w.chain}`);
-      if (!isValidAddress('SOL', r.recipient)) throw new FleetError(ErrorCode.INVALID_RECIPIENT, 'recipient is not a Solana address');
-      if (BigInt(r.amount) <= 0n) throw FleetError.validation([{ path: 'amount', message: 'must be at least 1 lamport' }]);
-      await limit(r.userId);
-      const facts: SigningFacts = {};
-      // One reservation per idempotent transfer, whatever its retries sign; a fresh one otherwise.
-      const ref = `transfer:${w.walletId}:${r.idempotencyKey ?? randomUUID()}`;
-      try {
-        return await transferSol(
-          { transfers: d.transfers, record: (m) => d.store.record(m), solana: d.solana, confirmTimeoutMs: d.confirmTimeoutMs },
-          {
-            walletId: w.walletId,
-            from: w.address,
-            recipient: r.recipient,
-            amount: r.amount,
-            idempotencyKey: r.idempotencyKey,
-            sign: (unsigned) =>
-              governed(w, ctx.logger, facts, decodeSolanaTransaction(unsigned, { wallet: w.address }), ref, () =>
-                d.solana.signTransaction(unsigned, kmsEd25519Signer(d.signer, w)),
-              ),
-            audit: transferAudit(w, ctx, r.recipient, r.amount, facts),
-            logger: ctx.logger,
-          },
-        );
-      } finally {
-        // Whatever happened, the cached balance may be stale now.
-        await d.cache.del(balanceKey(w.walletId)).catch(() => undefined);
-      }
+      return typedTransfer('wallet.transferSol', { ...r, asset: { type: 'native' } }, ctx);
     },
 
     'wallet.transaction.sign': async (r: ParsedRequestOf<'wallet.transaction.sign'>, ctx: HandlerContext) => {
@@ -265,6 +342,16 @@ export function createChainHandlers(d: ChainDeps) {
     },
   };
 }
+
+/** A transfer as `typedTransfer` takes it: `transferSol`'s key stays optional. */
+type TransferBody = Omit<ParsedRequestOf<'wallet.transaction.transfer'>, 'idempotencyKey'> & { idempotencyKey?: string | undefined };
+
+/** What an idempotency key stands for besides recipient and amount: `native` or `token:<mint or contract>`. */
+const assetKey = (asset: TransferBody['asset']): string =>
+  asset.type === 'native' ? 'native' : 'mint' in asset ? `token:${asset.mint}` : `token:${asset.contract.toLowerCase()}`;
+
+const hexBytes = (hex: string): Uint8Array => Buffer.from(hex.slice(2), 'hex');
+const bytesHex = (bytes: Uint8Array): `0x${string}` => `0x${Buffer.from(bytes).toString('hex')}`;
 
 function decodeBase64(s: string): Uint8Array {
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(s)) throw FleetError.validation([{ path: 'transaction', message: 'expected base64' }]);

@@ -1,4 +1,3 @@
-import { type SolanaAdapter, transactionSignature } from '@wallet-fleet/chains';
 import { ErrorCode, FleetError, type ResultOf, isFleetError } from '@wallet-fleet/contracts';
 import type { OutboxMessage } from '@wallet-fleet/messaging';
 import type { Logger } from '@wallet-fleet/service-kit';
@@ -8,8 +7,6 @@ export interface TransferDeps {
   transfers: TransferStore;
   /** Writes audit events through the outbox on their own. Throws UNAVAILABLE/INTERNAL. */
   record(messages: readonly OutboxMessage[]): Promise<void>;
-  solana: Pick<SolanaAdapter, 'buildTransfer' | 'signTransaction' | 'sendAndConfirm' | 'fate'>;
-  confirmTimeoutMs: number;
 }
 
 /** The audit events of one transfer, built by the caller (who knows user, wallet, correlation). */
@@ -20,43 +17,65 @@ export interface TransferAudit {
   failed(err: FleetError, signature?: string): OutboxMessage;
 }
 
+/** What became of signed bytes that may or may not have reached the chain (see the adapters' `fate`). */
+export type Fate = 'confirmed' | 'failed' | 'pending' | 'expired';
+
+/**
+ * One chain's way to move one asset: how a transaction is built and signed (decoder, policy and
+ * KMS inside `sign`), sent and asked about. Solana and EVM bytes alike are carried as bytes.
+ */
+export interface TransferRail {
+  /** Builds and signs a new transaction; `nonce` is given when `chainNonce` is set. */
+  sign(nonce: number | undefined): Promise<Uint8Array>;
+  /** The signature (Solana) or hash (EVM) the chain knows the signed bytes by. */
+  idOf(signed: Uint8Array): string;
+  /** Sends and waits for the confirmation; returns `idOf(signed)`. Throws what the adapter throws. */
+  sendAndConfirm(signed: Uint8Array): Promise<string>;
+  fate(signed: Uint8Array): Promise<Fate>;
+  /** Chains with account nonces (EVM): the next nonce the chain expects from the wallet, pending included. */
+  chainNonce?(): Promise<number>;
+}
+
 export interface TransferRequest {
   walletId: string;
-  from: string;
   recipient: string;
   amount: string;
+  /** `native`, or `token:<mint or contract>`: part of what an idempotency key stands for. */
+  asset: string;
+  /** Only `transferSol` may omit it (SOL native). */
   idempotencyKey?: string | undefined;
-  /** Builds and signs a new transfer (the KMS signature happens here). */
-  sign(unsigned: Uint8Array): Promise<Uint8Array>;
+  rail: TransferRail;
   audit: TransferAudit;
   logger: Logger;
 }
 
-type Result = ResultOf<'wallet.transaction.transferSol'>;
+type Result = ResultOf<'wallet.transaction.transfer'>;
 
 const fromChain = (signature: string, status: Result['status'] = 'confirmed'): Result => ({ signature, status, source: 'chain', checkedOnChain: true });
 
 /**
- * Sends lamports. Without an idempotency key: build, sign, send, confirm. With one, at most one
- * transfer per (wallet, key) ever reaches the chain, across retries, timeouts, crashes and
- * concurrent calls:
+ * Moves an asset (see TransferRail). Without an idempotency key (SOL native only): build, sign,
+ * send, confirm. With one, at most one transfer per (wallet, key) ever reaches the chain, across
+ * retries, timeouts, crashes and concurrent calls:
  * - calls with the same key run one after another (an advisory lock held by a transaction, freed
  *   when the holder ends or dies);
- * - the signed bytes are committed before they are sent, so a retry finds them and asks the chain
- *   what became of them: confirmed → that answer again; failed on chain → SUBMISSION_FAILED again;
- *   seen or still sendable (blockhash valid) → the same bytes sent again (the chain dedupes by
- *   signature); expired unseen → it can never land, a new transaction is signed;
- * - a transfer recorded as confirmed is checked on chain again, and the reply says whether the
- *   chain vouched for it (`source`, `checkedOnChain`);
- * - the same key with another recipient or amount → IDEMPOTENCY_CONFLICT.
+ * - the signed bytes (and an EVM nonce) are committed before they are sent, so a retry finds them
+ *   and asks the chain what became of them: confirmed → that answer; failed on chain →
+ *   SUBMISSION_FAILED again; seen or still sendable (blockhash valid, nonce unused) → the same
+ *   bytes sent again (the chain dedupes them); expired unseen (blockhash expired, nonce taken) → it
+ *   can never land, a new transaction is signed;
+ * - a transfer recorded as confirmed is answered from that record, without asking the chain again
+ *   and without another audit event (nothing is signed or sent): `source: "record"`,
+ *   `checkedOnChain: false`;
+ * - the same key with another recipient, amount or asset → IDEMPOTENCY_CONFLICT.
  * Audit: the `signed` event is written before the bytes leave (with them, when there is a key):
  * when it cannot be written nothing is sent. The outcome event goes with the transfer's final
  * state; a transfer the chain accepted is reported as accepted even when its outcome event cannot
  * be written then (the row stays `signed`, and the next call with the key writes both).
- * Throws what sendAndConfirm throws, UNAVAILABLE (database, or a call with this key still running
- * after the confirmation timeout), IDEMPOTENCY_CONFLICT, SUBMISSION_FAILED.
+ * Throws what the rail throws, UNAVAILABLE (database, or a call with this key still running after
+ * `lockWaitMs`), IDEMPOTENCY_CONFLICT, SUBMISSION_FAILED.
  */
-export async function transferSol(d: TransferDeps, r: TransferRequest): Promise<Result> {
+export async function transfer(d: TransferDeps & { lockWaitMs: number }, r: TransferRequest): Promise<Result> {
   let outcomeWritten = false;
   /** An outcome event written on its own: its loss must not change the answer, so it is logged, not thrown. */
   const outcome = async (message: OutboxMessage) => {
@@ -77,14 +96,14 @@ export async function transferSol(d: TransferDeps, r: TransferRequest): Promise<
     }
     return fromChain(signature);
   };
-  const send = async (signed: Uint8Array): Promise<Result> => fromChain(await d.solana.sendAndConfirm(signed, { timeoutMs: d.confirmTimeoutMs }));
-  const build = async () => r.sign(await d.solana.buildTransfer({ from: r.from, to: r.recipient, lamports: BigInt(r.amount) }));
+  const send = async (signed: Uint8Array): Promise<Result> => fromChain(await r.rail.sendAndConfirm(signed));
 
   try {
     const key = r.idempotencyKey;
     if (!key) {
-      const signed = await build();
-      const signature = transactionSignature(signed);
+      if (r.rail.chainNonce) throw FleetError.validation([{ path: 'idempotencyKey', message: 'required' }]);
+      const signed = await r.rail.sign(undefined);
+      const signature = r.rail.idOf(signed);
       await d.record([r.audit.signed(signature)]);
       let result: Result;
       try {
@@ -97,9 +116,9 @@ export async function transferSol(d: TransferDeps, r: TransferRequest): Promise<
       return result;
     }
 
-    return await d.transfers.withKeyLock(`transfer:${r.walletId}:${key}`, d.confirmTimeoutMs + 10_000, async () => {
-      const rec = await d.transfers.claim(r.walletId, key, r.recipient, r.amount);
-      if (rec.recipient !== r.recipient || rec.amount !== r.amount) {
+    return await d.transfers.withKeyLock(`transfer:${r.walletId}:${key}`, d.lockWaitMs, async () => {
+      const rec = await d.transfers.claim(r.walletId, key, r.recipient, r.amount, r.asset);
+      if (rec.recipient !== r.recipient || rec.amount !== r.amount || rec.asset !== r.asset) {
         throw new FleetError(ErrorCode.IDEMPOTENCY_CONFLICT, 'this idempotency key was used for another transfer', { details: { signature: rec.signature } });
       }
       const failedBefore = () =>
@@ -113,23 +132,23 @@ export async function transferSol(d: TransferDeps, r: TransferRequest): Promise<
       };
 
       if (rec.status === 'confirmed') {
-        const result = await recheck(d, rec.signature!, rec.signedTx, r.logger);
-        if (result === 'failed') {
-          await finishedFailed(rec.signature!, failedBefore());
-          throw failedBefore();
-        }
-        await outcome(r.audit.confirmed(rec.signature!, { replay: true, source: result.source, checkedOnChain: result.checkedOnChain }));
-        return result;
+        // Answered from the record: the chain confirmed it once, and asking again on every repeat
+        // would cost a chain call and an audit row per retry of a client.
+        outcomeWritten = true;
+        return { signature: rec.signature!, status: 'confirmed', source: 'record', checkedOnChain: false };
       }
-      if (rec.status === 'failed') throw failedBefore();
+      if (rec.status === 'failed') {
+        outcomeWritten = true;
+        throw failedBefore();
+      }
 
       /** Sends and records the outcome; on an error, asks the chain whether the bytes failed for good. */
       const settle = async (signed: Uint8Array): Promise<Result> => {
-        const signature = transactionSignature(signed);
+        const signature = r.rail.idOf(signed);
         try {
           await send(signed);
         } catch (e) {
-          const fate = await d.solana.fate(signed).catch(() => 'pending' as const);
+          const fate = await r.rail.fate(signed).catch(() => 'pending' as const);
           if (fate === 'confirmed') return finishedConfirmed(key, signature);
           if (fate === 'failed') await finishedFailed(signature, isFleetError(e) ? e : new FleetError(ErrorCode.SUBMISSION_FAILED, 'failed on chain'));
           // Pending or expired: the row stays `signed`; the next call with this key decides.
@@ -140,7 +159,7 @@ export async function transferSol(d: TransferDeps, r: TransferRequest): Promise<
       };
 
       if (rec.status === 'signed' && rec.signedTx) {
-        const fate = await d.solana.fate(rec.signedTx);
+        const fate = await r.rail.fate(rec.signedTx);
         if (fate === 'confirmed') return finishedConfirmed(key, rec.signature!);
         if (fate === 'failed') {
           await finishedFailed(rec.signature!, failedBefore());
@@ -149,39 +168,21 @@ export async function transferSol(d: TransferDeps, r: TransferRequest): Promise<
         if (fate === 'pending') return settle(rec.signedTx);
         // expired and never seen: it can never land; a new transaction is safe.
       }
-      const signed = await build();
-      await d.transfers.signed(r.walletId, key, signed, transactionSignature(signed), [r.audit.signed(transactionSignature(signed))]);
-      return settle(signed);
+      const { signedTx } = await d.transfers.signNew(
+        r.walletId,
+        key,
+        async (nonce) => {
+          const signed = await r.rail.sign(nonce);
+          return { signedTx: signed, signature: r.rail.idOf(signed) };
+        },
+        (signature) => [r.audit.signed(signature)],
+        r.rail.chainNonce ? { chainNext: () => r.rail.chainNonce!() } : undefined,
+      );
+      return settle(signedTx);
     });
   } catch (e) {
     if (!outcomeWritten) await outcome(r.audit.failed(asFleet(e)));
     throw e;
-  }
-}
-
-/**
- * A transfer recorded as confirmed, asked of the chain again: the record alone is not proof (a
- * development runtime reset since, a ledger pruned). `failed` when the chain says it failed.
- */
-async function recheck(d: TransferDeps, signature: string, signedTx: Uint8Array | null, logger: Logger): Promise<Result | 'failed'> {
-  if (!signedTx) return { signature, status: 'confirmed', source: 'record', checkedOnChain: false };
-  let fate: Awaited<ReturnType<TransferDeps['solana']['fate']>>;
-  try {
-    fate = await d.solana.fate(signedTx);
-  } catch (err) {
-    logger.warn({ err, signature }, 'chain not reachable; answering a repeated transfer from its record');
-    return { signature, status: 'confirmed', source: 'record', checkedOnChain: false };
-  }
-  switch (fate) {
-    case 'confirmed':
-      return fromChain(signature);
-    case 'pending':
-      return fromChain(signature, 'submitted');
-    case 'failed':
-      return 'failed';
-    case 'expired':
-      // The chain does not know it and it can never land: say so, and do not send it again.
-      return { signature, status: 'confirmed', source: 'record', checkedOnChain: true };
   }
 }
 

@@ -9,6 +9,8 @@ export type TransferStatus = 'new' | 'signed' | 'confirmed' | 'failed';
 export interface TransferRecord {
   recipient: string;
   amount: string;
+  /** `native`, or `token:<mint or contract>`. */
+  asset: string;
   status: TransferStatus;
   signedTx: Uint8Array | null;
   signature: string | null;
@@ -18,6 +20,7 @@ export interface TransferRecord {
 interface Raw {
   recipient: string;
   amount: string;
+  asset: string;
   status: TransferStatus;
   signed_tx: Buffer | null;
   signature: string | null;
@@ -27,6 +30,7 @@ interface Raw {
 const toRecord = (r: Raw): TransferRecord => ({
   recipient: r.recipient,
   amount: r.amount,
+  asset: r.asset,
   status: r.status,
   signedTx: r.signed_tx ? new Uint8Array(r.signed_tx) : null,
   signature: r.signature,
@@ -44,31 +48,56 @@ export type TransferStore = ReturnType<typeof createTransferStore>;
 export function createTransferStore(pool: pg.Pool, outbox: OutboxWriter) {
   return {
     /** The record of (wallet, key), created as `new` if there was none. */
-    claim: (walletId: string, key: string, recipient: string, amount: string): Promise<TransferRecord> =>
+    claim: (walletId: string, key: string, recipient: string, amount: string, asset: string): Promise<TransferRecord> =>
       withDatabaseErrors(async () => {
         const { rows } = await pool.query<Raw>(
           `WITH ins AS (
-             INSERT INTO transfers (wallet_id, idempotency_key, recipient, amount, status) VALUES ($1, $2, $3, $4::numeric, 'new')
+             INSERT INTO transfers (wallet_id, idempotency_key, recipient, amount, asset, status) VALUES ($1, $2, $3, $4::numeric, $5, 'new')
              ON CONFLICT (wallet_id, idempotency_key) DO NOTHING
-             RETURNING recipient, amount::text AS amount, status, signed_tx, signature, error_code)
+             RETURNING recipient, amount::text AS amount, asset, status, signed_tx, signature, error_code)
            SELECT * FROM ins
            UNION ALL
-           SELECT recipient, amount::text, status, signed_tx, signature, error_code FROM transfers
+           SELECT recipient, amount::text, asset, status, signed_tx, signature, error_code FROM transfers
             WHERE wallet_id = $1 AND idempotency_key = $2 AND NOT EXISTS (SELECT 1 FROM ins)`,
-          [walletId, key, recipient, amount],
+          [walletId, key, recipient, amount, asset],
         );
         return toRecord(rows[0]!);
       }),
 
-    /** Records the signed bytes before they are sent (committed on its own: durable before the send). */
-    signed: (walletId: string, key: string, signedTx: Uint8Array, signature: string, messages: readonly OutboxMessage[]): Promise<void> =>
+    /**
+     * Signs with `sign` and records the signed bytes before they are sent, in one transaction
+     * committed on its own (durable before the send). With `nonces` (EVM), the wallet's next nonce
+     * is allocated under its row lock: the larger of the stored one and the chain's pending count
+     * (`nonces.chainNext`, asked while the lock is held), advanced only when the signed bytes are
+     * recorded with it. A signing that fails (policy, KMS, estimation) rolls back, so its nonce is
+     * given to the next transfer and no gap stalls the wallet; concurrent transfers of one wallet
+     * sign one after another. Throws what `sign` and `chainNext` throw, UNAVAILABLE, INTERNAL.
+     */
+    signNew: (
+      walletId: string,
+      key: string,
+      sign: (nonce: number | undefined) => Promise<{ signedTx: Uint8Array; signature: string }>,
+      messages: (signature: string) => readonly OutboxMessage[],
+      nonces?: { chainNext(): Promise<number> },
+    ): Promise<{ signedTx: Uint8Array; signature: string }> =>
       withDatabaseErrors(() =>
         inTransaction(pool, async (client) => {
+          let nonce: number | undefined;
+          if (nonces) {
+            await client.query(`INSERT INTO evm_nonces (wallet_id, next_nonce) VALUES ($1, 0) ON CONFLICT (wallet_id) DO NOTHING`, [walletId]);
+            const { rows } = await client.query<{ next_nonce: string }>(`SELECT next_nonce FROM evm_nonces WHERE wallet_id = $1 FOR UPDATE`, [walletId]);
+            nonce = Math.max(Number(rows[0]!.next_nonce), await nonces.chainNext());
+          }
+          const signed = await sign(nonce);
           await client.query(
-            `UPDATE transfers SET status = 'signed', signed_tx = $3, signature = $4, error_code = NULL, updated_at = now() WHERE wallet_id = $1 AND idempotency_key = $2`,
-            [walletId, key, Buffer.from(signedTx), signature],
+            `UPDATE transfers SET status = 'signed', signed_tx = $3, signature = $4, nonce = $5, error_code = NULL, updated_at = now() WHERE wallet_id = $1 AND idempotency_key = $2`,
+            [walletId, key, Buffer.from(signed.signedTx), signed.signature, nonce ?? null],
           );
-          await outbox.enqueue(client, messages);
+          if (nonce !== undefined) {
+            await client.query(`UPDATE evm_nonces SET next_nonce = $2, updated_at = now() WHERE wallet_id = $1`, [walletId, nonce + 1]);
+          }
+          await outbox.enqueue(client, messages(signed.signature));
+          return signed;
         }),
       ),
 
