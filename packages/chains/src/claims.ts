@@ -65,8 +65,10 @@ export function judgeClaim(report: TransactionReport, claim: DepositClaim): Clai
   if (!same(token, claim.token)) return { kind: 'mismatch', reason: `the transfer at ${claim.eventIndex} moves ${token}, not ${claim.token}` };
   if (!same(transfer.to, claim.toAddress))
     return { kind: 'mismatch', reason: `the transfer at ${claim.eventIndex} pays ${transfer.to}, not ${claim.toAddress}` };
-  if (transfer.amount !== claim.amount)
-    return { kind: 'mismatch', reason: `the transfer at ${claim.eventIndex} moves ${transfer.amount}, not ${claim.amount}` };
+  if (transfer.amount !== claim.amount) {
+    const fee = transfer.fee ? ` (${transfer.amount + transfer.fee} less a transfer fee of ${transfer.fee} withheld by the mint)` : '';
+    return { kind: 'mismatch', reason: `the transfer at ${claim.eventIndex} moves ${transfer.amount}${fee}, not ${claim.amount}` };
+  }
   const key = creditKey(claim.chain, claim.txHash, transfer);
   if (!report.finality.final) {
     const how = report.finality.commitment ?? `${report.finality.confirmations ?? '?'} confirmations`;
