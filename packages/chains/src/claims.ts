@@ -21,7 +21,8 @@ export interface DepositClaim {
  * - `pending` / `not_found`: the transaction is not readable (yet, or any more);
  * - `mismatch`: the transaction failed, or what it moved at that identity is not the claim.
  * A credit stays standing while asking again says `final` (or `confirming`); anything else means
- * its transfer is no longer on the canonical chain, or never was: reverse it.
+ * its transfer is no longer on the canonical chain, or never was, by that node's word (the caller
+ * decides how many such answers a reversal needs).
  */
 export type ClaimVerdict =
   | { kind: 'final'; creditKey: string; transfer: OnChainTransfer }
