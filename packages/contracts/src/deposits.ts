@@ -137,8 +137,11 @@ export const DepositsStuck = z.object({
  * unknown address that is now ours is re-opened first). Final and matching → credited (once per
  * on-chain transfer); matching but not final → `confirming`; not what the chain says → failed; not
  * found or not mined and accepted more than `maxAgeSeconds` ago → failed; otherwise left `pending`.
- * A credited deposit is checked again: its transaction no longer on the chain → `reversed` with a
- * compensating ledger entry. Other settled deposits are answered as they are (`changed: false`).
+ * A credited deposit is checked again: its transaction no longer on the chain at this check and at
+ * one at least `DEPOSIT_REVERSE_AFTER_SECONDS` before → `reversed` with a compensating ledger entry
+ * (never a credit made at the chain's own finality: the answer gives the reason). A reversed deposit
+ * whose transfer is on chain again is re-opened as a new deposit for the same claim and settled; the
+ * answer names that deposit. Other settled deposits are answered as they are (`changed: false`).
  * RPC down → the UNAVAILABLE error (retryable), nothing changes.
  */
 export const DepositReconcileRequest = z

@@ -9,9 +9,8 @@ import { createTestClient, createWalletClient, getAddress, http } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { foundry } from 'viem/chains';
 import { deliver, type Harness, silent, startHarness } from '../../webhooks/test/support.js';
-import { createReconciliationService } from '../src/app.js';
-import { loadReconciliationConfig } from '../src/config.js';
 import type { DepositTally } from '../src/handlers/pass.js';
+import { testReconciliation } from './support.js';
 
 // anvil's first dev account (public, funded with 10,000 ETH on every anvil).
 const ANVIL_KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80';
@@ -74,21 +73,11 @@ describe('reconciliation: re-checks of recent credits beside the open work', fun
     );
     await mine(1);
 
-    const rc = createReconciliationService(
-      loadReconciliationConfig({
-        AMQP_URL: h.vhost.as('reconciliation'),
-        ...rcSchema.env,
-        HTTP_PORT: '0',
-        ADMIN_HTTP_PORT: '0',
-        LOG_LEVEL: 'silent',
-        RECONCILE_INITIAL_DELAY_MS: '3600000',
-        RECONCILE_PENDING_AFTER_MS: '0',
-        OUTBOX_SCHEMAS: '',
-        RECONCILE_MAX_PER_PASS: '1',
-        RECONCILE_MAX_RECHECKS_PER_PASS: '2',
-      }),
-      silent,
-    );
+    const rc = testReconciliation(h.vhost.as('reconciliation'), rcSchema.env, silent, {
+      OUTBOX_SCHEMAS: '',
+      RECONCILE_MAX_PER_PASS: '1',
+      RECONCILE_MAX_RECHECKS_PER_PASS: '2',
+    });
     await rc.start();
     try {
       const r = await rc.runPass();

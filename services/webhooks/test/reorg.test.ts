@@ -85,22 +85,29 @@ describe('webhooks deposits across reorganisations', function () {
   const listed = async (client: Broker, kind: 'open' | 'credits', id: string) =>
     (await client.request('wallet.deposits.stuck', { olderThanSeconds: 0, limit: 1000, kind })).deposits.some((d) => d.depositId === id);
 
-  it('should reverse a credit only when a second re-check agrees, and credit the transfer again once when it is mined again', async () => {
+  /**
+   * A payment to a new wallet of ours, credited at N confirmations; then the reorganisation: the chain
+   * goes back before the transaction and grows past it without it. The raw transaction mines it again.
+   */
+  async function creditedThenReorganised(value: bigint) {
     const to = evmAddress();
     const w = await h.registerWallet('ETH', to);
     const before = await node().snapshot();
-    const raw = await signedPayment(to, 9_000n);
+    const raw = await signedPayment(to, value);
     const txHash = await send(raw);
     await mine(EVM_CONFIRMATIONS);
-    const claim = { chain: 'ETH', txHash, token: 'native', amount: '9000', toAddress: to };
+    const claim = { chain: 'ETH', txHash, token: 'native', amount: String(value), toAddress: to };
     const first = await accepted(h, claim);
     assert.equal(await settled(h, first), 'credited');
     assert.ok(await listed(ops, 'credits', first), 'a credit at N confirmations is listed for its re-check');
     assert.ok(!(await listed(ops, 'open', first)), 'and not as open work');
-
-    // The reorganisation: the chain goes back before the transaction and grows past it without it.
     await node().revert({ id: before });
     await mine(EVM_CONFIRMATIONS + 2);
+    return { w, raw, txHash, claim, first };
+  }
+
+  it('should reverse a credit only when a second re-check agrees, and credit the transfer again once when it is mined again', async () => {
+    const { w, raw, txHash, claim, first } = await creditedThenReorganised(9_000n);
     const miss = await ops.request('wallet.deposits.reconcile', { depositId: first, maxAgeSeconds: 3600 });
     assert.deepEqual([miss.status, miss.changed], ['credited', false], 'one answer of one node does not take the money back');
     assert.match(miss.reason ?? '', /no longer on chain; reversed if a re-check/);
@@ -136,17 +143,7 @@ describe('webhooks deposits across reorganisations', function () {
   });
 
   it('should credit a transfer mined again when its sender announces it again after the reversal', async () => {
-    const to = evmAddress();
-    const w = await h.registerWallet('ETH', to);
-    const before = await node().snapshot();
-    const raw = await signedPayment(to, 4_200n);
-    const txHash = await send(raw);
-    await mine(EVM_CONFIRMATIONS);
-    const claim = { chain: 'ETH', txHash, token: 'native', amount: '4200', toAddress: to };
-    const first = await accepted(h, claim);
-    assert.equal(await settled(h, first), 'credited');
-    await node().revert({ id: before });
-    await mine(EVM_CONFIRMATIONS + 2);
+    const { w, raw, claim, first } = await creditedThenReorganised(4_200n);
     await ops.request('wallet.deposits.reconcile', { depositId: first, maxAgeSeconds: 3600 });
     assert.equal((await ops.request('wallet.deposits.reconcile', { depositId: first, maxAgeSeconds: 3600 })).status, 'reversed');
 
