@@ -21,7 +21,8 @@ export interface DepositClaim {
  * - `pending` / `not_found`: the transaction is not readable (yet, or any more);
  * - `mismatch`: the transaction failed, or what it moved at that identity is not the claim.
  * A credit stays standing while asking again says `final` (or `confirming`); anything else means
- * its transfer is no longer on the canonical chain, or never was: reverse it.
+ * its transfer is no longer on the canonical chain, or never was, by that node's word (the caller
+ * decides how many such answers a reversal needs).
  */
 export type ClaimVerdict =
   | { kind: 'final'; creditKey: string; transfer: OnChainTransfer }
@@ -65,8 +66,10 @@ export function judgeClaim(report: TransactionReport, claim: DepositClaim): Clai
   if (!same(token, claim.token)) return { kind: 'mismatch', reason: `the transfer at ${claim.eventIndex} moves ${token}, not ${claim.token}` };
   if (!same(transfer.to, claim.toAddress))
     return { kind: 'mismatch', reason: `the transfer at ${claim.eventIndex} pays ${transfer.to}, not ${claim.toAddress}` };
-  if (transfer.amount !== claim.amount)
-    return { kind: 'mismatch', reason: `the transfer at ${claim.eventIndex} moves ${transfer.amount}, not ${claim.amount}` };
+  if (transfer.amount !== claim.amount) {
+    const fee = transfer.fee ? ` (${transfer.amount + transfer.fee} less a transfer fee of ${transfer.fee} withheld by the mint)` : '';
+    return { kind: 'mismatch', reason: `the transfer at ${claim.eventIndex} moves ${transfer.amount}${fee}, not ${claim.amount}` };
+  }
   const key = creditKey(claim.chain, claim.txHash, transfer);
   if (!report.finality.final) {
     const how = report.finality.commitment ?? `${report.finality.confirmations ?? '?'} confirmations`;

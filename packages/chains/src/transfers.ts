@@ -69,8 +69,13 @@ export interface OnChainTransfer {
   to: string;
   /** The destination token account (SPL only): `to` owns it. */
   tokenAccount?: string;
-  /** Base units, > 0 (zero-value transfers, such as address-poisoning spam, are left out). */
+  /**
+   * Base units that reached `to`, > 0 (zero-value transfers, such as address-poisoning spam, are left
+   * out): for a Token-2022 mint with a transfer fee, the instruction's amount minus `fee`.
+   */
   amount: bigint;
+  /** Token-2022 transfer fee withheld from this transfer (not received by `to`); absent when none. */
+  fee?: bigint;
 }
 
 /**

@@ -25,8 +25,13 @@ import {
   createInitializeAccount3Instruction,
   createInitializeMint2Instruction,
   createMintToInstruction,
+  ExtensionType,
+  createInitializeTransferFeeConfigInstruction,
   createTransferCheckedInstruction,
+  createTransferCheckedWithFeeInstruction,
   createTransferInstruction,
+  getAccountLen,
+  getMintLen,
 } from '@solana/spl-token';
 import { isFleetError } from '@wallet-fleet/contracts';
 import { waitFor } from '@wallet-fleet/testing';
@@ -307,6 +312,58 @@ describe('Solana transfers of a transaction at their on-chain identity', () => {
       assert.equal(judgeClaim(report, { ...claim, toAddress: destination.toBase58() }).kind, 'mismatch');
       assert.equal(judgeClaim(report, { ...claim, token: Keypair.generate().publicKey.toBase58() }).kind, 'mismatch');
       for (const eventIndex of [0, 2, 100, 101]) assert.equal(judgeClaim(report, { ...claim, eventIndex }).kind, 'mismatch', `eventIndex ${eventIndex}`);
+    });
+
+    it('should credit what a Token-2022 transfer-fee mint delivered, not the gross amount, whether the fee is named or computed by the program', async () => {
+      // 1 % fee (at most 1 token): 10,000 of 1,000,000 base units is withheld in the destination account.
+      const mint = Keypair.generate();
+      const program = TOKEN_2022_PROGRAM_ID;
+      await send(
+        [
+          await newAccount(mint, getMintLen([ExtensionType.TransferFeeConfig]), program),
+          createInitializeTransferFeeConfigInstruction(mint.publicKey, payer.publicKey, payer.publicKey, 100, 1_000_000n, program),
+          createInitializeMint2Instruction(mint.publicKey, 6, payer.publicKey, null, program),
+        ],
+        [mint],
+      );
+      const feeAccount = async (owner: PublicKey) => {
+        const account = Keypair.generate();
+        const space = getAccountLen([ExtensionType.TransferFeeAmount]);
+        await send(
+          [await newAccount(account, space, program), createInitializeAccount3Instruction(account.publicKey, mint.publicKey, owner, program)],
+          [account],
+        );
+        return account.publicKey;
+      };
+      const holder = Keypair.generate();
+      const source = await feeAccount(holder.publicKey);
+      await send([createMintToInstruction(mint.publicKey, source, payer.publicKey, 10n ** 12n, [], program)]);
+      const [w1, w2, w3] = [Keypair.generate().publicKey, Keypair.generate().publicKey, Keypair.generate().publicKey];
+      const [d1, d2, d3] = [await feeAccount(w1), await feeAccount(w2), await feeAccount(w3)];
+      const txHash = await send(
+        [
+          createTransferCheckedInstruction(source, mint.publicKey, d1, holder.publicKey, 1_000_000n, 6, [], program),
+          createTransferCheckedWithFeeInstruction(source, mint.publicKey, d2, holder.publicKey, 1_000_000n, 6, 10_000n, [], program),
+          // Two into one account, fees not named: what each delivered cannot be told apart.
+          createTransferCheckedInstruction(source, mint.publicKey, d3, holder.publicKey, 300_000n, 6, [], program),
+          createTransferCheckedInstruction(source, mint.publicKey, d3, holder.publicKey, 500_000n, 6, [], program),
+        ],
+        [holder],
+      );
+      await waitFor(async () => (await conn.getSignatureStatus(txHash)).value?.confirmationStatus !== undefined, { what: 'landed' });
+      const report = landed(await solana.transfersOf(txHash));
+      assert.deepEqual(
+        report.transfers.map((t) => [t.eventIndex, t.to, t.amount, t.fee]),
+        [
+          [0, w1.toBase58(), 990_000n, 10_000n],
+          [1, w2.toBase58(), 990_000n, 10_000n],
+        ],
+      );
+      const claim = { chain: 'SOL', txHash, eventIndex: 0, token: mint.publicKey.toBase58(), amount: 990_000n, toAddress: w1.toBase58() } as const;
+      assert.notEqual(judgeClaim(report, claim).kind, 'mismatch');
+      const gross = judgeClaim(report, { ...claim, amount: 1_000_000n });
+      assert.equal(gross.kind, 'mismatch');
+      assert.match(gross.kind === 'mismatch' ? gross.reason : '', /moves 990000 \(1000000 less a transfer fee of 10000 withheld by the mint\), not 1000000/);
     });
 
     it('should keep a claim confirming until the node finalizes its transaction', async () => {

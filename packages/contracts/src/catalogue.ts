@@ -164,7 +164,8 @@ export const operations = {
   'wallet.deposits.stuck': {
     owner: 'webhooks',
     callers: ['reconciliation', 'ops'],
-    summary: 'Deposits still pending or confirming after a given age, and recent credits to re-check (oldest first, cursor paging)',
+    summary:
+      'Deposits still pending or confirming after a given age (kind open), recent credits and reversals to re-check (kind credits); oldest first, cursor paging',
     request: deposits.DepositsStuckRequest,
     result: deposits.DepositsStuck,
     errors: [...any],
@@ -172,7 +173,8 @@ export const operations = {
   'wallet.deposits.reconcile': {
     owner: 'webhooks',
     callers: ['reconciliation', 'ops'],
-    summary: 'Re-validate one deposit on chain now (credit once, confirming, fail, reverse a credit whose transaction left the chain)',
+    summary:
+      'Re-validate one deposit on chain now (credit once, confirming, fail, reverse a credit whose transaction left the chain, credit again a reversed transfer mined again)',
     request: deposits.DepositReconcileRequest,
     result: deposits.DepositReconcileResult,
     errors: [...any, ErrorCode.NOT_FOUND],

@@ -96,11 +96,13 @@ export const DepositStatus = z.enum(['pending', 'confirming', 'credited', 'faile
 export type DepositStatus = z.infer<typeof DepositStatus>;
 
 /**
- * `wallet.deposits.stuck`: deposits still `pending` or `confirming` that were accepted at least
- * `olderThanSeconds` ago, deposits `rejected` because their address was no wallet of ours when they
- * arrived but is one now, and deposits credited within the service's re-check window
- * (`DEPOSIT_RECHECK_WINDOW_SECONDS`: a credit re-checked on chain is reversed if its transaction
- * left the chain), oldest first, in pages (`after` is the previous page's `next`).
+ * `wallet.deposits.stuck`: open work (`kind: "open"`): deposits still `pending` or `confirming` that
+ * were accepted at least `olderThanSeconds` ago, deposits `rejected` because their address was no
+ * wallet of ours when they arrived but is one now; re-checks (`kind: "credits"`): deposits credited at
+ * N confirmations, or reversed, within the service's re-check window (`DEPOSIT_RECHECK_WINDOW_SECONDS`:
+ * a credit whose transaction left the chain is reversed, a reversed transfer mined again is credited
+ * again); both without `kind`. Oldest first, in pages (`after` is the previous page's `next`, with
+ * the same `kind`).
  */
 export const DepositsStuckRequest = z
   .object({
@@ -111,6 +113,10 @@ export const DepositsStuckRequest = z
       .max(365 * 86_400),
     limit: z.number().int().min(1).max(1000).default(100),
     after: z.string().max(200).optional().describe('Cursor: the `next` of the previous page'),
+    kind: z
+      .enum(['open', 'credits'])
+      .optional()
+      .describe('open: pending, confirming, rejected now ours; credits: recent credits and reversals to re-check; absent: both'),
   })
   .strict();
 export const DepositsStuck = z.object({
@@ -131,8 +137,11 @@ export const DepositsStuck = z.object({
  * unknown address that is now ours is re-opened first). Final and matching → credited (once per
  * on-chain transfer); matching but not final → `confirming`; not what the chain says → failed; not
  * found or not mined and accepted more than `maxAgeSeconds` ago → failed; otherwise left `pending`.
- * A credited deposit is checked again: its transaction no longer on the chain → `reversed` with a
- * compensating ledger entry. Other settled deposits are answered as they are (`changed: false`).
+ * A credited deposit is checked again: its transaction no longer on the chain at this check and at
+ * one at least `DEPOSIT_REVERSE_AFTER_SECONDS` before → `reversed` with a compensating ledger entry
+ * (never a credit made at the chain's own finality: the answer gives the reason). A reversed deposit
+ * whose transfer is on chain again is re-opened as a new deposit for the same claim and settled; the
+ * answer names that deposit. Other settled deposits are answered as they are (`changed: false`).
  * RPC down → the UNAVAILABLE error (retryable), nothing changes.
  */
 export const DepositReconcileRequest = z

@@ -58,6 +58,7 @@ export function createReconciliationService(config: ReconciliationConfig, logger
       maxAgeSeconds: Math.max(1, Math.floor(config.RECONCILE_MAX_AGE_MS / 1000)),
       concurrency: config.RECONCILE_CONCURRENCY,
       maxPerPass: config.RECONCILE_MAX_PER_PASS,
+      maxRechecksPerPass: config.RECONCILE_MAX_RECHECKS_PER_PASS,
     },
     metrics,
     logger,

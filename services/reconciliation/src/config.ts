@@ -17,8 +17,13 @@ export const configShape = {
   RECONCILE_MAX_AGE_MS: envVar.int({ default: 60 * 60_000, min: 1000, max: 365 * 86_400_000 }),
   /** Deposits re-validated at once. */
   RECONCILE_CONCURRENCY: envVar.int({ default: 8, min: 1, max: 256 }),
-  /** Deposits looked at per pass at most (the rest wait for the next pass). */
+  /** Open deposits looked at per pass at most (the rest wait for the next pass). */
   RECONCILE_MAX_PER_PASS: envVar.int({ default: 10_000, min: 1, max: 1_000_000 }),
+  /**
+   * Recent credits and reversals re-checked on chain per pass at most, after the open work and apart
+   * from its budget (the rest wait for the next pass); 0: none.
+   */
+  RECONCILE_MAX_RECHECKS_PER_PASS: envVar.int({ default: 2000, min: 0, max: 1_000_000 }),
   /** Deadline of one request to the webhooks service (a re-validation may wait on a chain RPC). */
   RECONCILE_REQUEST_TIMEOUT_MS: envVar.int({ default: 30_000, min: 100, max: 600_000 }),
   /**

@@ -4,7 +4,7 @@ import type { PassReport } from './handlers/pass.js';
 export interface ReconciliationMetrics {
   /** outcome: completed, failed, skipped_locked (another replica holds the lock), skipped_recent (a pass finished less than half an interval ago). */
   runs: Counter<'outcome'>;
-  /** result: credited and failed are the recoveries; reversed (a credit whose transaction left the chain), unlisted, rejected, pending (left for the next pass), settled (by someone else), error. */
+  /** result: credited and failed are the recoveries; reversed (a credit whose transaction left the chain), unlisted, rejected, pending (left for the next pass), settled (by someone else), standing (a re-checked credit or reversal that stands), error. */
   deposits: Counter<'result'>;
   duration: Histogram;
   lastCompleted: Gauge;

@@ -11,9 +11,9 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { createWebhooksService } from '../../webhooks/src/app.js';
 import { loadWebhooksConfig } from '../../webhooks/src/config.js';
 import { deliver, newSecret, silent } from '../../webhooks/test/support.js';
-import { createReconciliationService, type PassOutcome } from '../src/app.js';
-import { loadReconciliationConfig } from '../src/config.js';
+import type { PassOutcome } from '../src/app.js';
 import type { PassReport } from '../src/handlers/pass.js';
+import { testReconciliation } from './support.js';
 
 // anvil's first dev account (public, funded with 10,000 ETH on every anvil).
 const ANVIL_KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80';
@@ -75,22 +75,11 @@ describe('reconciliation: stuck deposits re-validated on chain, one pass at a ti
   }
 
   function reconciliation(env: Record<string, string> = {}) {
-    const s = createReconciliationService(
-      loadReconciliationConfig({
-        AMQP_URL: vhost.as('reconciliation'),
-        ...rcSchema.env,
-        HTTP_PORT: '0',
-        ADMIN_HTTP_PORT: '0',
-        LOG_LEVEL: 'silent',
-        // Passes are started by the tests, not by the timer.
-        RECONCILE_INITIAL_DELAY_MS: '3600000',
-        RECONCILE_PENDING_AFTER_MS: '0',
-        RECONCILE_REQUEST_TIMEOUT_MS: '10000',
-        OUTBOX_SCHEMAS: whSchema.schema,
-        ...env,
-      }),
-      silent,
-    );
+    const s = testReconciliation(vhost.as('reconciliation'), rcSchema.env, silent, {
+      RECONCILE_REQUEST_TIMEOUT_MS: '10000',
+      OUTBOX_SCHEMAS: whSchema.schema,
+      ...env,
+    });
     stopAfter.push(s);
     return s;
   }

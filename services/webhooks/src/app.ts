@@ -3,7 +3,7 @@ import { type Component, type Logger, type Service, createBreaker, createPgPool,
 import { type ChainChecker, createChainChecker } from './chain-check.js';
 import type { WebhooksConfig } from './config.js';
 import { createIntakeHandler } from './handlers/intake.js';
-import { createCreditRecheck, createDepositAttempt, createDepositHandler } from './handlers/processing.js';
+import { createCreditRecheck, createDepositAttempt, createDepositHandler, createReversalRecheck } from './handlers/processing.js';
 import { createReconcileHandlers } from './handlers/reconcile.js';
 import { createWalletCreatedHandler } from './handlers/wallets.js';
 import { createIntakeRouter } from './http/intake-routes.js';
@@ -48,6 +48,7 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger): S
   };
   const chains: ChainChecker = {
     check: (d) => (d.chain === 'SOL' || d.chain === 'ETH' ? breakers[d.chain].fire(d) : chainChecker.check(d)),
+    atChainFinality: chainChecker.atChainFinality,
   };
   const processing = config.WEBHOOKS_ROLES.has('processing');
   const intake = config.WEBHOOKS_ROLES.has('intake');
@@ -66,9 +67,24 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger): S
     broker.handleCommands(
       QUEUES.commands,
       createReconcileHandlers(
-        { deposits, reconcile: createReconcileStore(pg.pool, { recheckWindowSeconds: config.DEPOSIT_RECHECK_WINDOW_SECONDS }) },
+        {
+          deposits,
+          reconcile: createReconcileStore(pg.pool, {
+            recheckWindowSeconds: config.DEPOSIT_RECHECK_WINDOW_SECONDS,
+            // Credits made at the chain's own finality cannot be reorganised away: not re-checked.
+            recheckChains: (['SOL', 'ETH'] as const).filter((c) => !chains.atChainFinality(c)),
+          }),
+        },
         createDepositAttempt({ store: deposits, chains, tokenAllowlist }),
-        createCreditRecheck({ store: deposits, chains, onReversed: (chain) => metrics.reversed.inc({ chain }) }),
+        {
+          credit: createCreditRecheck({
+            store: deposits,
+            chains,
+            reverseAfterMs: config.DEPOSIT_REVERSE_AFTER_SECONDS * 1000,
+            onReversed: (chain) => metrics.reversed.inc({ chain }),
+          }),
+          reversal: createReversalRecheck({ store: deposits, chains }),
+        },
       ),
     );
     broker.handleEvents(QUEUES.wallets, { 'wallet.created': createWalletCreatedHandler(deposits) });

@@ -1,4 +1,4 @@
-import { ErrorCode, FleetError } from '@wallet-fleet/contracts';
+import { type Chain, ErrorCode, FleetError } from '@wallet-fleet/contracts';
 import { type ClaimVerdict, type EvmFinality, createEvmAdapter, createSolanaAdapter, judgeClaim } from '@wallet-fleet/chains';
 import type { DepositRow } from './store/deposit-store.js';
 
@@ -13,6 +13,11 @@ export interface ChainChecker {
    * exist on that chain; not retryable).
    */
   check(d: Pick<DepositRow, 'chain' | 'txHash' | 'eventIndex' | 'token' | 'amount' | 'toAddress'>): Promise<ClaimVerdict>;
+  /**
+   * Whether `final` on this chain is the chain's own finality (Solana `finalized`; EVM with
+   * `EVM_FINALITY=finalized`), which no reorganisation undoes, rather than N confirmations.
+   */
+  atChainFinality(chain: Chain): boolean;
 }
 
 export interface ChainCheckerOptions {
@@ -28,6 +33,7 @@ export function createChainChecker(o: ChainCheckerOptions): ChainChecker {
   const solana = createSolanaAdapter({ rpcUrl: o.solanaRpcUrl, requestTimeoutMs: o.timeoutMs });
   const evm = createEvmAdapter({ rpcUrl: o.evmRpcUrl, requestTimeoutMs: o.timeoutMs, finality: o.evmFinality });
   return {
+    atChainFinality: (chain) => chain === 'SOL' || (chain === 'ETH' && o.evmFinality === 'finalized'),
     async check(d) {
       if (d.chain === 'APTOS') {
         // No Aptos node runs here (none installs offline); not retried, the row stays for reconciliation.

@@ -106,11 +106,20 @@ export const configShape = {
     })
     .transform((list) => new Set(list.map((t) => (t.startsWith('ETH:') ? t.toLowerCase().replace('eth:', 'ETH:') : t)))),
   /**
-   * How long after crediting a deposit `wallet.deposits.stuck` still lists it, so that reconciliation
-   * checks it on chain again and reverses it if its transaction left the chain (a reorganisation
-   * deeper than the finality rule). 0 turns re-checks off.
+   * How long after crediting (or reversing) a deposit `wallet.deposits.stuck` still lists it, so that
+   * reconciliation checks it on chain again and reverses it if its transaction left the chain (a
+   * reorganisation deeper than N confirmations), or credits it again once mined again. Only credits
+   * made at N confirmations are listed: under the chain's own finality the answer cannot change.
+   * 0 turns re-checks off.
    */
   DEPOSIT_RECHECK_WINDOW_SECONDS: envVar.int({ default: 3600, min: 0, max: 30 * 86_400 }),
+  /**
+   * A credit made at N confirmations (`EVM_FINALITY` a number) is reversed only when a re-check at
+   * least this long after the first one that missed its transfer misses it too: one answer of one
+   * node never takes money back. Credits made at the chain's own finality are never reversed on a
+   * re-check (nor re-checked by reconciliation).
+   */
+  DEPOSIT_REVERSE_AFTER_SECONDS: envVar.int({ default: 120, min: 0, max: 86_400 }),
   /** Per RPC call. */
   CHAIN_RPC_TIMEOUT_MS: envVar.int({ default: 5000, min: 50, max: 120_000 }),
   /** Processing attempts in all (first delivery included) before the dead-letter queue. */

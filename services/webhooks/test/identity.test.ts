@@ -109,6 +109,8 @@ describe('webhooks deposits: credited once per on-chain transfer, after finality
       DEPOSIT_MAX_ATTEMPTS: '25',
       DEPOSIT_RETRY_INITIAL_MS: '50',
       DEPOSIT_RETRY_MAX_MS: '200',
+      // A reversal needs a second re-check that agrees; here any later one does.
+      DEPOSIT_REVERSE_AFTER_SECONDS: '0',
     });
     // Operators ask the deposit operations.
     client = await h.as('ops');
@@ -308,6 +310,8 @@ describe('webhooks deposits: credited once per on-chain transfer, after finality
       stuck.deposits.some((d) => d.depositId === id),
       'a recent credit is listed for its re-check',
     );
+    const miss = await client.request('wallet.deposits.reconcile', { depositId: id, maxAgeSeconds: 3600 });
+    assert.deepEqual([miss.status, miss.changed], ['credited', false], 'not reversed on a single answer');
     const r = await client.request('wallet.deposits.reconcile', { depositId: id, maxAgeSeconds: 3600 });
     assert.deepEqual([r.status, r.changed], ['reversed', true]);
     assert.match(r.reason ?? '', /no longer on chain/);

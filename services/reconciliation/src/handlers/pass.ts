@@ -16,14 +16,20 @@ export interface PassPorts {
   }>;
 }
 
+type ReconcileResult = ResultOf<'wallet.deposits.reconcile'>;
+
 export interface PassOptions {
   pendingAfterSeconds: number;
   maxAgeSeconds: number;
   concurrency: number;
+  /** Open deposits looked at per pass at most. */
   maxPerPass: number;
+  /** Recent credits and reversals re-checked per pass at most, after the open work (never in its stead). */
+  maxRechecksPerPass: number;
 }
 
 export interface DepositTally {
+  /** Open deposits looked at. */
   checked: number;
   /** Moved out of pending by this pass (the recoveries). */
   credited: number;
@@ -37,11 +43,19 @@ export interface DepositTally {
   stillPending: number;
   /** Settled by someone else between the listing and the re-validation. */
   alreadySettled: number;
+  /** Recent credits and reversals checked on chain again (after the open work, `maxRechecksPerPass` at most). */
+  rechecked: number;
+  /** Re-checked credits that stand (their transfer is still on chain, or a miss awaits its confirmation). */
+  standing: number;
+  /** Reversed transfers mined again and credited again (also counted in `credited`). */
+  recredited: number;
   /** The re-validation itself failed (chain RPC or webhooks service down): counts by error code. */
   errors: Record<string, number>;
-  /** More stuck deposits than `maxPerPass`: the rest wait for the next pass. */
+  /** More open deposits than `maxPerPass`, or re-checks than `maxRechecksPerPass`: the rest wait for the next pass. */
   truncated: boolean;
 }
+
+type DepositResult = 'credited' | 'failed' | 'rejected' | 'reversed' | 'unlisted' | 'pending' | 'settled' | 'standing' | 'error';
 
 export interface PassReport {
   deposits: DepositTally | { error: string };
@@ -78,7 +92,7 @@ export async function runPass(
   o: PassOptions,
   signal: AbortSignal,
   logger: Logger,
-  onDeposit: (result: 'credited' | 'failed' | 'rejected' | 'reversed' | 'unlisted' | 'pending' | 'settled' | 'error') => void = () => undefined,
+  onDeposit: (result: DepositResult) => void = () => undefined,
 ): Promise<PassReport> {
   const outbox: PassReport['outbox'] = [];
   for (const ob of ports.outboxes) {
@@ -127,7 +141,7 @@ export async function runPass(
   return { deposits, outbox, drift };
 }
 
-async function reconcileDeposits(ports: PassPorts, o: PassOptions, signal: AbortSignal, onDeposit: Parameters<typeof runPass>[4] & {}): Promise<DepositTally> {
+async function reconcileDeposits(ports: PassPorts, o: PassOptions, signal: AbortSignal, onDeposit: (result: DepositResult) => void): Promise<DepositTally> {
   const t: DepositTally = {
     checked: 0,
     credited: 0,
@@ -137,47 +151,81 @@ async function reconcileDeposits(ports: PassPorts, o: PassOptions, signal: Abort
     unlisted: 0,
     stillPending: 0,
     alreadySettled: 0,
+    rechecked: 0,
+    standing: 0,
+    recredited: 0,
     errors: {},
     truncated: false,
   };
   const limit = pLimit(o.concurrency);
-  let after: string | undefined;
-  for (;;) {
-    if (signal.aborted) break;
-    const room = o.maxPerPass - t.checked;
-    if (room <= 0) {
-      t.truncated = true;
-      break;
+  const count = (result: DepositResult) => {
+    if (result === 'credited') t.credited++;
+    else if (result === 'failed') t.failed++;
+    else if (result === 'rejected') t.rejected++;
+    else if (result === 'reversed') t.reversed++;
+    else if (result === 'unlisted') t.unlisted++;
+    else if (result === 'pending') t.stillPending++;
+    else if (result === 'standing') t.standing++;
+    else t.alreadySettled++;
+    onDeposit(result);
+  };
+
+  /** Pages through one kind of listed deposits, `budget` at most, each through `wallet.deposits.reconcile`. */
+  async function work(kind: 'open' | 'credits', budget: number, seen: () => number, take: (d: { depositId: string }, r: ReconcileResult) => DepositResult) {
+    let after: string | undefined;
+    for (;;) {
+      if (signal.aborted) return;
+      const room = budget - seen();
+      if (room <= 0) {
+        // Reached only after a page that had a next one: more is listed than the budget.
+        t.truncated ||= after !== undefined;
+        return;
+      }
+      const page = await ports.deposits.stuck({ olderThanSeconds: o.pendingAfterSeconds, limit: Math.min(100, room), kind, ...(after ? { after } : {}) });
+      await Promise.all(
+        page.deposits.map((d) =>
+          limit(async () => {
+            if (signal.aborted) return;
+            if (kind === 'open') t.checked++;
+            else t.rechecked++;
+            try {
+              count(take(d, await ports.deposits.reconcile({ depositId: d.depositId, maxAgeSeconds: o.maxAgeSeconds })));
+            } catch (e) {
+              const code = errorText(e);
+              t.errors[code] = (t.errors[code] ?? 0) + 1;
+              onDeposit('error');
+            }
+          }),
+        ),
+      );
+      if (!page.next) return;
+      after = page.next;
     }
-    const page = await ports.deposits.stuck({ olderThanSeconds: o.pendingAfterSeconds, limit: Math.min(100, room), ...(after ? { after } : {}) });
-    await Promise.all(
-      page.deposits.map((d) =>
-        limit(async () => {
-          if (signal.aborted) return;
-          t.checked++;
-          try {
-            const r = await ports.deposits.reconcile({ depositId: d.depositId, maxAgeSeconds: o.maxAgeSeconds });
-            // Confirming is still open (awaiting finality); a credit re-checked and standing is settled.
-            const open = r.status === 'pending' || r.status === 'confirming';
-            const result = open ? 'pending' : !r.changed ? 'settled' : (r.status as Exclude<typeof r.status, 'pending' | 'confirming'>);
-            if (result === 'credited') t.credited++;
-            else if (result === 'failed') t.failed++;
-            else if (result === 'rejected') t.rejected++;
-            else if (result === 'reversed') t.reversed++;
-            else if (result === 'unlisted') t.unlisted++;
-            else if (result === 'pending') t.stillPending++;
-            else t.alreadySettled++;
-            onDeposit(result);
-          } catch (e) {
-            const code = errorText(e);
-            t.errors[code] = (t.errors[code] ?? 0) + 1;
-            onDeposit('error');
-          }
-        }),
-      ),
-    );
-    if (!page.next) break;
-    after = page.next;
   }
+
+  // Open work first, with its own budget: re-checks never take its place.
+  await work(
+    'open',
+    o.maxPerPass,
+    () => t.checked,
+    (_d, r) => {
+      // Confirming is still open (awaiting finality).
+      if (r.status === 'pending' || r.status === 'confirming') return 'pending';
+      return r.changed ? (r.status as DepositResult) : 'settled';
+    },
+  );
+  await work(
+    'credits',
+    o.maxRechecksPerPass,
+    () => t.rechecked,
+    (d, r) => {
+      // A credit re-checked and standing; a reversal whose transfer is still gone stands too.
+      if (r.depositId === d.depositId && !r.changed && (r.status === 'credited' || r.status === 'reversed')) return 'standing';
+      // A reversed transfer mined again: the answer names its new deposit.
+      if (r.depositId !== d.depositId && r.changed && r.status === 'credited') t.recredited++;
+      if (r.status === 'pending' || r.status === 'confirming') return 'pending';
+      return r.changed ? (r.status as DepositResult) : 'settled';
+    },
+  );
   return t;
 }

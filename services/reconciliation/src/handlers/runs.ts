@@ -90,9 +90,7 @@ function auditPass(runId: string, outcome: 'completed' | 'failed', r: PassReport
     status: outcome === 'completed' ? 'success' : 'failed',
     after: {
       trigger,
-      ...(d
-        ? { checked: d.checked, credited: d.credited, failed: d.failed, stillPending: d.stillPending, errors: d.errors }
-        : { depositsError: (r.deposits as { error: string }).error }),
+      ...(d ? { deposits: d } : { depositsError: (r.deposits as { error: string }).error }),
       outboxLeftBehind: r.outbox.reduce((n, o) => n + o.staleRows, 0),
       drift: r.drift,
     },

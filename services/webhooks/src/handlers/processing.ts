@@ -102,14 +102,14 @@ export function createDepositAttempt(deps: Omit<ProcessingDeps, 'maxAttempts'>) 
   async function settle(
     d: DepositRow,
     mode: AttemptMode,
-    decide: (tx: AttemptTx) => Promise<Omit<Settlement, 'messages'> & { messages?: OutboxMessage[] }>,
+    decide: (tx: AttemptTx, current: DepositRow) => Promise<Omit<Settlement, 'messages'> & { messages?: OutboxMessage[] }>,
   ): Promise<{ settled: Settlement; before: DepositStatus } | undefined> {
     let before: DepositStatus = d.status;
     // Reconciliation may also take an unlisted deposit up again (its token listed since).
     const from = mode.by === 'reconciliation' ? RECONCILABLE : OPEN;
     const settled = await store.settle(d.depositId, from, async (tx, current) => {
       before = current.status;
-      const s = await decide(tx);
+      const s = await decide(tx, current);
       return { ...s, messages: [...(s.messages ?? []), audit(d, mode, current.status, s.status, s.entry)] };
     });
     return settled ? { settled, before } : undefined;
@@ -121,8 +121,9 @@ export function createDepositAttempt(deps: Omit<ProcessingDeps, 'maxAttempts'>) 
     const stay = async (error: FleetError, chainUnavailable: boolean): Promise<AttemptOutcome> => {
       // An RPC failure says nothing new about the deposit: a confirming one stays confirming. A
       // transaction not found or not mined (again: a reorganisation) is pending.
-      await settle(d, mode, async () => ({
-        status: chainUnavailable ? d.status : 'pending',
+      // The status as it is now, under the row's lock: another attempt may have moved it since `d` was read.
+      await settle(d, mode, async (_tx, current) => ({
+        status: chainUnavailable ? current.status : 'pending',
         entry: { attempt: mode.attempt, status: 'retry', errorCode: error.code, message: error.message, at: at(), ...by },
       }));
       return { status: 'pending', changed: false, error, chainUnavailable };
@@ -221,23 +222,63 @@ export function createDepositAttempt(deps: Omit<ProcessingDeps, 'maxAttempts'>) 
   };
 }
 
+/** A re-check of a credit that did not find its transfer (attempt log entry `checked` with an error code). */
+const isMiss = (e: AttemptEntry | undefined): e is AttemptEntry => e?.status === 'checked' && e.errorCode !== undefined;
+
 /**
- * Checks a credited deposit on chain again: while the chain still says `final` (or `confirming`) at
- * its identity the credit stands (nothing is written); any other answer (not found, no longer mined
- * in the canonical chain, another transfer there) means its transaction left the chain: the deposit
- * is `reversed` with a compensating ledger entry, `deposit.reversed`, an audit event
- * (`deposit.reverse`) and `onReversed`, in one transaction. Throws UNAVAILABLE (chain RPC or database).
+ * Checks a credited deposit on chain again. While the chain says `final` (or `confirming`) at its
+ * identity the credit stands (nothing is written, unless a miss was recorded: then a `checked` entry
+ * says it is on chain again). Any other answer (not found, no longer mined in the canonical chain,
+ * another transfer there) is a miss, and one node's single answer is not enough to take money back:
+ * - a credit made at the chain's own finality (Solana `finalized`, EVM_FINALITY=finalized) is never
+ *   reversed here: the chain cannot reorganise it away, so a miss says the node is wrong (recorded as
+ *   a `checked` entry and answered with the reason, for an operator);
+ * - a credit made at N confirmations is reversed only when a re-check at least `reverseAfterMs` after
+ *   the first recorded miss misses too (two answers, apart in time, possibly from other nodes behind
+ *   the RPC URL): then `reversed` with a compensating ledger entry, `deposit.reversed`, an audit event
+ *   (`deposit.reverse`) and `onReversed`, in one transaction.
+ * Throws UNAVAILABLE (chain RPC or database).
  */
-export function createCreditRecheck(deps: Pick<ProcessingDeps, 'store' | 'chains' | 'onReversed'>) {
+export function createCreditRecheck(deps: Pick<ProcessingDeps, 'store' | 'chains' | 'onReversed'> & { reverseAfterMs: number }) {
+  const checked = (d: DepositRow, message: string, errorCode?: string) =>
+    deps.store.settle(d.depositId, ['credited'], async () => ({
+      status: 'credited',
+      entry: {
+        attempt: d.attempts.length + 1,
+        status: 'checked',
+        ...(errorCode ? { errorCode } : {}),
+        message,
+        at: new Date().toISOString(),
+        by: 'reconciliation',
+      },
+      messages: [],
+    }));
+
   return async function recheck(d: DepositRow): Promise<{ status: 'credited' | 'reversed'; changed: boolean; reason?: string }> {
     const verdict = await deps.chains.check(d);
-    if (verdict.kind === 'final' || verdict.kind === 'confirming') return { status: 'credited', changed: false };
-    const reason =
+    const last = d.attempts.at(-1);
+    if (verdict.kind === 'final' || verdict.kind === 'confirming') {
+      if (isMiss(last)) await checked(d, 'on chain again: the credit stands');
+      return { status: 'credited', changed: false };
+    }
+    const missing =
       verdict.kind === 'not_found'
         ? 'the transaction is no longer on chain'
         : verdict.kind === 'pending'
           ? `the transaction is no longer in the canonical chain: ${verdict.reason}`
           : verdict.reason;
+    if (deps.chains.atChainFinality(d.chain)) {
+      const reason = `${missing}; credited at the chain's finality, so not reversed on a node's word: check the node`;
+      if (!isMiss(last)) await checked(d, reason, ErrorCode.NOT_FOUND);
+      return { status: 'credited', changed: false, reason };
+    }
+    const firstMiss = isMiss(last) ? Date.parse(last.at) : undefined;
+    if (firstMiss === undefined || Date.now() - firstMiss < deps.reverseAfterMs) {
+      const reason = `${missing}; reversed if a re-check ${Math.ceil(deps.reverseAfterMs / 1000)} s after the first miss agrees`;
+      if (firstMiss === undefined) await checked(d, reason, ErrorCode.NOT_FOUND);
+      return { status: 'credited', changed: false, reason };
+    }
+    const reason = missing;
     const wallet = await deps.store.findWallet(d.chain, d.toAddress);
     const settled = await deps.store.settle(d.depositId, ['credited'], async (tx) => {
       const entryId = await tx.insertReversal(d.depositId);
@@ -273,6 +314,27 @@ export function createCreditRecheck(deps: Pick<ProcessingDeps, 'store' | 'chains
     });
     if (settled) deps.onReversed?.(d.chain);
     return { status: settled ? 'reversed' : 'credited', changed: settled !== undefined, reason };
+  };
+}
+
+/**
+ * Checks a reversed deposit on chain again: when its transfer is there again (mined again after the
+ * reorganisation), the same claim becomes a new deposit (the reversed one keeps its history), which
+ * the caller then settles like any open deposit: its credit takes the transfer's next round. Returns
+ * that deposit (or the one already open for the claim), or undefined while the transfer is not on
+ * chain. Throws UNAVAILABLE (chain RPC or database).
+ */
+export function createReversalRecheck(deps: Pick<ProcessingDeps, 'store' | 'chains'>) {
+  return async function minedAgain(d: DepositRow): Promise<DepositRow | undefined> {
+    const verdict = await deps.chains.check(d);
+    if (verdict.kind !== 'final' && verdict.kind !== 'confirming') return undefined;
+    return deps.store.reopenReversed(d.depositId, {
+      attempt: 0,
+      status: 'retry',
+      message: `mined again after the reversal of deposit ${d.depositId}: re-opened as a new deposit`,
+      at: new Date().toISOString(),
+      by: 'reconciliation',
+    });
   };
 }
 

@@ -86,10 +86,11 @@ export interface Accepted {
 /**
  * Stores a deposit and its processing message (built by `messages` from the new deposit id) in
  * one statement, hence one transaction and one round trip: the insert and, only if it inserted,
- * the outbox rows (a data-modifying CTE). Dedupe is the unique constraint on the whole claim (chain,
- * tx_hash, event_index, token, amount, to_address): another claim for the same transfer is another
- * job (the chain decides which one is true; the credit is unique per on-chain transfer, in the
- * ledger). The insert either creates the row or does nothing, and then the existing row is
+ * the outbox rows (a data-modifying CTE). Dedupe is the unique index on the whole claim (chain,
+ * tx_hash, event_index, token, amount, to_address) among deposits not reversed: another claim for the
+ * same transfer is another job (the chain decides which one is true; the credit is unique per
+ * on-chain transfer, in the ledger), and so is a claim delivered again after its deposit was
+ * reversed (the transfer mined again after a reorganisation). The insert either creates the row or does nothing, and then the existing row is
  * read by a second statement (it is committed: a concurrent insert of the same key waits on the
  * constraint until the other transaction ends, and a new statement sees what committed before it).
  * That read also looks for the message in the outbox: the relay deletes a row only after the
@@ -117,7 +118,7 @@ async function acceptDeposit(
       `WITH ins AS (
          INSERT INTO deposits (deposit_id, chain, tx_hash, event_index, token, amount, to_address, webhook_id)
          VALUES ($1, $2, $3, $4, $5, $6::numeric, $7, $8)
-         ON CONFLICT (chain, tx_hash, event_index, token, amount, to_address) DO NOTHING RETURNING deposit_id),
+         ON CONFLICT (chain, tx_hash, event_index, token, amount, to_address) WHERE status <> 'reversed' DO NOTHING RETURNING deposit_id),
        msg AS (${enqueue.sql} WHERE EXISTS (SELECT 1 FROM ins))
        SELECT deposit_id FROM ins`,
       [...deposit, ...enqueue.values],
@@ -128,13 +129,15 @@ async function acceptDeposit(
       rows: [existing],
     } = await pool.query<RawRow & { pending: boolean }>(
       `SELECT ${COLUMNS}, EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = d.deposit_id::text) AS pending
-         FROM deposits d WHERE chain = $1 AND tx_hash = $2 AND event_index = $3 AND token = $4 AND amount = $5::numeric AND to_address = $6`,
+         FROM deposits d WHERE chain = $1 AND tx_hash = $2 AND event_index = $3 AND token = $4 AND amount = $5::numeric AND to_address = $6
+          AND status <> 'reversed'`,
       [body.chain, body.txHash, body.eventIndex, body.token, body.amount, body.toAddress],
     ));
   } catch (e) {
     watch.close();
     throw databaseError(e);
   }
+  // Reversed between the two statements: the sender's retry makes a new deposit.
   if (!existing) throw new FleetError(ErrorCode.UNAVAILABLE, 'deposit vanished between insert and read');
   // A duplicate whose first delivery is still in flight, or died between its commit and the
   // publish: watched from here on; what was published before this shows up in the fallback check.
@@ -217,8 +220,11 @@ async function findWallet(pool: pg.Pool, chain: Chain, address: string): Promise
 
 /**
  * Inserts the credit of a deposit unless its on-chain transfer is credited already (UNIQUE
- * credit_key among credits: whatever the deliveries said, one transfer is credited once). Returns
- * the new entry id, or the deposit that holds the credit.
+ * (credit_key, round) among credits, where `round` counts the reversals of that key: whatever the
+ * deliveries said, one transfer has at most one standing credit; once reversed it may be credited
+ * again, in the next round). Returns the new entry id, or the deposit that holds the credit. Throws
+ * a retryable UNAVAILABLE when the credit in the way was reversed meanwhile (asked again, the next
+ * round is free).
  */
 async function insertCredit(
   client: pg.ClientBase,
@@ -228,25 +234,54 @@ async function insertCredit(
 ): Promise<{ entryId: string } | { heldBy: string }> {
   const entryId = randomUUID();
   const { rows } = await client.query<{ entry_id: string }>(
-    `INSERT INTO ledger (entry_id, deposit_id, wallet_id, user_id, chain, token, amount, kind, credit_key, asset, decimals)
-     VALUES ($1, $2, $3, $4, $5, $6, $7::numeric, 'credit', $8, $9, $10) ON CONFLICT DO NOTHING RETURNING entry_id`,
+    `INSERT INTO ledger (entry_id, deposit_id, wallet_id, user_id, chain, token, amount, kind, credit_key, asset, decimals, round)
+     VALUES ($1, $2, $3, $4, $5, $6, $7::numeric, 'credit', $8, $9, $10,
+             (SELECT count(*) FROM ledger WHERE credit_key = $8 AND kind = 'reversal'))
+     ON CONFLICT DO NOTHING RETURNING entry_id`,
     [entryId, d.depositId, wallet.walletId, wallet.userId, d.chain, d.token, d.amount, identity.creditKey, identity.asset, identity.decimals],
   );
   if (rows[0]) return { entryId: rows[0].entry_id };
-  const held = await client.query<{ deposit_id: string }>(`SELECT deposit_id FROM ledger WHERE credit_key = $1 AND kind = 'credit'`, [identity.creditKey]);
-  return { heldBy: held.rows[0]?.deposit_id ?? d.depositId };
+  const held = await client.query<{ deposit_id: string }>(
+    `SELECT c.deposit_id FROM ledger c
+      WHERE c.credit_key = $1 AND c.kind = 'credit'
+        AND NOT EXISTS (SELECT 1 FROM ledger r WHERE r.deposit_id = c.deposit_id AND r.kind = 'reversal')`,
+    [identity.creditKey],
+  );
+  if (!held.rows[0]) throw FleetError.retryable(ErrorCode.UNAVAILABLE, `the credit of ${identity.creditKey} was reversed meanwhile: try again`);
+  return { heldBy: held.rows[0].deposit_id };
 }
 
-/** The compensating entry of a credited deposit (minus its credit); the new entry id, or undefined when it has one. */
+/** The compensating entry of a credited deposit (minus its credit, in its round); the new entry id, or undefined when it has one. */
 async function insertReversal(client: pg.ClientBase, depositId: string): Promise<string | undefined> {
   const { rows } = await client.query<{ entry_id: string }>(
-    `INSERT INTO ledger (entry_id, deposit_id, wallet_id, user_id, chain, token, amount, kind, credit_key, asset, decimals)
-     SELECT $1, deposit_id, wallet_id, user_id, chain, token, -amount, 'reversal', credit_key, asset, decimals
+    `INSERT INTO ledger (entry_id, deposit_id, wallet_id, user_id, chain, token, amount, kind, credit_key, asset, decimals, round)
+     SELECT $1, deposit_id, wallet_id, user_id, chain, token, -amount, 'reversal', credit_key, asset, decimals, round
        FROM ledger WHERE deposit_id = $2 AND kind = 'credit'
      ON CONFLICT DO NOTHING RETURNING entry_id`,
     [randomUUID(), depositId],
   );
   return rows[0]?.entry_id;
+}
+
+/**
+ * The claim of reversed deposit `depositId` as a new pending deposit (its transfer was mined again),
+ * with `entry` as its first attempt log entry; or the deposit already open for that claim (a delivery
+ * or a concurrent call came first). Undefined when `depositId` is not reversed.
+ */
+async function reopenReversed(pool: pg.Pool, depositId: string, entry: AttemptEntry): Promise<DepositRow | undefined> {
+  const { rows } = await pool.query<RawRow>(
+    `WITH old AS (SELECT * FROM deposits WHERE deposit_id = $1 AND status = 'reversed'),
+     ins AS (
+       INSERT INTO deposits (deposit_id, chain, tx_hash, event_index, token, amount, to_address, webhook_id, attempts)
+       SELECT $2, chain, tx_hash, event_index, token, amount, to_address, 'reversal-of:' || deposit_id, $3::jsonb FROM old
+       ON CONFLICT (chain, tx_hash, event_index, token, amount, to_address) WHERE status <> 'reversed' DO NOTHING RETURNING deposit_id)
+     SELECT deposit_id FROM ins
+     UNION ALL
+     SELECT d.deposit_id FROM deposits d JOIN old USING (chain, tx_hash, event_index, token, amount, to_address)
+      WHERE d.status <> 'reversed' AND NOT EXISTS (SELECT 1 FROM ins)`,
+    [depositId, randomUUID(), JSON.stringify([entry])],
+  );
+  return rows[0] ? getDeposit(pool, rows[0].deposit_id) : undefined;
 }
 
 /** What an attempt's transaction may do besides recording the attempt. */
@@ -282,6 +317,8 @@ export function createDepositStore(pool: pg.Pool, outbox: Outbox) {
     get: (depositId: string) => withDatabaseErrors(() => getDeposit(pool, depositId)),
     findWallet: (chain: Chain, address: string) => withDatabaseErrors(() => findWallet(pool, chain, address)),
     rememberAddress: (w: { chain: Chain; address: string; walletId: string; userId: string }) => withDatabaseErrors(() => rememberAddress(pool, w)),
+    /** See reopenReversed above. Throws UNAVAILABLE. */
+    reopenReversed: (depositId: string, entry: AttemptEntry) => withDatabaseErrors(() => reopenReversed(pool, depositId, entry)),
 
     /**
      * Settles one attempt in one transaction that re-reads the deposit locked: when its status is

@@ -35,16 +35,30 @@ function decodeCursor(cursor: string): [string, string] {
   throw FleetError.validation([{ path: 'after', message: 'not a cursor returned by wallet.deposits.stuck' }]);
 }
 
+/** Open work: pending or confirming deposits accepted at least $1 seconds ago, rejected ones whose address became ours. */
+const OPEN_WORK = `(created_at <= now() - make_interval(secs => $1) AND (status IN ('pending', 'confirming') OR (${REJECTED_BUT_NOW_OURS})))`;
 /**
- * Open (pending or confirming) deposits accepted at least `olderThanSeconds` ago, rejected ones whose
- * address has become ours, and credited ones credited less than `recheckWindowSeconds` ago (to be
- * checked on chain again), oldest first (the partial indexes `deposits_open`, `deposits_rejected`,
- * `deposits_credited`). Throws VALIDATION_FAILED (bad cursor), UNAVAILABLE.
+ * Re-checks within the window ($5 seconds): credits on chains whose finality is N confirmations ($6),
+ * and reversals whose claim has no deposit open or settled since (mined again?).
+ */
+const RECHECKS = `(updated_at > now() - make_interval(secs => $5)
+  AND ((status = 'credited' AND chain = ANY ($6::text[]))
+       OR (status = 'reversed' AND NOT EXISTS (
+             SELECT 1 FROM deposits n WHERE n.status <> 'reversed' AND n.chain = deposits.chain AND n.tx_hash = deposits.tx_hash
+               AND n.event_index = deposits.event_index AND n.token = deposits.token AND n.amount = deposits.amount
+               AND n.to_address = deposits.to_address))))`;
+
+/**
+ * `kind` open: pending or confirming deposits accepted at least `olderThanSeconds` ago, rejected ones
+ * whose address has become ours; `kind` credits: deposits credited less than `recheckWindowSeconds`
+ * ago on `recheckChains` and recent reversals, to be checked on chain again; both without `kind`.
+ * Oldest first (the partial indexes `deposits_open`, `deposits_rejected`, `deposits_credited`,
+ * `deposits_reversed`). Throws VALIDATION_FAILED (bad cursor), UNAVAILABLE.
  */
 async function listStuck(
   pool: pg.Pool,
-  recheckWindowSeconds: number,
-  q: { olderThanSeconds: number; limit: number; after?: string | undefined },
+  opts: { recheckWindowSeconds: number; recheckChains: readonly Chain[] },
+  q: { olderThanSeconds: number; limit: number; after?: string | undefined; kind?: 'open' | 'credits' | undefined },
 ): Promise<{ deposits: StuckDeposit[]; next?: string }> {
   const after = q.after ? decodeCursor(q.after) : undefined;
   try {
@@ -52,12 +66,11 @@ async function listStuck(
       `SELECT deposit_id, chain, tx_hash, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at,
               jsonb_array_length(attempts) AS n
          FROM deposits
-        WHERE ((created_at <= now() - make_interval(secs => $1) AND (status IN ('pending', 'confirming') OR (${REJECTED_BUT_NOW_OURS})))
-               OR (status = 'credited' AND updated_at > now() - make_interval(secs => $5)))
+        WHERE (($7::text IS DISTINCT FROM 'credits' AND ${OPEN_WORK}) OR ($7::text IS DISTINCT FROM 'open' AND ${RECHECKS}))
           AND ($2::timestamptz IS NULL OR (created_at, deposit_id) > ($2::timestamptz, $3::uuid))
         ORDER BY created_at, deposit_id
         LIMIT $4`,
-      [q.olderThanSeconds, after?.[0] ?? null, after?.[1] ?? null, q.limit + 1, recheckWindowSeconds],
+      [q.olderThanSeconds, after?.[0] ?? null, after?.[1] ?? null, q.limit + 1, opts.recheckWindowSeconds, opts.recheckChains, q.kind ?? null],
     );
     const page = rows.slice(0, q.limit);
     const last = page.at(-1);
@@ -194,9 +207,9 @@ async function summary(pool: pg.Pool): Promise<DepositsSummary> {
 export type ReconcileStore = ReturnType<typeof createReconcileStore>;
 
 /** The queries of reconciliation over this service's deposits; each translates its database errors. */
-export function createReconcileStore(pool: pg.Pool, opts: { recheckWindowSeconds: number }) {
+export function createReconcileStore(pool: pg.Pool, opts: { recheckWindowSeconds: number; recheckChains: readonly Chain[] }) {
   return {
-    listStuck: (q: { olderThanSeconds: number; limit: number; after?: string | undefined }) => listStuck(pool, opts.recheckWindowSeconds, q),
+    listStuck: (q: { olderThanSeconds: number; limit: number; after?: string | undefined; kind?: 'open' | 'credits' | undefined }) => listStuck(pool, opts, q),
     reopenIfNowOurs: (depositId: string) => reopenIfNowOurs(pool, depositId),
     depositAgeSeconds: (depositId: string) => depositAgeSeconds(pool, depositId),
     summary: () => summary(pool),
