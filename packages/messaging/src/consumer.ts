@@ -22,7 +22,7 @@ import { MAX_TIMER_MS } from './connection.js';
 import type { Metrics } from './metrics.js';
 import type { PublishProps, Publisher } from './publisher.js';
 import { appendHistory, computeRetryDelay } from './retry.js';
-import { RETRY_EXCHANGE, dlqName, retryQueueName, type ResolvedQueueSpec } from './topology.js';
+import { DELAY_TIERS_MS, RETRY_EXCHANGE, delayKey, delayTier, dlqName, type ResolvedQueueSpec } from './topology.js';
 import type { Authorization } from './authorize.js';
 import type { BatchHandler, Broker, Handler, HandlerContext } from './types.js';
 
@@ -91,6 +91,8 @@ export class QueueConsumer {
   constructor(
     readonly spec: ResolvedQueueSpec,
     private readonly deps: ConsumerDeps,
+    /** The topology's delay tiers (ms, ascending). */
+    private readonly tiers: readonly number[] = DELAY_TIERS_MS,
   ) {}
 
   get active(): boolean {
@@ -398,15 +400,15 @@ export class QueueConsumer {
     const policy = this.spec.retry!;
     const f = err.retryDelayFactor !== undefined && err.retryDelayFactor >= 1 && Number.isFinite(err.retryDelayFactor) ? err.retryDelayFactor : 1;
     const delay = computeRetryDelay(m.attempt, { ...policy, initialDelayMs: policy.initialDelayMs * f, maxDelayMs: policy.maxDelayMs * f });
-    const target = retryQueueName(this.spec.name, m.attempt);
+    const tier = delayTier(delay, this.tiers);
     const headers = this.forwardHeaders(d, m, err);
     headers[Headers.attempt] = m.attempt + 1;
-    const ok = await this.republish(d, target, { ...copyProps(d.msg.properties), expiration: String(delay), headers });
+    const ok = await this.republish(d, delayKey(this.spec.name, tier), { ...copyProps(d.msg.properties), headers });
     if (!ok) return;
     if (d.ack()) {
       this.deps.metrics.retried.inc({ queue: this.spec.name, routing_key: m.key });
       this.deps.metrics.consumed.inc({ queue: this.spec.name, routing_key: m.key, outcome: 'retry' });
-      this.deps.logger.info({ attempt: m.attempt, delayMs: delay, code: err.code }, 'scheduled retry');
+      this.deps.logger.info({ attempt: m.attempt, delayMs: tier, code: err.code }, 'scheduled retry');
     }
   }
 
@@ -418,15 +420,15 @@ export class QueueConsumer {
   private async defer(d: Delivery, m: MessageMeta, deferral: Deferral): Promise<void> {
     const err = deferral.reason;
     const delay = Math.max(0, Math.round(deferral.delayMs * (1 - deferral.jitter + 2 * deferral.jitter * Math.random())));
-    // The first delay queue exists whenever the queue retries at all; its TTL is per message.
-    const target = retryQueueName(this.spec.name, 1);
+    // The same delay tiers as retries: the copy waits in the tier nearest to the delay asked for.
+    const tier = delayTier(delay, this.tiers);
     const headers = this.routeHeaders(d, m);
     headers[Headers.attempt] = m.attempt;
-    const ok = await this.republish(d, target, { ...copyProps(d.msg.properties), expiration: String(delay), headers });
+    const ok = await this.republish(d, delayKey(this.spec.name, tier), { ...copyProps(d.msg.properties), headers });
     if (!ok) return;
     if (d.ack()) {
       this.deps.metrics.consumed.inc({ queue: this.spec.name, routing_key: m.key, outcome: 'deferred' });
-      this.deps.logger.info({ attempt: m.attempt, delayMs: delay, code: err.code }, 'deferred without using an attempt');
+      this.deps.logger.info({ attempt: m.attempt, delayMs: tier, code: err.code }, 'deferred without using an attempt');
     }
   }
 
@@ -472,17 +474,17 @@ export class QueueConsumer {
    * Publishes the replacement copy with a confirm; false (and the original requeued) when that
    * fails, so the message exists at all times in at least one queue.
    */
-  private async republish(d: Delivery, queue: string, props: PublishProps): Promise<boolean> {
+  private async republish(d: Delivery, key: string, props: PublishProps): Promise<boolean> {
     const publisher = this.deps.publisher();
     // A delivery of a dead channel is already back in its queue: a copy now would be a duplicate.
     if (!d.live || !publisher) return false;
     try {
       // Mandatory: a copy to a queue that no longer exists would be confirmed and dropped, and the
       // original acked after it: lost. UNROUTABLE keeps the original instead.
-      await publisher.publish(RETRY_EXCHANGE, queue, d.msg.content, { ...props, mandatory: true }, queue);
+      await publisher.publish(RETRY_EXCHANGE, key, d.msg.content, { ...props, mandatory: true }, key);
       return true;
     } catch (err) {
-      this.deps.logger.warn({ err, target: queue }, 'could not move the message; requeued');
+      this.deps.logger.warn({ err, target: key }, 'could not move the message; requeued');
       d.nack(true);
       return false;
     }
