@@ -112,6 +112,8 @@ export interface QueueInfo {
   consumers: number;
   arguments: Record<string, unknown>;
   type?: string;
+  /** The policy in force on the queue (absent while none applies). */
+  effective_policy_definition?: Record<string, unknown>;
 }
 
 /** The generated production definitions (`pnpm broker-definitions`; a test fails when they are stale). */
