@@ -254,8 +254,7 @@ class MessageBroker implements Broker {
 
   request<Op extends OperationName>(op: Op, body: RequestOf<Op>, opts?: { timeoutMs?: number; headers?: Record<string, string> }): Promise<ResultOf<Op>> {
     const t = opts?.timeoutMs;
-    // It becomes the request's `expiration` and a timer: a fraction is refused by the broker, and
-    // Node fires a timer longer than 2^31-1 ms at once.
+    // It becomes a timer and the request's x-deadline: Node fires a timer longer than 2^31-1 ms at once.
     if (t !== undefined && !(Number.isInteger(t) && t >= 1 && t <= MAX_TIMER_MS)) {
       return Promise.reject(validationFailed([{ path: 'timeoutMs', message: `must be a whole number of milliseconds in 1..${MAX_TIMER_MS}` }]));
     }

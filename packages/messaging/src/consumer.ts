@@ -237,9 +237,9 @@ export class QueueConsumer {
       ...(typeof msg.properties.messageId === 'string' ? { messageId: msg.properties.messageId } : {}),
     };
     return runWithContext(work, async () => {
-      // RabbitMQ drops expired messages only at the head of the queue and never once prefetched,
-      // so the deadline the client set is checked again here. It is a rule for requests only: an
-      // event is a fact that must be kept, whatever a sender wrote into its headers.
+      // Requests carry no `expiration` (the broker would dead-letter them into the DLQ): a request
+      // past the deadline its caller set is dropped here, unprocessed, and counted. It is a rule for
+      // requests only: an event is a fact that must be kept, whatever a sender wrote into its headers.
       const deadline = this.spec.kind === 'rpc' ? headerNumber(m.headers[Headers.deadline]) : undefined;
       if (deadline !== undefined && deadline <= Date.now()) {
         d.ack();
