@@ -71,6 +71,7 @@ export function buildAsyncApi(version: string): Record<string, unknown> {
       // The same list for tools (a specification extension, as AsyncAPI allows on an operation).
       'x-errors': [...op.errors],
       'x-callers': [...op.callers],
+      'x-idempotent': op.idempotent,
       channel: { $ref: `#/channels/${key}` },
       messages: [{ $ref: `#/channels/${key}/messages/request` }],
       bindings: { amqp: { mandatory: true, deliveryMode: 2, bindingVersion: '0.3.0' } },

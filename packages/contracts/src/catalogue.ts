@@ -6,7 +6,7 @@ import { ErrorCode } from './errors.js';
 import * as provisioning from './provisioning.js';
 import * as wallet from './wallet.js';
 
-const { FORBIDDEN, VALIDATION_FAILED, UNAVAILABLE, TIMEOUT, INTERNAL } = ErrorCode;
+const { FORBIDDEN, VALIDATION_FAILED, UNAVAILABLE, TIMEOUT, INTERNAL, OUTCOME_UNKNOWN } = ErrorCode;
 /**
  * What any operation may answer: `VALIDATION_FAILED` (the body fails the request schema, or a value
  * the schema cannot check), `UNAVAILABLE` (a dependency is down or its breaker open: retryable),
@@ -40,19 +40,26 @@ export const SERVICE_IN_KEY = '<service>';
  * that consumes it; `callers` are the only roles whose requests it serves (others get `FORBIDDEN`).
  * `errors` are the codes of `{ok:false,error}` replies it may give (read from its
  * handler; a handler that starts throwing another code lists it here).
+ *
+ * `idempotent`: running it twice leaves the same state as once (reads, replacements, effects keyed
+ * by the request itself). A request redelivered after a delivery whose outcome nobody saw is run
+ * again only when its operation is idempotent or the request carries its `idempotencyKey` (the
+ * handler dedupes on it); otherwise it is answered `OUTCOME_UNKNOWN`, which such operations list.
  */
 export const operations = {
   'wallet.management.create': {
     owner: 'wallet',
     callers: ['backend', 'provisioning'],
+    idempotent: false,
     summary: 'Create a wallet (key in KMS) for a user on a chain',
     request: wallet.WalletCreateRequest,
     result: wallet.Wallet,
-    errors: [...any, ErrorCode.IDEMPOTENCY_CONFLICT, ErrorCode.SIGNING_FAILED],
+    errors: [...any, OUTCOME_UNKNOWN, ErrorCode.IDEMPOTENCY_CONFLICT, ErrorCode.SIGNING_FAILED],
   },
   'wallet.management.list': {
     owner: 'wallet',
     callers: ['backend', 'ops'],
+    idempotent: true,
     summary: "List a user's wallets",
     request: wallet.WalletListRequest,
     result: wallet.WalletList,
@@ -61,6 +68,7 @@ export const operations = {
   'wallet.management.get': {
     owner: 'wallet',
     callers: ['backend', 'ops'],
+    idempotent: true,
     summary: "Get one of a user's wallets",
     request: wallet.WalletRef,
     result: wallet.Wallet,
@@ -69,6 +77,7 @@ export const operations = {
   'wallet.management.setActive': {
     owner: 'wallet',
     callers: ['backend'],
+    idempotent: true,
     summary: "Make a wallet the user's active one on its chain",
     request: wallet.WalletRef,
     result: wallet.Wallet,
@@ -77,6 +86,7 @@ export const operations = {
   'wallet.balance.get': {
     owner: 'wallet',
     callers: ['backend', 'ops'],
+    idempotent: true,
     summary: 'Native balance of a wallet',
     request: wallet.WalletRef,
     result: wallet.Balance,
@@ -85,6 +95,7 @@ export const operations = {
   'wallet.balance.getTokens': {
     owner: 'wallet',
     callers: ['backend', 'ops'],
+    idempotent: true,
     summary: 'Token balances of a wallet',
     request: wallet.WalletRef,
     result: wallet.TokenBalances,
@@ -93,11 +104,13 @@ export const operations = {
   'wallet.transaction.transferSol': {
     owner: 'wallet',
     callers: ['backend'],
+    idempotent: false,
     summary: 'Send lamports from a Solana wallet',
     request: wallet.TransferSolRequest,
     result: wallet.TransferResult,
     errors: [
       ...any,
+      OUTCOME_UNKNOWN,
       ErrorCode.WALLET_NOT_FOUND,
       ErrorCode.UNSUPPORTED_CHAIN,
       ErrorCode.INVALID_RECIPIENT,
@@ -112,14 +125,16 @@ export const operations = {
   'wallet.transaction.sign': {
     owner: 'wallet',
     callers: ['backend'],
+    idempotent: false,
     summary: 'Sign a serialized transaction with the wallet key',
     request: wallet.SignRequest,
     result: wallet.SignResult,
-    errors: [...any, ErrorCode.WALLET_NOT_FOUND, ErrorCode.RATE_LIMITED, ErrorCode.SIGNING_FAILED, ErrorCode.POLICY_DENIED],
+    errors: [...any, OUTCOME_UNKNOWN, ErrorCode.WALLET_NOT_FOUND, ErrorCode.RATE_LIMITED, ErrorCode.SIGNING_FAILED, ErrorCode.POLICY_DENIED],
   },
   'wallet.policy.get': {
     owner: 'wallet',
     callers: ['ops'],
+    idempotent: true,
     summary: 'The signing policy of one scope (fleet, user or wallet)',
     request: policy.PolicyGetRequest,
     result: policy.Policy,
@@ -128,6 +143,7 @@ export const operations = {
   'wallet.policy.set': {
     owner: 'wallet',
     callers: ['ops'],
+    idempotent: true,
     summary: 'Replace the signing policy of one scope (audited with before and after)',
     request: policy.PolicySetRequest,
     result: policy.Policy,
@@ -136,6 +152,7 @@ export const operations = {
   'wallet.provisioning.status': {
     owner: 'provisioning',
     callers: ['backend', 'ops'],
+    idempotent: true,
     summary: 'Per-chain provisioning status of a user',
     request: provisioning.ProvisioningStatusRequest,
     result: provisioning.ProvisioningStatus,
@@ -144,6 +161,7 @@ export const operations = {
   'wallet.provisioning.provision': {
     owner: 'provisioning',
     callers: ['backend', 'ops'],
+    idempotent: true,
     summary: 'Admin trigger: (re-)provision a user, same body as kyc.approved',
     request: provisioning.KycApproved,
     result: provisioning.ProvisioningStatus,
@@ -152,6 +170,7 @@ export const operations = {
   'wallet.deposits.stuck': {
     owner: 'webhooks',
     callers: ['reconciliation', 'ops'],
+    idempotent: true,
     summary: 'Deposits still pending or confirming after a given age, and recent credits to re-check (oldest first, cursor paging)',
     request: deposits.DepositsStuckRequest,
     result: deposits.DepositsStuck,
@@ -160,6 +179,7 @@ export const operations = {
   'wallet.deposits.reconcile': {
     owner: 'webhooks',
     callers: ['reconciliation', 'ops'],
+    idempotent: true,
     summary: 'Re-validate one deposit on chain now (credit once, confirming, fail, reverse a credit whose transaction left the chain)',
     request: deposits.DepositReconcileRequest,
     result: deposits.DepositReconcileResult,
@@ -168,6 +188,7 @@ export const operations = {
   'wallet.deposits.summary': {
     owner: 'webhooks',
     callers: ['reconciliation', 'ops'],
+    idempotent: true,
     summary: 'Deposit counts by status, ledger per asset and drift counts',
     request: deposits.DepositsSummaryRequest,
     result: deposits.DepositsSummary,
@@ -176,6 +197,7 @@ export const operations = {
   'wallet.audit.query': {
     owner: 'audit',
     callers: ['backend', 'ops'],
+    idempotent: true,
     summary: 'Query the audit log (newest first, cursor paging)',
     request: audit.AuditQueryRequest,
     result: audit.AuditQueryResult,
@@ -184,6 +206,7 @@ export const operations = {
   'wallet.audit.verify': {
     owner: 'audit',
     callers: ['ops'],
+    idempotent: true,
     summary: 'Walk the hash chain and report the first broken row',
     request: audit.AuditVerifyRequest,
     result: audit.AuditVerifyResult,
@@ -192,14 +215,15 @@ export const operations = {
   'wallet.audit.checkpoint': {
     owner: 'audit',
     callers: ['ops'],
+    idempotent: false,
     summary: 'Sign the chain head now with the audit KMS key, keep it and publish it as `audit.checkpoint`',
     request: audit.AuditCheckpointRequest,
     result: audit.AuditCheckpoint,
-    errors: [...any, ErrorCode.SIGNING_FAILED, ErrorCode.NOT_FOUND],
+    errors: [...any, OUTCOME_UNKNOWN, ErrorCode.SIGNING_FAILED, ErrorCode.NOT_FOUND],
   },
 } as const satisfies Record<
   string,
-  { owner: string; callers: readonly Role[]; summary: string; request: z.ZodType; result: z.ZodType; errors: readonly ErrorCode[] }
+  { owner: string; callers: readonly Role[]; idempotent: boolean; summary: string; request: z.ZodType; result: z.ZodType; errors: readonly ErrorCode[] }
 >;
 
 export type OperationName = keyof typeof operations;

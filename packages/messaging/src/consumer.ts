@@ -35,7 +35,8 @@ export type DeathReason =
   | 'attempts_exhausted'
   | 'rpc_failed'
   | 'forbidden_producer'
-  | 'forbidden_caller';
+  | 'forbidden_caller'
+  | 'outcome_unknown';
 
 interface BatchItem {
   d: Delivery;
@@ -270,6 +271,19 @@ export class QueueConsumer {
       const parsed = schema.safeParse(json);
       if (!parsed.success) {
         return this.refuse(d, m, validationFailed(fieldErrors(parsed.error)), 'validation');
+      }
+
+      if (this.spec.kind === 'rpc' && msg.fields.redelivered && !rerunnable(m.key as OperationName, parsed.data)) {
+        // Delivered before and never settled (a lost session, a stop's requeue): the first run may
+        // have taken effect. Running it again could double that effect; the caller decides.
+        this.deps.metrics.consumed.inc({ queue, routing_key: m.key, outcome: 'outcome_unknown' });
+        const err = new FleetError(
+          ErrorCode.OUTCOME_UNKNOWN,
+          `${m.key} was delivered before and its outcome is unknown; it is not run again (not idempotent, no idempotencyKey)`,
+        );
+        this.deps.logger.warn({ operation: m.key }, 'redelivered request of an operation that is not idempotent answered OUTCOME_UNKNOWN');
+        if (m.replyTo) return this.replyError(d, m, err);
+        return this.deadLetter(d, m, err, 'outcome_unknown');
       }
 
       const ctx = this.context(d, m, work, deadline, entry.kind === 'batch');
@@ -539,6 +553,16 @@ export class QueueConsumer {
       }),
     );
   }
+}
+
+/**
+ * Whether a redelivered request may run again: its operation is idempotent (catalogue), or the
+ * request carries the idempotency key its handler dedupes on.
+ */
+function rerunnable(op: OperationName, request: unknown): boolean {
+  if (operations[op].idempotent) return true;
+  const key = (request as { idempotencyKey?: unknown } | null)?.idempotencyKey;
+  return typeof key === 'string' && key.length > 0;
 }
 
 /** Properties kept on a retry copy or dead letter (expiration and reply_to are not). */
