@@ -1,6 +1,6 @@
 export { createBroker } from './broker.js';
 export { defer } from './errors.js';
-export { DELAY_TIERS_MS, defineTopology, type QueueSpec, type Topology } from './topology.js';
+export { defineTopology, type QueueSpec, type Topology } from './topology.js';
 export { brokerAccessFromEnv, brokerUserOf, type BrokerAccess } from './authorize.js';
 export { brokerDefinitions, topologyDefinitions, type BrokerDefinitions } from './definitions.js';
 export { computeRetryDelay, type RetryPolicy, type ErrorHistoryEntry } from './retry.js';

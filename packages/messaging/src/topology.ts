@@ -74,8 +74,8 @@ export const DELAY_TIERS_MS = [1_000, 5_000, 30_000, 120_000, 600_000, 3_600_000
 
 export const dlqName = (queue: string) => `${queue}.dlq`;
 /** The service part of a queue name (`audit` of `audit.events`): delay tiers are per service. */
-export const serviceOf = (queue: string) => queue.slice(0, queue.indexOf('.'));
-export const delayQueueName = (service: string, ms: number) => `${service}.delay.${ms}`;
+const serviceOf = (queue: string) => queue.slice(0, queue.indexOf('.'));
+const delayQueueName = (service: string, ms: number) => `${service}.delay.${ms}`;
 /** The routing key of a copy waiting in a tier for `queue` (on wallet.retry, then wallet.delayed). */
 export const delayKey = (queue: string, ms: number) => `${queue}.delay.${ms}`;
 
