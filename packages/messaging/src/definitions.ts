@@ -29,8 +29,9 @@ export interface BrokerDefinitions {
 
 /**
  * The exchanges, queues, bindings and policies of the given topologies (and the parking place of
- * unroutable events), for one vhost: importing them declares every queue before its consumer first
- * runs, so an event published before then waits in it. Declaring the same again (the services do
+ * unroutable events), for one vhost: importing them declares every event queue (and its DLQ and
+ * delay tiers) before its consumer first runs, so an event published before then waits in it; the
+ * policies cover request queues too. Declaring the same again (the services do
  * at start) changes nothing; importing over queues that exist leaves them as they are.
  */
 export function topologyDefinitions(topologies: Topology[], vhost = '/'): Pick<BrokerDefinitions, 'exchanges' | 'queues' | 'bindings' | 'policies'> {
@@ -63,9 +64,12 @@ export function topologyDefinitions(topologies: Topology[], vhost = '/'): Pick<B
   ];
   for (const t of topologies) {
     const d = declarations(t);
+    // Request queues are left to their service: until it first ran, a request is UNROUTABLE at once
+    // (mandatory) instead of waiting in a queue nobody consumes until its caller gives up.
+    const rpc = new Set(t.queues.filter((q) => q.kind === 'rpc').flatMap((q) => [q.name, dlqName(q.name)]));
     for (const e of d.exchanges) exchanges.set(e.name, e.type);
-    for (const q of d.queues) queues.set(q.name, q.arguments);
-    for (const b of d.bindings) bind(b.exchange, b.queue, b.pattern);
+    for (const q of d.queues) if (!rpc.has(q.name)) queues.set(q.name, q.arguments);
+    for (const b of d.bindings) if (!rpc.has(b.queue)) bind(b.exchange, b.queue, b.pattern);
     for (const p of topologyPolicies(t)) if (!policies.some((x) => x.name === p.name)) policies.push({ ...p, vhost });
   }
   return {
