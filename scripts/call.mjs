@@ -10,8 +10,9 @@
 //
 // Plain amqplib, as any other client would do it: publish to the topic exchange wallet.commands with
 // the operation as routing key, reply_to = RabbitMQ's direct reply-to, a correlation id, mandatory
-// (an operation no service is bound for comes back at once instead of vanishing) and an expiration
-// equal to the timeout (a request nobody answers in time is not processed later behind our back).
+// (an operation no service is bound for comes back at once instead of vanishing) and an x-deadline
+// header at the timeout (a request nobody answers in time is dropped unprocessed, not run later behind
+// our back; not `expiration`, which makes the broker dead-letter it into the service's DLQ).
 // Prints the reply JSON on stdout. Exit 0 on {ok:true}, 1 on {ok:false}, no reply, unroutable or a
 // broker error (connection problems are named: nothing listening, credentials refused, no such
 // vhost), 2 on bad usage. With --get a.b only that value of an {ok:true} reply is printed (strings
@@ -203,7 +204,7 @@ ch.publish(EXCHANGE, operation, Buffer.from(JSON.stringify(body)), {
   messageId: randomUUID(),
   replyTo: REPLY_TO,
   mandatory: true,
-  expiration: String(timeoutMs),
+  headers: { 'x-deadline': Date.now() + timeoutMs },
   contentType: 'application/json',
   timestamp: Math.floor(Date.now() / 1000),
   // The broker user this connection logs in as: services answer FORBIDDEN to a request without it.

@@ -3,9 +3,11 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { operations, events, type Role, roles, mayCall } from '@wallet-fleet/contracts';
-import { applyBrokerDefinitions, createVhost, type TestVhost } from '@wallet-fleet/testing';
+import { applyBrokerDefinitions, createVhost, rabbitAdmin, type TestVhost } from '@wallet-fleet/testing';
 import amqp from 'amqplib';
-import { definitionsFile, fleetDefinitions } from '../../scripts/broker-definitions.js';
+import { createBroker } from '@wallet-fleet/messaging';
+import { createLogger } from '@wallet-fleet/service-kit';
+import { definitionsFile, fleetDefinitions, fleetTopologies } from '../../scripts/broker-definitions.js';
 
 /** Publishes one message with a confirm; resolves 'ok' or the broker's reason for closing the channel. */
 async function tryPublish(url: string, exchange: string, routingKey: string, props: amqp.Options.Publish = {}): Promise<string> {
@@ -81,7 +83,8 @@ describe('broker definitions (infra/rabbitmq/definitions.json)', () => {
     try {
       const ch = await conn.createChannel();
       const closed = new Promise<string>((resolve) => ch.on('error', (e: Error) => resolve(e.message)));
-      await ch.assertQueue('webhooks.wallets', { durable: true });
+      // Declared ahead by the definitions (a classic redeclaration would be refused: 406).
+      await ch.checkQueue('webhooks.wallets');
       await ch.bindQueue('webhooks.wallets', 'wallet.events', 'wallet.created');
       // Listening to another service's requests is refused.
       const refused = ch.bindQueue('webhooks.wallets', 'wallet.commands', 'wallet.transaction.sign').then(
@@ -92,6 +95,25 @@ describe('broker definitions (infra/rabbitmq/definitions.json)', () => {
     } finally {
       await conn.close().catch(() => undefined);
     }
+  });
+
+  it("should declare every service's queues ahead, and let each service declare its topology again as its own user", async () => {
+    const held = new Set((await rabbitAdmin.queues(vhost.vhost)).map((q) => q.name));
+    for (const [service, topology] of Object.entries(fleetTopologies())) {
+      for (const q of topology.queues) {
+        // Request queues are not: a request to a service that never ran is UNROUTABLE at once.
+        assert.equal(held.has(q.name) && held.has(`${q.name}.dlq`), q.kind === 'events', `${q.name} and its DLQ declared ahead: only event queues`);
+        if (q.kind === 'events') assert.ok(held.has(`${service}.delay.1000`), `${service}'s delay tiers declared ahead`);
+      }
+      // Same arguments (no 406) and permissions that cover its tiers and their bindings (no 403).
+      const b = createBroker({ url: vhost.as(service), service, topology, logger: createLogger({ service, level: 'silent' }) });
+      try {
+        await b.start();
+      } finally {
+        await b.stop();
+      }
+    }
+    assert.ok(held.has('wallet.unroutable'), 'the parking queue of unroutable events');
   });
 
   it('should not name an event nobody may publish', () => {

@@ -46,14 +46,16 @@ describe('call CLI (scripts/call.mjs)', () => {
     await vhost?.drop();
   });
 
-  it('should print the reply JSON and exit 0 on {ok:true}, having sent a request with correlation id, direct reply-to and expiration', async () => {
+  it('should print the reply JSON and exit 0 on {ok:true}, having sent a request with correlation id, direct reply-to and a deadline (no expiration)', async () => {
     const r = await call(vhost.url, ['test.echo', '{"userId":"alice","n":1}'], { CALL_TIMEOUT_MS: '5000' });
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout), { ok: true, result: { echo: { userId: 'alice', n: 1 }, walletId: 'w-1' } });
     const req = seen.find((m) => m.fields.routingKey === 'test.echo')!;
     assert.match(req.properties.correlationId, /^[0-9a-f-]{36}$/);
     assert.match(req.properties.replyTo, /^amq\.rabbitmq\.reply-to/);
-    assert.equal(req.properties.expiration, '5000');
+    assert.equal(req.properties.expiration, undefined);
+    const deadline = Number(req.properties.headers?.['x-deadline']);
+    assert.ok(deadline > Date.now() - 60_000 && deadline <= Date.now() + 5000, `x-deadline ${deadline}`);
     assert.equal(req.properties.contentType, 'application/json');
   });
 

@@ -71,6 +71,7 @@ export function buildAsyncApi(version: string): Record<string, unknown> {
       // The same list for tools (a specification extension, as AsyncAPI allows on an operation).
       'x-errors': [...op.errors],
       'x-callers': [...op.callers],
+      'x-idempotent': op.idempotent,
       channel: { $ref: `#/channels/${key}` },
       messages: [{ $ref: `#/channels/${key}/messages/request` }],
       bindings: { amqp: { mandatory: true, deliveryMode: 2, bindingVersion: '0.3.0' } },
@@ -116,7 +117,7 @@ export function buildAsyncApi(version: string): Record<string, unknown> {
         'Requests go to the topic exchange `wallet.commands` with the operation name as routing key, a JSON body,',
         'and the AMQP properties `correlation_id` and `reply_to`; publish them `mandatory` to learn at once when no',
         'service is bound. A request without `reply_to` is processed and its reply dropped. A request whose',
-        '`expiration` (ms) passed, or whose `x-deadline` header (epoch ms) passed, is not processed.',
+        '`x-deadline` header (epoch ms) passed is dropped unprocessed; set no `expiration` (an expired request is dead-lettered).',
         'Events go to the topic exchange `wallet.events`. Optional headers: `traceparent` (W3C trace context).',
         `Every client connects as a broker user holding one role: a service of the fleet (${fleetServices.map((r) => `\`${r}\``).join(', ')})`,
         `or an external role (${externalRoles.map((r) => `\`${r}\``).join(', ')}); the deployment maps users to roles. Every message must carry`,

@@ -6,7 +6,7 @@ import { ErrorCode } from './errors.js';
 import * as provisioning from './provisioning.js';
 import * as wallet from './wallet.js';
 
-const { FORBIDDEN, VALIDATION_FAILED, UNAVAILABLE, TIMEOUT, INTERNAL } = ErrorCode;
+const { FORBIDDEN, VALIDATION_FAILED, UNAVAILABLE, TIMEOUT, INTERNAL, OUTCOME_UNKNOWN } = ErrorCode;
 /**
  * What any operation may answer: `VALIDATION_FAILED` (the body fails the request schema, or a value
  * the schema cannot check), `UNAVAILABLE` (a dependency is down or its breaker open: retryable),
@@ -54,19 +54,26 @@ const transferErrors = [
  * that consumes it; `callers` are the only roles whose requests it serves (others get `FORBIDDEN`).
  * `errors` are the codes of `{ok:false,error}` replies it may give (read from its
  * handler; a handler that starts throwing another code lists it here).
+ *
+ * `idempotent`: running it twice leaves the same state as once (reads, replacements, effects keyed
+ * by the request itself). A request redelivered after a delivery whose outcome nobody saw is run
+ * again only when its operation is idempotent or the request carries its `idempotencyKey` (the
+ * handler dedupes on it); otherwise it is answered `OUTCOME_UNKNOWN`, which such operations list.
  */
 export const operations = {
   'wallet.management.create': {
     owner: 'wallet',
     callers: ['backend', 'provisioning'],
+    idempotent: false,
     summary: 'Create a wallet (key in KMS) for a user on a chain',
     request: wallet.WalletCreateRequest,
     result: wallet.Wallet,
-    errors: [...any, ErrorCode.IDEMPOTENCY_CONFLICT, ErrorCode.SIGNING_FAILED],
+    errors: [...any, OUTCOME_UNKNOWN, ErrorCode.IDEMPOTENCY_CONFLICT, ErrorCode.SIGNING_FAILED],
   },
   'wallet.management.list': {
     owner: 'wallet',
     callers: ['backend', 'ops'],
+    idempotent: true,
     summary: "List a user's wallets",
     request: wallet.WalletListRequest,
     result: wallet.WalletList,
@@ -75,6 +82,7 @@ export const operations = {
   'wallet.management.get': {
     owner: 'wallet',
     callers: ['backend', 'ops'],
+    idempotent: true,
     summary: "Get one of a user's wallets",
     request: wallet.WalletRef,
     result: wallet.Wallet,
@@ -83,6 +91,7 @@ export const operations = {
   'wallet.management.setActive': {
     owner: 'wallet',
     callers: ['backend'],
+    idempotent: true,
     summary: "Make a wallet the user's active one on its chain",
     request: wallet.WalletRef,
     result: wallet.Wallet,
@@ -91,6 +100,7 @@ export const operations = {
   'wallet.balance.get': {
     owner: 'wallet',
     callers: ['backend', 'ops'],
+    idempotent: true,
     summary: 'Native balance of a wallet',
     request: wallet.WalletRef,
     result: wallet.Balance,
@@ -99,6 +109,7 @@ export const operations = {
   'wallet.balance.getTokens': {
     owner: 'wallet',
     callers: ['backend', 'ops'],
+    idempotent: true,
     summary: 'Token balances of a wallet',
     request: wallet.WalletRef,
     result: wallet.TokenBalances,
@@ -107,6 +118,8 @@ export const operations = {
   'wallet.transaction.transfer': {
     owner: 'wallet',
     callers: ['backend'],
+    // Every request carries its required idempotencyKey: a redelivery is answered from its record.
+    idempotent: true,
     summary:
       'Send native coins or tokens (SOL, SPL, ETH, ERC-20): the service builds the transaction, checks its policy, signs and sends it once per idempotency key',
     request: wallet.TransferRequest,
@@ -116,22 +129,25 @@ export const operations = {
   'wallet.transaction.transferSol': {
     owner: 'wallet',
     callers: ['backend'],
+    idempotent: false,
     summary: 'Send lamports from a Solana wallet (alias of `wallet.transaction.transfer` with `asset: {type:"native"}`)',
     request: wallet.TransferSolRequest,
     result: wallet.TransferResult,
-    errors: transferErrors,
+    errors: [...transferErrors, OUTCOME_UNKNOWN],
   },
   'wallet.transaction.sign': {
     owner: 'wallet',
     callers: ['backend'],
+    idempotent: false,
     summary: 'Sign a serialized transaction with the wallet key',
     request: wallet.SignRequest,
     result: wallet.SignResult,
-    errors: [...any, ErrorCode.WALLET_NOT_FOUND, ErrorCode.RATE_LIMITED, ErrorCode.SIGNING_FAILED, ErrorCode.POLICY_DENIED],
+    errors: [...any, OUTCOME_UNKNOWN, ErrorCode.WALLET_NOT_FOUND, ErrorCode.RATE_LIMITED, ErrorCode.SIGNING_FAILED, ErrorCode.POLICY_DENIED],
   },
   'wallet.policy.get': {
     owner: 'wallet',
     callers: ['ops'],
+    idempotent: true,
     summary: 'The signing policy of one scope (fleet, user or wallet)',
     request: policy.PolicyGetRequest,
     result: policy.Policy,
@@ -140,6 +156,7 @@ export const operations = {
   'wallet.policy.set': {
     owner: 'wallet',
     callers: ['ops'],
+    idempotent: true,
     summary: 'Replace the signing policy of one scope (audited with before and after)',
     request: policy.PolicySetRequest,
     result: policy.Policy,
@@ -148,6 +165,7 @@ export const operations = {
   'wallet.provisioning.status': {
     owner: 'provisioning',
     callers: ['backend', 'ops'],
+    idempotent: true,
     summary: 'Per-chain provisioning status of a user',
     request: provisioning.ProvisioningStatusRequest,
     result: provisioning.ProvisioningStatus,
@@ -156,6 +174,7 @@ export const operations = {
   'wallet.provisioning.provision': {
     owner: 'provisioning',
     callers: ['backend', 'ops'],
+    idempotent: true,
     summary: 'Admin trigger: (re-)provision a user, same body as kyc.approved',
     request: provisioning.KycApproved,
     result: provisioning.ProvisioningStatus,
@@ -164,6 +183,7 @@ export const operations = {
   'wallet.deposits.stuck': {
     owner: 'webhooks',
     callers: ['reconciliation', 'ops'],
+    idempotent: true,
     summary:
       'Deposits still pending or confirming after a given age (kind open), recent credits and reversals to re-check (kind credits); oldest first, cursor paging',
     request: deposits.DepositsStuckRequest,
@@ -173,6 +193,7 @@ export const operations = {
   'wallet.deposits.reconcile': {
     owner: 'webhooks',
     callers: ['reconciliation', 'ops'],
+    idempotent: true,
     summary:
       'Re-validate one deposit on chain now (credit once, confirming, fail, reverse a credit whose transaction left the chain, credit again a reversed transfer mined again)',
     request: deposits.DepositReconcileRequest,
@@ -182,6 +203,7 @@ export const operations = {
   'wallet.deposits.summary': {
     owner: 'webhooks',
     callers: ['reconciliation', 'ops'],
+    idempotent: true,
     summary: 'Deposit counts by status, ledger per asset and drift counts',
     request: deposits.DepositsSummaryRequest,
     result: deposits.DepositsSummary,
@@ -190,6 +212,7 @@ export const operations = {
   'wallet.audit.query': {
     owner: 'audit',
     callers: ['backend', 'ops'],
+    idempotent: true,
     summary: 'Query the audit log (newest first, cursor paging)',
     request: audit.AuditQueryRequest,
     result: audit.AuditQueryResult,
@@ -198,6 +221,7 @@ export const operations = {
   'wallet.audit.verify': {
     owner: 'audit',
     callers: ['ops'],
+    idempotent: true,
     summary: 'Walk the hash chain and report the first broken row',
     request: audit.AuditVerifyRequest,
     result: audit.AuditVerifyResult,
@@ -206,14 +230,15 @@ export const operations = {
   'wallet.audit.checkpoint': {
     owner: 'audit',
     callers: ['ops'],
+    idempotent: false,
     summary: 'Sign the chain head now with the audit KMS key, keep it and publish it as `audit.checkpoint`',
     request: audit.AuditCheckpointRequest,
     result: audit.AuditCheckpoint,
-    errors: [...any, ErrorCode.SIGNING_FAILED, ErrorCode.NOT_FOUND],
+    errors: [...any, OUTCOME_UNKNOWN, ErrorCode.SIGNING_FAILED, ErrorCode.NOT_FOUND],
   },
 } as const satisfies Record<
   string,
-  { owner: string; callers: readonly Role[]; summary: string; request: z.ZodType; result: z.ZodType; errors: readonly ErrorCode[] }
+  { owner: string; callers: readonly Role[]; idempotent: boolean; summary: string; request: z.ZodType; result: z.ZodType; errors: readonly ErrorCode[] }
 >;
 
 export type OperationName = keyof typeof operations;

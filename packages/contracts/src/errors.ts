@@ -26,6 +26,12 @@ export const ErrorCode = {
   FORBIDDEN: 'FORBIDDEN',
   /** The signing policy refused the transaction; `details.rule` names the rule (and `details.scope` its scope). */
   POLICY_DENIED: 'POLICY_DENIED',
+  /**
+   * The request reached its service again after a delivery whose outcome nobody saw (a lost session,
+   * a stop): it may have taken effect. Not run again, since the operation is not idempotent and the
+   * request carries no idempotency key; ask for the state before deciding to send it again.
+   */
+  OUTCOME_UNKNOWN: 'OUTCOME_UNKNOWN',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -53,6 +59,7 @@ const defaultRetryable: Readonly<Record<ErrorCode, boolean>> = {
   UNKNOWN_OPERATION: false,
   FORBIDDEN: false,
   POLICY_DENIED: false,
+  OUTCOME_UNKNOWN: false,
   INTERNAL: false,
 };
 

@@ -370,9 +370,10 @@ const fleetCommands: Command[] = [
       try {
         const all = await listQueues(s.config.managementUrl, vhost, s.config.timeoutMs);
         const byName = new Map(all.map((q) => [q.name, q]));
-        // Work queues only, each with its DLQ beside it; retry queues are steps of the ladder.
+        // Work queues only, each with its DLQ beside it; delay tiers (and the per-attempt delay
+        // queues of older releases) hold copies on their way back.
         queues = all
-          .filter((q) => !q.name.endsWith('.dlq') && !/\.retry\.\d+$/.test(q.name) && !q.name.startsWith('amq.'))
+          .filter((q) => !q.name.endsWith('.dlq') && !/\.(retry|delay)\.\d+$/.test(q.name) && !q.name.startsWith('amq.'))
           .map((q) => ({
             queue: q.name,
             ready: q.messages_ready,

@@ -86,10 +86,14 @@ describe('fleetctl dlq', () => {
     const [id] = await svc.poison(1);
 
     const listed = await fleetctlJson<Array<{ dlq: string; messages: number }>>(vhost, ['dlq', 'list'], 0, asOwner(vhost));
-    assert.deepEqual(listed, [
-      { dlq: 'other.events.dlq', messages: 0 },
-      { dlq: 'sink.events.dlq', messages: 1 },
-    ]);
+    // The fleet's own event queues are declared ahead by the definitions of this vhost; these are the test's.
+    assert.deepEqual(
+      listed.filter((l) => /^(other|sink)\./.test(l.dlq)),
+      [
+        { dlq: 'other.events.dlq', messages: 0 },
+        { dlq: 'sink.events.dlq', messages: 1 },
+      ],
+    );
 
     const peeked = await fleetctlJson<{ total: number; messages: DeadLetter[] }>(vhost, ['dlq', 'peek', 'sink.events'], 0, asOwner(vhost));
     assert.equal(peeked.total, 1);

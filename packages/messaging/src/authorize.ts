@@ -13,7 +13,7 @@ import {
 } from '@wallet-fleet/contracts';
 import type { ConsumeMessage } from 'amqplib';
 import { headerString } from './headers.js';
-import { RETRY_EXCHANGE } from './topology.js';
+import { DELAYED_EXCHANGE, RETRY_EXCHANGE } from './topology.js';
 
 /**
  * Who is who on the broker: the roles a broker user holds. By default a user holds the role of its
@@ -63,8 +63,8 @@ export type Authorization = { routingKey: string; refused?: undefined } | { rout
  * publisher's broker user) and the catalogue: a request needs a caller role the operation names,
  * an event a producer role the event names. A message without `user_id` holds no role.
  *
- * A delivery that did not come from `wallet.commands` / `wallet.events` (the default exchange after
- * a delay queue, the retry exchange) is one of our own retry copies only when its `user_id` is the
+ * A delivery that did not come from `wallet.commands` / `wallet.events` (`wallet.delayed` after a
+ * delay tier, the retry exchange, the default exchange) is one of our own retry copies only when its `user_id` is the
  * consuming connection's own user; only then is its `x-original-routing-key` believed (and the check of its
  * first attempt kept). Anyone who may write to the default exchange could otherwise claim any
  * routing key by header.
@@ -78,7 +78,7 @@ export function authorizeDelivery(msg: ConsumeMessage, kind: 'rpc' | 'events', s
   const exchange = msg.fields.exchange;
   if (exchange !== Exchanges.commands && exchange !== Exchanges.events) {
     const original = headerString((msg.properties.headers ?? {})[Headers.originalRoutingKey]);
-    const ours = user !== undefined && user === self.user && (exchange === '' || exchange === RETRY_EXCHANGE);
+    const ours = user !== undefined && user === self.user && (exchange === '' || exchange === RETRY_EXCHANGE || exchange === DELAYED_EXCHANGE);
     if (ours) return { routingKey: original ?? msg.fields.routingKey };
     return {
       routingKey: msg.fields.routingKey,

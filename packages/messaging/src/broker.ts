@@ -89,14 +89,18 @@ class MessageBroker implements Broker {
     for (const q of this.topology.queues) {
       this.consumers.set(
         q.name,
-        new QueueConsumer(q as ResolvedQueueSpec, {
-          logger: o.logger,
-          metrics: this.metrics,
-          appId: o.service,
-          publisher: () => this.currentPublisher(),
-          publishEvent: (rk, payload, opts) => this.publishEvent(rk, payload, opts),
-          authorize: (msg, kind) => authorizeDelivery(msg, kind, { service: o.service, user: this.user }, this.access),
-        }),
+        new QueueConsumer(
+          q as ResolvedQueueSpec,
+          {
+            logger: o.logger,
+            metrics: this.metrics,
+            appId: o.service,
+            publisher: () => this.currentPublisher(),
+            publishEvent: (rk, payload, opts) => this.publishEvent(rk, payload, opts),
+            authorize: (msg, kind) => authorizeDelivery(msg, kind, { service: o.service, user: this.user }, this.access),
+          },
+          this.topology.delayTiers,
+        ),
       );
     }
   }
@@ -250,8 +254,7 @@ class MessageBroker implements Broker {
 
   request<Op extends OperationName>(op: Op, body: RequestOf<Op>, opts?: { timeoutMs?: number; headers?: Record<string, string> }): Promise<ResultOf<Op>> {
     const t = opts?.timeoutMs;
-    // It becomes the request's `expiration` and a timer: a fraction is refused by the broker, and
-    // Node fires a timer longer than 2^31-1 ms at once.
+    // It becomes a timer and the request's x-deadline: Node fires a timer longer than 2^31-1 ms at once.
     if (t !== undefined && !(Number.isInteger(t) && t >= 1 && t <= MAX_TIMER_MS)) {
       return Promise.reject(validationFailed([{ path: 'timeoutMs', message: `must be a whole number of milliseconds in 1..${MAX_TIMER_MS}` }]));
     }
@@ -312,11 +315,7 @@ class MessageBroker implements Broker {
       const pubConn = await this.connect('publish');
       s.pubConn = pubConn;
       this.watch(s, pubConn, 'publish');
-      // A separate channel for declarations: a 406 on one of them closes the channel it came on.
-      const setup = await conn.createChannel();
-      setup.on('error', () => undefined);
-      await assertTopology(setup, this.topology);
-      await setup.close();
+      await assertTopology(conn, this.topology, this.log);
       // Two publisher channels: a message the broker refuses closes the channel it came on, and
       // the one carrying direct reply-to takes the replies of every call in flight with it.
       // Requests (whose properties are ours and checked) go on their own, so that an outbox row

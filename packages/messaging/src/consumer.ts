@@ -22,7 +22,7 @@ import { MAX_TIMER_MS } from './connection.js';
 import type { Metrics } from './metrics.js';
 import type { PublishProps, Publisher } from './publisher.js';
 import { appendHistory, computeRetryDelay } from './retry.js';
-import { RETRY_EXCHANGE, dlqName, retryQueueName, type ResolvedQueueSpec } from './topology.js';
+import { DELAY_TIERS_MS, RETRY_EXCHANGE, delayKey, delayTier, dlqName, type ResolvedQueueSpec } from './topology.js';
 import type { Authorization } from './authorize.js';
 import type { BatchHandler, Broker, Handler, HandlerContext } from './types.js';
 
@@ -35,7 +35,8 @@ export type DeathReason =
   | 'attempts_exhausted'
   | 'rpc_failed'
   | 'forbidden_producer'
-  | 'forbidden_caller';
+  | 'forbidden_caller'
+  | 'outcome_unknown';
 
 interface BatchItem {
   d: Delivery;
@@ -91,6 +92,8 @@ export class QueueConsumer {
   constructor(
     readonly spec: ResolvedQueueSpec,
     private readonly deps: ConsumerDeps,
+    /** The topology's delay tiers (ms, ascending). */
+    private readonly tiers: readonly number[] = DELAY_TIERS_MS,
   ) {}
 
   get active(): boolean {
@@ -235,9 +238,9 @@ export class QueueConsumer {
       ...(typeof msg.properties.messageId === 'string' ? { messageId: msg.properties.messageId } : {}),
     };
     return runWithContext(work, async () => {
-      // RabbitMQ drops expired messages only at the head of the queue and never once prefetched,
-      // so the deadline the client set is checked again here. It is a rule for requests only: an
-      // event is a fact that must be kept, whatever a sender wrote into its headers.
+      // Requests carry no `expiration` (the broker would dead-letter them into the DLQ): a request
+      // past the deadline its caller set is dropped here, unprocessed, and counted. It is a rule for
+      // requests only: an event is a fact that must be kept, whatever a sender wrote into its headers.
       const deadline = this.spec.kind === 'rpc' ? headerNumber(m.headers[Headers.deadline]) : undefined;
       if (deadline !== undefined && deadline <= Date.now()) {
         d.ack();
@@ -268,6 +271,19 @@ export class QueueConsumer {
       const parsed = schema.safeParse(json);
       if (!parsed.success) {
         return this.refuse(d, m, validationFailed(fieldErrors(parsed.error)), 'validation');
+      }
+
+      if (this.spec.kind === 'rpc' && msg.fields.redelivered && !rerunnable(m.key as OperationName, parsed.data)) {
+        // Delivered before and never settled (a lost session, a stop's requeue): the first run may
+        // have taken effect. Running it again could double that effect; the caller decides.
+        this.deps.metrics.consumed.inc({ queue, routing_key: m.key, outcome: 'outcome_unknown' });
+        const err = new FleetError(
+          ErrorCode.OUTCOME_UNKNOWN,
+          `${m.key} was delivered before and its outcome is unknown; it is not run again (not idempotent, no idempotencyKey)`,
+        );
+        this.deps.logger.warn({ operation: m.key }, 'redelivered request of an operation that is not idempotent answered OUTCOME_UNKNOWN');
+        if (m.replyTo) return this.replyError(d, m, err);
+        return this.deadLetter(d, m, err, 'outcome_unknown');
       }
 
       const ctx = this.context(d, m, work, deadline, entry.kind === 'batch');
@@ -398,15 +414,15 @@ export class QueueConsumer {
     const policy = this.spec.retry!;
     const f = err.retryDelayFactor !== undefined && err.retryDelayFactor >= 1 && Number.isFinite(err.retryDelayFactor) ? err.retryDelayFactor : 1;
     const delay = computeRetryDelay(m.attempt, { ...policy, initialDelayMs: policy.initialDelayMs * f, maxDelayMs: policy.maxDelayMs * f });
-    const target = retryQueueName(this.spec.name, m.attempt);
+    const tier = delayTier(delay, this.tiers);
     const headers = this.forwardHeaders(d, m, err);
     headers[Headers.attempt] = m.attempt + 1;
-    const ok = await this.republish(d, target, { ...copyProps(d.msg.properties), expiration: String(delay), headers });
+    const ok = await this.republish(d, delayKey(this.spec.name, tier), { ...copyProps(d.msg.properties), headers });
     if (!ok) return;
     if (d.ack()) {
       this.deps.metrics.retried.inc({ queue: this.spec.name, routing_key: m.key });
       this.deps.metrics.consumed.inc({ queue: this.spec.name, routing_key: m.key, outcome: 'retry' });
-      this.deps.logger.info({ attempt: m.attempt, delayMs: delay, code: err.code }, 'scheduled retry');
+      this.deps.logger.info({ attempt: m.attempt, delayMs: tier, code: err.code }, 'scheduled retry');
     }
   }
 
@@ -418,15 +434,15 @@ export class QueueConsumer {
   private async defer(d: Delivery, m: MessageMeta, deferral: Deferral): Promise<void> {
     const err = deferral.reason;
     const delay = Math.max(0, Math.round(deferral.delayMs * (1 - deferral.jitter + 2 * deferral.jitter * Math.random())));
-    // The first delay queue exists whenever the queue retries at all; its TTL is per message.
-    const target = retryQueueName(this.spec.name, 1);
+    // The same delay tiers as retries: the copy waits in the tier nearest to the delay asked for.
+    const tier = delayTier(delay, this.tiers);
     const headers = this.routeHeaders(d, m);
     headers[Headers.attempt] = m.attempt;
-    const ok = await this.republish(d, target, { ...copyProps(d.msg.properties), expiration: String(delay), headers });
+    const ok = await this.republish(d, delayKey(this.spec.name, tier), { ...copyProps(d.msg.properties), headers });
     if (!ok) return;
     if (d.ack()) {
       this.deps.metrics.consumed.inc({ queue: this.spec.name, routing_key: m.key, outcome: 'deferred' });
-      this.deps.logger.info({ attempt: m.attempt, delayMs: delay, code: err.code }, 'deferred without using an attempt');
+      this.deps.logger.info({ attempt: m.attempt, delayMs: tier, code: err.code }, 'deferred without using an attempt');
     }
   }
 
@@ -472,17 +488,17 @@ export class QueueConsumer {
    * Publishes the replacement copy with a confirm; false (and the original requeued) when that
    * fails, so the message exists at all times in at least one queue.
    */
-  private async republish(d: Delivery, queue: string, props: PublishProps): Promise<boolean> {
+  private async republish(d: Delivery, key: string, props: PublishProps): Promise<boolean> {
     const publisher = this.deps.publisher();
     // A delivery of a dead channel is already back in its queue: a copy now would be a duplicate.
     if (!d.live || !publisher) return false;
     try {
       // Mandatory: a copy to a queue that no longer exists would be confirmed and dropped, and the
       // original acked after it: lost. UNROUTABLE keeps the original instead.
-      await publisher.publish(RETRY_EXCHANGE, queue, d.msg.content, { ...props, mandatory: true }, queue);
+      await publisher.publish(RETRY_EXCHANGE, key, d.msg.content, { ...props, mandatory: true }, key);
       return true;
     } catch (err) {
-      this.deps.logger.warn({ err, target: queue }, 'could not move the message; requeued');
+      this.deps.logger.warn({ err, target: key }, 'could not move the message; requeued');
       d.nack(true);
       return false;
     }
@@ -537,6 +553,16 @@ export class QueueConsumer {
       }),
     );
   }
+}
+
+/**
+ * Whether a redelivered request may run again: its operation is idempotent (catalogue), or the
+ * request carries the idempotency key its handler dedupes on.
+ */
+function rerunnable(op: OperationName, request: unknown): boolean {
+  if (operations[op].idempotent) return true;
+  const key = (request as { idempotencyKey?: unknown } | null)?.idempotencyKey;
+  return typeof key === 'string' && key.length > 0;
 }
 
 /** Properties kept on a retry copy or dead letter (expiration and reply_to are not). */

@@ -71,8 +71,8 @@ export class RpcClient {
         messageId: randomUUID(),
         correlationId: callId,
         replyTo: DIRECT_REPLY_TO,
-        // The broker drops the request once nobody can use the answer any more.
-        expiration: String(Math.max(1, timeoutMs)),
+        // No `expiration`: the broker would dead-letter an expired request into the queue's DLQ,
+        // burying real poison messages. The consumer drops (and counts) a request past x-deadline.
         contentType: 'application/json',
         persistent: false,
         timestamp: Math.floor(Date.now() / 1000),

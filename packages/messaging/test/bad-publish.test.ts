@@ -5,7 +5,7 @@ import { createSchemaName, waitFor, type TestSchema, type TestVhost } from '@wal
 import pg from 'pg';
 import { Registry } from 'prom-client';
 import { createOutbox, defineTopology, outboxTableSql, type Broker, type Outbox } from '@wallet-fleet/messaging';
-import { broker, cleanup, depth, eachTestInFreshVhost, freshVhost, logger, rawChannel, takeAll } from './support.js';
+import { applyTopology, broker, cleanup, depth, eachTestInFreshVhost, freshVhost, logger, rawChannel, takeAll } from './support.js';
 
 const deposit = (n: number) => ({ depositId: `d-${n}`, chain: 'SOL' as const, txHash: `tx${n}`, token: 'native', amount: String(n), toAddress: 'addr' });
 
@@ -187,21 +187,22 @@ describe('messaging: retry and dead-letter copies', () => {
   let vhost: TestVhost;
   eachTestInFreshVhost((v) => (vhost = v));
 
-  it('should keep a message whose retry queue was deleted instead of acking it after a dropped copy', async () => {
-    const b = broker(
-      vhost,
-      defineTopology({
-        queues: [
-          {
-            name: 'flaky.events',
-            kind: 'events',
-            bindings: [{ exchange: Exchanges.events, pattern: 'kyc.approved' }],
-            retry: { maxAttempts: 3, initialDelayMs: 10, maxDelayMs: 10, jitter: 0 },
-            deliveryLimit: 3,
-          },
-        ],
-      }),
-    );
+  it('should keep a message whose delay tier was deleted instead of acking it after a dropped copy', async () => {
+    const topology = defineTopology({
+      queues: [
+        {
+          name: 'flaky.events',
+          kind: 'events',
+          bindings: [{ exchange: Exchanges.events, pattern: 'kyc.approved' }],
+          retry: { maxAttempts: 3, initialDelayMs: 10, maxDelayMs: 10, jitter: 0 },
+          deliveryLimit: 3,
+        },
+      ],
+      delayTiers: [10],
+    });
+    // The delivery limit is a policy of the definitions.
+    await applyTopology(vhost, topology);
+    const b = broker(vhost, topology);
     let calls = 0;
     b.handleEvents('flaky.events', {
       'kyc.approved': async () => {
@@ -211,7 +212,7 @@ describe('messaging: retry and dead-letter copies', () => {
     });
     await b.start();
     const ch = await rawChannel(vhost);
-    await ch.deleteQueue('flaky.events.retry.1');
+    await ch.deleteQueue('flaky.delay.10');
     await b.publishEvent('kyc.approved', { userId: 'u-1', chains: ['SOL'] });
     // The copy cannot be routed, so the original goes back to its queue each time, until the
     // broker's delivery limit dead-letters it: it ends in the DLQ, never dropped.

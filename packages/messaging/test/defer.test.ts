@@ -13,6 +13,7 @@ const topology = defineTopology({
       retry: { maxAttempts: 3, initialDelayMs: 30, maxDelayMs: 1000, factor: 2, jitter: 0 },
     },
   ],
+  delayTiers: [20, 200, 1000],
 });
 
 const breakerOpen = () => new FleetError(ErrorCode.UNAVAILABLE, 'wallet-service is unavailable (circuit open)', { retryable: true });
@@ -57,7 +58,7 @@ describe('messaging: deferring a message without using an attempt', () => {
         [[1, 'UNAVAILABLE', 'kms down']],
       );
     await waitFor(async () => (await depth(vhost, 'prov.events')) === 0, { what: 'the work queue empty' });
-    assert.equal(await depth(vhost, 'prov.events.retry.1'), 0);
+    assert.equal(await depth(vhost, 'prov.delay.200'), 0);
     assert.equal(await depth(vhost, 'prov.events.dlq'), 0, 'nothing dead-lettered');
   });
 

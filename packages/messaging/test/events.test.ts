@@ -19,6 +19,7 @@ const topology = defineTopology({
       retry: { maxAttempts: 3, initialDelayMs: 60, maxDelayMs: 10_000, factor: 4, jitter: 0 },
     },
   ],
+  delayTiers: [60, 240, 1000],
 });
 
 async function dlq(vhost: TestVhost, n: number) {
@@ -96,8 +97,8 @@ describe('messaging: event consumers', () => {
         [3, 'UNAVAILABLE', 'kms down (try 3)'],
       ],
     );
-    assert.equal(await depth(vhost, 'prov.events.retry.1'), 0);
-    assert.equal(await depth(vhost, 'prov.events.retry.2'), 0);
+    assert.equal(await depth(vhost, 'prov.delay.60'), 0);
+    assert.equal(await depth(vhost, 'prov.delay.240'), 0);
   });
 
   it('should wait longer between attempts when the failure asks for a longer backoff', async () => {
@@ -112,8 +113,8 @@ describe('messaging: event consumers', () => {
     await b.start();
     await b.publishEvent('kyc.approved', { userId: 'u-slow' });
     await waitFor(() => attempts.length === 2, { what: 'the second attempt' });
-    // 60 ms × 5: a plain retryable failure comes back after 60 ms (the test above).
-    assert.ok(attempts[1]! - attempts[0]! >= 295, `waited ${attempts[1]! - attempts[0]!} ms`);
+    // 60 ms × 5 = 300 ms, in the nearest tier (240 ms): a plain retryable failure comes back after 60 ms (the test above).
+    assert.ok(attempts[1]! - attempts[0]! >= 235, `waited ${attempts[1]! - attempts[0]!} ms`);
   });
 
   it('should succeed on a later attempt without dead-lettering', async () => {

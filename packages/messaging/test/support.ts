@@ -1,9 +1,9 @@
 import { createLogger, type Logger } from '@wallet-fleet/service-kit';
-import { backingServices, createVhost, rabbitAdmin, rawAmqp, type TestVhost, vhostPerTest, waitFor } from '@wallet-fleet/testing';
+import { applyBrokerDefinitions, backingServices, createVhost, rabbitAdmin, rawAmqp, type TestVhost, vhostPerTest, waitFor } from '@wallet-fleet/testing';
 import type { GetMessage } from 'amqplib';
 import { Registry } from 'prom-client';
 import { roles } from '@wallet-fleet/contracts';
-import { createBroker, type Broker, type BrokerAccess, type BrokerOptions, type Topology } from '@wallet-fleet/messaging';
+import { createBroker, topologyDefinitions, type Broker, type BrokerAccess, type BrokerOptions, type Topology } from '@wallet-fleet/messaging';
 
 /** Logs stay quiet unless LOG_LEVEL is set (e.g. LOG_LEVEL=debug pnpm exec mocha …). */
 export const logger: Logger = createLogger({ service: 'messaging-test', level: process.env.LOG_LEVEL ?? 'silent' });
@@ -32,6 +32,14 @@ export function broker(vhost: TestVhost, topology: Topology, extra: Partial<Brok
 }
 
 const started: Broker[] = [];
+
+/**
+ * Imports a topology's queues, bindings and policies (delivery limits, at-least-once dead-lettering,
+ * the alternate exchange of wallet.events) into the vhost, as the fleet's broker definitions do.
+ */
+export async function applyTopology(vhost: TestVhost, ...topologies: Topology[]): Promise<void> {
+  await applyBrokerDefinitions(vhost.vhost, { users: [], permissions: [], topic_permissions: [], ...topologyDefinitions(topologies, vhost.vhost) });
+}
 const raw = rawAmqp();
 
 /** A plain amqplib channel for doing what our library would refuse to do (malformed messages). */

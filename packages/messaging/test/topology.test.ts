@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Exchanges } from '@wallet-fleet/contracts';
 import { rabbitAdmin, type TestVhost } from '@wallet-fleet/testing';
 import { defineTopology, type QueueSpec } from '@wallet-fleet/messaging';
-import { broker, depth, eachTestInFreshVhost } from './support.js';
+import { broker, depth, eachTestInFreshVhost, rawChannel } from './support.js';
 
 const events = (over: Partial<QueueSpec> = {}): QueueSpec => ({
   name: 'prov.events',
@@ -37,30 +37,27 @@ describe('messaging: topology', () => {
     let vhost: TestVhost;
     eachTestInFreshVhost((v) => (vhost = v));
 
-    it('should declare quorum work queues with a delivery limit, their DLQ and one delay queue per retry level', async () => {
+    it('should declare quorum work queues dead-lettering into their DLQ, and one delay tier queue per tier for the service', async () => {
       const t = defineTopology({
         exchanges: [{ name: 'partner.events', type: 'fanout' }],
         queues: [
-          events({ deliveryLimit: 4, retry: { maxAttempts: 3, initialDelayMs: 10, maxDelayMs: 100 }, bindings: [{ exchange: 'partner.events', pattern: '' }] }),
+          events({ deliveryLimit: 4, retry: { maxAttempts: 9, initialDelayMs: 10, maxDelayMs: 100 }, bindings: [{ exchange: 'partner.events', pattern: '' }] }),
           { name: 'prov.commands', kind: 'rpc', bindings: [{ exchange: Exchanges.commands, pattern: 'wallet.provisioning.*' }] },
         ],
+        delayTiers: [10, 100],
       });
       const b = broker(vhost, t);
       await b.start();
       const queues = new Map((await rabbitAdmin.queues(vhost.vhost)).map((q) => [q.name, q]));
-      assert.deepEqual([...queues.keys()].sort(), [
-        'prov.commands',
-        'prov.commands.dlq',
-        'prov.events',
-        'prov.events.dlq',
-        'prov.events.retry.1',
-        'prov.events.retry.2',
-      ]);
+      // Nine attempts, still two delay queues: tiers do not grow with attempts or queues.
+      assert.deepEqual([...queues.keys()].sort(), ['prov.commands', 'prov.commands.dlq', 'prov.delay.10', 'prov.delay.100', 'prov.events', 'prov.events.dlq']);
       const work = queues.get('prov.events')!;
       assert.equal(work.arguments['x-queue-type'], 'quorum');
-      assert.equal(work.arguments['x-delivery-limit'], 4);
+      // The limit is a policy (topologyPolicies), so that it can change without re-declaring.
+      assert.equal(work.arguments['x-delivery-limit'], undefined);
       assert.equal(work.arguments['x-dead-letter-routing-key'], 'prov.events.dlq');
-      assert.equal(queues.get('prov.events.retry.2')!.arguments['x-dead-letter-routing-key'], 'prov.events');
+      assert.equal(queues.get('prov.delay.100')!.arguments['x-message-ttl'], 100);
+      assert.equal(queues.get('prov.delay.100')!.arguments['x-dead-letter-exchange'], 'wallet.delayed');
       // A second service instance with the same topology starts fine (declarations are idempotent).
       const again = broker(vhost, t);
       await again.start();
@@ -68,8 +65,21 @@ describe('messaging: topology', () => {
     });
 
     it('should refuse to start when the broker holds a different declaration of a queue', async () => {
-      await broker(vhost, defineTopology({ queues: [events({ deliveryLimit: 3 })] })).start();
-      await assert.rejects(broker(vhost, defineTopology({ queues: [events({ deliveryLimit: 5 })] })).start(), /PRECONDITION_FAILED/);
+      const ch = await rawChannel(vhost);
+      await ch.assertQueue('prov.events', { durable: true, arguments: { 'x-queue-type': 'classic' } });
+      await assert.rejects(broker(vhost, defineTopology({ queues: [events()] })).start(), /PRECONDITION_FAILED/);
+    });
+
+    it('should keep a work queue an older release declared with an x-delivery-limit argument, and start', async () => {
+      const ch = await rawChannel(vhost);
+      await ch.assertQueue('prov.events', {
+        durable: true,
+        arguments: { 'x-queue-type': 'quorum', 'x-delivery-limit': 10, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': 'prov.events.dlq' },
+      });
+      const b = broker(vhost, defineTopology({ queues: [events()] }));
+      b.handleEvents('prov.events', { 'kyc.approved': async () => undefined });
+      await b.start();
+      assert.equal(b.status().consumers['prov.events'], true);
     });
   });
 });

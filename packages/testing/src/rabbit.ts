@@ -51,11 +51,17 @@ export interface DefinitionsToApply {
   permissions: Array<{ user: string; configure: string; write: string; read: string }>;
   topic_permissions: Array<{ user: string; exchange: string; write: string; read: string }>;
   exchanges: Array<{ name: string; type: string; durable: boolean; auto_delete: boolean; internal: boolean; arguments: Record<string, unknown> }>;
+  /** Declared ahead, so that what is published before a consumer first runs waits in its queue. */
+  queues: Array<{ name: string; durable: boolean; auto_delete: boolean; arguments: Record<string, unknown> }>;
+  bindings: Array<{ source: string; destination: string; destination_type: string; routing_key: string; arguments: Record<string, unknown> }>;
+  /** Limits and the dead-letter strategy (packages/messaging `topologyPolicies`), the alternate exchange. */
+  policies: Array<{ name: string; pattern: string; 'apply-to': string; priority: number; definition: Record<string, unknown> }>;
 }
 
 /**
  * Imports generated broker definitions into one vhost, as `rabbitmqctl import_definitions` would
- * (exchanges, vhost permissions, topic permissions), through the management API. Users are global
+ * (exchanges, queues, bindings, policies, vhost permissions, topic permissions), through the
+ * management API. Users are global
  * in RabbitMQ and shared by every test: they are created (or their password re-set) with
  * `rolePassword`, never imported from the file, whose users carry no password.
  */
@@ -65,9 +71,9 @@ export async function applyBrokerDefinitions(vhost: string, defs: DefinitionsToA
   }
   await api('POST', `/definitions/${encodeURIComponent(vhost)}`, {
     exchanges: defs.exchanges.map((e) => ({ ...e, vhost })),
-    queues: [],
-    bindings: [],
-    policies: [],
+    queues: defs.queues.map((q) => ({ ...q, vhost })),
+    bindings: defs.bindings.map((b) => ({ ...b, vhost })),
+    policies: defs.policies.map((p) => ({ ...p, vhost })),
   });
   // The vhost-scoped import takes neither kind of permission: they are set one by one.
   const enc = encodeURIComponent(vhost);
@@ -106,6 +112,8 @@ export interface QueueInfo {
   consumers: number;
   arguments: Record<string, unknown>;
   type?: string;
+  /** The policy in force on the queue (absent while none applies). */
+  effective_policy_definition?: Record<string, unknown>;
 }
 
 /** The generated production definitions (`pnpm broker-definitions`; a test fails when they are stale). */
