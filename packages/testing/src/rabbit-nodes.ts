@@ -124,7 +124,7 @@ export async function startScratchNode(tag: string): Promise<RabbitNode> {
 }
 
 /** Where the local cluster listens: AMQP 5711-5713, distribution 25711-25713. */
-export const CLUSTER_PORTS = [5711, 5712, 5713] as const;
+const CLUSTER_PORTS = [5711, 5712, 5713] as const;
 const CLUSTER_NAMES = ['wfcluster1', 'wfcluster2', 'wfcluster3'] as const;
 
 export interface LocalCluster {
@@ -146,6 +146,20 @@ export interface LocalCluster {
 function passwordHash(password: string): string {
   const salt = randomBytes(4);
   return Buffer.concat([salt, createHash('sha256').update(salt).update(password, 'utf8').digest()]).toString('base64');
+}
+
+/**
+ * Imports broker definitions (infra/rabbitmq/definitions.json) into a node of ours with
+ * `rabbitmqctl import_definitions`, each user given its local password (the role's name), as
+ * `createFleetVhost` does on the machine's node; into the vhost `/`, the one the file names.
+ */
+export async function importDefinitions(node: RabbitNode, definitionsPath: string): Promise<void> {
+  const defs = JSON.parse(readFileSync(definitionsPath, 'utf8')) as { users: Array<{ name: string; password_hash: string }> };
+  for (const u of defs.users) u.password_hash = passwordHash(u.name);
+  const file = `${dirOf(node.node.split('@')[0]!)}/definitions.json`;
+  writeFileSync(file, JSON.stringify(defs));
+  await run('chown', ['rabbitmq:rabbitmq', file]);
+  await node.ctl('import_definitions', file);
 }
 
 function clusterHandle(nodes: RabbitNode[]): LocalCluster {
@@ -187,12 +201,7 @@ export async function startLocalCluster(definitionsPath: string): Promise<LocalC
       await n.ctl('join_cluster', first.node);
       await n.ctl('start_app');
     }
-    const defs = JSON.parse(readFileSync(definitionsPath, 'utf8')) as { users: Array<{ name: string; password_hash: string }> };
-    for (const u of defs.users) u.password_hash = passwordHash(u.name);
-    const file = `${dirOf(CLUSTER_NAMES[0])}/definitions.json`;
-    writeFileSync(file, JSON.stringify(defs));
-    await run('chown', ['rabbitmq:rabbitmq', file]);
-    await first.ctl('import_definitions', file);
+    await importDefinitions(first, definitionsPath);
   } catch (e) {
     await cluster.stop();
     throw e;
