@@ -108,7 +108,10 @@ async function publishAll(url: string, events: Array<ReturnType<typeof auditEven
               }),
           ),
         );
-        chunk.forEach((e, j) => (results[j] ? (confirmed += 1) : failed.push(e)));
+        for (const [j, e] of chunk.entries()) {
+          if (results[j]) confirmed += 1;
+          else failed.push(e);
+        }
         onConfirmed(confirmed);
       }
       resent += failed.length;
