@@ -1,20 +1,25 @@
 import { z } from 'zod';
-import { BaseUnits, Chain, Timestamp, Uuid } from './common.js';
+import { BaseUnits, Chain, Text, Timestamp, Uuid } from './common.js';
 
+/**
+ * A deposit as the webhooks service announces it and consumes it again (`deposit.received`): text
+ * it keeps in PostgreSQL is `Text` (no NUL, no lone surrogate) and the id is the row's uuid, so that a
+ * hostile event is refused at the edge (dead-lettered as `validation`), not by the database.
+ */
 export const Deposit = z.object({
-  depositId: z.string(),
+  depositId: Uuid,
   chain: Chain,
-  txHash: z.string().min(1).max(128),
+  txHash: Text(1, 128),
   eventIndex: z.number().int().nonnegative().default(0),
-  token: z.string().min(1).max(128).describe('`native` or the token mint/contract'),
+  token: Text(1, 128).describe('`native` or the token mint/contract'),
   amount: BaseUnits,
-  toAddress: z.string().min(1).max(128),
-  walletId: z.string().optional(),
-  userId: z.string().optional(),
+  toAddress: Text(1, 128),
+  walletId: Text(0, 512).optional(),
+  userId: Text(0, 512).optional(),
   /** Set once the chain has been read: what moved, as the chain says, never as the webhook says. */
-  asset: z.string().optional().describe('`native`, the ERC-20 contract (checksummed) or the SPL mint, read from the chain'),
+  asset: Text(0, 512).optional().describe('`native`, the ERC-20 contract (checksummed) or the SPL mint, read from the chain'),
   decimals: z.number().int().nonnegative().optional().describe("The asset's decimals, read from the chain"),
-  creditKey: z.string().optional().describe('The on-chain identity credited at most once: `chain:txHash:native|token:eventIndex`'),
+  creditKey: Text(0, 512).optional().describe('The on-chain identity credited at most once: `chain:txHash:native|token:eventIndex`'),
 });
 export const DepositReceived = Deposit;
 export const DepositCredited = Deposit.extend({ ledgerEntryId: z.string() });

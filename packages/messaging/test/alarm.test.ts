@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { ErrorCode, Exchanges, isFleetError, roles } from '@wallet-fleet/contracts';
-import { waitFor } from '@wallet-fleet/testing';
+import { startScratchNode, type RabbitNode, waitFor } from '@wallet-fleet/testing';
 import { Registry } from 'prom-client';
 import { brokerCheck, createBroker, defineTopology, type Broker } from '@wallet-fleet/messaging';
-import { startScratchNode, type ScratchNode } from './scratch-node.js';
 import { logger } from './support.js';
 
 const topology = defineTopology({
@@ -13,7 +12,7 @@ const topology = defineTopology({
 // On a RabbitMQ node of its own: a memory alarm on the machine's node would block every suite.
 describe('messaging: a broker memory alarm (scratch node)', function () {
   this.timeout(120_000);
-  let scratch: ScratchNode | undefined;
+  let scratch: RabbitNode | undefined;
   let b: Broker | undefined;
   before(async function () {
     this.timeout(90_000);

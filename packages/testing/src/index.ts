@@ -5,3 +5,4 @@ export { rawAmqp, type RawAmqp } from './amqp.js';
 export { vhostPerTest } from './hooks.js';
 export { runNode, type ProcessResult } from './process.js';
 export { waitFor } from './wait.js';
+export { importDefinitions, localCluster, startLocalCluster, startScratchNode, type LocalCluster, type RabbitNode } from './rabbit-nodes.js';
