@@ -84,6 +84,18 @@ const validRequest: Record<OperationName, (r: Rng) => unknown> = {
     amount: r.pick(['0', '1', '1000000', '9'.repeat(78)]),
     idempotencyKey: `fuzz-${r.hex(8)}`,
   }),
+  'wallet.transaction.transfer': (r) => ({
+    userId: user(r),
+    walletId: r.uuid(),
+    asset: r.pick([
+      { type: 'native' },
+      { type: 'token', mint: Array.from({ length: 44 }, () => r.pick([...B58])).join('') },
+      { type: 'token', contract: `0x${r.hex(40)}` },
+    ]),
+    recipient: r.pick([Array.from({ length: 44 }, () => r.pick([...B58])).join(''), `0x${r.hex(40)}`]),
+    amount: r.pick(['0', '1', '1000000', '9'.repeat(78)]),
+    idempotencyKey: `fuzz-${r.hex(8)}`,
+  }),
   'wallet.transaction.sign': (r) => ({ userId: user(r), walletId: r.uuid(), transaction: Buffer.from(r.hex(64), 'hex').toString('base64') }),
   'wallet.policy.get': (r) => r.pick([{ scope: 'fleet' }, { scope: 'user', userId: user(r) }, { scope: 'wallet', walletId: r.uuid() }]),
   'wallet.policy.set': (r) => ({ scope: 'user', userId: user(r), rules: { maxPerTransaction: { SOL: String(r.int(1e9)) } } }),
