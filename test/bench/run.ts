@@ -45,6 +45,7 @@ async function auditSuite(): Promise<void> {
   const audit = await startService('audit', {
     AMQP_URL: vhost.as('audit'),
     KMS_ENDPOINT: '127.0.0.1:9', // checkpoints are not measured here
+    FLEET_DEV_MODE: 'true',
     ...schema.env,
     LOG_LEVEL: 'warn',
   });
@@ -131,6 +132,7 @@ async function rpcSuite(): Promise<void> {
     const audit = await startService('audit', {
       AMQP_URL: vhost.as('audit'),
       KMS_ENDPOINT: '127.0.0.1:9', // checkpoints are not measured here
+      FLEET_DEV_MODE: 'true',
       ...schema.env,
       LOG_LEVEL: 'warn',
       ...profiled,
