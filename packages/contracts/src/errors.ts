@@ -26,6 +26,13 @@ export const ErrorCode = {
   FORBIDDEN: 'FORBIDDEN',
   /** The signing policy refused the transaction; `details.rule` names the rule (and `details.scope` its scope). */
   POLICY_DENIED: 'POLICY_DENIED',
+  /**
+   * The policy asks approvers to approve this transaction first: it is kept, nothing is signed;
+   * `details.approvalId` names the request (`wallet.approval.*`), the same one when repeated.
+   */
+  APPROVAL_REQUIRED: 'APPROVAL_REQUIRED',
+  /** The approval request is no longer pending (`details.status`: expired, rejected, completed, failed). */
+  APPROVAL_CLOSED: 'APPROVAL_CLOSED',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -53,6 +60,8 @@ const defaultRetryable: Readonly<Record<ErrorCode, boolean>> = {
   UNKNOWN_OPERATION: false,
   FORBIDDEN: false,
   POLICY_DENIED: false,
+  APPROVAL_REQUIRED: false,
+  APPROVAL_CLOSED: false,
   INTERNAL: false,
 };
 

@@ -99,20 +99,24 @@ export function createPolicyStore(pool: pg.Pool, outbox: OutboxWriter) {
      * one user and asset is counted under an advisory lock, so concurrent signings cannot together
      * pass a cap. A `ref` already reserved (a retry of the same idempotent transfer) is not counted
      * twice. Returns the denial of the first cap it would break (nothing is recorded then).
+     * `dryRun` checks the caps and records nothing (a request that waits for approval).
      */
     reserve: (
       ref: string,
       owner: { userId: string; walletId: string },
       spend: ReadonlyMap<string, bigint>,
       caps: readonly DailyCap[],
+      opts: { dryRun?: boolean } = {},
     ): Promise<Denial | undefined> =>
       withDatabaseErrors(() =>
         inTransaction(pool, async (client) => {
-          const { rows: held } = await client.query<{ released: boolean }>('SELECT released_at IS NOT NULL AS released FROM policy_spend WHERE ref = $1', [
-            ref,
-          ]);
-          if (held.length > 0 && held.every((h) => !h.released)) return undefined;
-          if (held.length > 0) await client.query('DELETE FROM policy_spend WHERE ref = $1', [ref]);
+          if (!opts.dryRun) {
+            const { rows: held } = await client.query<{ released: boolean }>('SELECT released_at IS NOT NULL AS released FROM policy_spend WHERE ref = $1', [
+              ref,
+            ]);
+            if (held.length > 0 && held.every((h) => !h.released)) return undefined;
+            if (held.length > 0) await client.query('DELETE FROM policy_spend WHERE ref = $1', [ref]);
+          }
           // Locks in a fixed order (sorted assets): two signings over the same assets cannot deadlock.
           const capped = [...new Set(caps.map((c) => c.asset))].sort();
           for (const asset of capped) {
@@ -141,6 +145,7 @@ export function createPolicyStore(pool: pg.Pool, outbox: OutboxWriter) {
               } satisfies Denial;
             }
           }
+          if (opts.dryRun) return undefined;
           const assets = [...spend.keys()];
           await client.query(
             `INSERT INTO policy_spend (ref, asset, user_id, wallet_id, amount)
