@@ -13,6 +13,7 @@ export type ApprovalStatus = z.infer<typeof ApprovalStatus>;
 export const ApprovableOperation = z.enum(['wallet.transaction.sign', 'wallet.transaction.transferSol']);
 export type ApprovableOperation = z.infer<typeof ApprovableOperation>;
 
+/** A kept request; also the payload of `wallet.approval.requested`, `.completed` and `.rejected`. */
 export const Approval = z.object({
   approvalId: Uuid,
   operation: ApprovableOperation,
@@ -44,6 +45,3 @@ export const ApprovalListRequest = z
   })
   .strict();
 export const ApprovalList = z.object({ items: z.array(Approval).describe('Newest first') });
-
-/** Events `wallet.approval.requested`, `wallet.approval.completed`, `wallet.approval.rejected`. */
-export const ApprovalEvent = Approval;

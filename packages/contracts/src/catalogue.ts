@@ -275,14 +275,14 @@ export const events = {
   'wallet.approval.requested': {
     producers: ['wallet'],
     summary: 'A transaction waits for approvers (the policy asked for approval)',
-    payload: approvals.ApprovalEvent,
+    payload: approvals.Approval,
   },
   'wallet.approval.completed': {
     producers: ['wallet'],
     summary: 'An approved request was executed (status `completed`, with its result) or failed for good (`failed`)',
-    payload: approvals.ApprovalEvent,
+    payload: approvals.Approval,
   },
-  'wallet.approval.rejected': { producers: ['wallet'], summary: 'An approver rejected a request: nothing is signed', payload: approvals.ApprovalEvent },
+  'wallet.approval.rejected': { producers: ['wallet'], summary: 'An approver rejected a request: nothing is signed', payload: approvals.Approval },
   'audit.#': { producers: [SERVICE_IN_KEY], summary: 'An audit event, routing key `audit.<service>.<action>`', payload: audit.AuditEvent },
 } as const satisfies Record<string, { producers: readonly (Role | typeof SERVICE_IN_KEY)[]; summary: string; payload: z.ZodType }>;
 

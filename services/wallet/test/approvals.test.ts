@@ -198,7 +198,12 @@ describe('approvals: above a threshold, N distinct approvers, executed once', fu
     const f = await heldWallet();
     const approvalId = await held(f);
     const signatures = fleet.kmsSignatures;
-    await Promise.allSettled([approve('approver-1', approvalId), approve('approver-2', approvalId), approve('approver-1', approvalId), approve('approver-2', approvalId)]);
+    await Promise.allSettled([
+      approve('approver-1', approvalId),
+      approve('approver-2', approvalId),
+      approve('approver-1', approvalId),
+      approve('approver-2', approvalId),
+    ]);
     const a = await fleet.ops.request('wallet.approval.get', { approvalId });
     assert.equal(a.status, 'completed');
     assert.equal(await sol.lamports(f.to), BigInt(ABOVE));
