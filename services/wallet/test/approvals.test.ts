@@ -4,14 +4,14 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { localEd25519Signer, solanaAddress } from '@wallet-fleet/chains';
-import { type Approval, ErrorCode, FleetError } from '@wallet-fleet/contracts';
+import { type Approval, ErrorCode } from '@wallet-fleet/contracts';
 import { type SolanaRuntime, startSolanaRuntime } from '@wallet-fleet/dev-runtimes';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
 import type { Broker } from '@wallet-fleet/messaging';
 import { createFleetVhost, createSchemaName, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import { PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
 import type { ChannelModel } from 'amqplib';
-import { caller, solTransfers, startWalletService, unusedChains, type WalletService, watchWalletEvents } from './support.js';
+import { caller, refusal, solTransfers, startWalletService, unusedChains, type WalletService, watchWalletEvents } from './support.js';
 
 /**
  * Broker users beside the fleet's own: two approvers, `teller` who both requests (backend) and
@@ -87,15 +87,6 @@ function approvalsFleet(prefix: string, env: Record<string, string> = {}) {
   });
   return parts;
 }
-
-const refusal = (p: Promise<unknown>) =>
-  p.then(
-    () => assert.fail('expected a refusal'),
-    (e: unknown) => {
-      if (!(e instanceof FleetError)) throw e;
-      return e;
-    },
-  );
 
 describe('approvals: above a threshold, N distinct approvers, executed once', function () {
   this.timeout(90_000);

@@ -1,5 +1,7 @@
+import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { localEd25519Signer, solanaAddress } from '@wallet-fleet/chains';
+import { FleetError } from '@wallet-fleet/contracts';
 import type { SolanaRuntime } from '@wallet-fleet/dev-runtimes';
 import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
 import { createLogger } from '@wallet-fleet/service-kit';
@@ -10,6 +12,16 @@ import { createWalletService } from '../src/app.js';
 import { loadWalletConfig } from '../src/config.js';
 
 const silent = createLogger({ service: 'test', level: 'silent' });
+
+/** The FleetError a call that must be refused fails with (a success, or another error, fails the test). */
+export const refusal = (p: Promise<unknown>): Promise<FleetError> =>
+  p.then(
+    () => assert.fail('expected a refusal'),
+    (e: unknown) => {
+      if (!(e instanceof FleetError)) throw e;
+      return e;
+    },
+  );
 
 export type WalletService = ReturnType<typeof createWalletService>;
 
