@@ -11,6 +11,7 @@ import type { Broker } from '@wallet-fleet/messaging';
 import { createFleetVhost, createSchemaName, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import { PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
 import type { ChannelModel } from 'amqplib';
+import pg from 'pg';
 import { caller, refusal, solTransfers, startWalletService, unusedChains, type WalletService, watchWalletEvents } from './support.js';
 
 /**
@@ -201,6 +202,59 @@ describe('approvals: above a threshold, N distinct approvers, executed once', fu
     assert.equal(fleet.kmsSignatures, signatures + 1, 'signed once');
     await waitFor(() => completedEvents(approvalId)[0], { timeoutMs: 5000, what: 'wallet.approval.completed' });
     assert.equal(completedEvents(approvalId).length, 1);
+  });
+
+  it('should execute, once, a request whose last approval was committed just before a crash, when that approve is redelivered', async () => {
+    const f = await heldWallet();
+    const approvalId = await held(f);
+    await approve('approver-1', approvalId);
+    // What the process commits for the second approval before it executes, and no more: the state a
+    // crash between approval and execution leaves (written as the service's own database role).
+    const db = new pg.Client({ connectionString: fleet.schema.runtimeUrl, options: `-c search_path=${fleet.schema.schema}` });
+    await db.connect();
+    try {
+      await db.query(`INSERT INTO approval_signoffs (approval_id, approver) VALUES ($1, 'approver-2')`, [approvalId]);
+      await db.query(`UPDATE approvals SET status = 'approved', decided_at = now() WHERE approval_id = $1`, [approvalId]);
+    } finally {
+      await db.end();
+    }
+    const signatures = fleet.kmsSignatures;
+    assert.equal((await fleet.ops.request('wallet.approval.get', { approvalId })).status, 'approved');
+    assert.equal(await sol.lamports(f.to), 0n);
+
+    // The approve comes again (redelivered after the crash, or repeated by its approver): it executes.
+    const redelivered = await approve('approver-2', approvalId);
+    assert.equal(redelivered.status, 'completed');
+    assert.deepEqual(
+      redelivered.approvedBy.map((x) => x.user),
+      ['approver-1', 'approver-2'],
+    );
+    const later = await Promise.allSettled([approve('approver-1', approvalId), approve('approver-2', approvalId)]);
+    assert.deepEqual(
+      later.map((r) => (r.status === 'rejected' ? (r.reason as { code: string }).code : 'executed again')),
+      [ErrorCode.APPROVAL_CLOSED, ErrorCode.APPROVAL_CLOSED],
+    );
+    assert.equal(await sol.lamports(f.to), BigInt(ABOVE), 'sent once');
+    assert.equal(fleet.kmsSignatures, signatures + 1, 'signed once');
+  });
+
+  it('should check the policy again at execution: a cap set after the request refuses it, and the approval ends failed', async () => {
+    const f = await heldWallet();
+    const approvalId = await held(f);
+    await fleet.ops.request('wallet.policy.set', {
+      scope: 'wallet',
+      walletId: f.w.walletId,
+      rules: { approvalAbove: { SOL: THRESHOLD.toString() }, maxPerTransaction: { SOL: THRESHOLD.toString() } },
+    });
+    const signatures = fleet.kmsSignatures;
+    await approve('approver-1', approvalId);
+    const done = await approve('approver-2', approvalId);
+    assert.equal(done.status, 'failed');
+    assert.equal(done.error?.code, ErrorCode.POLICY_DENIED);
+    assert.equal(fleet.kmsSignatures, signatures, 'nothing signed');
+    assert.equal(await sol.lamports(f.to), 0n);
+    const event = await waitFor(() => completedEvents(approvalId)[0], { timeoutMs: 5000, what: 'wallet.approval.completed' });
+    assert.equal(event.body.status, 'failed');
   });
 
   it('should refuse a requester approving its own request, even when it holds the approver role', async () => {
