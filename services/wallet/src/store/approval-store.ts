@@ -149,8 +149,8 @@ export function createApprovalStore(pool: pg.Pool, outbox: OutboxWriter) {
     list: (q: { status?: ApprovalStatus | undefined; userId?: string | undefined; limit: number }): Promise<Approval[]> =>
       withDatabaseErrors(async () => {
         const { rows } = await pool.query<Row>(
-          `SELECT * FROM (${SELECT} WHERE ($1::text IS NULL OR a.user_id = $1) ORDER BY a.created_at DESC) l
-            WHERE ($2::text IS NULL OR l.status = $2) LIMIT $3`,
+          `SELECT * FROM (${SELECT} WHERE ($1::text IS NULL OR a.user_id = $1)) l
+            WHERE ($2::text IS NULL OR l.status = $2) ORDER BY l.created_at DESC, l.approval_id LIMIT $3`,
           [q.userId ?? null, q.status ?? null, q.limit],
         );
         return rows.map(toApproval);
