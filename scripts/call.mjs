@@ -18,13 +18,15 @@
 // vhost), 2 on bad usage. With --get a.b only that value of an {ok:true} reply is printed (strings
 // without quotes), for shell variables; an {ok:false} reply is still printed whole.
 //
-// Environment: AMQP_URL (default: the local broker as the backend or ops user, whichever the operation
-// allows), CALL_TIMEOUT_MS (default 10000).
+// Environment: AMQP_URL (default: the local broker as the backend, ops or approver user, whichever the
+// operation allows), CALL_AS (the local broker as this user instead, e.g. CALL_AS=approver-1 for one
+// of the development approvers of scripts/dev-approvers.mjs), CALL_TIMEOUT_MS (default 10000).
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { brokerPassword } from './dev-approvers.mjs';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 // scripts/ has no dependencies of its own: borrow the messaging package's amqplib.
@@ -68,7 +70,8 @@ function help() {
     ...ops.map((op) => `  ${op.name.padEnd(width)}  ${op.summary}`),
     '',
     'Exit 0 on {"ok":true}, 1 on {"ok":false}, no reply, unroutable or a broker problem, 2 on bad usage.',
-    'Environment: AMQP_URL (default: the local broker as user backend or ops, whichever the operation allows), CALL_TIMEOUT_MS (default 10000).',
+    'Environment: AMQP_URL (default: the local broker as user backend, ops or approver, whichever the operation allows),',
+    '  CALL_AS (the local broker as this user, e.g. CALL_AS=approver-1), CALL_TIMEOUT_MS (default 10000).',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   process.exit(0);
@@ -87,10 +90,13 @@ try {
 } catch (e) {
   usage(`the body is not JSON: ${/** @type {Error} */ (e).message}`);
 }
-// Without AMQP_URL: the local broker as the external role (backend first, then ops) that the
-// operation's `x-callers` in docs/asyncapi.json allow, with the development password convention of
-// scripts/broker-users.mjs (BROKER_PASSWORD_<ROLE>, else the role's name). Services answer FORBIDDEN
-// to a caller the catalogue does not name.
+/** The local broker as `user`, with the development password convention of scripts/broker-users.mjs. */
+const localUrl = (user) => `amqp://${encodeURIComponent(user)}:${encodeURIComponent(brokerPassword(user))}@127.0.0.1:5672`;
+
+// Without AMQP_URL or CALL_AS: the local broker as the external role (backend, then ops, then
+// approver) that the operation's `x-callers` in docs/asyncapi.json allow, with the development
+// password convention of scripts/broker-users.mjs (BROKER_PASSWORD_<ROLE>, else the role's name).
+// Services answer FORBIDDEN to a caller the catalogue does not name.
 function defaultUrl(op) {
   let callers = [];
   try {
@@ -99,12 +105,10 @@ function defaultUrl(op) {
   } catch {
     // no document: fall through to guest
   }
-  const role = ['backend', 'ops'].find((r) => callers.includes(r));
-  if (!role) return 'amqp://guest:guest@127.0.0.1:5672';
-  const password = process.env[`BROKER_PASSWORD_${role.toUpperCase()}`] || role;
-  return `amqp://${encodeURIComponent(role)}:${encodeURIComponent(password)}@127.0.0.1:5672`;
+  const role = ['backend', 'ops', 'approver'].find((r) => callers.includes(r));
+  return role ? localUrl(role) : 'amqp://guest:guest@127.0.0.1:5672';
 }
-const url = process.env.AMQP_URL || defaultUrl(operation);
+const url = process.env.AMQP_URL || (process.env.CALL_AS ? localUrl(process.env.CALL_AS) : defaultUrl(operation));
 const timeoutMs = Number(process.env.CALL_TIMEOUT_MS || 10_000);
 if (!Number.isInteger(timeoutMs) || timeoutMs < 1) usage(`CALL_TIMEOUT_MS must be a positive integer, got ${process.env.CALL_TIMEOUT_MS}`);
 const shownUrl = (() => {

@@ -26,6 +26,8 @@
 //                                 while DATABASE_URL logs in as postgres (the local default), the same
 //                                 server and database as <name>_runtime and <name>_migration with
 //                                 DATABASE_PASSWORD_<ROLE> (or the role's name) as password
+//   BROKER_USER_ROLES             in development mode, by default the development approvers (approver-1,
+//                                 approver-2: scripts/dev-approvers.mjs) mapped to the approver role
 //   Everything else (AMQP_URL, REDIS_URL, LOG_LEVEL, MIGRATE ...) is passed to every service.
 //   NO_COLOR / FORCE_COLOR        colours are on when stdout is a terminal, unless told otherwise
 //
@@ -53,6 +55,7 @@ import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { developmentApprovers } from './dev-approvers.mjs';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const servicesDir = resolve(process.env.FLEET_SERVICES_DIR ?? join(repoRoot, 'services'));
@@ -254,6 +257,11 @@ function envFor(name, provided) {
     env.AMQP_URL = shared.toString();
   }
   if (!env.FLEET_DEV_MODE) env.FLEET_DEV_MODE = 'true';
+  // The development approvers (scripts/dev-approvers.mjs) hold the approver role, unless the
+  // operator maps broker users to roles themselves.
+  if (env.FLEET_DEV_MODE === 'true' && env.BROKER_USER_ROLES === undefined) {
+    env.BROKER_USER_ROLES = developmentApprovers.map((u) => `${u}:approver`).join(',');
+  }
   // anvil mines only on transactions and keeps its `finalized` tag 64 blocks behind: on the local chain
   // a deposit counts as final after one confirmation, else "Try it" deposits stay `confirming`.
   if (env.FLEET_DEV_MODE === 'true' && !env.EVM_FINALITY) env.EVM_FINALITY = '1';

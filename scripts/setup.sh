@@ -226,7 +226,7 @@ fi
 # BROKER_PASSWORD_<ROLE>, else the role's name (development convention, see scripts/broker-users.mjs).
 if is_local "$RABBIT_HOST" && is_local "$MGMT_HOST"; then
   node "$ROOT/scripts/broker-users.mjs" >/dev/null || die "could not create the fleet's broker users (node scripts/broker-users.mjs)"
-  SUMMARY+=("rabbitmq users: one per role (infra/rabbitmq/definitions.json)")
+  SUMMARY+=("rabbitmq users: one per role (infra/rabbitmq/definitions.json), development approvers approver-1, approver-2")
 fi
 
 # The fleet's database roles (two per service: <service>_migration owns the schema and migrates,

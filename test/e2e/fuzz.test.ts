@@ -96,6 +96,10 @@ const validRequest: Record<OperationName, (r: Rng) => unknown> = {
     amount: r.pick(['0', '1', '1000000', '9'.repeat(78)]),
     idempotencyKey: `fuzz-${r.hex(8)}`,
   }),
+  'wallet.approval.list': (r) => ({ ...(r.int(2) ? { userId: user(r) } : {}), ...(r.int(2) ? { status: r.pick(['pending', 'completed']) } : {}) }),
+  'wallet.approval.get': (r) => ({ approvalId: r.uuid() }),
+  'wallet.approval.approve': (r) => ({ approvalId: r.uuid() }),
+  'wallet.approval.reject': (r) => ({ approvalId: r.uuid(), reason: 'fuzz' }),
   'wallet.transaction.sign': (r) => ({ userId: user(r), walletId: r.uuid(), transaction: Buffer.from(r.hex(64), 'hex').toString('base64') }),
   'wallet.policy.get': (r) => r.pick([{ scope: 'fleet' }, { scope: 'user', userId: user(r) }, { scope: 'wallet', walletId: r.uuid() }]),
   'wallet.policy.set': (r) => ({ scope: 'user', userId: user(r), rules: { maxPerTransaction: { SOL: String(r.int(1e9)) } } }),
@@ -121,6 +125,27 @@ const auditEvent = (r: Rng) => ({
   correlationId: r.hex(16),
 });
 
+/** A kept approval request, as the wallet service announces it. */
+const approval = (r: Rng) => ({
+  approvalId: r.uuid(),
+  operation: 'wallet.transaction.transfer',
+  userId: user(r),
+  walletId: r.uuid(),
+  chain: 'SOL',
+  status: 'pending',
+  requestedBy: 'backend',
+  required: 2,
+  approvedBy: [],
+  rejectedBy: null,
+  request: { amount: '1' },
+  intent: { chain: 'SOL' },
+  rule: { asset: 'SOL' },
+  createdAt: timestamp(r),
+  expiresAt: timestamp(r),
+  result: null,
+  error: null,
+});
+
 /** A valid payload of every event, and the role that publishes it. */
 const validEvent: Record<EventName, { role: string; key: string; body: (r: Rng) => unknown }> = {
   'kyc.approved': { role: 'backend', key: 'kyc.approved', body: (r) => ({ userId: user(r), chains: [r.pick(chains)] }) },
@@ -144,6 +169,17 @@ const validEvent: Record<EventName, { role: string; key: string; body: (r: Rng) 
     role: 'audit',
     key: 'audit.checkpoint',
     body: (r) => ({ checkpointId: r.uuid(), sequence: 0, hash: r.hex(64), signedAt: timestamp(r), keyVersion: 'k', signature: r.hex(128) }),
+  },
+  'wallet.approval.requested': { role: 'wallet', key: 'wallet.approval.requested', body: (r) => approval(r) },
+  'wallet.approval.completed': {
+    role: 'wallet',
+    key: 'wallet.approval.completed',
+    body: (r) => ({ ...approval(r), status: 'completed', result: { signature: 'x' } }),
+  },
+  'wallet.approval.rejected': {
+    role: 'wallet',
+    key: 'wallet.approval.rejected',
+    body: (r) => ({ ...approval(r), status: 'rejected', rejectedBy: { user: 'approver-1', at: timestamp(r) } }),
   },
   'audit.#': { role: 'backend', key: 'audit.backend.fuzz.probe', body: auditEvent },
 };
@@ -360,7 +396,7 @@ describe(`fuzz: every operation and event of the catalogue (FUZZ_SEED=${SEED}, F
       if (i % 3 === 0) {
         const op = opNames[(i / 3) % opNames.length]!;
         const c = mutate(r, i, validRequest[op](r));
-        const role = r.pick(operations[op].callers.filter((x) => x === 'backend' || x === 'ops' || x === 'reconciliation'));
+        const role = r.pick(operations[op].callers.filter((x) => x === 'backend' || x === 'ops' || x === 'reconciliation' || x === 'approver'));
         requests.push({ op, role, c, valid: admits(operations[op].request, c.body) });
       } else {
         const name = r.next() < 0.7 ? 'audit.#' : r.pick(eventNames);

@@ -1,8 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { type AuditEvent, auditRoutingKey } from './audit.js';
 
-/** What a service says about one audit event; the builder adds id, time, actor and routing key. */
-export type AuditFields = Pick<AuditEvent, 'resource' | 'status'> & Partial<Pick<AuditEvent, 'userId' | 'before' | 'after' | 'error' | 'correlationId'>>;
+/**
+ * What a service says about one audit event; the builder adds id, time, routing key and the actor
+ * (the service itself, unless `actor` names who decided, e.g. an approver's broker user).
+ */
+export type AuditFields = Pick<AuditEvent, 'resource' | 'status'> &
+  Partial<Pick<AuditEvent, 'userId' | 'before' | 'after' | 'error' | 'correlationId' | 'actor'>>;
 
 /** An audit event ready to publish (an outbox message has this shape): the eventId is also the message id. */
 export interface AuditMessage {

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import * as approvals from './approvals.js';
 import * as audit from './audit.js';
 import * as deposits from './deposits.js';
 import * as policy from './policy.js';
@@ -23,9 +24,11 @@ export type FleetService = (typeof fleetServices)[number];
 
 /**
  * Named roles outside the fleet: `backend` for the product's own services, `ops` for operators and
- * their tools. The deployment maps broker users to roles (by default a user's name is its role).
+ * their tools, `approver` for the people (or their services) who approve transactions the policy
+ * holds back. The deployment maps broker users to roles (by default a user's name is its role);
+ * approvers are distinct broker users, one per human or approving service.
  */
-export const externalRoles = ['backend', 'ops'] as const;
+export const externalRoles = ['backend', 'ops', 'approver'] as const;
 
 /** Every role a broker user can hold; callers and producers below name only these. */
 export const roles = [...fleetServices, ...externalRoles] as const;
@@ -46,6 +49,7 @@ const transferErrors = [
   ErrorCode.SIGNING_FAILED,
   ErrorCode.SUBMISSION_FAILED,
   ErrorCode.POLICY_DENIED,
+  ErrorCode.APPROVAL_REQUIRED,
 ];
 
 /**
@@ -142,7 +146,53 @@ export const operations = {
     summary: 'Sign a serialized transaction with the wallet key',
     request: wallet.SignRequest,
     result: wallet.SignResult,
-    errors: [...any, OUTCOME_UNKNOWN, ErrorCode.WALLET_NOT_FOUND, ErrorCode.RATE_LIMITED, ErrorCode.SIGNING_FAILED, ErrorCode.POLICY_DENIED],
+    errors: [
+      ...any,
+      OUTCOME_UNKNOWN,
+      ErrorCode.WALLET_NOT_FOUND,
+      ErrorCode.RATE_LIMITED,
+      ErrorCode.SIGNING_FAILED,
+      ErrorCode.POLICY_DENIED,
+      ErrorCode.APPROVAL_REQUIRED,
+    ],
+  },
+  'wallet.approval.list': {
+    owner: 'wallet',
+    callers: ['approver', 'ops'],
+    idempotent: true,
+    summary: 'Approval requests, newest first (status as of now: a pending request past its expiry is `expired`)',
+    request: approvals.ApprovalListRequest,
+    result: approvals.ApprovalList,
+    errors: [...any],
+  },
+  'wallet.approval.get': {
+    owner: 'wallet',
+    callers: ['approver', 'ops'],
+    idempotent: true,
+    summary: 'One approval request, with its result once executed',
+    request: approvals.ApprovalRef,
+    result: approvals.Approval,
+    errors: [...any, ErrorCode.NOT_FOUND],
+  },
+  'wallet.approval.approve': {
+    owner: 'wallet',
+    callers: ['approver'],
+    idempotent: true,
+    // Approving twice counts once, and the execution runs once whatever redelivers it.
+    summary: 'Approve a request as this broker user (not its requester); the N-th distinct approval executes it, once',
+    request: approvals.ApprovalRef,
+    result: approvals.Approval,
+    // An execution that fails for good is the approval's `failed` status and `error`, not an error reply.
+    errors: [...any, ErrorCode.NOT_FOUND, ErrorCode.APPROVAL_CLOSED],
+  },
+  'wallet.approval.reject': {
+    owner: 'wallet',
+    callers: ['approver'],
+    idempotent: true,
+    summary: 'Reject a pending request: it ends, nothing is signed',
+    request: approvals.ApprovalRejectRequest,
+    result: approvals.Approval,
+    errors: [...any, ErrorCode.NOT_FOUND, ErrorCode.APPROVAL_CLOSED],
   },
   'wallet.policy.get': {
     owner: 'wallet',
@@ -274,6 +324,17 @@ export const events = {
     summary: 'A credited deposit whose transaction left the chain was reversed (compensating entry)',
     payload: deposits.DepositReversed,
   },
+  'wallet.approval.requested': {
+    producers: ['wallet'],
+    summary: 'A transaction waits for approvers (the policy asked for approval)',
+    payload: approvals.Approval,
+  },
+  'wallet.approval.completed': {
+    producers: ['wallet'],
+    summary: 'An approved request was executed (status `completed`, with its result) or failed for good (`failed`)',
+    payload: approvals.Approval,
+  },
+  'wallet.approval.rejected': { producers: ['wallet'], summary: 'An approver rejected a request: nothing is signed', payload: approvals.Approval },
   'audit.#': { producers: [SERVICE_IN_KEY], summary: 'An audit event, routing key `audit.<service>.<action>`', payload: audit.AuditEvent },
 } as const satisfies Record<string, { producers: readonly (Role | typeof SERVICE_IN_KEY)[]; summary: string; payload: z.ZodType }>;
 

@@ -32,6 +32,13 @@ export const ErrorCode = {
    * request carries no idempotency key; ask for the state before deciding to send it again.
    */
   OUTCOME_UNKNOWN: 'OUTCOME_UNKNOWN',
+  /**
+   * The policy asks approvers to approve this transaction first: it is kept, nothing is signed;
+   * `details.approvalId` names the request (`wallet.approval.*`), the same one when repeated.
+   */
+  APPROVAL_REQUIRED: 'APPROVAL_REQUIRED',
+  /** The approval request is no longer pending (`details.status`: expired, rejected, completed, failed). */
+  APPROVAL_CLOSED: 'APPROVAL_CLOSED',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -60,6 +67,8 @@ const defaultRetryable: Readonly<Record<ErrorCode, boolean>> = {
   FORBIDDEN: false,
   POLICY_DENIED: false,
   OUTCOME_UNKNOWN: false,
+  APPROVAL_REQUIRED: false,
+  APPROVAL_CLOSED: false,
   INTERNAL: false,
 };
 

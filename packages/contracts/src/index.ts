@@ -7,5 +7,6 @@ export * from './wallet.js';
 export * from './provisioning.js';
 export * from './deposits.js';
 export * from './policy.js';
+export * from './approvals.js';
 export * from './catalogue.js';
 export { buildAsyncApi } from './asyncapi.js';

@@ -30,6 +30,8 @@ export const PolicyRules = z
       .max(200)
       .optional()
       .describe('Programs, contracts or Aptos entry functions whose otherwise unknown actions may be signed'),
+    approvalAbove: Caps.optional().describe('Above this amount of an asset (fees included), a transaction waits for `approvers` distinct approvers'),
+    approvers: z.number().int().min(1).max(10).optional().describe('Distinct approvers needed above `approvalAbove` (default 2)'),
   })
   .strict();
 export type PolicyRules = z.infer<typeof PolicyRules>;

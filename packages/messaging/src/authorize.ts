@@ -55,8 +55,14 @@ export function brokerUserOf(url: string): string {
   return decodeURIComponent(new URL(url).username) || 'guest';
 }
 
-/** How one delivery passed the check: the routing key to act on, or why it is refused. */
-export type Authorization = { routingKey: string; refused?: undefined } | { routingKey: string; refused: FleetError };
+/** Who sent a delivery: its verified broker user (`user_id`) and the roles that user holds. */
+export interface Caller {
+  user: string | undefined;
+  roles: readonly Role[];
+}
+
+/** How one delivery passed the check: who sent it, the routing key to act on, or why it is refused. */
+export type Authorization = { caller: Caller; routingKey: string; refused?: undefined } | { caller: Caller; routingKey: string; refused: FleetError };
 
 /**
  * Decides whether a delivery may be handled, from its `user_id` (which RabbitMQ guarantees is the
@@ -75,12 +81,14 @@ export type Authorization = { routingKey: string; refused?: undefined } | { rout
 export function authorizeDelivery(msg: ConsumeMessage, kind: 'rpc' | 'events', self: { service: string; user: string }, access: BrokerAccess): Authorization {
   const user = headerString(msg.properties.userId);
   const held = access.rolesOf(user);
+  const caller: Caller = { user, roles: held };
   const exchange = msg.fields.exchange;
   if (exchange !== Exchanges.commands && exchange !== Exchanges.events) {
     const original = headerString((msg.properties.headers ?? {})[Headers.originalRoutingKey]);
     const ours = user !== undefined && user === self.user && (exchange === '' || exchange === RETRY_EXCHANGE || exchange === DELAYED_EXCHANGE);
-    if (ours) return { routingKey: original ?? msg.fields.routingKey };
+    if (ours) return { caller, routingKey: original ?? msg.fields.routingKey };
     return {
+      caller,
       routingKey: msg.fields.routingKey,
       refused: new FleetError(
         ErrorCode.FORBIDDEN,
@@ -90,11 +98,11 @@ export function authorizeDelivery(msg: ConsumeMessage, kind: 'rpc' | 'events', s
   }
   const routingKey = msg.fields.routingKey;
   // A key outside the catalogue is refused later, as it always was (UNKNOWN_OPERATION, no_handler).
-  if (kind === 'rpc' ? !(routingKey in operations) : eventNameOf(routingKey) === undefined) return { routingKey };
+  if (kind === 'rpc' ? !(routingKey in operations) : eventNameOf(routingKey) === undefined) return { caller, routingKey };
   const allowed = kind === 'rpc' ? held.some((r) => mayCall(r, routingKey as OperationName)) : held.some((r) => mayPublish(r, routingKey));
-  if (allowed) return { routingKey };
+  if (allowed) return { caller, routingKey };
   const what = kind === 'rpc' ? 'call' : 'publish';
-  return { routingKey, refused: new FleetError(ErrorCode.FORBIDDEN, `${describe(user)} may not ${what} ${routingKey}`) };
+  return { caller, routingKey, refused: new FleetError(ErrorCode.FORBIDDEN, `${describe(user)} may not ${what} ${routingKey}`) };
 }
 
 const describe = (user: string | undefined) => (user ? `broker user ${user}` : 'a message without user_id');

@@ -23,7 +23,7 @@ import type { Metrics } from './metrics.js';
 import type { PublishProps, Publisher } from './publisher.js';
 import { appendHistory, computeRetryDelay } from './retry.js';
 import { DELAY_TIERS_MS, RETRY_EXCHANGE, delayKey, delayTier, dlqName, type ResolvedQueueSpec } from './topology.js';
-import type { Authorization } from './authorize.js';
+import type { Authorization, Caller } from './authorize.js';
 import type { BatchHandler, Broker, Handler, HandlerContext } from './types.js';
 
 /** Why a message went to the DLQ (`x-death-reason`). */
@@ -72,6 +72,7 @@ interface MessageMeta {
   headers: Record<string, unknown>;
   /** FORBIDDEN when the sender's role may not send this (authorize.ts). */
   refused: FleetError | undefined;
+  caller: Caller;
 }
 
 const HEADER_TEXT_MAX = 1024;
@@ -218,11 +219,11 @@ export class QueueConsumer {
     // After a delay queue the message comes back through the default exchange with the queue's
     // name as routing key; the routing key it was published with travels in a header, believed
     // only on our own copies (authorize.ts).
-    const { routingKey, refused } = this.deps.authorize(msg, this.spec.kind);
+    const { routingKey, refused, caller } = this.deps.authorize(msg, this.spec.kind);
     const key = this.spec.kind === 'rpc' ? (routingKey in operations ? routingKey : 'unknown') : (eventNameOf(routingKey) ?? 'unknown');
     const attempt = Math.max(1, Math.floor(headerNumber(headers[Headers.attempt]) ?? 1));
     const replyTo = this.spec.kind === 'rpc' && typeof msg.properties.replyTo === 'string' && msg.properties.replyTo ? msg.properties.replyTo : undefined;
-    return { routingKey, key, attempt, replyTo, headers, refused };
+    return { routingKey, key, attempt, replyTo, headers, refused, caller };
   }
 
   private async process(d: Delivery): Promise<void> {
@@ -323,6 +324,7 @@ export class QueueConsumer {
       ...(work.messageId ? { messageId: work.messageId } : {}),
       ...(work.correlationId ? { correlationId: work.correlationId } : {}),
       traceparent: work.traceparent!,
+      caller: m.caller,
       attempt: m.attempt,
       headers: m.headers,
       ...(deadline === undefined ? {} : { deadline }),

@@ -1,7 +1,7 @@
 export { createBroker } from './broker.js';
 export { defer } from './errors.js';
 export { defineTopology, type QueueSpec, type Topology } from './topology.js';
-export { brokerAccessFromEnv, brokerUserOf, type BrokerAccess } from './authorize.js';
+export { brokerAccessFromEnv, brokerUserOf, type BrokerAccess, type Caller } from './authorize.js';
 export { brokerDefinitions, topologyDefinitions, type BrokerDefinitions } from './definitions.js';
 export { computeRetryDelay, type RetryPolicy, type ErrorHistoryEntry } from './retry.js';
 export type { PublishProps } from './publisher.js';

@@ -1,7 +1,7 @@
 import type { EventName, OperationName, ParsedPayloadOf, ParsedRequestOf, PayloadOf, RequestOf, ResultOf } from '@wallet-fleet/contracts';
 import type { Logger } from '@wallet-fleet/service-kit';
 import type { Registry } from 'prom-client';
-import type { BrokerAccess } from './authorize.js';
+import type { BrokerAccess, Caller } from './authorize.js';
 import type { PublishProps } from './publisher.js';
 import type { Topology } from './topology.js';
 
@@ -12,6 +12,13 @@ export interface HandlerContext {
   correlationId?: string;
   /** This handler's span (a child of the incoming traceparent). */
   traceparent: string;
+  /**
+   * Who sent the message: its `user_id` (RabbitMQ guarantees it is the publisher's broker user) and
+   * the roles that user holds (BROKER_USER_ROLES), as the consumer authorized it. A request reaches
+   * its handler as the caller sent it (RPC is never retried server-side); a retry copy of an event
+   * carries the consuming service's own user.
+   */
+  caller: Caller;
   /** 1-based attempt (`x-attempt`). */
   attempt: number;
   headers: Record<string, unknown>;

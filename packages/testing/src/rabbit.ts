@@ -65,7 +65,8 @@ export interface DefinitionsToApply {
  * in RabbitMQ and shared by every test: they are created (or their password re-set) with
  * `rolePassword`, never imported from the file, whose users carry no password.
  */
-export async function applyBrokerDefinitions(vhost: string, defs: DefinitionsToApply): Promise<void> {
+export async function applyBrokerDefinitions(vhost: string, defs: DefinitionsToApply, opts: { users?: Record<string, readonly string[]> } = {}): Promise<void> {
+  defs = withNamedUsers(defs, opts.users ?? {});
   for (const u of defs.users) {
     await api('PUT', `/users/${encodeURIComponent(u.name)}`, { password: rolePassword(u.name), tags: '' });
   }
@@ -83,6 +84,32 @@ export async function applyBrokerDefinitions(vhost: string, defs: DefinitionsToA
   for (const t of defs.topic_permissions) {
     await api('PUT', `/topic-permissions/${enc}/${encodeURIComponent(t.user)}`, { exchange: t.exchange, write: t.write, read: t.read });
   }
+}
+
+/**
+ * The definitions plus users named otherwise than their roles (`{'approver-1': ['approver']}`), each
+ * with the permissions of its roles together, as a deployment names one user per human or approving
+ * service (the services learn their roles from BROKER_USER_ROLES).
+ */
+function withNamedUsers(defs: DefinitionsToApply, users: Record<string, readonly string[]>): DefinitionsToApply {
+  const named = Object.entries(users);
+  const either = (patterns: string[]) => (patterns.length === 1 ? patterns[0]! : patterns.map((p) => `(?:${p})`).join('|'));
+  const permissions = named.map(([user, roles]) => {
+    const of = defs.permissions.filter((p) => roles.includes(p.user));
+    return { user, configure: either(of.map((p) => p.configure)), write: either(of.map((p) => p.write)), read: either(of.map((p) => p.read)) };
+  });
+  const topic = named.flatMap(([user, roles]) =>
+    [...new Set(defs.topic_permissions.map((t) => t.exchange))].map((exchange) => {
+      const of = defs.topic_permissions.filter((t) => t.exchange === exchange && roles.includes(t.user));
+      return { user, exchange, write: either(of.map((t) => t.write)), read: either(of.map((t) => t.read)) };
+    }),
+  );
+  return {
+    ...defs,
+    users: [...defs.users, ...named.map(([name]) => ({ name }))],
+    permissions: [...defs.permissions, ...permissions],
+    topic_permissions: [...defs.topic_permissions, ...topic],
+  };
 }
 
 /** A fresh RabbitMQ vhost for one test or suite, so that topologies never collide. */
@@ -124,11 +151,13 @@ const FLEET_DEFINITIONS = new URL('../../../infra/rabbitmq/definitions.json', im
  * one user per role, vhost and topic permissions), so that services started with
  * `AMQP_URL: vhost.as('<service>')` and clients as `vhost.as('backend' | 'ops')` meet the checks
  * they meet in production. `url` (the administrative user, no role) is for looking, not for talking
- * to the fleet: the services refuse its messages.
+ * to the fleet: the services refuse its messages. `users` adds users named otherwise than their role
+ * (`{'approver-1': ['approver']}`: reach them with `as('approver-1')`); the services under test need
+ * BROKER_USER_ROLES to know them.
  */
-export async function createFleetVhost(prefix = 'fleet'): Promise<TestVhost> {
+export async function createFleetVhost(prefix = 'fleet', opts: { users?: Record<string, readonly string[]> } = {}): Promise<TestVhost> {
   const vhost = await createVhost(prefix);
-  await applyBrokerDefinitions(vhost.vhost, JSON.parse(await readFile(FLEET_DEFINITIONS, 'utf8')) as DefinitionsToApply);
+  await applyBrokerDefinitions(vhost.vhost, JSON.parse(await readFile(FLEET_DEFINITIONS, 'utf8')) as DefinitionsToApply, opts);
   return vhost;
 }
 

@@ -3,12 +3,14 @@ import { createKmsCustody } from '@wallet-fleet/kms';
 import { brokerCheck, brokerComponent, createBroker, createOutbox, outboxComponent } from '@wallet-fleet/messaging';
 import { CLOUD_KMS_ENDPOINT, type Component, type Logger, type Service, createBreaker, createRateLimiter, createServiceBase } from '@wallet-fleet/service-kit';
 import type { WalletConfig } from './config.js';
+import { createApprovalHandlers } from './handlers/approvals.js';
 import { createChainHandlers } from './handlers/chain.js';
 import { type KeyPoolHooks, createManagementHandlers } from './handlers/management.js';
 import { createPolicyHandlers } from './handlers/policy.js';
 import { createPolicyGate } from './policy/gate.js';
 import { keyPoolMetrics } from './pool/metrics.js';
 import { createKeyPoolRefiller } from './pool/refiller.js';
+import { createApprovalStore } from './store/approval-store.js';
 import { createKeyPoolStore } from './store/key-pool-store.js';
 import { createPolicyStore } from './store/policy-store.js';
 import { createTransferStore } from './store/transfer-store.js';
@@ -72,22 +74,34 @@ export function createWalletService(config: WalletConfig, logger: Logger): Servi
           },
         }
       : undefined;
+  const transfers = createTransferStore(pg.pool, outbox);
+  const approvals = createApprovalStore(pg.pool, outbox);
+  const chain = createChainHandlers({
+    store,
+    transfers,
+    signer: custody,
+    solana,
+    evm,
+    balances: { SOL: (a) => solBalance.fire(a), ETH: (a) => evmBalance.fire(a), APTOS: (a) => aptBalance.fire(a) },
+    cache: redis.client,
+    cacheTtlMs: config.BALANCE_CACHE_TTL_MS,
+    limiter: createRateLimiter({ redis: redis.client, prefix: 'sign', limit: config.SIGN_RATE_PER_MINUTE, windowMs: 60_000 }),
+    confirmTimeoutMs: config.CONFIRM_TIMEOUT_MS,
+    policy: createPolicyGate(policies),
+    chainIds: { ETH: config.EVM_CHAIN_ID, APTOS: config.APTOS_CHAIN_ID },
+    approvals,
+    approvalTtlMs: config.APPROVAL_TTL_MS,
+  });
   broker.handleCommands(QUEUES.commands, {
     ...createManagementHandlers({ store, custody, ...(pool ? { pool } : {}) }),
     ...createPolicyHandlers({ policies }),
-    ...createChainHandlers({
-      store,
-      transfers: createTransferStore(pg.pool, outbox),
-      signer: custody,
-      solana,
-      evm,
-      balances: { SOL: (a) => solBalance.fire(a), ETH: (a) => evmBalance.fire(a), APTOS: (a) => aptBalance.fire(a) },
-      cache: redis.client,
-      cacheTtlMs: config.BALANCE_CACHE_TTL_MS,
-      limiter: createRateLimiter({ redis: redis.client, prefix: 'sign', limit: config.SIGN_RATE_PER_MINUTE, windowMs: 60_000 }),
-      confirmTimeoutMs: config.CONFIRM_TIMEOUT_MS,
-      policy: createPolicyGate(policies),
-      chainIds: { ETH: config.EVM_CHAIN_ID, APTOS: config.APTOS_CHAIN_ID },
+    ...chain.handlers,
+    ...createApprovalHandlers({
+      approvals,
+      executors: chain.executors,
+      lock: (name, waitMs, fn) => transfers.withKeyLock(name, waitMs, fn),
+      // An execution may wait for a transfer's confirmation.
+      lockWaitMs: config.CONFIRM_TIMEOUT_MS + 10_000,
     }),
   });
 

@@ -24,6 +24,8 @@ export const configShape = {
   BALANCE_CACHE_TTL_MS: envVar.int({ default: 5000, min: 1, max: 3_600_000 }),
   /** How long a transfer waits for its confirmation before answering TIMEOUT. */
   CONFIRM_TIMEOUT_MS: envVar.int({ default: 30_000, min: 1000, max: 600_000 }),
+  /** How long a request above an approval threshold waits for its approvers (then it is expired). */
+  APPROVAL_TTL_MS: envVar.int({ default: 86_400_000, min: 1000, max: 30 * 86_400_000 }),
   /** Signing and transfer requests per user per minute (Redis, fleet-wide). */
   SIGN_RATE_PER_MINUTE: envVar.int({ default: 60, min: 1, max: 100_000 }),
   /** Ready KMS keys kept unassigned per kind (Ed25519 for SOL and APTOS, secp256k1 for ETH); 0 turns the key pool off. */

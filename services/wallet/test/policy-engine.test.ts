@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { Intent } from '@wallet-fleet/chains';
-import { type ScopedRules, evaluate } from '../src/policy/engine.js';
+import { DEFAULT_APPROVERS, type ScopedRules, evaluate } from '../src/policy/engine.js';
 
 const intent = (over: Partial<Intent> = {}): Intent => ({
   chain: 'ETH',
@@ -58,6 +58,18 @@ describe('signing policy rules (pure)', () => {
         ['dailyPerWallet', 'wallet', 'ETH', 300n],
       ],
     );
+  });
+
+  it('should ask for approval above a threshold, fees included, the most approvers any scope names, and never instead of a denial', () => {
+    const approval = (e: ReturnType<typeof evaluate>) => (e.allowed ? e.approval && [e.approval.scope, e.approval.approvers] : e.denial.rule);
+    assert.equal(approval(evaluate(intent(), [fleet({ approvalAbove: { ETH: '121' } })])), undefined);
+    assert.deepEqual(approval(evaluate(intent(), [fleet({ approvalAbove: { ETH: '120' } })])), ['fleet', DEFAULT_APPROVERS]);
+    assert.deepEqual(
+      approval(evaluate(intent(), [fleet({ approvalAbove: { ETH: '100' }, approvers: 3 }), wallet({ approvalAbove: { ETH: '10' }, approvers: 2 })])),
+      ['fleet', 3],
+    );
+    assert.equal(approval(evaluate(intent(), [fleet({ approvalAbove: { ETH: '1' }, maxPerTransaction: { ETH: '120' } })])), 'maxPerTransaction');
+    assert.equal(approval(evaluate(intent(), [fleet({ approvalAbove: { SOL: '1' } })])), undefined, 'another asset');
   });
 
   it('should name ERC-20 assets by contract in any case, and SPL transfers without a mint as unknown-mint', () => {

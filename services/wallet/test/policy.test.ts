@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { decodeEvmTransaction, localEd25519Signer, solanaAddress } from '@wallet-fleet/chains';
-import { ErrorCode, FleetError, isFleetError } from '@wallet-fleet/contracts';
+import { ErrorCode, isFleetError } from '@wallet-fleet/contracts';
 import { type SolanaRuntime, startSolanaRuntime } from '@wallet-fleet/dev-runtimes';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
 import type { Broker } from '@wallet-fleet/messaging';
@@ -24,7 +24,7 @@ import {
   recoverTransactionAddress,
   serializeTransaction,
 } from 'viem';
-import { caller, startWalletService, unusedChains, type WalletService, watchWalletEvents } from './support.js';
+import { caller, refusal, startWalletService, unusedChains, type WalletService, watchWalletEvents } from './support.js';
 const BLOCKHASH = '4vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi';
 const SIGNATURE_FEE = 5000n;
 
@@ -86,14 +86,6 @@ describe('signing policy: decoded, within limits, or not signed', function () {
 
   const newAddress = () => solanaAddress(localEd25519Signer().publicKey);
   const wallet = (chain: 'SOL' | 'ETH', userId = `u-${randomUUID()}`) => client.request('wallet.management.create', { userId, chain });
-  const refusal = (p: Promise<unknown>) =>
-    p.then(
-      () => assert.fail('expected a refusal'),
-      (e: unknown) => {
-        if (!(e instanceof FleetError)) throw e;
-        return e;
-      },
-    );
   const solanaTx = (payer: string, ...ixs: Parameters<Transaction['add']>) =>
     new Transaction({ feePayer: new PublicKey(payer), recentBlockhash: BLOCKHASH })
       .add(...ixs)

@@ -1,5 +1,7 @@
+import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { localEd25519Signer, solanaAddress } from '@wallet-fleet/chains';
+import { FleetError } from '@wallet-fleet/contracts';
 import type { SolanaRuntime } from '@wallet-fleet/dev-runtimes';
 import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
 import { createLogger } from '@wallet-fleet/service-kit';
@@ -11,6 +13,16 @@ import { loadWalletConfig } from '../src/config.js';
 
 const silent = createLogger({ service: 'test', level: 'silent' });
 
+/** The FleetError a call that must be refused fails with (a success, or another error, fails the test). */
+export const refusal = (p: Promise<unknown>): Promise<FleetError> =>
+  p.then(
+    () => assert.fail('expected a refusal'),
+    (e: unknown) => {
+      if (!(e instanceof FleetError)) throw e;
+      return e;
+    },
+  );
+
 export type WalletService = ReturnType<typeof createWalletService>;
 
 /**
@@ -20,18 +32,28 @@ export type WalletService = ReturnType<typeof createWalletService>;
  */
 export async function startWalletService(vhost: TestVhost, schema: TestSchema, env: Record<string, string>): Promise<WalletService> {
   const { redisUrl } = await backingServices();
-  const service = createWalletService(
-    loadWalletConfig({
-      FLEET_DEV_MODE: 'true',
-      AMQP_URL: vhost.as('wallet'),
-      ...schema.env,
-      REDIS_URL: redisUrl,
-      HTTP_PORT: '0',
-      LOG_LEVEL: 'silent',
-      ...env,
-    }),
-    silent,
-  );
+  // The broker reads its role map (BROKER_USER_ROLES) from the process environment when it is
+  // created, as in production: given in `env`, it is set for that moment only.
+  const roles = process.env.BROKER_USER_ROLES;
+  if (env.BROKER_USER_ROLES !== undefined) process.env.BROKER_USER_ROLES = env.BROKER_USER_ROLES;
+  let service: WalletService;
+  try {
+    service = createWalletService(
+      loadWalletConfig({
+        FLEET_DEV_MODE: 'true',
+        AMQP_URL: vhost.as('wallet'),
+        ...schema.env,
+        REDIS_URL: redisUrl,
+        HTTP_PORT: '0',
+        LOG_LEVEL: 'silent',
+        ...env,
+      }),
+      silent,
+    );
+  } finally {
+    if (roles === undefined) delete process.env.BROKER_USER_ROLES;
+    else process.env.BROKER_USER_ROLES = roles;
+  }
   await service.start();
   return service;
 }
@@ -39,9 +61,9 @@ export async function startWalletService(vhost: TestVhost, schema: TestSchema, e
 /** A chain the test does not use: a closed port, so that a call to it fails at once. */
 export const unusedChains = { EVM_RPC_URL: 'http://127.0.0.1:9', APTOS_NODE_URL: 'http://127.0.0.1:9/v1' };
 
-/** A started caller of the wallet service as broker user `role` (the product's backend, or operators). */
-export async function caller(vhost: TestVhost, role: 'backend' | 'ops'): Promise<Broker> {
-  const b = createBroker({ url: vhost.as(role), service: `test-${role}`, logger: silent, topology: defineTopology({ queues: [] }) });
+/** A started caller of the wallet service as broker user `user` (the product's backend, operators, an approver). */
+export async function caller(vhost: TestVhost, user: string): Promise<Broker> {
+  const b = createBroker({ url: vhost.as(user), service: `test-${user}`, logger: silent, topology: defineTopology({ queues: [] }) });
   await b.start();
   return b;
 }

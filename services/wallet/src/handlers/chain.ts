@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import {
   type Ed25519Signer,
   type EvmAdapter,
@@ -14,12 +14,25 @@ import {
   signEvmTransaction,
   transactionSignature,
 } from '@wallet-fleet/chains';
-import { type Chain, ErrorCode, FleetError, type ParsedRequestOf, type ResultOf, isFleetError, auditMessage } from '@wallet-fleet/contracts';
+import {
+  type ApprovableOperation,
+  type Approval,
+  type Chain,
+  ErrorCode,
+  FleetError,
+  type ParsedRequestOf,
+  type ResultOf,
+  isFleetError,
+  auditMessage,
+} from '@wallet-fleet/contracts';
 import type { HandlerContext } from '@wallet-fleet/messaging';
 import type { Logger, RateLimiter, Redis } from '@wallet-fleet/service-kit';
+import type { ApprovalNeed } from '../policy/engine.js';
 import { type PolicyDecision, type PolicyGate, policyDenied } from '../policy/gate.js';
+import type { ApprovalStore } from '../store/approval-store.js';
 import type { TransferStore } from '../store/transfer-store.js';
 import type { OwnedWallet, WalletStore } from '../store/wallet-store.js';
+import { type ApprovalExecutors, approvalMessage } from './approvals.js';
 import { type TransferAudit, type TransferRail, transfer } from './transfer.js';
 
 /** What signing needs of the KMS custody. */
@@ -49,13 +62,23 @@ export interface ChainDeps {
   policy: PolicyGate;
   /** The chain ids this service signs for: any other is refused (replay protection). */
   chainIds: { ETH: number; APTOS: number };
+  approvals: Pick<ApprovalStore, 'request'>;
+  /** How long a request waits for its approvers. */
+  approvalTtlMs: number;
 }
 
-/** What the audit event of a signing says about it: the decoded intent and the policy's decision. */
+/** What the audit event of a signing says about it: the decoded intent, the policy's decision, the approval it executes. */
 interface SigningFacts {
   intent?: Intent;
   decision?: PolicyDecision;
+  approvalId?: string;
 }
+
+/**
+ * How a signing runs: as a request (`held`: kept for approval when the policy asks for it, under a
+ * key that a repeat of the request finds again), or as the execution of an approved request.
+ */
+type Mode = { held: { operation: ApprovableOperation; requestKey: string; request: Record<string, unknown>; requestedBy: string } } | { approvalId: string };
 
 const NATIVE: Record<Chain, { decimals: number; symbol: string }> = {
   SOL: { decimals: 9, symbol: 'SOL' },
@@ -111,17 +134,50 @@ export function createChainHandlers(d: ChainDeps) {
     ...(ctx.correlationId ? { correlationId: ctx.correlationId } : {}),
   });
   const auditError = (err: FleetError) => ({ code: err.code, message: err.message, retryable: err.retryable });
-  const factsOf = (f: SigningFacts) => ({ ...(f.intent ? { intent: f.intent } : {}), ...(f.decision ? { decision: f.decision } : {}) });
+  const factsOf = (f: SigningFacts) => ({
+    ...(f.intent ? { intent: f.intent } : {}),
+    ...(f.decision ? { decision: f.decision } : {}),
+    ...(f.approvalId ? { approvalId: f.approvalId } : {}),
+  });
+
+  /**
+   * Keeps a request above an approval threshold (or finds it kept, when repeated) and answers
+   * APPROVAL_REQUIRED naming it; `wallet.approval.requested` is written with a new one.
+   */
+  async function approvalRequired(w: OwnedWallet, held: Extract<Mode, { held: unknown }>['held'], intent: Intent, need: ApprovalNeed): Promise<FleetError> {
+    const { approval } = await d.approvals.request(
+      {
+        approvalId: randomUUID(),
+        ...held,
+        userId: w.userId,
+        walletId: w.walletId,
+        chain: w.chain,
+        intent: intent as unknown as Record<string, unknown>,
+        rule: { ...need },
+        required: need.approvers,
+        ttlMs: d.approvalTtlMs,
+      },
+      (a) => [approvalMessage('wallet.approval.requested', a)],
+    );
+    return new FleetError(
+      ErrorCode.APPROVAL_REQUIRED,
+      `above the ${need.scope} approval threshold of ${need.threshold} ${need.asset}: ${approval.required} distinct approvers must approve ${approval.approvalId} (now ${approval.status})`,
+      { details: approvalDetails(approval) },
+    );
+  }
 
   /**
    * Decode → policy → key: `sign` runs only for an intent the policy allows, with its spend reserved
    * under `ref`; a signing that fails gives the reservation back (nothing signed cannot reach the
-   * chain). Throws POLICY_DENIED, what `sign` throws, UNAVAILABLE/INTERNAL (database).
+   * chain). Above an approval threshold a request is kept instead (nothing signed); the execution
+   * of an approved request passes the policy again, approval aside. Throws POLICY_DENIED,
+   * APPROVAL_REQUIRED, what `sign` throws, UNAVAILABLE/INTERNAL (database).
    */
-  async function governed<T>(w: OwnedWallet, logger: Logger, facts: SigningFacts, intent: Intent, ref: string, sign: () => Promise<T>): Promise<T> {
+  async function governed<T>(w: OwnedWallet, logger: Logger, facts: SigningFacts, intent: Intent, ref: string, mode: Mode, sign: () => Promise<T>): Promise<T> {
     facts.intent = intent;
-    facts.decision = await d.policy.decide(w, intent, ref);
+    facts.decision = await d.policy.decide(w, intent, ref, { approved: 'approvalId' in mode });
     if (facts.decision.denial) throw policyDenied(facts.decision.denial);
+    if (facts.decision.approval && 'held' in mode) throw await approvalRequired(w, mode.held, intent, facts.decision.approval);
     try {
       return await sign();
     } catch (e) {
@@ -195,7 +251,7 @@ export function createChainHandlers(d: ChainDeps) {
    * is decoded and put before the policy (`governed`) exactly as a raw signing is.
    * Throws UNSUPPORTED_CHAIN (Aptos), VALIDATION_FAILED (an asset of another chain).
    */
-  function railOf(w: OwnedWallet, r: TransferBody, logger: Logger, facts: SigningFacts, ref: string): TransferRail {
+  function railOf(w: OwnedWallet, r: TransferBody, logger: Logger, facts: SigningFacts, ref: string, mode: Mode): TransferRail {
     const amount = BigInt(r.amount);
     switch (w.chain) {
       case 'SOL': {
@@ -209,7 +265,7 @@ export function createChainHandlers(d: ChainDeps) {
         return {
           sign: async () => {
             const unsigned = await build();
-            return governed(w, logger, facts, decodeSolanaTransaction(unsigned, { wallet: w.address }), ref, () =>
+            return governed(w, logger, facts, decodeSolanaTransaction(unsigned, { wallet: w.address }), ref, mode, () =>
               d.solana.signTransaction(unsigned, kmsEd25519Signer(d.signer, w)),
             );
           },
@@ -234,7 +290,9 @@ export function createChainHandlers(d: ChainDeps) {
               ...(token ? { token } : {}),
             });
             const intent = decodeEvmTransaction(unsigned, { from: w.address, chainId: d.chainIds.ETH });
-            const { signedTransaction } = await governed(w, logger, facts, intent, ref, () => signEvmTransaction(unsigned, kmsSecp256k1Signer(d.signer, w)));
+            const { signedTransaction } = await governed(w, logger, facts, intent, ref, mode, () =>
+              signEvmTransaction(unsigned, kmsSecp256k1Signer(d.signer, w)),
+            );
             return hexBytes(signedTransaction);
           },
           idOf: evmTransactionHash,
@@ -251,17 +309,20 @@ export function createChainHandlers(d: ChainDeps) {
     }
   }
 
-  /** `wallet.transaction.transfer`, and `transferSol` as its SOL-native alias (audited as `action`). */
-  async function typedTransfer(action: string, r: TransferBody, ctx: HandlerContext): Promise<ResultOf<'wallet.transaction.transfer'>> {
-    const w = await owned(r.userId, r.walletId);
+  /**
+   * `wallet.transaction.transfer`, and `transferSol` as its SOL-native alias (audited as `action`), as
+   * a request (`mode.held`) or as the execution of an approved one (no rate limit: the request was
+   * counted when it was made).
+   */
+  async function typedTransferAs(action: string, r: TransferBody, ctx: HandlerContext, mode: Mode): Promise<TransferResult> {
+    const w = 'held' in mode ? await ownedWithinLimit(r.userId, r.walletId) : await owned(r.userId, r.walletId);
     if (!isValidAddress(w.chain, r.recipient))
       throw new FleetError(ErrorCode.INVALID_RECIPIENT, `recipient is not a${w.chain === 'ETH' ? 'n' : ''} ${w.chain} address`);
     if (BigInt(r.amount) <= 0n) throw FleetError.validation([{ path: 'amount', message: 'must be at least 1 base unit' }]);
-    const facts: SigningFacts = {};
+    const facts: SigningFacts = 'approvalId' in mode ? { approvalId: mode.approvalId } : {};
     // One reservation per idempotent transfer, whatever its retries sign; a fresh one otherwise.
     const ref = `transfer:${w.walletId}:${r.idempotencyKey ?? randomUUID()}`;
-    const rail = railOf(w, r, ctx.logger, facts, ref);
-    await limit(r.userId);
+    const rail = railOf(w, r, ctx.logger, facts, ref, mode);
     try {
       return await transfer(
         { transfers: d.transfers, record: (m) => d.store.record(m), lockWaitMs: d.confirmTimeoutMs + 10_000 },
@@ -282,7 +343,65 @@ export function createChainHandlers(d: ChainDeps) {
     }
   }
 
-  return {
+  /** `sign` as a request (`mode.held`) or as the execution of an approved one (no rate limit). */
+  async function signAs(r: ParsedRequestOf<'wallet.transaction.sign'>, ctx: HandlerContext, mode: Mode): Promise<ResultOf<'wallet.transaction.sign'>> {
+    const w = 'held' in mode ? await ownedWithinLimit(r.userId, r.walletId) : await owned(r.userId, r.walletId);
+    const facts: SigningFacts = 'approvalId' in mode ? { approvalId: mode.approvalId } : {};
+    // A raw signature may be broadcast by anyone at any time: its spend is never given back once signed.
+    const ref = `sign:${randomUUID()}`;
+    return auditedSign(w, ctx, facts, async () => {
+      switch (w.chain) {
+        case 'SOL': {
+          const bytes = decodeBase64(r.transaction);
+          const signed = await governed(w, ctx.logger, facts, decodeSolanaTransaction(bytes, { wallet: w.address }), ref, mode, () =>
+            d.solana.signTransaction(bytes, kmsEd25519Signer(d.signer, w)),
+          );
+          return { signedTransaction: Buffer.from(signed).toString('base64') };
+        }
+        case 'ETH': {
+          const intent = decodeEvmTransaction(r.transaction, { from: w.address, chainId: d.chainIds.ETH });
+          const { signedTransaction, hash } = await governed(w, ctx.logger, facts, intent, ref, mode, () =>
+            signEvmTransaction(r.transaction, kmsSecp256k1Signer(d.signer, w)),
+          );
+          return { signedTransaction, hash };
+        }
+        case 'APTOS': {
+          const bytes = decodeBase64(r.transaction);
+          const intent = decodeAptosTransaction(bytes, { chainId: d.chainIds.APTOS });
+          const signed = await governed(w, ctx.logger, facts, intent, ref, mode, () => signAptosRawTransaction(bytes, kmsEd25519Signer(d.signer, w)));
+          return { signedTransaction: Buffer.from(signed).toString('base64') };
+        }
+      }
+    });
+  }
+
+  /** The broker user of a request: the one who can never approve it. */
+  const requester = (ctx: HandlerContext) => ctx.caller.user ?? '';
+
+  /**
+   * How an approved request is executed, per operation: through the same path as the request, the
+   * policy checked again (approval aside). A transfer runs under an idempotency key derived from
+   * the approval, so however often it is executed, one transfer reaches the chain.
+   */
+  const executors: ApprovalExecutors = {
+    'wallet.transaction.transferSol': (a, ctx) =>
+      typedTransferAs(
+        'wallet.transferSol',
+        { ...(a.request as ParsedRequestOf<'wallet.transaction.transferSol'>), asset: { type: 'native' }, idempotencyKey: `approval:${a.approvalId}` },
+        ctx,
+        { approvalId: a.approvalId },
+      ),
+    'wallet.transaction.transfer': (a, ctx) =>
+      typedTransferAs(
+        'wallet.transfer',
+        { ...(a.request as ParsedRequestOf<'wallet.transaction.transfer'>), idempotencyKey: `approval:${a.approvalId}` },
+        ctx,
+        { approvalId: a.approvalId },
+      ),
+    'wallet.transaction.sign': (a, ctx) => signAs(a.request as ParsedRequestOf<'wallet.transaction.sign'>, ctx, { approvalId: a.approvalId }),
+  };
+
+  const handlers = {
     'wallet.balance.get': async (r: ParsedRequestOf<'wallet.balance.get'>) => {
       const w = await owned(r.userId, r.walletId);
       const cached = await d.cache.get(balanceKey(w.walletId)).catch(() => null);
@@ -302,48 +421,47 @@ export function createChainHandlers(d: ChainDeps) {
       };
     },
 
-    'wallet.transaction.transfer': (r: ParsedRequestOf<'wallet.transaction.transfer'>, ctx: HandlerContext) => typedTransfer('wallet.transfer', r, ctx),
+    // A request with an idempotency key names one transfer: repeated, it finds the same approval.
+    'wallet.transaction.transfer': (r: ParsedRequestOf<'wallet.transaction.transfer'>, ctx: HandlerContext) =>
+      typedTransferAs('wallet.transfer', r, ctx, {
+        held: {
+          operation: 'wallet.transaction.transfer',
+          requestKey: `transfer:${r.walletId}:${r.idempotencyKey}`,
+          request: r,
+          requestedBy: requester(ctx),
+        },
+      }),
 
     'wallet.transaction.transferSol': async (r: ParsedRequestOf<'wallet.transaction.transferSol'>, ctx: HandlerContext) => {
       const w = await owned(r.userId, r.walletId);
       if (w.chain !== 'SOL') throw new FleetError(ErrorCode.UNSUPPORTED_CHAIN, `transferSol needs a SOL wallet, not ${w.chain}`);
-      return typedTransfer('wallet.transferSol', { ...r, asset: { type: 'native' } }, ctx);
-    },
-
-    'wallet.transaction.sign': async (r: ParsedRequestOf<'wallet.transaction.sign'>, ctx: HandlerContext) => {
-      const w = await ownedWithinLimit(r.userId, r.walletId);
-      const facts: SigningFacts = {};
-      // A raw signature may be broadcast by anyone at any time: its spend is never given back once signed.
-      const ref = `sign:${randomUUID()}`;
-      return auditedSign(w, ctx, facts, async () => {
-        switch (w.chain) {
-          case 'SOL': {
-            const bytes = decodeBase64(r.transaction);
-            const signed = await governed(w, ctx.logger, facts, decodeSolanaTransaction(bytes, { wallet: w.address }), ref, () =>
-              d.solana.signTransaction(bytes, kmsEd25519Signer(d.signer, w)),
-            );
-            return { signedTransaction: Buffer.from(signed).toString('base64') };
-          }
-          case 'ETH': {
-            const intent = decodeEvmTransaction(r.transaction, { from: w.address, chainId: d.chainIds.ETH });
-            const { signedTransaction, hash } = await governed(w, ctx.logger, facts, intent, ref, () =>
-              signEvmTransaction(r.transaction, kmsSecp256k1Signer(d.signer, w)),
-            );
-            return { signedTransaction, hash };
-          }
-          case 'APTOS': {
-            const bytes = decodeBase64(r.transaction);
-            const intent = decodeAptosTransaction(bytes, { chainId: d.chainIds.APTOS });
-            const signed = await governed(w, ctx.logger, facts, intent, ref, () => signAptosRawTransaction(bytes, kmsEd25519Signer(d.signer, w)));
-            return { signedTransaction: Buffer.from(signed).toString('base64') };
-          }
-        }
+      return typedTransferAs('wallet.transferSol', { ...r, asset: { type: 'native' } }, ctx, {
+        held: {
+          operation: 'wallet.transaction.transferSol',
+          requestKey: `transferSol:${r.walletId}:${r.idempotencyKey ?? randomUUID()}`,
+          request: r,
+          requestedBy: requester(ctx),
+        },
       });
     },
+
+    // The same bytes to sign are the same request.
+    'wallet.transaction.sign': (r: ParsedRequestOf<'wallet.transaction.sign'>, ctx: HandlerContext) =>
+      signAs(r, ctx, {
+        held: {
+          operation: 'wallet.transaction.sign',
+          requestKey: `sign:${r.walletId}:${createHash('sha256').update(r.transaction).digest('hex')}`,
+          request: r,
+          requestedBy: requester(ctx),
+        },
+      }),
   };
+  return { handlers, executors };
 }
 
-/** A transfer as `typedTransfer` takes it: `transferSol`'s key stays optional. */
+type TransferResult = ResultOf<'wallet.transaction.transfer'>;
+
+/** A transfer as `typedTransferAs` takes it: `transferSol`'s key stays optional. */
 type TransferBody = Omit<ParsedRequestOf<'wallet.transaction.transfer'>, 'idempotencyKey'> & { idempotencyKey?: string | undefined };
 
 /** What an idempotency key stands for besides recipient and amount: `native` or `token:<mint or contract>`. */
@@ -352,6 +470,15 @@ const assetKey = (asset: TransferBody['asset']): string =>
 
 const hexBytes = (hex: string): Uint8Array => Buffer.from(hex.slice(2), 'hex');
 const bytesHex = (bytes: Uint8Array): `0x${string}` => `0x${Buffer.from(bytes).toString('hex')}`;
+
+/** What APPROVAL_REQUIRED says of the kept request. */
+const approvalDetails = (a: Approval) => ({
+  approvalId: a.approvalId,
+  status: a.status,
+  required: a.required,
+  approvals: a.approvedBy.length,
+  expiresAt: a.expiresAt,
+});
 
 function decodeBase64(s: string): Uint8Array {
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(s)) throw FleetError.validation([{ path: 'transaction', message: 'expected base64' }]);

@@ -34,7 +34,22 @@ export interface DailyCap {
   limit: bigint;
 }
 
-export type Evaluation = { allowed: true; spend: Map<string, bigint>; dailyCaps: DailyCap[] } | { allowed: false; denial: Denial; spend: Map<string, bigint> };
+/** An approval threshold the transaction is above: the most approvers any applicable scope asks for. */
+export interface ApprovalNeed {
+  scope: Scope;
+  scopeId: string | null;
+  asset: string;
+  threshold: string;
+  amount: string;
+  approvers: number;
+}
+
+/** Distinct approvers a scope with `approvalAbove` and no `approvers` asks for. */
+export const DEFAULT_APPROVERS = 2;
+
+export type Evaluation =
+  | { allowed: true; spend: Map<string, bigint>; dailyCaps: DailyCap[]; approval?: ApprovalNeed }
+  | { allowed: false; denial: Denial; spend: Map<string, bigint> };
 
 /**
  * Normalised for comparison: EVM addresses (and ETH token asset keys) in lower case, Aptos
@@ -70,7 +85,9 @@ function outflow(chain: Chain, a: Action): { asset: string; to: string; amount: 
  * a destination deny-listed by any scope, or missing from the allow-list of any scope that has one;
  * a per-transaction cap of any scope. Amounts per asset include the most the transaction may burn
  * in fees (in the native asset): a cap bounds what can leave the wallet, fees included. The
- * rolling caps come back as `dailyCaps` for the spend store to check atomically. Pure.
+ * rolling caps come back as `dailyCaps` for the spend store to check atomically, and an approval
+ * threshold the transaction is above as `approval` (it never turns a denial into an approval:
+ * the caller checks the rolling caps first). Pure.
  */
 export function evaluate(intent: Intent, policies: readonly ScopedRules[]): Evaluation {
   const chain = intent.chain;
@@ -141,5 +158,15 @@ export function evaluate(intent: Intent, policies: readonly ScopedRules[]): Eval
       }
     }
   }
-  return { allowed: true, spend, dailyCaps };
+
+  let approval: ApprovalNeed | undefined;
+  for (const p of policies) {
+    for (const [asset, threshold] of capsOf(p.rules.approvalAbove)) {
+      const amount = spend.get(asset);
+      const approvers = p.rules.approvers ?? DEFAULT_APPROVERS;
+      if (amount === undefined || amount <= threshold || (approval && approval.approvers >= approvers)) continue;
+      approval = { scope: p.scope, scopeId: p.id, asset, threshold: threshold.toString(), amount: amount.toString(), approvers };
+    }
+  }
+  return { allowed: true, spend, dailyCaps, ...(approval ? { approval } : {}) };
 }

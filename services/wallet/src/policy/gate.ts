@@ -1,12 +1,14 @@
 import type { Intent } from '@wallet-fleet/chains';
 import { ErrorCode, FleetError } from '@wallet-fleet/contracts';
 import type { PolicyStore } from '../store/policy-store.js';
-import { type Denial, evaluate } from './engine.js';
+import { type ApprovalNeed, type Denial, evaluate } from './engine.js';
 
 /** What the audit trail keeps of a policy decision. */
 export interface PolicyDecision {
   allowed: boolean;
   denial?: Denial;
+  /** Not allowed yet: approvers must approve first (nothing reserved). */
+  approval?: ApprovalNeed;
   /** Per asset, what the transaction may move, fees included (base units). */
   spend: Record<string, string>;
 }
@@ -21,14 +23,20 @@ export function createPolicyGate(store: Pick<PolicyStore, 'applicable' | 'reserv
   return {
     /**
      * Decides on `intent` for the wallet; when allowed, its spend is reserved under `ref` (release
-     * it with `release(ref)` if the signing then fails). Never throws a denial: the caller audits the
-     * decision and throws `policyDenied`. Throws UNAVAILABLE, INTERNAL (database).
+     * it with `release(ref)` if the signing then fails). Above an approval threshold, and unless
+     * `approved` (the execution of an approved request), the answer is `approval` once every other
+     * rule, the rolling caps included, has passed (checked, not reserved). Never throws a denial:
+     * the caller audits the decision and throws `policyDenied`. Throws UNAVAILABLE, INTERNAL (database).
      */
-    async decide(owner: { userId: string; walletId: string }, intent: Intent, ref: string): Promise<PolicyDecision> {
+    async decide(owner: { userId: string; walletId: string }, intent: Intent, ref: string, opts: { approved?: boolean } = {}): Promise<PolicyDecision> {
       const policies = await store.applicable(owner.userId, owner.walletId);
       const evaluation = evaluate(intent, policies);
       const spend = Object.fromEntries([...evaluation.spend].map(([asset, amount]) => [asset, amount.toString()]));
       if (!evaluation.allowed) return { allowed: false, denial: evaluation.denial, spend };
+      if (evaluation.approval && !opts.approved) {
+        const denial = await store.reserve(ref, owner, evaluation.spend, evaluation.dailyCaps, { dryRun: true });
+        return denial ? { allowed: false, denial, spend } : { allowed: false, approval: evaluation.approval, spend };
+      }
       const denial = await store.reserve(ref, owner, evaluation.spend, evaluation.dailyCaps);
       return denial ? { allowed: false, denial, spend } : { allowed: true, spend };
     },

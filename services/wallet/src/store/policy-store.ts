@@ -99,17 +99,21 @@ export function createPolicyStore(pool: pg.Pool, outbox: Pick<OutboxWriter, 'enq
      * one user and asset is counted under an advisory lock, so concurrent signings cannot together
      * pass a cap. A `ref` already reserved (a retry of the same idempotent transfer) is not counted
      * twice. Returns the denial of the first cap it would break (nothing is recorded then).
+     * `dryRun` checks the caps and records nothing (a request that waits for approval).
      */
     reserve: (
       ref: string,
       owner: { userId: string; walletId: string },
       spend: ReadonlyMap<string, bigint>,
       caps: readonly DailyCap[],
+      opts: { dryRun?: boolean } = {},
     ): Promise<Denial | undefined> =>
       withDatabaseErrors(async () => {
         const assets = [...spend.keys()];
         const amounts = assets.map((a) => spend.get(a)!.toString());
         if (caps.length === 0) {
+          // Nothing to check and, in a dry run, nothing to record.
+          if (opts.dryRun) return undefined;
           // No cap counts this spend, so nothing needs a lock or a sum: a ref never reserved (every
           // raw signing's, a transfer's first) is recorded by one statement, one commit, instead of
           // a transaction of four round trips. The NOT EXISTS is evaluated once for the statement:
@@ -124,11 +128,13 @@ export function createPolicyStore(pool: pg.Pool, outbox: Pick<OutboxWriter, 'enq
           if (rowCount === assets.length) return undefined;
         }
         return inTransaction(pool, async (client) => {
-          const { rows: held } = await client.query<{ released: boolean }>('SELECT released_at IS NOT NULL AS released FROM policy_spend WHERE ref = $1', [
-            ref,
-          ]);
-          if (held.length > 0 && held.every((h) => !h.released)) return undefined;
-          if (held.length > 0) await client.query('DELETE FROM policy_spend WHERE ref = $1', [ref]);
+          if (!opts.dryRun) {
+            const { rows: held } = await client.query<{ released: boolean }>('SELECT released_at IS NOT NULL AS released FROM policy_spend WHERE ref = $1', [
+              ref,
+            ]);
+            if (held.length > 0 && held.every((h) => !h.released)) return undefined;
+            if (held.length > 0) await client.query('DELETE FROM policy_spend WHERE ref = $1', [ref]);
+          }
           // Locks in a fixed order (sorted assets): two signings over the same assets cannot deadlock.
           const capped = [...new Set(caps.map((c) => c.asset))].sort();
           for (const asset of capped) {
@@ -157,6 +163,7 @@ export function createPolicyStore(pool: pg.Pool, outbox: Pick<OutboxWriter, 'enq
               } satisfies Denial;
             }
           }
+          if (opts.dryRun) return undefined;
           await client.query(
             `INSERT INTO policy_spend (ref, asset, user_id, wallet_id, amount)
              SELECT $1, a, $2, $3, m::numeric FROM unnest($4::text[], $5::text[]) AS t(a, m)`,
