@@ -386,7 +386,7 @@ describe(`fuzz: every operation and event of the catalogue (FUZZ_SEED=${SEED}, F
     assert.deepEqual(Object.keys(validEvent).sort(), [...eventNames].sort());
 
     const clients = new Map<string, Awaited<ReturnType<typeof outsider>>>();
-    for (const role of ['backend', 'ops', 'reconciliation', 'provisioning', 'wallet', 'webhooks', 'audit'])
+    for (const role of ['backend', 'ops', 'approver', 'reconciliation', 'provisioning', 'wallet', 'webhooks', 'audit'])
       clients.set(role, await outsider(vhost.as(role), role));
 
     // Requests: a third of the messages, every operation in turn; the rest are events, audit events most.

@@ -15,6 +15,11 @@ describe('messaging: expired requests', () => {
 
   it('should drop and count a request whose caller gave up while it waited, not dead-letter it', async () => {
     await applyTopology(vhost, topology);
+    // Request queues are declared by their service, not ahead: it ran once, then stopped.
+    const before = broker(vhost, topology);
+    before.handleCommands('audit.commands', { 'wallet.audit.verify': async () => ({ valid: true, checked: 0 }) });
+    await before.start();
+    await before.stop();
     const client = broker(vhost, defineTopology({ queues: [] }));
     await client.start();
     // Nobody consumes yet: the caller times out while its request waits in the queue.

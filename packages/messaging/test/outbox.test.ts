@@ -9,7 +9,7 @@ import { createOutbox, defineTopology, outboxTableSql, type Outbox } from '@wall
 import { broker, cleanup, depth, freshVhost, logger, rawChannel, takeAll, text } from './support.js';
 
 const deposit = (n: number) => ({
-  depositId: `d-${n}`,
+  depositId: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
   chain: 'SOL' as const,
   txHash: `tx${n}`,
   token: 'native',

@@ -5,7 +5,14 @@ import { Registry, type Gauge } from 'prom-client';
 import { defineTopology } from '@wallet-fleet/messaging';
 import { broker, depth, eachTestInFreshVhost, rawChannel, waitForConnections } from './support.js';
 
-const deposit = (n: number) => ({ depositId: `d-${n}`, chain: 'SOL' as const, txHash: `tx${n}`, token: 'native', amount: '1', toAddress: 'a' });
+const deposit = (n: number) => ({
+  depositId: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
+  chain: 'SOL' as const,
+  txHash: `tx${n}`,
+  token: 'native',
+  amount: '1',
+  toAddress: 'a',
+});
 
 describe('messaging: publishing', () => {
   let vhost: TestVhost;
