@@ -1,7 +1,16 @@
 import { createAptosAdapter, createEvmAdapter, createSolanaAdapter } from '@wallet-fleet/chains';
 import { createKmsCustody } from '@wallet-fleet/kms';
 import { brokerCheck, brokerComponent, createBroker, createOutbox, outboxComponent } from '@wallet-fleet/messaging';
-import { CLOUD_KMS_ENDPOINT, type Component, type Logger, type Service, createBreaker, createRateLimiter, createServiceBase } from '@wallet-fleet/service-kit';
+import {
+  CLOUD_KMS_ENDPOINT,
+  type Component,
+  type Logger,
+  type Service,
+  createBreaker,
+  createPgPool,
+  createRateLimiter,
+  createServiceBase,
+} from '@wallet-fleet/service-kit';
 import type { WalletConfig } from './config.js';
 import { createApprovalHandlers } from './handlers/approvals.js';
 import { createChainHandlers } from './handlers/chain.js';
@@ -74,7 +83,8 @@ export function createWalletService(config: WalletConfig, logger: Logger): Servi
           },
         }
       : undefined;
-  const transfers = createTransferStore(pg.pool, outbox);
+  const lockPg = createPgPool({ url: config.DATABASE_URL, schema, max: config.DATABASE_LOCK_POOL_MAX, applicationName: 'wallet-locks', logger });
+  const transfers = createTransferStore(pg.pool, outbox, { pool: lockPg.pool, max: config.DATABASE_LOCK_POOL_MAX });
   const approvals = createApprovalStore(pg.pool, outbox);
   const chain = createChainHandlers({
     store,
@@ -113,6 +123,8 @@ export function createWalletService(config: WalletConfig, logger: Logger): Servi
       redis.component,
       kms,
       ...(pool ? [refiller] : []),
+      // Stopped after the consumers, whose transfers hold its connections.
+      lockPg.component,
       brokerComponent(broker, { timeoutMs: config.SHUTDOWN_TIMEOUT_MS }),
       outboxComponent(outbox),
     ],

@@ -22,6 +22,13 @@ export const configShape = {
   APTOS_CHAIN_ID: envVar.int({ default: 4, min: 1, max: 255 }),
   /** How long a native balance read from a chain is served from Redis (our own transfers invalidate it). */
   BALANCE_CACHE_TTL_MS: envVar.int({ default: 5000, min: 1, max: 3_600_000 }),
+  /**
+   * Connections (a pool of their own) that hold the advisory locks of keyed transfers and approval
+   * executions: at most this many run at once per replica, the others wait (within their lock wait)
+   * without holding a DATABASE_POOL_MAX connection. Keep it well below DATABASE_POOL_MAX: each one
+   * running uses up to two connections of the main pool at a time.
+   */
+  DATABASE_LOCK_POOL_MAX: envVar.int({ default: 4, min: 1, max: 100 }),
   /** How long a transfer waits for its confirmation before answering TIMEOUT. */
   CONFIRM_TIMEOUT_MS: envVar.int({ default: 30_000, min: 1000, max: 600_000 }),
   /** How long a request above an approval threshold waits for its approvers (then it is expired). */

@@ -4,9 +4,11 @@ import { type SolanaRuntime, startSolanaRuntime } from '@wallet-fleet/dev-runtim
 import { ErrorCode, isFleetError } from '@wallet-fleet/contracts';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
 import type { Broker } from '@wallet-fleet/messaging';
-import { backingServices, createSchemaName, createFleetVhost, type TestSchema, type TestVhost } from '@wallet-fleet/testing';
+import { backingServices, createSchemaName, createFleetVhost, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import { Connection, PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
 import pg from 'pg';
+import type { OutboxWriter } from '../src/ports.js';
+import { createTransferStore } from '../src/store/transfer-store.js';
 import { caller, solTransfers, startWalletService, unusedChains, type WalletService } from './support.js';
 
 describe('wallet.transaction.transferSol with an idempotency key: sent at most once', function () {
@@ -102,5 +104,82 @@ describe('wallet.transaction.transferSol with an idempotency key: sent at most o
     assert.notEqual(sent.signature, transactionSignature(bytes));
     assert.equal(await lamports(to), 9_000_000n, 'sent once');
     assert.equal((await db.query(`SELECT signature FROM transfers WHERE wallet_id = $1`, [w.walletId])).rows[0].signature, sent.signature);
+  });
+});
+
+describe('transfer store locks: every wait bounded, one holder per name across processes', function () {
+  this.timeout(30_000);
+  let schema: TestSchema;
+  const pools: pg.Pool[] = [];
+
+  before(async () => {
+    schema = await createSchemaName('wallet_locks');
+  });
+  after(async () => {
+    await Promise.all(pools.map((p) => p.end()));
+    await schema?.drop();
+  });
+
+  /** The locks of one process: its own main and lock pools. The lock methods never write the outbox. */
+  const replica = (lockConnections: number) => {
+    const open = (max: number) => {
+      const p = new pg.Pool({ connectionString: schema.runtimeUrl, max });
+      pools.push(p);
+      return p;
+    };
+    const outbox = {
+      enqueue: () => Promise.reject(new Error('not used by locks')),
+    } as unknown as OutboxWriter;
+    return createTransferStore(open(2), outbox, { pool: open(lockConnections), max: lockConnections });
+  };
+  /** A holder's body that runs until `release()`; `running` once it holds its lock. */
+  const held = () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    return { gate, release, running: false };
+  };
+  const unavailable = (e: unknown) => isFleetError(e, ErrorCode.UNAVAILABLE);
+
+  it('should make a second caller of one name wait, in-process and in another process, and answer UNAVAILABLE after waitMs', async () => {
+    const a = replica(2);
+    const b = replica(2);
+    const h = held();
+    const holding = a.withKeyLock('k', 1000, async () => {
+      h.running = true;
+      await h.gate;
+      return 'first';
+    });
+    await waitFor(() => h.running);
+    await assert.rejects(
+      a.withKeyLock('k', 200, async () => 'same process'),
+      unavailable,
+    );
+    await assert.rejects(
+      b.withKeyLock('k', 200, async () => 'other process'),
+      unavailable,
+    );
+    const waiting = b.withKeyLock('k', 5000, async () => 'after');
+    h.release();
+    assert.equal(await holding, 'first');
+    assert.equal(await waiting, 'after');
+  });
+
+  it('should bound the wait for a lock connection, and take a nested lock on the outer one’s connection', async () => {
+    const a = replica(1);
+    const h = held();
+    const holding = a.withKeyLock('outer', 1000, async () => {
+      const inner = await a.withKeyLock('inner', 1000, async () => 'nested');
+      h.running = true;
+      await h.gate;
+      return inner;
+    });
+    await waitFor(() => h.running);
+    await assert.rejects(
+      a.withKeyLock('other', 200, async () => 'no connection left'),
+      unavailable,
+    );
+    h.release();
+    assert.equal(await holding, 'nested');
+    assert.equal(await a.withKeyLock('other', 1000, async () => 'free again'), 'free again');
   });
 });

@@ -45,8 +45,6 @@ describe('wallet.transaction.transfer: typed transfers built, governed, signed a
     ...unusedChains,
     EVM_RPC_URL: anvil.url,
     SIGN_RATE_PER_MINUTE: '10000',
-    // A keyed transfer holds a connection for its key lock while it runs, and takes others for its steps.
-    DATABASE_POOL_MAX: '60',
   });
 
   before(async () => {
@@ -206,26 +204,46 @@ describe('wallet.transaction.transfer: typed transfers built, governed, signed a
     assert.equal(await lamports(w.address), before - 300_000_000n - 5000n);
   });
 
-  it('should sign and mine 24 concurrent ETH transfers from one wallet with distinct, gapless nonces, and continue the sequence after a restart', async () => {
+  // The service runs with the default DATABASE_POOL_MAX (10): waiting transfers hold none of its connections.
+  it('should sign and mine 30 concurrent ETH transfers from one wallet with distinct, gapless nonces, and continue the sequence after a restart', async () => {
     const w = await ethWallet();
     const to = evmAddress();
-    const sent = await Promise.all(Array.from({ length: 24 }, (_, i) => send(w, { type: 'native' }, to, BigInt(i + 1))));
+    const sent = await Promise.all(Array.from({ length: 30 }, (_, i) => send(w, { type: 'native' }, to, BigInt(i + 1))));
     assert.ok(sent.every((s) => s.status === 'confirmed'));
     const nonces = await Promise.all(sent.map(async (s) => (await reader().getTransaction({ hash: s.signature as Hex })).nonce));
     assert.deepEqual(
       [...nonces].sort((a, b) => a - b),
-      Array.from({ length: 24 }, (_, i) => i),
+      Array.from({ length: 30 }, (_, i) => i),
     );
-    assert.equal(await ethBalance(to), (24n * 25n) / 2n);
+    assert.equal(await ethBalance(to), (30n * 31n) / 2n);
 
     // A restart: the new process reads the wallet's next nonce from PostgreSQL.
     await service.stop();
     service = await startWalletService(vhost, schema, env());
     const { rows } = await db.query('SELECT next_nonce::int AS n FROM evm_nonces WHERE wallet_id = $1', [w.walletId]);
-    assert.equal(rows[0].n, 24);
+    assert.equal(rows[0].n, 30);
     const after = await send(w, { type: 'native' }, to, 100n);
-    assert.equal((await reader().getTransaction({ hash: after.signature as Hex })).nonce, 24);
-    assert.equal(await ethBalance(to), 300n + 100n);
+    assert.equal((await reader().getTransaction({ hash: after.signature as Hex })).nonce, 30);
+    assert.equal(await ethBalance(to), 465n + 100n);
+  });
+
+  it('should send 30 concurrent keyed SOL transfers from one wallet, each once, and answer their retries from the record', async () => {
+    const w = await solWallet();
+    const to = solAddress();
+    const before = await lamports(w.address);
+    const keys = Array.from({ length: 30 }, () => randomUUID());
+    const sent = await Promise.all(keys.map((key, i) => send(w, { type: 'native' }, to, BigInt(1_000_000 + i), key)));
+    assert.ok(sent.every((s) => s.status === 'confirmed' && s.source === 'chain'));
+    assert.equal(new Set(sent.map((s) => s.signature)).size, 30);
+    const total = 30n * 1_000_000n + (29n * 30n) / 2n;
+    assert.equal(await lamports(to), total);
+    assert.equal(await lamports(w.address), before - total - 30n * 5000n);
+    const again = await Promise.all(keys.map((key, i) => send(w, { type: 'native' }, to, BigInt(1_000_000 + i), key)));
+    assert.deepEqual(
+      again.map((a) => [a.signature, a.source]),
+      sent.map((s) => [s.signature, 'record']),
+    );
+    assert.equal(await lamports(to), total, 'nothing sent twice');
   });
 
   it('should make one transfer of one idempotency key, however often and concurrently it is asked', async () => {

@@ -176,7 +176,7 @@ export async function transfer(d: TransferDeps & { lockWaitMs: number }, r: Tran
           return { signedTx: signed, signature: r.rail.idOf(signed) };
         },
         (signature) => [r.audit.signed(signature)],
-        r.rail.chainNonce ? { chainNext: () => r.rail.chainNonce!() } : undefined,
+        r.rail.chainNonce ? { chainNext: () => r.rail.chainNonce!(), waitMs: d.lockWaitMs } : undefined,
       );
       return settle(signedTx);
     });
