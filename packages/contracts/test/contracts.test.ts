@@ -140,7 +140,7 @@ describe('contracts', () => {
     assert.deepEqual(paths({ ...good, resource: { type: 'wallet', id: 'w\uD800' } }), ['resource.id']);
     assert.deepEqual(paths({ ...good, after: { note: 'a\uDC00b' } }), ['after.note']);
     assert.deepEqual(paths({ ...good, before: { list: ['ok', 'bad\u0000'] } }), ['before.list.1']);
-    assert.deepEqual(paths({ ...good, after: { ['k\u0000']: 1 } }), ['after.k\u0000']);
+    assert.deepEqual(paths({ ...good, after: { 'k\u0000': 1 } }), ['after.k\u0000']);
     assert.deepEqual(paths({ ...good, occurredAt: '0000-01-01T00:00:00Z' }), ['occurredAt']);
     assert.deepEqual(paths({ ...good, error: { code: 'X', message: 'm\u0000' } }), ['error.message']);
     const tooDeep = paths({ ...good, after: deep });
