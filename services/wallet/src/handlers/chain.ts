@@ -316,6 +316,8 @@ export function createChainHandlers(d: ChainDeps) {
    */
   async function typedTransferAs(action: string, r: TransferBody, ctx: HandlerContext, mode: Mode): Promise<TransferResult> {
     const w = 'held' in mode ? await ownedWithinLimit(r.userId, r.walletId) : await owned(r.userId, r.walletId);
+    if (action === 'wallet.transferSol' && w.chain !== 'SOL')
+      throw new FleetError(ErrorCode.UNSUPPORTED_CHAIN, `transferSol needs a SOL wallet, not ${w.chain}`);
     if (!isValidAddress(w.chain, r.recipient))
       throw new FleetError(ErrorCode.INVALID_RECIPIENT, `recipient is not a${w.chain === 'ETH' ? 'n' : ''} ${w.chain} address`);
     if (BigInt(r.amount) <= 0n) throw FleetError.validation([{ path: 'amount', message: 'must be at least 1 base unit' }]);
@@ -375,8 +377,10 @@ export function createChainHandlers(d: ChainDeps) {
     });
   }
 
-  /** The broker user of a request: the one who can never approve it. */
-  const requester = (ctx: HandlerContext) => ctx.caller.user ?? '';
+  /** A request kept for approval when the policy asks for it; its sender (broker user) can never approve it. */
+  const held = (operation: ApprovableOperation, requestKey: string, request: Record<string, unknown>, ctx: HandlerContext): Mode => ({
+    held: { operation, requestKey, request, requestedBy: ctx.caller.user ?? '' },
+  });
 
   /**
    * How an approved request is executed, per operation: through the same path as the request, the
@@ -423,38 +427,19 @@ export function createChainHandlers(d: ChainDeps) {
 
     // A request with an idempotency key names one transfer: repeated, it finds the same approval.
     'wallet.transaction.transfer': (r: ParsedRequestOf<'wallet.transaction.transfer'>, ctx: HandlerContext) =>
-      typedTransferAs('wallet.transfer', r, ctx, {
-        held: {
-          operation: 'wallet.transaction.transfer',
-          requestKey: `transfer:${r.walletId}:${r.idempotencyKey}`,
-          request: r,
-          requestedBy: requester(ctx),
-        },
-      }),
+      typedTransferAs('wallet.transfer', r, ctx, held('wallet.transaction.transfer', `transfer:${r.walletId}:${r.idempotencyKey}`, r, ctx)),
 
-    'wallet.transaction.transferSol': async (r: ParsedRequestOf<'wallet.transaction.transferSol'>, ctx: HandlerContext) => {
-      const w = await owned(r.userId, r.walletId);
-      if (w.chain !== 'SOL') throw new FleetError(ErrorCode.UNSUPPORTED_CHAIN, `transferSol needs a SOL wallet, not ${w.chain}`);
-      return typedTransferAs('wallet.transferSol', { ...r, asset: { type: 'native' } }, ctx, {
-        held: {
-          operation: 'wallet.transaction.transferSol',
-          requestKey: `transferSol:${r.walletId}:${r.idempotencyKey ?? randomUUID()}`,
-          request: r,
-          requestedBy: requester(ctx),
-        },
-      });
-    },
+    'wallet.transaction.transferSol': (r: ParsedRequestOf<'wallet.transaction.transferSol'>, ctx: HandlerContext) =>
+      typedTransferAs(
+        'wallet.transferSol',
+        { ...r, asset: { type: 'native' } },
+        ctx,
+        held('wallet.transaction.transferSol', `transferSol:${r.walletId}:${r.idempotencyKey ?? randomUUID()}`, r, ctx),
+      ),
 
     // The same bytes to sign are the same request.
     'wallet.transaction.sign': (r: ParsedRequestOf<'wallet.transaction.sign'>, ctx: HandlerContext) =>
-      signAs(r, ctx, {
-        held: {
-          operation: 'wallet.transaction.sign',
-          requestKey: `sign:${r.walletId}:${createHash('sha256').update(r.transaction).digest('hex')}`,
-          request: r,
-          requestedBy: requester(ctx),
-        },
-      }),
+      signAs(r, ctx, held('wallet.transaction.sign', `sign:${r.walletId}:${createHash('sha256').update(r.transaction).digest('hex')}`, r, ctx)),
   };
   return { handlers, executors };
 }
