@@ -12,6 +12,7 @@ import { AuthorityType, createSetAuthorityInstruction, getAssociatedTokenAddress
 import { Connection, Keypair, PublicKey, SystemProgram, Transaction } from '@solana/web3.js';
 import type { ChannelModel } from 'amqplib';
 import fc from 'fast-check';
+import pg from 'pg';
 import {
   type Hex,
   type TransactionSerializable,
@@ -278,6 +279,36 @@ describe('signing policy: decoded, within limits, or not signed', function () {
       }),
       { numRuns: 25 },
     );
+  });
+
+  it('should apply a policy changed behind its back (another replica, an operator in SQL) to the very next signing, tighter or looser', async () => {
+    // The service keeps the rules it read in memory; nothing tells it of these changes but the
+    // database itself (as for a change made through another replica).
+    const db = new pg.Pool({ connectionString: schema.migrationUrl, options: `-c search_path=${schema.schema}`, max: 1 });
+    try {
+      const w = await wallet('SOL');
+      const mallory = newAddress();
+      const sign = () =>
+        client.request('wallet.transaction.sign', {
+          userId: w.userId,
+          walletId: w.walletId,
+          transaction: solanaTx(w.address, SystemProgram.transfer({ fromPubkey: new PublicKey(w.address), toPubkey: new PublicKey(mallory), lamports: 1 })),
+        });
+      await sign();
+      await db.query(`INSERT INTO policies (scope, scope_id, rules, version) VALUES ('wallet', $1, $2, 1)`, [
+        w.walletId,
+        JSON.stringify({ denyDestinations: [mallory] }),
+      ]);
+      const signsBefore = kmsSignatures;
+      const denied = await refusal(sign());
+      assert.deepEqual([denied.code, denied.details?.rule, denied.details?.scope], [ErrorCode.POLICY_DENIED, 'denyDestinations', 'wallet']);
+      assert.equal(kmsSignatures, signsBefore, 'the refused signing never reached the key');
+      await db.query(`UPDATE policies SET rules = '{}', version = version + 1 WHERE scope = 'wallet' AND scope_id = $1`, [w.walletId]);
+      await sign();
+      assert.equal(kmsSignatures, signsBefore + 1, 'the loosened policy signed at once');
+    } finally {
+      await db.end();
+    }
   });
 
   it('should keep policies per scope with a version, auditing every change with before and after', async () => {

@@ -15,11 +15,16 @@ export interface PolicyDecision {
 
 export type PolicyGate = ReturnType<typeof createPolicyGate>;
 
+/** Decisions taken again, at most, when policies change under one (then UNAVAILABLE, retryable). */
+const ATTEMPTS = 3;
+
 /**
  * The policy between a decoded transaction and the key: the rules of the fleet, the user and the
- * wallet (engine.ts), then the rolling caps, reserved atomically under `ref`.
+ * wallet (engine.ts, on rules kept in memory), then the rolling caps, reserved atomically under
+ * `ref`. Every decision is checked against the current policy epoch in the database (the reservation
+ * itself does it; a refusal asks), and taken again on fresh rules if a change came in between.
  */
-export function createPolicyGate(store: Pick<PolicyStore, 'applicable' | 'reserve' | 'release'>) {
+export function createPolicyGate(store: Pick<PolicyStore, 'applicable' | 'reserve' | 'release' | 'isCurrent' | 'forget'>) {
   return {
     /**
      * Decides on `intent` for the wallet; when allowed, its spend is reserved under `ref` (release
@@ -29,16 +34,25 @@ export function createPolicyGate(store: Pick<PolicyStore, 'applicable' | 'reserv
      * the caller audits the decision and throws `policyDenied`. Throws UNAVAILABLE, INTERNAL (database).
      */
     async decide(owner: { userId: string; walletId: string }, intent: Intent, ref: string, opts: { approved?: boolean } = {}): Promise<PolicyDecision> {
-      const policies = await store.applicable(owner.userId, owner.walletId);
-      const evaluation = evaluate(intent, policies);
-      const spend = Object.fromEntries([...evaluation.spend].map(([asset, amount]) => [asset, amount.toString()]));
-      if (!evaluation.allowed) return { allowed: false, denial: evaluation.denial, spend };
-      if (evaluation.approval && !opts.approved) {
-        const denial = await store.reserve(ref, owner, evaluation.spend, evaluation.dailyCaps, { dryRun: true });
-        return denial ? { allowed: false, denial, spend } : { allowed: false, approval: evaluation.approval, spend };
+      for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+        const { epoch, policies } = await store.applicable(owner.userId, owner.walletId);
+        const evaluation = evaluate(intent, policies);
+        const spend = Object.fromEntries([...evaluation.spend].map(([asset, amount]) => [asset, amount.toString()]));
+        if (!evaluation.allowed) {
+          // An unsignable transaction is refused whatever the rules say; any other refusal stands
+          // only if the rules it came from are still the current ones.
+          if (evaluation.denial.rule === 'unsignable' || (await store.isCurrent(epoch))) return { allowed: false, denial: evaluation.denial, spend };
+        } else {
+          const waits = evaluation.approval !== undefined && !opts.approved;
+          const denial = await store.reserve(epoch, ref, owner, evaluation.spend, evaluation.dailyCaps, { dryRun: waits });
+          if (denial !== 'stale') {
+            if (denial) return { allowed: false, denial, spend };
+            return waits ? { allowed: false, approval: evaluation.approval, spend } : { allowed: true, spend };
+          }
+        }
+        store.forget();
       }
-      const denial = await store.reserve(ref, owner, evaluation.spend, evaluation.dailyCaps);
-      return denial ? { allowed: false, denial, spend } : { allowed: true, spend };
+      throw new FleetError(ErrorCode.UNAVAILABLE, 'signing policies kept changing during the decision; retry');
     },
     release: (ref: string) => store.release(ref),
   };

@@ -1,6 +1,7 @@
 import { ErrorCode, FleetError, type PolicyRules, type PolicyScopeRef } from '@wallet-fleet/contracts';
 import type { OutboxMessage } from '@wallet-fleet/messaging';
 import { inTransaction, withDatabaseErrors } from '@wallet-fleet/service-kit';
+import { LRUCache } from 'lru-cache';
 import type pg from 'pg';
 import type { DailyCap, Denial, Scope, ScopedRules } from '../policy/engine.js';
 import type { OutboxWriter } from '../ports.js';
@@ -11,6 +12,21 @@ export interface PolicyRecord {
   rules: PolicyRules;
   version: number;
   updatedAt: string | null;
+}
+
+const FLEET = 'fleet:';
+const NONE = Symbol('no policy');
+
+/** The scopes among `keys` that have rules, as the engine takes them (broadest first). */
+function present(keys: readonly string[], rules: ReadonlyArray<PolicyRules | typeof NONE | undefined>): ScopedRules[] {
+  const out: ScopedRules[] = [];
+  keys.forEach((key, i) => {
+    const r = rules[i];
+    if (r === undefined || r === NONE) return;
+    const [scope, ...rest] = key.split(':') as [Scope, ...string[]];
+    out.push({ scope, id: scope === 'fleet' ? null : rest.join(':'), rules: r });
+  });
+  return out;
 }
 
 const scopeId = (ref: PolicyScopeRef): string => (ref.scope === 'fleet' ? '' : ref.scope === 'user' ? ref.userId : ref.walletId);
@@ -37,7 +53,15 @@ export type PolicyStore = ReturnType<typeof createPolicyStore>;
  * Policies and the spend that rolling caps count. Every method throws FleetError `UNAVAILABLE`
  * (retryable) or `INTERNAL` for a database failure.
  */
-export function createPolicyStore(pool: pg.Pool, outbox: Pick<OutboxWriter, 'enqueue'>) {
+export function createPolicyStore(pool: pg.Pool, outbox: Pick<OutboxWriter, 'enqueue'>, opts: { cacheSize?: number } = {}) {
+  // Rules per scope key as read at `cacheEpoch` (NONE: the scope has no policy), least recently
+  // used dropped first; every entry is of the one epoch.
+  const cache = new LRUCache<string, PolicyRules | typeof NONE>({ max: opts.cacheSize ?? 10_000 });
+  let cacheEpoch = 0;
+  const forget = () => {
+    cache.clear();
+    cacheEpoch = 0;
+  };
   return {
     /** The policy of one scope; version 0 and empty rules for a scope never set. */
     get: (ref: PolicyScopeRef): Promise<PolicyRecord> =>
@@ -56,6 +80,8 @@ export function createPolicyStore(pool: pg.Pool, outbox: Pick<OutboxWriter, 'enq
      */
     set: (ref: PolicyScopeRef, rules: PolicyRules, messagesFor: (before: PolicyRecord, after: PolicyRecord) => OutboxMessage[]): Promise<PolicyRecord> =>
       withDatabaseErrors(() =>
+        // The change moves the epoch (the migration's trigger); this replica also forgets at once
+        // what it kept (the others learn it from their next reservation).
         inTransaction(pool, async (client) => {
           const id = scopeId(ref);
           if (ref.scope === 'wallet') {
@@ -79,98 +105,101 @@ export function createPolicyStore(pool: pg.Pool, outbox: Pick<OutboxWriter, 'enq
           const after = toRecord(rows[0]!);
           await outbox.enqueue(client, messagesFor(before, after));
           return after;
-        }),
+        }).finally(forget),
       ),
 
-    /** The rules of the fleet, the wallet's user and the wallet, broadest first. */
-    applicable: (userId: string, walletId: string): Promise<ScopedRules[]> =>
+    /**
+     * The rules of the fleet, the wallet's user and the wallet, broadest first, and the epoch they
+     * were read at (pass it to `reserve` and `isCurrent`). Served from memory once read: a change of
+     * any policy moves the epoch (a trigger), and `reserve` answers `stale` for rules of an older
+     * epoch, so a decision is never taken on rules older than a committed change.
+     */
+    applicable: async (userId: string, walletId: string): Promise<{ epoch: number; policies: ScopedRules[] }> => {
+      const keys = [FLEET, `user:${userId}`, `wallet:${walletId}`];
+      const known = keys.map((k) => cache.get(k));
+      if (known.every((r) => r !== undefined)) return { epoch: cacheEpoch, policies: present(keys, known) };
+      const { rows } = await withDatabaseErrors(() =>
+        pool.query<Row & { epoch: string }>({
+          name: 'policy-applicable',
+          text: `SELECT e.epoch, p.scope, p.scope_id, p.rules FROM policy_epoch e
+                   LEFT JOIN policies p ON (p.scope = 'fleet' AND p.scope_id = '') OR (p.scope = 'user' AND p.scope_id = $1) OR (p.scope = 'wallet' AND p.scope_id = $2)`,
+          values: [userId, walletId],
+        }),
+      );
+      const epoch = Number(rows[0]!.epoch);
+      const found = new Map(rows.filter((r) => r.scope !== null).map((r) => [r.scope === 'fleet' ? FLEET : `${r.scope}:${r.scope_id}`, r.rules]));
+      const read = keys.map((k) => found.get(k) ?? NONE);
+      // One epoch in the cache at a time: rules read at a newer epoch replace everything; rules
+      // read at an older one (a read that raced a change) serve only this call, whose `reserve` will
+      // then answer stale.
+      if (epoch > cacheEpoch) {
+        cache.clear();
+        cacheEpoch = epoch;
+      }
+      if (epoch === cacheEpoch) keys.forEach((k, i) => cache.set(k, read[i]!));
+      return { epoch, policies: present(keys, read) };
+    },
+
+    /** Whether `epoch` is still the current one (a decision that refuses checks it instead of reserving). */
+    isCurrent: (epoch: number): Promise<boolean> =>
       withDatabaseErrors(async () => {
-        const { rows } = await pool.query<Row>(
-          `SELECT scope, scope_id, rules, version, updated_at FROM policies
-            WHERE (scope = 'fleet' AND scope_id = '') OR (scope = 'user' AND scope_id = $1) OR (scope = 'wallet' AND scope_id = $2)
-            ORDER BY array_position(ARRAY['fleet', 'user', 'wallet'], scope)`,
-          [userId, walletId],
-        );
-        return rows.map((r) => ({ scope: r.scope, id: r.scope === 'fleet' ? null : r.scope_id, rules: r.rules }));
+        const { rows } = await pool.query<{ epoch: string }>({ name: 'policy-epoch', text: 'SELECT epoch FROM policy_epoch' });
+        return Number(rows[0]!.epoch) === epoch;
       }),
 
+    /** Drops what `applicable` keeps in memory (after a change, or an answer that it was stale). */
+    forget,
+
     /**
-     * Records what the signing `ref` may move and checks the rolling caps, atomically: the spend of
-     * one user and asset is counted under an advisory lock, so concurrent signings cannot together
-     * pass a cap. A `ref` already reserved (a retry of the same idempotent transfer) is not counted
-     * twice. Returns the denial of the first cap it would break (nothing is recorded then).
-     * `dryRun` checks the caps and records nothing (a request that waits for approval).
+     * Records what the signing `ref` may move and checks the rolling caps, atomically and in one
+     * round trip (the migration's `policy_reserve`): the spend of one user and asset is counted under
+     * an advisory lock, so concurrent signings cannot together pass a cap. A `ref` already reserved (a
+     * retry of the same idempotent transfer) is not counted twice. Returns the denial of the first
+     * cap it would break (nothing is recorded then), or `stale` (nothing done) when the rules were
+     * read at an epoch older than the current one. `dryRun` checks and records nothing (a request
+     * that waits for approval).
      */
     reserve: (
+      epoch: number,
       ref: string,
       owner: { userId: string; walletId: string },
       spend: ReadonlyMap<string, bigint>,
       caps: readonly DailyCap[],
       opts: { dryRun?: boolean } = {},
-    ): Promise<Denial | undefined> =>
+    ): Promise<Denial | 'stale' | undefined> =>
       withDatabaseErrors(async () => {
-        const assets = [...spend.keys()];
-        const amounts = assets.map((a) => spend.get(a)!.toString());
-        if (caps.length === 0) {
-          // Nothing to check and, in a dry run, nothing to record.
-          if (opts.dryRun) return undefined;
-          // No cap counts this spend, so nothing needs a lock or a sum: a ref never reserved (every
-          // raw signing's, a transfer's first) is recorded by one statement, one commit, instead of
-          // a transaction of four round trips. The NOT EXISTS is evaluated once for the statement:
-          // it inserts every asset or none, and none means the ref was seen before (full path).
-          const { rowCount } = await pool.query({
-            name: 'policy-spend-fresh',
-            text: `INSERT INTO policy_spend (ref, asset, user_id, wallet_id, amount)
-                   SELECT $1, a, $2, $3, m::numeric FROM unnest($4::text[], $5::text[]) AS t(a, m)
-                    WHERE NOT EXISTS (SELECT 1 FROM policy_spend WHERE ref = $1)`,
-            values: [ref, owner.userId, owner.walletId, assets, amounts],
-          });
-          if (rowCount === assets.length) return undefined;
-        }
-        return inTransaction(pool, async (client) => {
-          if (!opts.dryRun) {
-            const { rows: held } = await client.query<{ released: boolean }>('SELECT released_at IS NOT NULL AS released FROM policy_spend WHERE ref = $1', [
-              ref,
-            ]);
-            if (held.length > 0 && held.every((h) => !h.released)) return undefined;
-            if (held.length > 0) await client.query('DELETE FROM policy_spend WHERE ref = $1', [ref]);
-          }
-          // Locks in a fixed order (sorted assets): two signings over the same assets cannot deadlock.
-          const capped = [...new Set(caps.map((c) => c.asset))].sort();
-          for (const asset of capped) {
-            await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`policy-spend:${owner.userId}:${asset}`]);
-          }
-          for (const cap of caps) {
-            const column = cap.rule === 'dailyPerWallet' ? 'wallet_id::text' : 'user_id';
-            const who = cap.rule === 'dailyPerWallet' ? owner.walletId : owner.userId;
-            const { rows } = await client.query<{ used: string }>(
-              `SELECT coalesce(sum(amount), 0)::text AS used FROM policy_spend
-                WHERE ${column} = $1 AND asset = $2 AND released_at IS NULL AND created_at > now() - interval '24 hours'`,
-              [who, cap.asset],
-            );
-            const used = BigInt(rows[0]!.used);
-            const amount = spend.get(cap.asset) ?? 0n;
-            if (used + amount > cap.limit) {
-              return {
-                rule: cap.rule,
-                message: `${amount} ${cap.asset} (fees included) would bring the last 24 h to ${used + amount}, above the ${cap.scope} cap of ${cap.limit}`,
-                scope: cap.scope,
-                scopeId: cap.scopeId,
-                asset: cap.asset,
-                limit: cap.limit.toString(),
-                amount: amount.toString(),
-                used: used.toString(),
-              } satisfies Denial;
-            }
-          }
-          if (opts.dryRun) return undefined;
-          await client.query(
-            `INSERT INTO policy_spend (ref, asset, user_id, wallet_id, amount)
-             SELECT $1, a, $2, $3, m::numeric FROM unnest($4::text[], $5::text[]) AS t(a, m)`,
-            [ref, owner.userId, owner.walletId, assets, amounts],
-          );
-          return undefined;
+        const { rows } = await pool.query<{ outcome: 'ok' | 'held' | 'stale' | 'denied'; cap: number | null; used: string | null }>({
+          name: 'policy-reserve',
+          text: 'SELECT outcome, cap, used::text AS used FROM policy_reserve($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)',
+          values: [
+            epoch,
+            ref,
+            owner.userId,
+            owner.walletId,
+            [...spend.keys()],
+            [...spend.values()].map(String),
+            caps.map((c) => c.rule === 'dailyPerWallet'),
+            caps.map((c) => c.asset),
+            caps.map((c) => c.limit.toString()),
+            opts.dryRun === true,
+          ],
         });
+        const { outcome, cap: index, used } = rows[0]!;
+        if (outcome === 'stale') return 'stale';
+        if (outcome !== 'denied') return undefined;
+        const cap = caps[index! - 1]!;
+        const amount = spend.get(cap.asset) ?? 0n;
+        const total = BigInt(used!) + amount;
+        return {
+          rule: cap.rule,
+          message: `${amount} ${cap.asset} (fees included) would bring the last 24 h to ${total}, above the ${cap.scope} cap of ${cap.limit}`,
+          scope: cap.scope,
+          scopeId: cap.scopeId,
+          asset: cap.asset,
+          limit: cap.limit.toString(),
+          amount: amount.toString(),
+          used: used!,
+        } satisfies Denial;
       }),
 
     /** Gives back what `ref` reserved: only for a signing that provably never reached the chain. */
