@@ -20,12 +20,12 @@ const NONE = Symbol('no policy');
 /** The scopes among `keys` that have rules, as the engine takes them (broadest first). */
 function present(keys: readonly string[], rules: ReadonlyArray<PolicyRules | typeof NONE | undefined>): ScopedRules[] {
   const out: ScopedRules[] = [];
-  keys.forEach((key, i) => {
+  for (const [i, key] of keys.entries()) {
     const r = rules[i];
-    if (r === undefined || r === NONE) return;
+    if (r === undefined || r === NONE) continue;
     const [scope, ...rest] = key.split(':') as [Scope, ...string[]];
     out.push({ scope, id: scope === 'fleet' ? null : rest.join(':'), rules: r });
-  });
+  }
   return out;
 }
 
@@ -136,7 +136,9 @@ export function createPolicyStore(pool: pg.Pool, outbox: Pick<OutboxWriter, 'enq
         cache.clear();
         cacheEpoch = epoch;
       }
-      if (epoch === cacheEpoch) keys.forEach((k, i) => cache.set(k, read[i]!));
+      if (epoch === cacheEpoch) {
+        for (const [i, k] of keys.entries()) cache.set(k, read[i]!);
+      }
       return { epoch, policies: present(keys, read) };
     },
 
