@@ -1,7 +1,7 @@
 // Where the CPU of a measurement went, by process, from /proc (Linux): the answer to "which
 // resource is saturated" that a ratio alone cannot give. Processes are grouped by what they run:
-// RabbitMQ (beam.smp), PostgreSQL, Redis, each fleet service, the KMS emulator, this bench process,
-// and the rest of the machine.
+// RabbitMQ (beam.smp), PostgreSQL, Redis (shared with anything else the machine runs), each fleet
+// service and the KMS emulator this bench started, this bench process, and the rest of the machine.
 import { readdirSync, readFileSync } from 'node:fs';
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
@@ -15,11 +15,13 @@ interface Sample {
   cores: number;
 }
 
-function groupOf(pid: number, cmdline: string): string {
+function groupOf(pid: number, ppid: number, cmdline: string): string {
   if (pid === process.pid) return 'bench (clients, raw side)';
   if (cmdline.includes('beam.smp')) return 'rabbitmq';
   if (cmdline.startsWith('postgres')) return 'postgresql';
   if (cmdline.includes('redis-server')) return 'redis';
+  // Only the processes this bench started count as the fleet's: another run's are the machine's.
+  if (ppid !== process.pid) return 'other';
   const service = /services\/([a-z-]+)\/dist\/main\.js/.exec(cmdline);
   if (service) return `fleet ${service[1]}`;
   if (cmdline.includes('kms-emulator')) return 'kms emulator';
@@ -36,7 +38,7 @@ function sample(): Sample {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       // Fields after the command (which may hold spaces) start after its closing parenthesis.
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks.set(pid, { group: groupOf(pid, cmdline), ticks: Number(fields[11]) + Number(fields[12]) });
+      ticks.set(pid, { group: groupOf(pid, Number(fields[1]), cmdline), ticks: Number(fields[11]) + Number(fields[12]) });
     } catch {
       // The process ended between the listing and the read.
     }
