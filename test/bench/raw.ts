@@ -1,8 +1,10 @@
 // Raw infrastructure baselines, measured in the same run as the fleet's figures: what amqplib and
 // pg do with no fleet code in between. Settings match the fleet's (noDelay, persistent messages,
 // confirms, quorum queues, 16 PostgreSQL connections).
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { KeyManagementServiceClient } from '@google-cloud/kms';
 import amqp from 'amqplib';
 import pg from 'pg';
@@ -49,16 +51,20 @@ export async function rawPublishConsume(url: string, total: number): Promise<Mea
   }
 }
 
-/** Sequential request/response over direct reply-to against a raw amqplib responder. */
-export async function rawRpc(url: string, total: number): Promise<Measurement> {
+/**
+ * Sequential request/response over direct reply-to against a raw amqplib responder; with `work`,
+ * the responder awaits it before it replies (e.g. the same query a fleet handler runs).
+ */
+export async function rawRpc(url: string, total: number, work?: () => Promise<unknown>, name = 'raw amqplib RPC (direct reply-to)'): Promise<Measurement> {
   const conn = await amqp.connect(url, socketOptions);
   try {
     const server = await conn.createChannel();
     const queue = `bench.rpc.${randomUUID()}`;
     await server.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
     await server.prefetch(32);
-    await server.consume(queue, (msg) => {
+    await server.consume(queue, async (msg) => {
       if (!msg) return;
+      if (work) await work();
       server.sendToQueue(msg.properties.replyTo, Buffer.from('{"ok":true,"result":{}}'), {
         correlationId: msg.properties.correlationId,
       });
@@ -73,7 +79,7 @@ export async function rawRpc(url: string, total: number): Promise<Measurement> {
       },
       { noAck: true },
     );
-    const m = await runConcurrent('raw amqplib RPC (direct reply-to)', total, 1, () => {
+    const m = await runConcurrent(name, total, 1, () => {
       const id = randomUUID();
       return new Promise<void>((resolve) => {
         pending.set(id, () => {
@@ -87,6 +93,45 @@ export async function rawRpc(url: string, total: number): Promise<Measurement> {
     return m;
   } finally {
     await conn.close();
+  }
+}
+
+/**
+ * Sequential request/response over direct reply-to to a raw responder in its own process
+ * (raw-responder.mjs), as the fleet's services run; with `database`, the responder runs the query of
+ * `wallet.audit.query {limit:1}` before it replies.
+ */
+export async function rawRpcToProcess(url: string, total: number, database?: { url: string; schema: string }): Promise<Measurement> {
+  const queue = `bench.rpc.${randomUUID()}`;
+  const script = fileURLToPath(new URL('./raw-responder.mjs', import.meta.url));
+  const child = spawn(process.execPath, [script, url, queue, ...(database ? [database.url, database.schema] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+      child.once('exit', (code) => reject(new Error(`raw responder exited with ${code}`)));
+    });
+    const conn = await amqp.connect(url, socketOptions);
+    try {
+      const client = await conn.createChannel();
+      const pending = new Map<string, () => void>();
+      await client.consume('amq.rabbitmq.reply-to', (msg) => msg && pending.get(msg.properties.correlationId)?.(), { noAck: true });
+      const m = await runConcurrent(database ? 'raw RPC, responder process runs the same query' : 'raw RPC, responder in its own process', total, 1, () => {
+        const id = randomUUID();
+        return new Promise<void>((resolve) => {
+          pending.set(id, () => {
+            pending.delete(id);
+            resolve();
+          });
+          client.publish('', queue, Buffer.from('{}'), { correlationId: id, replyTo: 'amq.rabbitmq.reply-to' });
+        });
+      });
+      await client.deleteQueue(queue);
+      return m;
+    } finally {
+      await conn.close();
+    }
+  } finally {
+    child.kill('SIGTERM');
   }
 }
 

@@ -18,7 +18,7 @@ import { createLogger, createPgPool } from '@wallet-fleet/service-kit';
 import { createPolicyGate } from '../../services/wallet/src/policy/gate.js';
 import { createPolicyStore } from '../../services/wallet/src/store/policy-store.js';
 import { freePort, startService } from '../e2e/support/service-process.js';
-import { bareKmsClient, rawInsert, rawInsertThenPublish, rawKmsCreate, rawKmsSign, rawPublishConsume, rawRpc } from './raw.js';
+import { bareKmsClient, rawInsert, rawInsertThenPublish, rawKmsCreate, rawKmsSign, rawPublishConsume, rawRpc, rawRpcToProcess } from './raw.js';
 import { type CpuUsage, printCpu, withCpu } from './cpu.js';
 import { printTable, runConcurrent, summarize, type Measurement } from './stats.js';
 
@@ -144,6 +144,11 @@ async function rpcSuite(): Promise<void> {
       );
       // The raw baseline again right after, so that both sides of the aim see the same machine load.
       const rawAfter = await rawRpc(vhost.url, total);
+      // And raw responders in their own process, as the audit service is: one that replies at once,
+      // one that runs the very query of wallet.audit.query {limit:1} first (what the process hop and
+      // the database round trip alone add).
+      const rawProcess = await rawRpcToProcess(vhost.url, total);
+      const rawQuery = await rawRpcToProcess(vhost.url, total, { url: schema.env.DATABASE_URL, schema: schema.env.DATABASE_SCHEMA });
       const overhead = summarize(query).p50 - Math.min(summarize(raw).p50, summarize(rawAfter).p50);
       printTable('RPC round trip over direct reply-to (sequential unless noted)', [
         { fleet, raw },
@@ -153,6 +158,8 @@ async function rpcSuite(): Promise<void> {
           raw: rawAfter,
           note: `includes a PostgreSQL query (~0.1 ms); p50 +${overhead.toFixed(2)} ms over raw, ${aim('<= 0.5 ms', overhead <= 0.5)}`,
         },
+        { fleet: query, raw: rawProcess, note: 'the responder in its own process, as the audit service is' },
+        { fleet: query, raw: rawQuery, note: 'a responder process that runs the same query: what the fleet layers add' },
       ]);
     } finally {
       await audit.stop();
