@@ -89,8 +89,10 @@ BEGIN
   FOR i IN 1 .. coalesce(array_length(p_cap_assets, 1), 0) LOOP
     v_kind := CASE WHEN p_cap_wallet[i] THEN 'wallet' ELSE 'user' END;
     v_who := CASE WHEN p_cap_wallet[i] THEN p_wallet::text ELSE p_user END;
+    -- No row lock: every writer of a total that a check reads holds this check's advisory lock
+    -- (checks, expiries and releases), or only adds spend created now (reservations without a cap).
     SELECT t.total, t.counted_after INTO used, v_after FROM policy_spend_totals t
-     WHERE t.kind = v_kind AND t.who = v_who AND t.asset = p_cap_assets[i] FOR UPDATE;
+     WHERE t.kind = v_kind AND t.who = v_who AND t.asset = p_cap_assets[i];
     -- Wallet and user sums are separate statements so that each uses its index.
     IF NOT FOUND THEN
       IF p_cap_wallet[i] THEN
@@ -112,7 +114,7 @@ BEGIN
       -- Nothing left the window: the total stands, and the next check looks at the same span again.
       IF expired > 0 THEN
         used := used - expired;
-        UPDATE policy_spend_totals t SET total = used, counted_after = cutoff
+        UPDATE policy_spend_totals t SET total = t.total - expired, counted_after = cutoff
          WHERE t.kind = v_kind AND t.who = v_who AND t.asset = p_cap_assets[i];
       END IF;
     END IF;
@@ -133,8 +135,15 @@ BEGIN
   outcome := 'ok';
 END $$;
 
--- A release gives back what `p_ref` reserved, and takes it off the totals that count it.
-CREATE FUNCTION policy_release(p_ref text) RETURNS void LANGUAGE sql AS $$
+-- A release gives back what `p_ref` reserved, and takes it off the totals that count it, under the
+-- advisory locks the checks of those totals take (so a check never expires a row being released).
+CREATE FUNCTION policy_release(p_ref text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  held record;
+BEGIN
+  FOR held IN SELECT DISTINCT user_id, asset FROM policy_spend WHERE ref = p_ref AND released_at IS NULL ORDER BY user_id, asset LOOP
+    PERFORM pg_advisory_xact_lock(hashtextextended('policy-spend:' || held.user_id || ':' || held.asset, 0));
+  END LOOP;
   WITH released AS (
     UPDATE policy_spend SET released_at = now() WHERE ref = p_ref AND released_at IS NULL
     RETURNING asset, user_id, wallet_id, amount, created_at
@@ -142,7 +151,7 @@ CREATE FUNCTION policy_release(p_ref text) RETURNS void LANGUAGE sql AS $$
   UPDATE policy_spend_totals t SET total = t.total - r.amount FROM released r
    WHERE t.asset = r.asset AND r.created_at > t.counted_after
      AND ((t.kind = 'wallet' AND t.who = r.wallet_id::text) OR (t.kind = 'user' AND t.who = r.user_id));
-$$;
+END $$;
 
 -- Functions are executable by PUBLIC unless revoked: only the runtime role calls these. Both run
 -- with the caller's rights, so the runtime role keeps exactly its table privileges (and may move
