@@ -154,13 +154,13 @@ export function createPolicyStore(pool: pg.Pool, outbox: Pick<OutboxWriter, 'enq
 
     /**
      * Records what the signing `ref` may move and checks the rolling caps, atomically and in one
-     * round trip (the migration's `policy_reserve`): the spend of one user and asset is counted under
-     * an advisory lock, from running totals, so concurrent signings cannot together pass a cap and a
-     * check costs the same on a wallet's thousandth signing of the day as on its first. A `ref` already reserved (a
-     * retry of the same idempotent transfer) is not counted twice. Returns the denial of the first
-     * cap it would break (nothing is recorded then), or `stale` (nothing done) when the rules were
-     * read at an epoch older than the current one. `dryRun` checks and records nothing (a request
-     * that waits for approval).
+     * round trip (the migration's `policy_reserve`): the spend of one user and asset is counted
+     * under an advisory lock, from running totals, so concurrent signings cannot together pass a
+     * cap, and a check costs the same on a wallet's thousandth signing of the day as on its first.
+     * A `ref` already reserved (a retry of the same idempotent transfer) is not counted twice.
+     * Returns the denial of the first cap it would break (nothing is recorded then), or `stale`
+     * (nothing done) when the rules were read at an epoch older than the current one. `dryRun`
+     * checks and records nothing (a request that waits for approval).
      */
     reserve: (
       epoch: number,
