@@ -40,6 +40,12 @@ export interface Outbox {
    * Validated as in `enqueue`: throws VALIDATION_FAILED.
    */
   insertSql(messages: OutboxMessage | readonly OutboxMessage[], firstParam: number): { sql: string; values: unknown[] };
+  /**
+   * Asks this process's relay for a pass soon, joining one queued already; returns at once. For a
+   * caller that committed rows of `insertSql` and does not wait for their publishing: without it
+   * they wait for a poll. Does nothing while the relay does not run here (other relays poll).
+   */
+  wake(): void;
   /** Starts the relay: LISTEN/NOTIFY wake-ups plus a poll fallback. Safe to call twice. */
   start(): Promise<void>;
   /** Stops the relay after the pass in flight. Safe to call twice. */
@@ -362,7 +368,7 @@ class OutboxRelay implements Outbox {
     return w;
   }
 
-  private wake(): void {
+  wake(): void {
     if (!this.running) return;
     this.drain().catch((err: unknown) => this.o.logger.warn({ err }, 'outbox relay pass failed; will retry'));
   }

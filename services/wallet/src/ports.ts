@@ -19,6 +19,10 @@ export interface OutboxWriter {
   enqueue(client: pg.ClientBase, messages: OutboxMessage | readonly OutboxMessage[]): Promise<void>;
   /** The messages on their own (one statement, its own commit). */
   write(messages: OutboxMessage | readonly OutboxMessage[]): Promise<void>;
+  /** The messages as a data-modifying CTE of the caller's own statement (see messaging's `Outbox.insertSql`). */
+  insertSql(messages: OutboxMessage | readonly OutboxMessage[], firstParam: number): { sql: string; values: unknown[] };
+  /** Wakes this process's relay after a commit of rows from `insertSql`. */
+  wake(): void;
 }
 
 export const algorithmOf = (chain: Chain): KeyAlgorithm => (chain === 'ETH' ? 'secp256k1' : 'ed25519');

@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { Transaction, PublicKey, SystemProgram } from '@solana/web3.js';
 import { solanaAddress } from '@wallet-fleet/chains';
+import { ErrorCode, isFleetError } from '@wallet-fleet/contracts';
 import { startKmsEmulator } from '@wallet-fleet/kms-emulator';
 import type { Broker } from '@wallet-fleet/messaging';
 import { backingServices, createFleetVhost, createSchemaName, type TestSchema, type TestVhost, waitFor } from '@wallet-fleet/testing';
 import pg from 'pg';
-import { caller, startWalletService, type WalletService } from './support.js';
+import { caller, startWalletService, type WalletService, watchWalletEvents } from './support.js';
 
 interface PoolRow {
   kms_key_version: string;
@@ -110,6 +111,42 @@ describe('wallet creation from the key pool (KMS emulator, PostgreSQL, Redis)', 
 
     await waitFor(async () => (await unassigned('ed25519')).length === 3, { what: 'the pool refilled to 3' });
     assert.equal(await metric(wallet, 'wallet_key_pool_empty_total{algorithm="ed25519",protection_level="SOFTWARE"}'), 0);
+  });
+
+  it('should publish wallet.created and its audit event for each create from the pool, as the reply says, and answer a repeat from its record', async () => {
+    await startWallet({ KEY_POOL_SIZE: '4' });
+    await waitFor(async () => (await unassigned('ed25519')).length === 4, { what: '4 pooled keys' });
+    const seen: Array<{ routingKey: string; body: any }> = [];
+    const events = await watchWalletEvents(vhost, ['wallet.created', 'audit.wallet.create'], (m) =>
+      seen.push({ routingKey: m.fields.routingKey, body: JSON.parse(m.content.toString()) }),
+    );
+    try {
+      const userId = `u-${randomUUID()}`;
+      const first = await client.request('wallet.management.create', { userId, chain: 'SOL', label: 'main', idempotencyKey: 'first' });
+      const second = await client.request('wallet.management.create', { userId, chain: 'SOL' });
+      assert.deepEqual([first.isActive, second.isActive], [true, false]);
+      // The events are those of the wallets as stored and answered: active flag, time, address.
+      await waitFor(() => seen.filter((e) => e.routingKey === 'wallet.created').length === 2, { what: '2 wallet.created events' });
+      await waitFor(() => seen.filter((e) => e.routingKey === 'audit.wallet.create').length === 2, { what: '2 audit events' });
+      for (const w of [first, second]) {
+        assert.deepEqual(seen.find((e) => e.routingKey === 'wallet.created' && e.body.walletId === w.walletId)!.body, w);
+        const audit = seen.find((e) => e.routingKey === 'audit.wallet.create' && e.body.resource.id === w.walletId)!.body;
+        assert.deepEqual(audit.after, { chain: 'SOL', address: w.address, isActive: w.isActive, label: w.label });
+      }
+      assert.deepEqual((await client.request('wallet.management.get', { userId, walletId: first.walletId })).createdAt, first.createdAt);
+
+      // A repeat is answered from the record and takes no key; another payload under the key is refused.
+      const again = await client.request('wallet.management.create', { userId, chain: 'SOL', label: 'main', idempotencyKey: 'first' });
+      assert.deepEqual(again, first);
+      await assert.rejects(client.request('wallet.management.create', { userId, chain: 'APTOS', idempotencyKey: 'first' }), (e) =>
+        isFleetError(e, ErrorCode.IDEMPOTENCY_CONFLICT),
+      );
+      assert.equal((await poolRows()).filter((k) => k.algorithm === 'ed25519' && k.wallet_id !== null).length, 2);
+      assert.equal((await client.request('wallet.management.list', { userId })).items.length, 2);
+      assert.equal(seen.filter((e) => e.routingKey === 'wallet.created').length, 2);
+    } finally {
+      await events.close();
+    }
   });
 
   it('should create the key synchronously when the pool is empty, count it and never fail for it', async () => {

@@ -67,10 +67,6 @@ export function createManagementHandlers({ store, custody, pool }: ManagementDep
   return {
     'wallet.management.create': async (r: ParsedRequestOf<'wallet.management.create'>, ctx: HandlerContext): Promise<Wallet> => {
       const hash = requestHash(r);
-      if (r.idempotencyKey) {
-        const prior = await replay(r.userId, r.idempotencyKey, hash);
-        if (prior) return prior;
-      }
       const walletId = r.idempotencyKey ? walletIdFor(r.userId, r.idempotencyKey) : randomUUID();
       const request = r.idempotencyKey ? { key: r.idempotencyKey, hash } : undefined;
       const messagesFor = (w: WalletRecord) => [
@@ -87,6 +83,9 @@ export function createManagementHandlers({ store, custody, pool }: ManagementDep
       const algorithm = algorithmOf(r.chain);
       let created: WalletRecord | 'duplicate' | 'pool-empty' = 'pool-empty';
       if (pool) {
+        // No read of the idempotency record first: a repeated create names the same wallet id, so
+        // its insert collides (`duplicate`, nothing written, the key stays in the pool) and is
+        // answered from the record below.
         const kind: PoolKind = { algorithm, protectionLevel: custody.protectionLevelOf(algorithm) };
         const draft = { walletId, userId: r.userId, chain: r.chain, label: r.label ?? null };
         created = await store.insertWalletFromPool(draft, kind, (publicKey) => addressOf(r.chain, publicKey), request, messagesFor);
@@ -94,6 +93,11 @@ export function createManagementHandlers({ store, custody, pool }: ManagementDep
         else if (created !== 'duplicate') pool.taken(kind);
       }
       if (created === 'pool-empty') {
+        // Before a KMS call: a repeated create is answered from its record.
+        if (r.idempotencyKey) {
+          const prior = await replay(r.userId, r.idempotencyKey, hash);
+          if (prior) return prior;
+        }
         // No pooled key: create one now. The key comes first: a crash after it leaves an unused KMS
         // key (harmless, and reused by a retry with the same idempotency key), never a wallet row
         // without a usable key.
@@ -110,7 +114,7 @@ export function createManagementHandlers({ store, custody, pool }: ManagementDep
         created = await store.insertWallet(row, request, messagesFor);
       }
       if (created !== 'duplicate') return publicWallet(created);
-      // The same idempotent create finished first elsewhere (another replica, a redelivery).
+      // The same idempotent create finished first (a retry, another replica, a redelivery).
       const prior = await replay(r.userId, r.idempotencyKey!, hash);
       if (!prior) throw new FleetError(ErrorCode.INTERNAL, 'idempotent create collided but left no record');
       return prior;

@@ -64,6 +64,17 @@ export type NewWallet = { walletId: string; userId: string; chain: Chain; addres
 /** A wallet before it has a key: what a create from the key pool starts with. */
 export type WalletDraft = Omit<NewWallet, 'address' | 'kmsKeyVersion' | 'publicKey'>;
 
+/** An unassigned pool key as read (unlocked): a create tries to assign it. */
+interface PoolCandidate {
+  kmsKeyVersion: string;
+  publicKey: Buffer;
+}
+
+/** Candidates read at once per kind: one read serves this many creates. */
+const CANDIDATE_BATCH = 64;
+/** Candidates older than this are read again: other replicas may have assigned them since. */
+const CANDIDATE_TTL_MS = 1000;
+
 /** Which pooled keys fit a wallet: Cloud KMS algorithm and protection level. */
 export interface PoolKind {
   algorithm: KeyAlgorithm;
@@ -129,6 +140,70 @@ const statements = {
     return rows[0] && { kmsKeyVersion: rows[0].kms_key_version, publicKey: rows[0].public_key };
   },
 
+  /**
+   * Up to `limit` unassigned keys of `kind`, read without a lock, in random order (replicas that
+   * read at once get different keys first). Another create may assign any of them meanwhile:
+   * `insertWithKey` finds that out.
+   */
+  async poolCandidates(db: pg.Pool, kind: PoolKind, limit: number): Promise<PoolCandidate[]> {
+    const { rows } = await db.query<{ kms_key_version: string; public_key: Buffer }>({
+      name: 'wallet-pool-candidates',
+      text: `SELECT kms_key_version, public_key FROM key_pool
+              WHERE wallet_id IS NULL AND algorithm = $1 AND protection_level = $2
+              ORDER BY random() LIMIT $3`,
+      values: [kind.algorithm, kind.protectionLevel, limit],
+    });
+    return rows.map((r) => ({ kmsKeyVersion: r.kms_key_version, publicKey: r.public_key }));
+  },
+
+  /**
+   * A create in one statement (so one round trip and one commit): assigns the pool key the row
+   * names if it is still unassigned, inserts the wallet (active when the user has no active wallet
+   * on the chain), the idempotency record and the messages of whichever of the two `messages`
+   * variants matches the active flag the database decided. `undefined` when the key was assigned
+   * meanwhile (nothing written). A data-modifying CTE that inserts nothing writes nothing after it:
+   * the later CTEs select from the earlier ones.
+   */
+  async insertWithKey(
+    db: pg.Pool,
+    outbox: Pick<OutboxWriter, 'insertSql'>,
+    w: NewWallet & { createdAt: Date },
+    active: 'if-first' | false,
+    request: { key: string; hash: string } | undefined,
+    messages: { active: readonly OutboxMessage[]; inactive: readonly OutboxMessage[] },
+  ): Promise<WalletRecord | undefined> {
+    const values: unknown[] = [w.walletId, w.userId, w.chain, w.address, w.label, active === 'if-first', w.kmsKeyVersion, w.createdAt];
+    let requestSql = '';
+    if (request) {
+      requestSql = `, r AS (INSERT INTO create_requests (user_id, idempotency_key, request_hash, wallet_id)
+                       SELECT user_id, $${values.length + 1}::text, $${values.length + 2}::text, wallet_id FROM w)`;
+      values.push(request.key, request.hash);
+    }
+    const whenActive = outbox.insertSql(messages.active, values.length + 1);
+    values.push(...whenActive.values);
+    const whenInactive = outbox.insertSql(messages.inactive, values.length + 1);
+    values.push(...whenInactive.values);
+    // Named (prepared once per connection): planning this statement costs about as much as running it.
+    const name = `wallet-insert-with-key:${messages.active.length}:${messages.inactive.length}:${request ? 'request' : ''}`;
+    const { rows } = await db.query<Row>({
+      name,
+      text: `WITH k AS (UPDATE key_pool SET wallet_id = $1::uuid, assigned_at = now()
+                   WHERE kms_key_version = $7::text AND wallet_id IS NULL
+                  RETURNING kms_key_version, public_key),
+            w AS (INSERT INTO wallets (wallet_id, user_id, chain, address, label, is_active, kms_key_version, public_key, created_at)
+                  SELECT $1::uuid, $2::text, $3::text, $4::text, $5::text,
+                         $6::boolean AND NOT EXISTS (SELECT 1 FROM wallets WHERE user_id = $2::text AND chain = $3::text AND is_active),
+                         k.kms_key_version, k.public_key, $8::timestamptz
+                    FROM k
+                  RETURNING *)${requestSql},
+            a AS (${whenActive.sql} WHERE EXISTS (SELECT 1 FROM w WHERE w.is_active)),
+            i AS (${whenInactive.sql} WHERE EXISTS (SELECT 1 FROM w WHERE NOT w.is_active))
+       SELECT * FROM w`,
+      values,
+    });
+    return rows[0] && toRecord(rows[0]);
+  },
+
   async insertCreateRequest(client: pg.ClientBase, userId: string, key: string, requestHash: string, walletId: string): Promise<void> {
     await client.query('INSERT INTO create_requests (user_id, idempotency_key, request_hash, wallet_id) VALUES ($1, $2, $3, $4)', [
       userId,
@@ -181,6 +256,66 @@ export function createWalletStore(pool: pg.Pool, outbox: OutboxWriter, opts: { o
     }
     flushing = false;
   }
+
+  // Unassigned pool keys read ahead, per kind; each is handed to one create of this process.
+  const candidateLists = new Map<string, { keys: PoolCandidate[]; readAt: number }>();
+  const candidateReads = new Map<string, Promise<void>>();
+  const kindId = (kind: PoolKind) => `${kind.algorithm}/${kind.protectionLevel}`;
+  const candidates = {
+    /** A key no other create of this process holds; `undefined` when a fresh read found none left. */
+    async next(kind: PoolKind): Promise<PoolCandidate | undefined> {
+      const id = kindId(kind);
+      for (let read = false; ; read = true) {
+        const list = candidateLists.get(id);
+        if (list && Date.now() - list.readAt < CANDIDATE_TTL_MS) {
+          const key = list.keys.pop();
+          if (key) return key;
+        }
+        if (read) return undefined;
+        // Creates arriving while a read runs wait for it (one read for all of them).
+        let reading = candidateReads.get(id);
+        if (!reading) {
+          reading = withDatabaseErrors(() => statements.poolCandidates(pool, kind, CANDIDATE_BATCH))
+            .then((keys) => void candidateLists.set(id, { keys, readAt: Date.now() }))
+            .finally(() => candidateReads.delete(id));
+          candidateReads.set(id, reading);
+        }
+        await reading;
+      }
+    },
+    /** Forgets the list: one of its keys was assigned elsewhere, so others may be too. */
+    drop(kind: PoolKind): void {
+      candidateLists.delete(kindId(kind));
+    },
+  };
+
+  /** `insertWithKey` with the same retry of the active flag and the same duplicates as `insertWith`; `taken` when the key was assigned meanwhile. */
+  const insertWithKey = (
+    row: NewWallet,
+    request: { key: string; hash: string } | undefined,
+    messagesFor: (w: WalletRecord) => OutboxMessage[],
+  ): Promise<WalletRecord | 'duplicate' | 'taken'> =>
+    withDatabaseErrors(async () => {
+      // The wallet's messages carry its createdAt, so it is set here rather than by the database.
+      const createdAt = new Date();
+      const record = (isActive: boolean): WalletRecord => ({ ...row, publicKey: Buffer.from(row.publicKey), isActive, createdAt: createdAt.toISOString() });
+      const messages = { active: messagesFor(record(true)), inactive: messagesFor(record(false)) };
+      for (const active of ['if-first', false] as const) {
+        try {
+          const w = await statements.insertWithKey(pool, outbox, { ...row, createdAt }, active, request, messages);
+          if (!w) return 'taken' as const;
+          outbox.wake();
+          return w;
+        } catch (e) {
+          const violated = uniqueViolation(e);
+          if (violated === 'wallets_one_active' && active === 'if-first') continue;
+          if (request && (violated === 'wallets_pkey' || violated === 'create_requests_pkey' || violated === 'key_pool_wallet_id_key'))
+            return 'duplicate' as const;
+          throw e;
+        }
+      }
+      throw new Error('unreachable: the inactive insert cannot violate wallets_one_active');
+    });
 
   const insertWith = (
     rowFor: (client: pg.ClientBase) => Promise<NewWallet | undefined>,
@@ -246,26 +381,38 @@ export function createWalletStore(pool: pg.Pool, outbox: OutboxWriter, opts: { o
     ): Promise<WalletRecord | 'duplicate'> => insertWith(async () => row, request, messagesFor) as Promise<WalletRecord | 'duplicate'>,
 
     /**
-     * As `insertWallet`, with a key of the pool: the key is assigned in the same transaction that
-     * inserts the wallet (`addressOf` derives the address from its public key), so a create that
-     * fails or crashes before COMMIT leaves the key in the pool. `pool-empty` when no unassigned key
-     * of `kind` is left (or every one is being taken by another create right now).
+     * As `insertWallet`, with a key of the pool, in one statement: the key is assigned by the
+     * statement that inserts the wallet and its messages (`addressOf` derives the address from its
+     * public key first), so a create that fails or crashes before its commit leaves the key in the
+     * pool. Keys come from a list of unassigned ones read ahead (one read per `CANDIDATE_BATCH`
+     * creates); one that another create assigned first costs a round trip and a fresh list, and
+     * after two such misses the create takes the oldest free key in a transaction of its own
+     * (`FOR UPDATE SKIP LOCKED`). `pool-empty` when no unassigned key of `kind` is left (or every
+     * one is being taken by another create right now).
      */
-    insertWalletFromPool: (
+    insertWalletFromPool: async (
       draft: WalletDraft,
       kind: PoolKind,
       addressOf: (publicKey: Uint8Array) => string,
       request: { key: string; hash: string } | undefined,
       messagesFor: (w: WalletRecord) => OutboxMessage[],
-    ): Promise<WalletRecord | 'duplicate' | 'pool-empty'> =>
-      insertWith(
+    ): Promise<WalletRecord | 'duplicate' | 'pool-empty'> => {
+      for (let misses = 0; misses < 2; misses++) {
+        const key = await candidates.next(kind);
+        if (!key) break;
+        const created = await insertWithKey({ ...draft, ...key, address: addressOf(new Uint8Array(key.publicKey)) }, request, messagesFor);
+        if (created !== 'taken') return created;
+        candidates.drop(kind);
+      }
+      return insertWith(
         async (client) => {
           const key = await statements.takePoolKey(client, kind, draft.walletId);
           return key && { ...draft, ...key, address: addressOf(new Uint8Array(key.publicKey)) };
         },
         request,
         messagesFor,
-      ),
+      );
+    },
 
     /**
      * Makes the wallet its user's active one on its chain, with the messages `messagesFor` builds
