@@ -7,6 +7,10 @@ import type pg from 'pg';
 
 export interface OutboxWriter {
   enqueue(client: pg.ClientBase, messages: OutboxMessage | readonly OutboxMessage[]): Promise<void>;
+  /** The messages as a data-modifying CTE of the caller's own statement (see messaging's `Outbox.insertSql`). */
+  insertSql(messages: OutboxMessage | readonly OutboxMessage[], firstParam: number): { sql: string; values: unknown[] };
+  /** Wakes this process's relay after a commit of rows from `insertSql`. */
+  wake(): void;
 }
 
 /** `wallet.management.create` with a deterministic idempotency key, behind the breaker. */

@@ -284,6 +284,50 @@ describe('provisioning over RabbitMQ with the real wallet service (KMS emulator)
     }
   });
 
+  it('should complete a user once when the job of a chain that became READY just before its worker died comes again', async () => {
+    await startWallet();
+    const prov = await startProvisioning();
+    const userId = `u-${randomUUID()}`;
+    // Every chain READY, the completion not yet recorded: a worker died between its READY and the
+    // completion check, and its job was redelivered (twice here, to two consumers at once).
+    const { databaseUrl } = await backingServices();
+    const db = new pg.Client({ connectionString: databaseUrl });
+    await db.connect();
+    const wallets = { SOL: randomUUID(), ETH: randomUUID() };
+    try {
+      await db.query(`INSERT INTO ${provSchema.schema}.provisioning_users (user_id, chains) VALUES ($1, ARRAY['SOL', 'ETH'])`, [userId]);
+      await db.query(
+        `INSERT INTO ${provSchema.schema}.provisioning_chains (user_id, chain, status, attempts, wallet_id, address, lease_until)
+         VALUES ($1, 'SOL', 'READY', 1, $2, 'sol-address', now()), ($1, 'ETH', 'READY', 1, $3, 'eth-address', now())`,
+        [userId, wallets.SOL, wallets.ETH],
+      );
+    } finally {
+      await db.end();
+    }
+    const worker = await caller(vhost, 'provisioning');
+    try {
+      await Promise.all([
+        worker.publishEvent('provisioning.chain.requested', { userId, chain: 'ETH' }),
+        worker.publishEvent('provisioning.chain.requested', { userId, chain: 'ETH' }),
+      ]);
+    } finally {
+      await worker.stop();
+    }
+    await waitFor(() => eventsOf('wallet.provisioning.completed', userId).length >= 1, { what: 'the completed event' });
+    assert.deepEqual(eventsOf('wallet.provisioning.completed', userId)[0]!.body.wallets, [
+      { chain: 'SOL', walletId: wallets.SOL, address: 'sol-address' },
+      { chain: 'ETH', walletId: wallets.ETH, address: 'eth-address' },
+    ]);
+    // Both jobs done (nothing to create for either), one completion, no wallet created for it.
+    await waitFor(
+      async () =>
+        /^provisioning_jobs_processed_total\{[^}]*status="skipped"[^}]*\} 2$/m.test(await (await fetch(`http://127.0.0.1:${prov.port()}/metrics`)).text()),
+      { what: 'both jobs processed' },
+    );
+    assert.equal(eventsOf('wallet.provisioning.completed', userId).length, 1);
+    assert.equal((await client.request('wallet.management.list', { userId })).items.length, 0);
+  });
+
   it('should pick up a PENDING chain whose job was lost once it is older than the stuck threshold', async () => {
     await startWallet();
     const prov = await startProvisioning({ PROVISIONING_STUCK_AFTER_MS: '10' });

@@ -19,7 +19,11 @@ describe('provisioning store (PostgreSQL)', function () {
     await migrate({ databaseUrl, schema: schema.schema, dir: MIGRATIONS, logger: createLogger({ service: 'test', level: 'silent' }) });
     pool = new pg.Pool({ connectionString: databaseUrl, max: 4, options: `-c search_path=${schema.schema}` });
     // These tests enqueue nothing; the outbox itself is tested in packages/messaging.
-    store = createProvisioningStore(pool, { enqueue: async () => assert.fail('nothing is enqueued here') });
+    store = createProvisioningStore(pool, {
+      enqueue: async () => assert.fail('nothing is enqueued here'),
+      insertSql: () => assert.fail('nothing is enqueued here'),
+      wake: () => assert.fail('nothing is enqueued here'),
+    });
   });
 
   after(async () => {

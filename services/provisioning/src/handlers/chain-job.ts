@@ -3,7 +3,7 @@ import { type HandlerContext, type OutboxMessage, defer } from '@wallet-fleet/me
 import { isBreakerOpen } from '@wallet-fleet/service-kit';
 import type { ProvisioningMetrics } from '../metrics.js';
 import { type CreateWallet, idempotencyKeyOf } from '../ports.js';
-import type { ProvisioningStore } from '../store/provisioning-store.js';
+import type { ChainState, ProvisioningStore } from '../store/provisioning-store.js';
 
 export interface ChainJobDeps {
   store: ProvisioningStore;
@@ -38,43 +38,53 @@ const DEFER_JITTER = 0.2;
 export function createChainJobHandler(deps: ChainJobDeps) {
   const { store, metrics } = deps;
 
-  async function recordReady(job: Job, wallet: Wallet, ctx: HandlerContext): Promise<boolean> {
-    return store.transaction(async (tx) => {
-      const user = await tx.lockUser(job.userId);
-      const row = await tx.get(job.userId, job.chain, true);
-      if (!user || !row || row.status === 'READY') return false;
-      await tx.markReady(job.userId, job.chain, wallet);
-      const messages: OutboxMessage[] = [
-        auditMessage('provisioning', 'provisioning.chain', {
-          resource: { type: 'provisioning', id: `${job.userId}:${job.chain}` },
-          userId: job.userId,
-          status: 'success',
-          before: { status: row.status, attempts: row.attempts },
-          after: { status: 'READY', attempts: row.attempts + 1, walletId: wallet.walletId, address: wallet.address },
-          ...(ctx.correlationId ? { correlationId: ctx.correlationId } : {}),
-        }),
-      ];
-      // The user's row is locked: of two chains finishing at once, the second one sees both READY.
-      const rows = await tx.list(job.userId);
-      const ready = new Map(rows.filter((r) => r.status === 'READY' || r.chain === job.chain).map((r) => [r.chain, r]));
-      if (user.completedAt === null && user.chains.every((c) => ready.has(c))) {
-        await tx.markCompleted(job.userId);
-        messages.push({
-          routingKey: 'wallet.provisioning.completed',
-          messageId: `wallet.provisioning.completed:${job.userId}:${user.chains.join(',')}`,
-          payload: {
-            userId: job.userId,
-            wallets: user.chains.map((c) =>
-              c === job.chain
-                ? { chain: c, walletId: wallet.walletId, address: wallet.address }
-                : { chain: c, walletId: ready.get(c)!.walletId!, address: ready.get(c)!.address! },
-            ),
-          },
-        });
+  /**
+   * Enqueues `wallet.provisioning.completed` once every chain of the user is READY, and marks the
+   * user completed with it. Runs after the caller's READY committed, so of the user's chains the
+   * one committed last always sees them all READY here; two that both do race on the user row's
+   * lock and only the first completes (`store.complete`). A job redelivered after a crash between
+   * its READY and this check comes here again (its chain is READY, see the handler).
+   */
+  async function completeIfReady(userId: string): Promise<void> {
+    const state = await store.completion(userId);
+    if (!state || state.completedAt !== null) return;
+    const ready = new Map(state.rows.filter((r) => r.status === 'READY').map((r) => [r.chain, r]));
+    if (!state.chains.every((c) => ready.has(c))) return;
+    await store.complete(userId, state.chains, [
+      {
+        routingKey: 'wallet.provisioning.completed',
+        messageId: `wallet.provisioning.completed:${userId}:${state.chains.join(',')}`,
+        payload: { userId, wallets: state.chains.map((c) => ({ chain: c, walletId: ready.get(c)!.walletId!, address: ready.get(c)!.address! })) },
+      },
+    ]);
+  }
+
+  /**
+   * Marks the chain READY with its audit event (one statement, no lock held across round trips),
+   * then checks the user's completion. `seen` is the row as the job found it; when another job
+   * changed it meanwhile (a duplicate recorded a failure) the row is read again and marked from
+   * there. Returns false when the chain was READY already.
+   */
+  async function recordReady(job: Job, wallet: Wallet, seen: ChainState, ctx: HandlerContext): Promise<boolean> {
+    let row: ChainState | undefined = seen;
+    for (;;) {
+      if (!row || row.status === 'READY') {
+        await completeIfReady(job.userId);
+        return false;
       }
-      await tx.enqueue(messages);
-      return true;
-    });
+      const audit = auditMessage('provisioning', 'provisioning.chain', {
+        resource: { type: 'provisioning', id: `${job.userId}:${job.chain}` },
+        userId: job.userId,
+        status: 'success',
+        before: { status: row.status, attempts: row.attempts },
+        after: { status: 'READY', attempts: row.attempts + 1, walletId: wallet.walletId, address: wallet.address },
+        ...(ctx.correlationId ? { correlationId: ctx.correlationId } : {}),
+      });
+      if (await store.markReady(job.userId, job.chain, row, wallet, [audit])) break;
+      row = await store.get(job.userId, job.chain);
+    }
+    await completeIfReady(job.userId);
+    return true;
   }
 
   /** Records the failed attempt; returns false when the row was no longer PENDING (a duplicate job finished it). */
@@ -114,13 +124,14 @@ export function createChainJobHandler(deps: ChainJobDeps) {
     const end = metrics.duration.startTimer();
     metrics.active.inc();
     try {
-      const row = await store.get(job.userId, job.chain);
-      // A duplicate or stale job (the chain is READY, or FAILED and not re-triggered): nothing to do.
-      if (!row || row.status !== 'PENDING') {
+      const row = await store.claim(job.userId, job.chain, deps.stuckAfterMs);
+      // A duplicate or stale job (the chain is READY, or FAILED and not re-triggered): nothing to
+      // create. A READY chain may be one whose job crashed before the completion check: check again.
+      if (!row) {
+        await completeIfReady(job.userId);
         metrics.processed.inc({ status: 'skipped' });
         return;
       }
-      await store.touch(job.userId, job.chain, deps.stuckAfterMs);
 
       let wallet: Wallet;
       try {
@@ -153,7 +164,7 @@ export function createChainJobHandler(deps: ChainJobDeps) {
       }
 
       // A database failure here is retried: the wallet exists, the retry finds it again through the idempotency key.
-      if (await recordReady(job, wallet, ctx)) {
+      if (await recordReady(job, wallet, row, ctx)) {
         metrics.processed.inc({ status: 'ready' });
         metrics.walletsCreated.inc({ chain: job.chain });
       } else {

@@ -76,15 +76,6 @@ const statements = {
     );
   },
 
-  /** Locks the user's row (serialises the completion check of its chains). */
-  async lockUser(client: pg.ClientBase, userId: string): Promise<{ chains: Chain[]; completedAt: Date | null } | undefined> {
-    const { rows } = await client.query<{ chains: Chain[]; completed_at: Date | null }>(
-      'SELECT chains, completed_at FROM provisioning_users WHERE user_id = $1 FOR UPDATE',
-      [userId],
-    );
-    return rows[0] && { chains: rows[0].chains, completedAt: rows[0].completed_at };
-  },
-
   /** Inserts PENDING rows for the chains the user has none for yet; returns those chains. */
   async insertPending(client: pg.ClientBase, userId: string, chains: readonly Chain[], leaseMs: number): Promise<Chain[]> {
     const { rows } = await client.query<{ chain: Chain }>(
@@ -119,14 +110,47 @@ const statements = {
     );
   },
 
-  async markReady(client: pg.ClientBase, userId: string, chain: Chain, wallet: { walletId: string; address: string }): Promise<void> {
-    await client.query(
-      `UPDATE provisioning_chains
-          SET status = 'READY', attempts = attempts + 1, wallet_id = $3, address = $4,
-              last_error_code = NULL, last_error_message = NULL, updated_at = now()
-        WHERE user_id = $1 AND chain = $2`,
-      [userId, chain, wallet.walletId, wallet.address],
+  /**
+   * Starts an attempt on a PENDING row: the row is not stuck until `leaseMs` from now. Returns it,
+   * or `undefined` when it is not PENDING (or absent): the read and the lease in one statement.
+   */
+  async claim(db: Db, userId: string, chain: Chain, leaseMs: number): Promise<ChainState | undefined> {
+    const { rows } = await db.query<Row>(
+      `UPDATE provisioning_chains SET started_at = now(), lease_until = now() + make_interval(secs => $3::double precision / 1000)
+        WHERE user_id = $1 AND chain = $2 AND status = 'PENDING'
+        RETURNING *`,
+      [userId, chain, leaseMs],
     );
+    return rows[0] && toState(rows[0]);
+  },
+
+  /** The user's chains and completion with the state of each chain row, for the completion check. */
+  async completion(
+    db: Db,
+    userId: string,
+  ): Promise<
+    | { chains: Chain[]; completedAt: Date | null; rows: Array<{ chain: Chain; status: ChainStatus; walletId: string | null; address: string | null }> }
+    | undefined
+  > {
+    const { rows } = await db.query<{
+      chains: Chain[];
+      completed_at: Date | null;
+      chain: Chain | null;
+      status: ChainStatus | null;
+      wallet_id: string | null;
+      address: string | null;
+    }>(
+      `SELECT u.chains, u.completed_at, p.chain, p.status, p.wallet_id, p.address
+         FROM provisioning_users u LEFT JOIN provisioning_chains p ON p.user_id = u.user_id
+        WHERE u.user_id = $1`,
+      [userId],
+    );
+    if (!rows[0]) return undefined;
+    return {
+      chains: rows[0].chains,
+      completedAt: rows[0].completed_at,
+      rows: rows.flatMap((r) => (r.chain && r.status ? [{ chain: r.chain, status: r.status, walletId: r.wallet_id, address: r.address }] : [])),
+    };
   },
 
   /** Records a failed attempt; `status` FAILED ends the chain, PENDING waits for the retry (lease pushed by `leaseMs`). */
@@ -147,10 +171,6 @@ const statements = {
       [userId, chain, status, error.code, error.message, leaseMs],
     );
     return rows[0]?.attempts ?? 0;
-  },
-
-  async markCompleted(client: pg.ClientBase, userId: string): Promise<void> {
-    await client.query('UPDATE provisioning_users SET completed_at = now() WHERE user_id = $1', [userId]);
   },
 
   /**
@@ -185,6 +205,29 @@ function bind(db: Db): Bound {
   ) as Bound;
 }
 
+/**
+ * Runs `text` (a statement with CTE `done` whose rows say it took effect) with `messages` inserted
+ * into the outbox by the same statement when it did: one round trip, one commit. Returns whether it did.
+ */
+async function withMessages(
+  pool: pg.Pool,
+  outbox: OutboxWriter,
+  name: string,
+  text: string,
+  values: unknown[],
+  messages: readonly OutboxMessage[],
+): Promise<boolean> {
+  const insert = outbox.insertSql(messages, values.length + 1);
+  const { rows } = await pool.query<{ n: number }>({
+    name: `${name}:${messages.length}`,
+    text: `WITH done AS (${text}), a AS (${insert.sql} WHERE EXISTS (SELECT 1 FROM done)) SELECT count(*)::int AS n FROM done`,
+    values: [...values, ...insert.values],
+  });
+  const done = rows[0]!.n > 0;
+  if (done) outbox.wake();
+  return done;
+}
+
 export type ProvisioningStore = ReturnType<typeof createProvisioningStore>;
 
 /**
@@ -198,6 +241,54 @@ export function createProvisioningStore(pool: pg.Pool, outbox: OutboxWriter) {
     get: (userId: string, chain: Chain) => withDatabaseErrors(() => onPool.get(userId, chain)),
     /** Marks the start of an attempt (or a wait): the row is not stuck until `leaseMs` from now. */
     touch: (userId: string, chain: Chain, leaseMs: number) => withDatabaseErrors(() => onPool.touch(userId, chain, leaseMs)),
+    /** Starts an attempt on a PENDING row and returns it; `undefined` when the row is not PENDING. */
+    claim: (userId: string, chain: Chain, leaseMs: number) => withDatabaseErrors(() => onPool.claim(userId, chain, leaseMs)),
+    /** What the completion check reads (after the caller's own change committed). */
+    completion: (userId: string) => withDatabaseErrors(() => onPool.completion(userId)),
+    /**
+     * Marks the chain READY with `wallet`, and enqueues `messages`, in one statement, provided the
+     * row still has the status and attempts the caller saw (`seen`); false, writing nothing,
+     * when another job changed it meanwhile.
+     */
+    markReady: (
+      userId: string,
+      chain: Chain,
+      seen: { status: ChainStatus; attempts: number },
+      wallet: { walletId: string; address: string },
+      messages: readonly OutboxMessage[],
+    ) =>
+      withDatabaseErrors(() =>
+        withMessages(
+          pool,
+          outbox,
+          'provisioning-mark-ready',
+          `UPDATE provisioning_chains
+              SET status = 'READY', attempts = attempts + 1, wallet_id = $3, address = $4,
+                  last_error_code = NULL, last_error_message = NULL, updated_at = now()
+            WHERE user_id = $1 AND chain = $2 AND status = $5 AND attempts = $6
+            RETURNING 1`,
+          [userId, chain, wallet.walletId, wallet.address, seen.status, seen.attempts],
+          messages,
+        ),
+      ),
+    /**
+     * Marks the user completed for exactly `chains`, with `messages`, in one statement; false when
+     * it was completed already or its chains changed meanwhile. Of two calls at once one wins: the
+     * row lock makes the second re-check `completed_at` after the first committed.
+     */
+    complete: (userId: string, chains: readonly Chain[], messages: readonly OutboxMessage[]) =>
+      withDatabaseErrors(() =>
+        withMessages(
+          pool,
+          outbox,
+          'provisioning-complete',
+          `UPDATE provisioning_users SET completed_at = now()
+            WHERE user_id = $1 AND completed_at IS NULL AND chains = $2::text[]
+            RETURNING 1`,
+          [userId, chains],
+          messages,
+        ),
+      ),
     /** Runs `fn` in one transaction: COMMIT when it resolves, ROLLBACK when it throws. */
     transaction: <T>(fn: (tx: ProvisioningTx) => Promise<T>): Promise<T> =>
       withDatabaseErrors(() => inTransaction(pool, (client) => fn({ ...bind(client), enqueue: (m) => outbox.enqueue(client, m) }))),
