@@ -2,6 +2,7 @@ import type { Chain, Wallet } from '@wallet-fleet/contracts';
 import type { ProtectionLevel } from '@wallet-fleet/kms';
 import type { OutboxMessage } from '@wallet-fleet/messaging';
 import { inTransaction, withDatabaseErrors } from '@wallet-fleet/service-kit';
+import { LRUCache } from 'lru-cache';
 import type pg from 'pg';
 import type { KeyAlgorithm, OutboxWriter } from '../ports.js';
 
@@ -234,11 +235,9 @@ export type WalletStore = ReturnType<typeof createWalletStore>;
  * database failure; a FleetError thrown by a caller's callback passes unchanged.
  */
 export function createWalletStore(pool: pg.Pool, outbox: OutboxWriter, opts: { ownedCacheSize?: number } = {}) {
-  // Bounded LRU (a Map iterates in insertion order) of what `owned` found: every signature starts
-  // with this read and its answer never changes. Only found wallets are kept, so a wallet created
-  // after a miss is found next time.
-  const ownedCache = new Map<string, OwnedWallet>();
-  const ownedCacheSize = opts.ownedCacheSize ?? 10_000;
+  // Bounded LRU of what `owned` found: every signature starts with this read and its answer never
+  // changes. Only found wallets are kept, so a wallet created after a miss is found next time.
+  const ownedCache = new LRUCache<string, OwnedWallet>({ max: opts.ownedCacheSize ?? 10_000 });
   const write = (messages: readonly OutboxMessage[]) => withDatabaseErrors(() => outbox.write(messages));
   const pending: Array<{ messages: readonly OutboxMessage[]; resolve: () => void; reject: (e: unknown) => void }> = [];
   let flushing = false;
@@ -352,16 +351,11 @@ export function createWalletStore(pool: pg.Pool, outbox: OutboxWriter, opts: { o
     owned: async (userId: string, walletId: string): Promise<OwnedWallet | undefined> => {
       const key = `${walletId}\u0000${userId}`;
       const hit = ownedCache.get(key);
-      if (hit) {
-        ownedCache.delete(key);
-        ownedCache.set(key, hit);
-        return hit;
-      }
+      if (hit) return hit;
       const w = await withDatabaseErrors(() => statements.get(pool, userId, walletId));
       if (!w) return undefined;
       const { isActive: _active, label: _label, ...owned } = w;
       ownedCache.set(key, owned);
-      if (ownedCache.size > ownedCacheSize) ownedCache.delete(ownedCache.keys().next().value!);
       return owned;
     },
     list: (userId: string, chain?: Chain) => withDatabaseErrors(() => statements.list(pool, userId, chain)),
