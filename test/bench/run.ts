@@ -262,17 +262,18 @@ async function walletSuite(): Promise<void> {
       FLEET_DEV_MODE: 'true',
       SIGN_RATE_PER_MINUTE: '100000',
       LOG_LEVEL: 'warn',
-      ...poolEnv(creates + moderateCreates + 10),
+      ...poolEnv(2 * creates + moderateCreates + 10),
       ...profiled,
     };
     wallet = await startService('wallet', walletEnv);
     await client.start();
     const [ring] = await bare.createKeyRing({ parent: 'projects/bench/locations/global', keyRingId: `raw-${randomUUID().slice(0, 8)}`, keyRing: {} });
-    await poolFilled(databaseUrl, schema.schema, creates + moderateCreates + 10);
+    await poolFilled(databaseUrl, schema.schema, 2 * creates + moderateCreates + 10);
 
-    const rawCreate = await rawKmsCreate(bare, ring.name!, creates, 32);
-    const fleetCreate = await runConcurrent('wallet.management.create (SOL, 32 in flight)', creates, 32, (i) =>
-      client.request('wallet.management.create', { userId: `bench-${i % 50}`, chain: 'SOL' }),
+    const { result: rawCreate, cpu: rawCreateCpu } = await withCpu(creates, () => rawKmsCreate(bare, ring.name!, creates, 32));
+    const create = (prefix: string) => (i: number) => client.request('wallet.management.create', { userId: `${prefix}-${i % 50}`, chain: 'SOL' });
+    const { result: fleetCreate, cpu: fleetCreateCpu } = await withCpu(creates, () =>
+      runConcurrent('wallet.management.create (SOL, 32 in flight)', creates, 32, create('bench')),
     );
     const moderate = await runConcurrent('wallet.management.create (4 in flight)', moderateCreates, 4, (i) =>
       client.request('wallet.management.create', { userId: `moderate-${i % 50}`, chain: 'SOL' }),
@@ -295,8 +296,13 @@ async function walletSuite(): Promise<void> {
     const replica = await startService('wallet', walletEnv);
     let splitSign: Measurement;
     let splitSignCpu: CpuUsage;
+    let splitCreate: Measurement;
+    let splitCreateCpu: CpuUsage;
     try {
       ({ result: splitSign, cpu: splitSignCpu } = await withCpu(signs, () => runConcurrent('sign, 2 wallet processes (32 in flight)', signs, 32, sign)));
+      ({ result: splitCreate, cpu: splitCreateCpu } = await withCpu(creates, () =>
+        runConcurrent('create, 2 wallet processes (32 in flight)', creates, 32, create('split')),
+      ));
     } finally {
       await replica.stop();
     }
@@ -310,11 +316,15 @@ async function walletSuite(): Promise<void> {
         raw: rawCreate,
         note: `${aim('>= 800/s or >= 2x bare', c.opsPerSec >= 800 || c.opsPerSec >= 2 * rc.opsPerSec)}; keys from the pool, ${empty} create(s) found it empty`,
       },
+      { fleet: splitCreate, raw: rawCreate, note: 'the same creates split across two wallet processes' },
       { fleet: moderate, raw: rawCreate, note: `p95 ${p95.toFixed(1)} ms, ${aim('p95 < 20 ms', p95 < 20)}` },
       { fleet: fleetSign, raw: rawSign, note: aim('>= 0.7 of bare', signRatio >= 0.7) },
       { fleet: splitSign, raw: rawSign, note: 'the same signing split across two wallet processes' },
     ]);
-    printCpu('Where the CPU of the signing went (all processes of the machine, from /proc)', [
+    printCpu('Where the CPU of creates and signings went (all processes of the machine, from /proc)', [
+      { name: 'bare CreateCryptoKey + wait ENABLED', cpu: rawCreateCpu },
+      { name: 'fleet create, one wallet process', cpu: fleetCreateCpu },
+      { name: 'fleet create, two wallet processes', cpu: splitCreateCpu },
       { name: 'bare AsymmetricSign', cpu: rawSignCpu },
       { name: 'fleet sign, one wallet process', cpu: fleetSignCpu },
       { name: 'fleet sign, two wallet processes', cpu: splitSignCpu },
@@ -423,22 +433,19 @@ async function provisioningSuite(): Promise<void> {
   const conn = await amqp.connect(vhost.url, { noDelay: true });
   try {
     const users = n(200);
-    // SOL and APTOS take Ed25519 keys: two per user in each of the three measurements.
-    const poolSize = 6 * users + 10;
-    wallet = await startService('wallet', {
+    // SOL and APTOS take Ed25519 keys: two per user in each of the four measurements.
+    const poolSize = 8 * users + 10;
+    const walletEnv = {
       AMQP_URL: vhost.as('wallet'),
       ...walletSchema.env,
       KMS_ENDPOINT: kms.endpoint,
       FLEET_DEV_MODE: 'true',
       LOG_LEVEL: 'warn',
       ...poolEnv(poolSize),
-    });
-    prov = await startService('provisioning', {
-      AMQP_URL: vhost.as('provisioning'),
-      ...provSchema.env,
-      LOG_LEVEL: 'warn',
-      PROVISIONING_CONCURRENCY: '64',
-    });
+    };
+    const provEnv = { AMQP_URL: vhost.as('provisioning'), ...provSchema.env, LOG_LEVEL: 'warn', PROVISIONING_CONCURRENCY: '64' };
+    wallet = await startService('wallet', walletEnv);
+    prov = await startService('provisioning', provEnv);
     await client.start();
     const ch = await conn.createChannel();
     const q = await ch.assertQueue('', { exclusive: true });
@@ -454,8 +461,10 @@ async function provisioningSuite(): Promise<void> {
 
     await poolFilled(databaseUrl, walletSchema.schema, poolSize);
     const chains = ['SOL', 'ETH', 'APTOS'] as const;
-    const direct = await runConcurrent('wallet.management.create x3 per user (16 users in flight)', users, 16, (i) =>
-      Promise.all(chains.map((chain) => client.request('wallet.management.create', { userId: `direct-${i}`, chain, idempotencyKey: `bench:${chain}` }))),
+    const { result: direct, cpu: directCpu } = await withCpu(users, () =>
+      runConcurrent('wallet.management.create x3 per user (16 users in flight)', users, 16, (i) =>
+        Promise.all(chains.map((chain) => client.request('wallet.management.create', { userId: `direct-${i}`, chain, idempotencyKey: `bench:${chain}` }))),
+      ),
     );
     const approve = async (userId: string) => {
       const done = new Promise<void>((resolve) => waiting.set(userId, resolve));
@@ -463,15 +472,37 @@ async function provisioningSuite(): Promise<void> {
       await done;
       waiting.delete(userId);
     };
-    const fleet = await runConcurrent('kyc.approved → completed (16 users in flight)', users, 16, (i) => approve(`prov-${i}-${randomUUID().slice(0, 8)}`));
-    const offered = await runAtRate('kyc.approved → completed at 50 users/s offered (open loop)', users, 50, (i) =>
-      approve(`open-${i}-${randomUUID().slice(0, 8)}`),
+    const { result: fleet, cpu: fleetCpu } = await withCpu(users, () =>
+      runConcurrent('kyc.approved → completed (16 users in flight)', users, 16, (i) => approve(`prov-${i}-${randomUUID().slice(0, 8)}`)),
     );
+    const { result: offered, cpu: offeredCpu } = await withCpu(users, () =>
+      runAtRate('kyc.approved → completed at 50 users/s offered (open loop)', users, 50, (i) => approve(`open-${i}-${randomUUID().slice(0, 8)}`)),
+    );
+    // The same offered load with the work split across processes: a second wallet and a second
+    // provisioning process beside the first ones.
+    const replicas = [await startService('wallet', walletEnv), await startService('provisioning', provEnv)];
+    let split: Measurement;
+    let splitCpu: CpuUsage;
+    try {
+      ({ result: split, cpu: splitCpu } = await withCpu(users, () =>
+        runAtRate('the same, 2 wallet + 2 provisioning processes', users, 50, (i) => approve(`split-${i}-${randomUUID().slice(0, 8)}`)),
+      ));
+    } finally {
+      for (const r of replicas) await r.stop();
+    }
+    const sp = summarize(split);
     const o = summarize(offered);
     const f = summarize(fleet);
     printTable('Provisioning end to end beside the wallet service creating the same wallets (users/s, 3 chains each; same run)', [
       { fleet, raw: direct, note: `approval-to-ready p50 ${f.p50.toFixed(1)} ms, p95 ${f.p95.toFixed(1)} ms (keys from the pool)` },
       { fleet: offered, raw: direct, note: `p95 ${o.p95.toFixed(1)} ms, ${aim('p95 < 250 ms at 50 users/s', o.p95 < 250)}` },
+      { fleet: split, raw: direct, note: `p95 ${sp.p95.toFixed(1)} ms with the work split across processes` },
+    ]);
+    printCpu('Where the CPU of provisioning went (per user: three wallets; all processes of the machine, from /proc)', [
+      { name: 'create x3, 16 users in flight', cpu: directCpu },
+      { name: 'provisioning, 16 users in flight', cpu: fleetCpu },
+      { name: 'provisioning at 50 users/s offered', cpu: offeredCpu },
+      { name: 'the same, 2 wallet + 2 provisioning processes', cpu: splitCpu },
     ]);
   } finally {
     await conn.close().catch(() => undefined);
