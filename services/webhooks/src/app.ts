@@ -7,8 +7,10 @@ import { createCreditRecheck, createDepositAttempt, createDepositHandler, create
 import { createReconcileHandlers } from './handlers/reconcile.js';
 import { createWalletCreatedHandler } from './handlers/wallets.js';
 import { createIntakeRouter } from './http/intake-routes.js';
+import { createJobPublisher } from './job-publisher.js';
 import { createWebhooksMetrics } from './metrics.js';
 import { createReplayGuard } from './replay-guard.js';
+import { createRepublisher } from './republisher.js';
 import { createSignatureVerifier } from './signature.js';
 import { createDepositStore } from './store/deposit-store.js';
 import { createReconcileStore } from './store/reconcile-store.js';
@@ -102,10 +104,23 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger): S
     },
   };
   const intakeLog = logger.child({ component: 'intake' });
-  const routes = redis
+  const edgeDeposits = createDepositStore(edgePg.pool, outbox);
+  const jobs = intake ? createJobPublisher({ broker, store: edgeDeposits, logger }) : undefined;
+  const republisher = jobs
+    ? createRepublisher({
+        store: edgeDeposits,
+        jobs,
+        graceMs: config.DEPOSIT_REPUBLISH_AFTER_MS,
+        intervalMs: Math.max(50, Math.min(5000, Math.round(config.DEPOSIT_REPUBLISH_AFTER_MS / 2))),
+        republished: metrics.republished,
+        logger,
+      })
+    : undefined;
+  const routes = redis && jobs
     ? createIntakeRouter({
         intake: createIntakeHandler({
-          store: createDepositStore(edgePg.pool, outbox),
+          store: edgeDeposits,
+          jobs,
           verifier: createSignatureVerifier(config.WEBHOOK_SECRETS ?? []),
           limiter: createRateLimiter({ redis: redis.client, prefix: 'senders', limit: config.WEBHOOK_RATE_PER_MINUTE, windowMs: 60_000 }),
           replay: createReplayGuard(redis.client),
@@ -129,6 +144,7 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger): S
       ...(redis ? [redis.component] : []),
       brokerComponent(broker, { timeoutMs: config.SHUTDOWN_TIMEOUT_MS }),
       outboxComponent(outbox),
+      ...(republisher ? [republisher] : []),
     ],
     checks: [...(redis ? [redis.check] : []), brokerCheck(broker)],
   });

@@ -68,116 +68,120 @@ const toRow = (r: RawRow): DepositRow => ({
   ...(r.credit_key && r.asset !== null && r.decimals !== null ? { identity: { creditKey: r.credit_key, asset: r.asset, decimals: r.decimals } } : {}),
 });
 
-/** The outbox's watch on published message ids (not exported by the messaging package's index). */
-type PublishWatch = ReturnType<Outbox['watch']>;
-
-/** An accepted delivery: its job, and what its 200 still waits for. */
-export interface Accepted {
-  jobId: string;
-  /** Whether this delivery created the job (false: a duplicate). */
-  created: boolean;
-  /**
-   * Watches the job's `deposit.received` message (its message id is the job id); undefined when
-   * the accepting transaction already saw it published (a duplicate whose outbox row is gone).
-   */
-  watch: PublishWatch | undefined;
+/** A stored delivery's claim as its `deposit.received` message and its accept audit event carry it. */
+export interface StoredClaim {
+  depositId: string;
+  chain: Chain;
+  txHash: string;
+  eventIndex: number;
+  token: string;
+  amount: string;
+  toAddress: string;
+  /** When the row was stored: the time of its accept audit event, whoever publishes it. */
+  createdAt: string;
 }
 
+/** An accepted delivery: its job, whether this delivery created it, and whether its publish was confirmed. */
+export interface Accepted extends StoredClaim {
+  /** Whether this delivery created the job (false: a duplicate). */
+  created: boolean;
+  /** Whether the job's messages were confirmed by the broker already (then a duplicate publishes nothing). */
+  published: boolean;
+}
+
+interface AcceptRow {
+  deposit_id: string;
+  created_at: Date;
+  created: boolean;
+  published: boolean;
+}
+
+/** The deposit of a claim, with its six fields as parameters from `$first` on. */
+const claimWhere = (first: number) =>
+  `chain = $${first} AND tx_hash = $${first + 1} AND event_index = $${first + 2} AND token = $${first + 3} AND amount = $${first + 4}::numeric AND to_address = $${first + 5} AND status <> 'reversed'`;
+
 /**
- * Stores a deposit and its processing message (built by `messages` from the new deposit id) in
- * one statement, hence one transaction and one round trip: the insert and, only if it inserted,
- * the outbox rows (a data-modifying CTE). Dedupe is the unique index on the whole claim (chain,
- * tx_hash, event_index, token, amount, to_address) among deposits not reversed: another claim for the
- * same transfer is another job (the chain decides which one is true; the credit is unique per
- * on-chain transfer, in the ledger), and so is a claim delivered again after its deposit was
- * reversed (the transfer mined again after a reorganisation). The insert either creates the row or does nothing, and then the existing row is
- * read by a second statement (it is committed: a concurrent insert of the same key waits on the
- * constraint until the other transaction ends, and a new statement sees what committed before it).
- * That read also looks for the message in the outbox: the relay deletes a row only after the
- * broker's confirm, so a duplicate whose row is gone needs no waiting at all.
- * No NOTIFY: the request drives this process's relay itself (`ensurePublished`); should the
- * process die first, the rows are found by the relays' poll.
- * Pass the result to `ensurePublished`, which closes the watch.
- * Throws UNAVAILABLE (database).
+ * Stores a delivery's deposit (`job_published` false until its messages are confirmed, see
+ * `markPublished`) in one statement, hence one round trip and one commit, and answers a duplicate in
+ * the same statement. Dedupe is the unique index on the whole claim (chain, tx_hash, event_index,
+ * token, amount, to_address) among deposits not reversed: another claim for the same transfer is
+ * another job (the chain decides which one is true; the credit is unique per on-chain transfer, in
+ * the ledger), and so is a claim delivered again after its deposit was reversed (the transfer mined
+ * again after a reorganisation). The INSERT either creates the row or does nothing; in the second case
+ * the same statement reads the existing row, unless it was committed by a concurrent insert after
+ * this statement's snapshot (the INSERT waited on the constraint for it): then a second statement,
+ * which sees what committed before it, reads it. Throws UNAVAILABLE (database).
  */
-async function acceptDeposit(
-  pool: pg.Pool,
-  outbox: Outbox,
-  body: DepositWebhookBody,
-  webhookId: string,
-  messages: (depositId: string) => OutboxMessage[],
-): Promise<Accepted> {
-  const id = randomUUID();
-  const deposit = [id, body.chain, body.txHash, body.eventIndex, body.token, body.amount, body.toAddress, webhookId];
-  const enqueue = outbox.insertSql(messages(id), deposit.length + 1);
-  // Before the commit: a relay pass already running may publish the message before we ask.
-  const watch = outbox.watch([id]);
-  let existing: (RawRow & { pending: boolean }) | undefined;
+async function acceptDeposit(pool: pg.Pool, body: DepositWebhookBody, webhookId: string): Promise<Accepted> {
+  const claim = { chain: body.chain, txHash: body.txHash, eventIndex: body.eventIndex, token: body.token, amount: body.amount, toAddress: body.toAddress };
+  const fields = [body.chain, body.txHash, body.eventIndex, body.token, body.amount, body.toAddress];
+  let row: AcceptRow | undefined;
   try {
-    const inserted = await pool.query<{ deposit_id: string }>(
-      `WITH ins AS (
-         INSERT INTO deposits (deposit_id, chain, tx_hash, event_index, token, amount, to_address, webhook_id)
-         VALUES ($1, $2, $3, $4, $5, $6::numeric, $7, $8)
-         ON CONFLICT (chain, tx_hash, event_index, token, amount, to_address) WHERE status <> 'reversed' DO NOTHING RETURNING deposit_id),
-       msg AS (${enqueue.sql} WHERE EXISTS (SELECT 1 FROM ins))
-       SELECT deposit_id FROM ins`,
-      [...deposit, ...enqueue.values],
-    );
-    if (inserted.rows.length === 1) return { jobId: id, created: true, watch };
-    watch.close();
     ({
-      rows: [existing],
-    } = await pool.query<RawRow & { pending: boolean }>(
-      `SELECT ${COLUMNS}, EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = d.deposit_id::text) AS pending
-         FROM deposits d WHERE chain = $1 AND tx_hash = $2 AND event_index = $3 AND token = $4 AND amount = $5::numeric AND to_address = $6
-          AND status <> 'reversed'`,
-      [body.chain, body.txHash, body.eventIndex, body.token, body.amount, body.toAddress],
-    ));
+      rows: [row],
+    } = await pool.query<AcceptRow>({
+      name: 'webhooks-accept',
+      text: `WITH ins AS (
+         INSERT INTO deposits (deposit_id, chain, tx_hash, event_index, token, amount, to_address, webhook_id, job_published)
+         VALUES ($1, $2, $3, $4, $5, $6::numeric, $7, $8, false)
+         ON CONFLICT (chain, tx_hash, event_index, token, amount, to_address) WHERE status <> 'reversed' DO NOTHING
+         RETURNING deposit_id, created_at)
+       SELECT deposit_id, created_at, true AS created, false AS published FROM ins
+       UNION ALL
+       SELECT deposit_id, created_at, false, job_published FROM deposits WHERE ${claimWhere(2)} AND NOT EXISTS (SELECT 1 FROM ins)`,
+      values: [randomUUID(), ...fields, webhookId],
+    }));
+    if (!row) {
+      ({
+        rows: [row],
+      } = await pool.query<AcceptRow>(`SELECT deposit_id, created_at, false AS created, job_published AS published FROM deposits WHERE ${claimWhere(1)}`, fields));
+    }
   } catch (e) {
-    watch.close();
     throw databaseError(e);
   }
   // Reversed between the two statements: the sender's retry makes a new deposit.
-  if (!existing) throw new FleetError(ErrorCode.UNAVAILABLE, 'deposit vanished between insert and read');
-  // A duplicate whose first delivery is still in flight, or died between its commit and the
-  // publish: watched from here on; what was published before this shows up in the fallback check.
-  return { jobId: existing.deposit_id, created: false, watch: existing.pending ? outbox.watch([existing.deposit_id]) : undefined };
+  if (!row) throw new FleetError(ErrorCode.UNAVAILABLE, 'deposit vanished between insert and read');
+  return { ...claim, depositId: row.deposit_id, createdAt: row.created_at.toISOString(), created: row.created, published: row.published };
+}
+
+/** Records that these deposits' messages were confirmed by the broker (one statement for many). */
+async function markPublished(db: pg.Pool | pg.ClientBase, depositIds: readonly string[]): Promise<void> {
+  if (depositIds.length === 0) return;
+  await db.query('UPDATE deposits SET job_published = true WHERE deposit_id = ANY($1::uuid[]) AND NOT job_published', [depositIds]);
 }
 
 /**
- * Resolves once the accepted job's `deposit.received` message is published with a broker confirm.
- * The usual case costs no query: this process's relay publishes the row in a pass shared with
- * every concurrent request (group commit) and resolves the watch by message id. Only when that
- * pass did not have the row does the request look itself, with `FOR UPDATE`, so that a row another
- * replica's relay holds mid-publish is waited for (bounded by lock_timeout) instead of skipped.
- * No connection is held while waiting for the relay, so many waiting requests cannot starve it of
- * the pool. Closes the watch. Throws UNAVAILABLE when the message is still unpublished after a few
- * rounds (broker down: the relay keeps the row and publishes it later).
+ * One sweep of deliveries stored more than `olderThanMs` ago whose messages were never confirmed
+ * (see the republisher): claims up to `limit` of them (`FOR UPDATE SKIP LOCKED`, so replicas share
+ * the work), lets `publish` send them, marks those it says were confirmed, commits. Returns how many
+ * were claimed. Throws UNAVAILABLE (database); what `publish` throws passes unchanged.
  */
-async function ensurePublished(pool: pg.Pool, accepted: Accepted, rounds = 3): Promise<void> {
-  const { watch } = accepted;
-  if (!watch) return;
-  try {
-    for (let i = 0; i < rounds; i++) {
-      let mine: boolean;
-      try {
-        mine = await watch.settled();
-      } catch (e) {
-        throw new FleetError(ErrorCode.UNAVAILABLE, 'could not publish the deposit message', { cause: e });
-      }
-      if (mine || !(await stillInOutbox(pool, accepted.jobId))) return;
-    }
-  } finally {
-    watch.close();
-  }
-  throw new FleetError(ErrorCode.UNAVAILABLE, 'deposit message not yet published');
-}
-
-async function stillInOutbox(pool: pg.Pool, messageId: string): Promise<boolean> {
-  return inTransaction(pool, async (c) => {
-    await c.query(`SET LOCAL lock_timeout = '5s'`);
-    const { rowCount } = await c.query('SELECT 1 FROM outbox WHERE message_id = $1 FOR UPDATE', [messageId]);
-    return (rowCount ?? 0) > 0;
+async function republishStale(
+  pool: pg.Pool,
+  olderThanMs: number,
+  limit: number,
+  publish: (claims: StoredClaim[]) => Promise<string[]>,
+): Promise<number> {
+  return inTransaction(pool, async (client) => {
+    const { rows } = await client.query<RawRow & { created_at: Date }>(
+      `SELECT ${COLUMNS}, created_at FROM deposits
+        WHERE NOT job_published AND created_at < now() - make_interval(secs => $1::float8 / 1000)
+        ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
+      [olderThanMs, limit],
+    );
+    if (rows.length === 0) return 0;
+    const claims = rows.map((r) => ({
+      depositId: r.deposit_id,
+      chain: r.chain,
+      txHash: r.tx_hash,
+      eventIndex: r.event_index,
+      token: r.token,
+      amount: r.amount,
+      toAddress: r.to_address,
+      createdAt: r.created_at.toISOString(),
+    }));
+    await markPublished(client, await publish(claims));
+    return rows.length;
   });
 }
 
@@ -310,10 +314,12 @@ export type DepositStore = ReturnType<typeof createDepositStore>;
 export function createDepositStore(pool: pg.Pool, outbox: Outbox) {
   return {
     /** See acceptDeposit above. Throws UNAVAILABLE. */
-    accept: (body: DepositWebhookBody, webhookId: string, messages: (depositId: string) => OutboxMessage[]) =>
-      acceptDeposit(pool, outbox, body, webhookId, messages),
-    /** See ensurePublished above. Throws UNAVAILABLE. */
-    ensurePublished: (accepted: Accepted) => withDatabaseErrors(() => ensurePublished(pool, accepted)),
+    accept: (body: DepositWebhookBody, webhookId: string) => acceptDeposit(pool, body, webhookId),
+    /** See markPublished above. Throws UNAVAILABLE. */
+    markPublished: (depositIds: readonly string[]) => withDatabaseErrors(() => markPublished(pool, depositIds)),
+    /** See republishStale above. Throws UNAVAILABLE. */
+    republishStale: (olderThanMs: number, limit: number, publish: (claims: StoredClaim[]) => Promise<string[]>) =>
+      withDatabaseErrors(() => republishStale(pool, olderThanMs, limit, publish)),
     get: (depositId: string) => withDatabaseErrors(() => getDeposit(pool, depositId)),
     findWallet: (chain: Chain, address: string) => withDatabaseErrors(() => findWallet(pool, chain, address)),
     rememberAddress: (w: { chain: Chain; address: string; walletId: string; userId: string }) => withDatabaseErrors(() => rememberAddress(pool, w)),
