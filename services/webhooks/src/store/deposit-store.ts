@@ -90,58 +90,140 @@ export interface Accepted extends StoredClaim {
 }
 
 interface AcceptRow {
+  /** The id this batch proposed for the delivery (`v.deposit_id`): which call the row answers. */
+  asked: string;
   deposit_id: string;
   created_at: Date;
   created: boolean;
   published: boolean;
 }
 
-/** The deposit of a claim, with its six fields as parameters from `$first` on. */
-const claimWhere = (first: number) =>
-  `chain = $${first} AND tx_hash = $${first + 1} AND event_index = $${first + 2} AND token = $${first + 3} AND amount = $${first + 4}::numeric AND to_address = $${first + 5} AND status <> 'reversed'`;
+/** One delivery waiting to be stored in the next batch. */
+interface PendingAccept {
+  id: string;
+  body: DepositWebhookBody;
+  webhookId: string;
+  resolve(a: Accepted): void;
+  reject(e: unknown): void;
+}
+
+/** Batches storing at once per pool; a call beyond them waits for the next and joins it (group commit). */
+const ACCEPT_BATCHES_IN_FLIGHT = 4;
+const ACCEPT_BATCH_MAX = 64;
+
+// The deliveries of a batch as a relation, from one array parameter per column.
+const BATCH_VALUES = `v AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::numeric[], $7::text[], $8::text[])
+                AS v (deposit_id, chain, tx_hash, event_index, token, amount, to_address, webhook_id))`;
+const SAME_CLAIM = `d.chain = v.chain AND d.tx_hash = v.tx_hash AND d.event_index = v.event_index AND d.token = v.token
+                    AND d.amount = v.amount AND d.to_address = v.to_address AND d.status <> 'reversed'`;
 
 /**
- * Stores a delivery's deposit (`job_published` false until its messages are confirmed, see
- * `markPublished`) in one statement, hence one round trip and one commit, and answers a duplicate in
- * the same statement. Dedupe is the unique index on the whole claim (chain, tx_hash, event_index,
- * token, amount, to_address) among deposits not reversed: another claim for the same transfer is
- * another job (the chain decides which one is true; the credit is unique per on-chain transfer, in
- * the ledger), and so is a claim delivered again after its deposit was reversed (the transfer mined
- * again after a reorganisation). The INSERT either creates the row or does nothing; in the second case
- * the same statement reads the existing row, unless it was committed by a concurrent insert after
- * this statement's snapshot (the INSERT waited on the constraint for it): then a second statement,
- * which sees what committed before it, reads it. Throws UNAVAILABLE (database).
+ * Stores deliveries' deposits (`job_published` false until their messages are confirmed, see
+ * `markPublished`), many in one statement: concurrent calls share a round trip and a commit (group
+ * commit, up to ACCEPT_BATCHES_IN_FLIGHT statements at once; a call arriving while they all run joins
+ * the next, so an idle intake adds no wait). A batch that fails is stored again call by call, so one
+ * call's failure is never another's. Dedupe is the unique index on the whole claim (chain, tx_hash,
+ * event_index, token, amount, to_address) among deposits not reversed: another claim for the same
+ * transfer is another job (the chain decides which one is true; the credit is unique per on-chain
+ * transfer, in the ledger), and so is a claim delivered again after its deposit was reversed (the
+ * transfer mined again after a reorganisation). The INSERT either creates a row or does nothing; for a
+ * delivery that created nothing the same statement reads the existing row, unless that row was
+ * committed after the statement's snapshot (the INSERT waited on the constraint for it, or it came in
+ * the same batch): then a second statement, which sees what committed before it, reads it.
  */
-async function acceptDeposit(pool: pg.Pool, body: DepositWebhookBody, webhookId: string): Promise<Accepted> {
-  const claim = { chain: body.chain, txHash: body.txHash, eventIndex: body.eventIndex, token: body.token, amount: body.amount, toAddress: body.toAddress };
-  const fields = [body.chain, body.txHash, body.eventIndex, body.token, body.amount, body.toAddress];
-  let row: AcceptRow | undefined;
-  try {
-    ({
-      rows: [row],
-    } = await pool.query<AcceptRow>({
-      name: 'webhooks-accept',
-      text: `WITH ins AS (
+function createAcceptor(pool: pg.Pool) {
+  const queue: PendingAccept[] = [];
+  let running = 0;
+
+  const kick = () => {
+    while (running < ACCEPT_BATCHES_IN_FLIGHT && queue.length > 0) {
+      const batch = queue.splice(0, ACCEPT_BATCH_MAX);
+      running++;
+      void store(batch).finally(() => {
+        running--;
+        kick();
+      });
+    }
+  };
+
+  async function store(batch: PendingAccept[]): Promise<void> {
+    let rows: AcceptRow[];
+    try {
+      rows = await acceptMany(pool, batch);
+    } catch (e) {
+      if (batch.length === 1) {
+        batch[0]!.reject(databaseError(e));
+        return;
+      }
+      await Promise.all(batch.map((p) => store([p])));
+      return;
+    }
+    const byAsked = new Map(rows.map((r) => [r.asked, r]));
+    for (const p of batch) {
+      const row = byAsked.get(p.id);
+      // Reversed between the two statements: the sender's retry makes a new deposit.
+      if (!row) {
+        p.reject(new FleetError(ErrorCode.UNAVAILABLE, 'deposit vanished between insert and read'));
+        continue;
+      }
+      const b = p.body;
+      p.resolve({
+        depositId: row.deposit_id,
+        chain: b.chain,
+        txHash: b.txHash,
+        eventIndex: b.eventIndex,
+        token: b.token,
+        amount: b.amount,
+        toAddress: b.toAddress,
+        createdAt: row.created_at.toISOString(),
+        created: row.created,
+        published: row.published,
+      });
+    }
+  }
+
+  /** Throws UNAVAILABLE (database). */
+  return (body: DepositWebhookBody, webhookId: string): Promise<Accepted> =>
+    new Promise<Accepted>((resolve, reject) => {
+      queue.push({ id: randomUUID(), body, webhookId, resolve, reject });
+      kick();
+    });
+}
+
+/** The INSERT of a batch and the rows of its duplicates: one statement, a second one only for rows it could not see. */
+async function acceptMany(pool: pg.Pool, batch: readonly PendingAccept[]): Promise<AcceptRow[]> {
+  const columns = [
+    batch.map((p) => p.id),
+    batch.map((p) => p.body.chain),
+    batch.map((p) => p.body.txHash),
+    batch.map((p) => p.body.eventIndex),
+    batch.map((p) => p.body.token),
+    batch.map((p) => p.body.amount),
+    batch.map((p) => p.body.toAddress),
+    batch.map((p) => p.webhookId),
+  ];
+  const { rows } = await pool.query<AcceptRow>({
+    name: 'webhooks-accept',
+    text: `WITH ${BATCH_VALUES},
+       ins AS (
          INSERT INTO deposits (deposit_id, chain, tx_hash, event_index, token, amount, to_address, webhook_id, job_published)
-         VALUES ($1, $2, $3, $4, $5, $6::numeric, $7, $8, false)
+         SELECT deposit_id, chain, tx_hash, event_index, token, amount, to_address, webhook_id, false FROM v
          ON CONFLICT (chain, tx_hash, event_index, token, amount, to_address) WHERE status <> 'reversed' DO NOTHING
          RETURNING deposit_id, created_at)
-       SELECT deposit_id, created_at, true AS created, false AS published FROM ins
+       SELECT deposit_id AS asked, deposit_id, created_at, true AS created, false AS published FROM ins
        UNION ALL
-       SELECT deposit_id, created_at, false, job_published FROM deposits WHERE ${claimWhere(2)} AND NOT EXISTS (SELECT 1 FROM ins)`,
-      values: [randomUUID(), ...fields, webhookId],
-    }));
-    if (!row) {
-      ({
-        rows: [row],
-      } = await pool.query<AcceptRow>(`SELECT deposit_id, created_at, false AS created, job_published AS published FROM deposits WHERE ${claimWhere(1)}`, fields));
-    }
-  } catch (e) {
-    throw databaseError(e);
-  }
-  // Reversed between the two statements: the sender's retry makes a new deposit.
-  if (!row) throw new FleetError(ErrorCode.UNAVAILABLE, 'deposit vanished between insert and read');
-  return { ...claim, depositId: row.deposit_id, createdAt: row.created_at.toISOString(), created: row.created, published: row.published };
+       SELECT v.deposit_id, d.deposit_id, d.created_at, false, d.job_published FROM v JOIN deposits d ON ${SAME_CLAIM}
+        WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.deposit_id = v.deposit_id)`,
+    values: columns,
+  });
+  if (rows.length >= batch.length) return rows;
+  const seen = new Set(rows.map((r) => r.asked));
+  const again = await pool.query<AcceptRow>(
+    `WITH ${BATCH_VALUES}
+     SELECT v.deposit_id AS asked, d.deposit_id, d.created_at, false AS created, d.job_published AS published FROM v JOIN deposits d ON ${SAME_CLAIM}`,
+    columns.map((c) => c.filter((_, i) => !seen.has(batch[i]!.id))),
+  );
+  return [...rows, ...again.rows];
 }
 
 /** Records that these deposits' messages were confirmed by the broker (one statement for many). */
@@ -312,9 +394,10 @@ export type DepositStore = ReturnType<typeof createDepositStore>;
  * database failure; a FleetError thrown by a caller's callback passes unchanged.
  */
 export function createDepositStore(pool: pg.Pool, outbox: Outbox) {
+  const accept = createAcceptor(pool);
   return {
-    /** See acceptDeposit above. Throws UNAVAILABLE. */
-    accept: (body: DepositWebhookBody, webhookId: string) => acceptDeposit(pool, body, webhookId),
+    /** See createAcceptor above. Throws UNAVAILABLE. */
+    accept,
     /** See markPublished above. Throws UNAVAILABLE. */
     markPublished: (depositIds: readonly string[]) => withDatabaseErrors(() => markPublished(pool, depositIds)),
     /** See republishStale above. Throws UNAVAILABLE. */
