@@ -596,14 +596,20 @@ async function webhooksSuite(): Promise<void> {
       const url = procs[0]!.url('/webhooks/deposits');
       // CPU of the service processes and of their PostgreSQL backends over the new deliveries: on a
       // shared machine, CPU per delivery moves much less with the load than throughput does.
-      const cpuBefore = await cpuTicks(procs.map((p) => p.child.pid!), started);
+      const cpuBefore = await cpuTicks(
+        procs.map((p) => p.child.pid!),
+        started,
+      );
       const clientBefore = process.cpuUsage();
       const full = await runConcurrent(`${label}: new deliveries (${total}, 32 in flight)`, total, 32, (i) => post(url, i, 'a'));
       const client = process.cpuUsage(clientBefore);
-      const cpuAfter = await cpuTicks(procs.map((p) => p.child.pid!), started);
+      const cpuAfter = await cpuTicks(
+        procs.map((p) => p.child.pid!),
+        started,
+      );
       console.log(
-        `${label}: CPU per new delivery: webhooks processes ${((cpuAfter.service - cpuBefore.service) * 10 / total).toFixed(2)} ms, ` +
-          `their PostgreSQL backends ${((cpuAfter.pg - cpuBefore.pg) * 10 / total).toFixed(2)} ms, ` +
+        `${label}: CPU per new delivery: webhooks processes ${(((cpuAfter.service - cpuBefore.service) * 10) / total).toFixed(2)} ms, ` +
+          `their PostgreSQL backends ${(((cpuAfter.pg - cpuBefore.pg) * 10) / total).toFixed(2)} ms, ` +
           `the bench's own HTTP client ${((client.user + client.system) / 1000 / total).toFixed(2)} ms`,
       );
       // The issue's latency aim is stated at half the maximum load: deliveries arrive on a fixed

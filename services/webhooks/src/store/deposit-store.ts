@@ -238,12 +238,7 @@ async function markPublished(db: pg.Pool | pg.ClientBase, depositIds: readonly s
  * the work), lets `publish` send them, marks those it says were confirmed, commits. Returns how many
  * were claimed. Throws UNAVAILABLE (database); what `publish` throws passes unchanged.
  */
-async function republishStale(
-  pool: pg.Pool,
-  olderThanMs: number,
-  limit: number,
-  publish: (claims: StoredClaim[]) => Promise<string[]>,
-): Promise<number> {
+async function republishStale(pool: pg.Pool, olderThanMs: number, limit: number, publish: (claims: StoredClaim[]) => Promise<string[]>): Promise<number> {
   return inTransaction(pool, async (client) => {
     const { rows } = await client.query<RawRow & { created_at: Date }>(
       `SELECT ${COLUMNS}, created_at FROM deposits
