@@ -24,7 +24,7 @@ import { printTable, runConcurrent, summarize, type Measurement } from './stats.
 
 const scale = Number(process.env.BENCH_SCALE ?? 1);
 // `BENCH_SERVICE_NODE_OPTIONS="--import ./profiler.mjs"` (a module that starts node:inspector's
-// profiler): NODE_OPTIONS of the wallet and audit processes under test, to see where their time goes.
+// profiler): NODE_OPTIONS of the wallet, audit and webhooks processes under test, to see where their time goes.
 const profiled: Record<string, string> = process.env.BENCH_SERVICE_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_SERVICE_NODE_OPTIONS } : {};
 const n = (x: number) => Math.max(10, Math.round(x * scale));
 const silent = createLogger({ service: 'bench', level: 'silent' });
