@@ -129,7 +129,9 @@ const SAME_CLAIM = `d.chain = v.chain AND d.tx_hash = v.tx_hash AND d.event_inde
  * transfer mined again after a reorganisation). The INSERT either creates a row or does nothing; for a
  * delivery that created nothing the same statement reads the existing row, unless that row was
  * committed after the statement's snapshot (the INSERT waited on the constraint for it, or it came in
- * the same batch): then a second statement, which sees what committed before it, reads it.
+ * the same batch): then a second statement, which sees what committed before it, reads it. Rows are
+ * inserted in claim order, so two batches waiting on each other's uncommitted keys take them in the
+ * same order and cannot deadlock.
  */
 function createAcceptor(pool: pg.Pool) {
   const queue: PendingAccept[] = [];
@@ -208,6 +210,7 @@ async function acceptMany(pool: pg.Pool, batch: readonly PendingAccept[]): Promi
        ins AS (
          INSERT INTO deposits (deposit_id, chain, tx_hash, event_index, token, amount, to_address, webhook_id, job_published)
          SELECT deposit_id, chain, tx_hash, event_index, token, amount, to_address, webhook_id, false FROM v
+          ORDER BY chain, tx_hash, event_index, token, amount, to_address
          ON CONFLICT (chain, tx_hash, event_index, token, amount, to_address) WHERE status <> 'reversed' DO NOTHING
          RETURNING deposit_id, created_at)
        SELECT deposit_id AS asked, deposit_id, created_at, true AS created, false AS published FROM ins
