@@ -501,29 +501,6 @@ async function runAtRate(name: string, total: number, ratePerSec: number, op: (i
   return { name, ops: total, seconds: Number(process.hrtime.bigint() - start) / 1e9, latencies };
 }
 
-/** utime + stime (clock ticks, 100 a second) of `pids`, and of the PostgreSQL backends of webhooks pools opened since `since`. */
-async function cpuTicks(pids: number[], since: Date): Promise<{ service: number; pg: number }> {
-  const { readFile } = await import('node:fs/promises');
-  const ticks = async (pid: number) => {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11] ?? 0) + Number(f[12] ?? 0);
-  };
-  const { databaseUrl } = await backingServices();
-  const db = new pg.Client({ connectionString: databaseUrl });
-  await db.connect();
-  try {
-    const { rows } = await db.query<{ pid: number }>(
-      `SELECT pid FROM pg_stat_activity WHERE application_name IN ('webhooks', 'webhooks-intake') AND backend_start >= $1`,
-      [since],
-    );
-    const sum = async (list: number[]) => (await Promise.all(list.map(ticks))).reduce((a, b) => a + b, 0);
-    return { service: await sum(pids), pg: await sum(rows.map((r) => r.pid)) };
-  } finally {
-    await db.end();
-  }
-}
-
 async function webhooksSuite(): Promise<void> {
   const { databaseUrl, redisUrl } = await backingServices();
   const { createHmac, randomBytes } = await import('node:crypto');
@@ -590,27 +567,13 @@ async function webhooksSuite(): Promise<void> {
       FLEET_DEV_MODE: 'true',
     };
     const procs = [];
-    const started = new Date();
     try {
       for (const r of roles) procs.push(await startService('webhooks', { ...env, ...profiled, WEBHOOKS_ROLES: r }));
       const url = procs[0]!.url('/webhooks/deposits');
-      // CPU of the service processes and of their PostgreSQL backends over the new deliveries: on a
-      // shared machine, CPU per delivery moves much less with the load than throughput does.
-      const cpuBefore = await cpuTicks(
-        procs.map((p) => p.child.pid!),
-        started,
-      );
-      const clientBefore = process.cpuUsage();
-      const full = await runConcurrent(`${label}: new deliveries (${total}, 32 in flight)`, total, 32, (i) => post(url, i, 'a'));
-      const client = process.cpuUsage(clientBefore);
-      const cpuAfter = await cpuTicks(
-        procs.map((p) => p.child.pid!),
-        started,
-      );
-      console.log(
-        `${label}: CPU per new delivery: webhooks processes ${(((cpuAfter.service - cpuBefore.service) * 10) / total).toFixed(2)} ms, ` +
-          `their PostgreSQL backends ${(((cpuAfter.pg - cpuBefore.pg) * 10) / total).toFixed(2)} ms, ` +
-          `the bench's own HTTP client ${((client.user + client.system) / 1000 / total).toFixed(2)} ms`,
+      // Where the CPU of the new deliveries went, by process: on a shared machine, CPU per delivery
+      // moves much less with the load than throughput does.
+      const { result: full, cpu } = await withCpu(total, () =>
+        runConcurrent(`${label}: new deliveries (${total}, 32 in flight)`, total, 32, (i) => post(url, i, 'a')),
       );
       // The issue's latency aim is stated at half the maximum load: deliveries arrive on a fixed
       // schedule at half the rate just measured, whether or not earlier ones were answered (open
@@ -618,7 +581,7 @@ async function webhooksSuite(): Promise<void> {
       const halfRate = Math.max(1, Math.round(full.ops / full.seconds / 2));
       const half = await runAtRate(`${label}: at half that rate (${halfRate}/s offered)`, total, halfRate, (i) => post(url, i, 'c'));
       const dup = await runConcurrent(`${label}: duplicates (${total}, 32 in flight)`, total, 32, (i) => post(url, i, 'a'));
-      return { full, half, dup };
+      return { full, half, dup, cpu };
     } finally {
       for (const p of procs.reverse()) await p.stop();
       await vhost.drop();
@@ -653,6 +616,11 @@ async function webhooksSuite(): Promise<void> {
     { fleet: split.half, raw, note: 'the same at half its maximum rate' },
     { fleet: split.dup, raw },
     { fleet: one.full, raw: rawPc, note: 'against raw publish+consume throughput' },
+  ]);
+  printCpu('Where the CPU of the new deliveries went (all processes of the machine, from /proc; the bench process is the HTTP client)', [
+    { name: alone.full.name, cpu: alone.cpu },
+    { name: one.full.name, cpu: one.cpu },
+    { name: split.full.name, cpu: split.cpu },
   ]);
 }
 
