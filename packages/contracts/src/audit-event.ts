@@ -19,12 +19,15 @@ export interface AuditMessage {
  * The one builder of audit events, for every service: actor `{type: 'service', id: service}`, a new
  * eventId, now as occurredAt, routing key `audit.<service>.<action>` with a leading `<service>.`
  * of the action dropped (`wallet.create` of the wallet service → `audit.wallet.create`). Pure: no I/O.
+ * An event that may be built again and published a second time (a recovery re-sending what was never
+ * confirmed) passes its own `eventId` and `occurredAt` in `identity`, so that both copies are one
+ * event (audit stores an eventId once).
  */
-export function auditMessage(service: string, action: string, fields: AuditFields): AuditMessage {
-  const eventId = randomUUID();
+export function auditMessage(service: string, action: string, fields: AuditFields, identity?: { eventId: string; occurredAt: string }): AuditMessage {
+  const eventId = identity?.eventId ?? randomUUID();
   const payload: AuditEvent = {
     eventId,
-    occurredAt: new Date().toISOString(),
+    occurredAt: identity?.occurredAt ?? new Date().toISOString(),
     actor: { type: 'service', id: service },
     action,
     ...fields,

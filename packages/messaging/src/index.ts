@@ -18,3 +18,4 @@ export { createOutbox, outboxPrivilegesSql, outboxTableSql, type Outbox, type Ou
 export { brokerCheck } from './check.js';
 export { BROKER_DEATH_HEADERS } from './headers.js';
 export { brokerComponent, outboxComponent } from './components.js';
+export { Batcher } from './batcher.js';

@@ -7,8 +7,10 @@ import { createCreditRecheck, createDepositAttempt, createDepositHandler, create
 import { createReconcileHandlers } from './handlers/reconcile.js';
 import { createWalletCreatedHandler } from './handlers/wallets.js';
 import { createIntakeRouter } from './http/intake-routes.js';
+import { createJobPublisher } from './job-publisher.js';
 import { createWebhooksMetrics } from './metrics.js';
 import { createReplayGuard } from './replay-guard.js';
+import { createRepublisher } from './republisher.js';
 import { createSignatureVerifier } from './signature.js';
 import { createDepositStore } from './store/deposit-store.js';
 import { createReconcileStore } from './store/reconcile-store.js';
@@ -17,7 +19,7 @@ import { QUEUES, webhooksTopology } from './topology.js';
 /**
  * The webhooks service, wired but not started: migrations (unless `MIGRATE=false`), PostgreSQL,
  * the outbox relay, the broker, and one HTTP server with the probes; with the `intake` role also
- * Redis (rate limit) and `POST /webhooks/deposits`, with the `processing` role the deposit and
+ * Redis (rate limit), `POST /webhooks/deposits` and the republisher of unconfirmed deliveries, with the `processing` role the deposit and
  * wallet consumers and the `wallet.deposits.*` operations (`WEBHOOKS_ROLES`, both by default).
  */
 export function createWebhooksService(config: WebhooksConfig, logger: Logger): Service & { port(): number } {
@@ -25,7 +27,7 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger): S
   const { pg, registry, schema } = base;
   const metrics = createWebhooksMetrics(registry);
   // A bulkhead: the consumer's transactions (prefetch 32, several statements each) share `pg`; the
-  // intake and the relay, on the path of every 200, have their own.
+  // intake (on the path of every 200), the republisher and the relay have their own.
   const edgePg = createPgPool({ url: config.DATABASE_URL, schema, max: config.DATABASE_INTAKE_POOL_MAX, applicationName: 'webhooks-intake', logger });
   const retry = {
     maxAttempts: config.DEPOSIT_MAX_ATTEMPTS,
@@ -102,21 +104,35 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger): S
     },
   };
   const intakeLog = logger.child({ component: 'intake' });
-  const routes = redis
-    ? createIntakeRouter({
-        intake: createIntakeHandler({
-          store: createDepositStore(edgePg.pool, outbox),
-          verifier: createSignatureVerifier(config.WEBHOOK_SECRETS ?? []),
-          limiter: createRateLimiter({ redis: redis.client, prefix: 'senders', limit: config.WEBHOOK_RATE_PER_MINUTE, windowMs: 60_000 }),
-          replay: createReplayGuard(redis.client),
-          degraded: (what, err) => intakeLog.warn({ err, what }, 'redis unavailable; letting the delivery through without it'),
-        }),
-        accepting: () => running,
+  const edgeDeposits = createDepositStore(edgePg.pool, outbox);
+  const jobs = intake ? createJobPublisher({ broker, store: edgeDeposits, logger }) : undefined;
+  const republisher = jobs
+    ? createRepublisher({
+        store: edgeDeposits,
+        jobs,
+        graceMs: config.DEPOSIT_REPUBLISH_AFTER_MS,
+        intervalMs: Math.max(50, Math.min(5000, Math.round(config.DEPOSIT_REPUBLISH_AFTER_MS / 2))),
+        republished: metrics.republished,
         logger,
-        maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,
-        deliveries: metrics.deliveries,
       })
     : undefined;
+  const routes =
+    redis && jobs
+      ? createIntakeRouter({
+          intake: createIntakeHandler({
+            store: edgeDeposits,
+            jobs,
+            verifier: createSignatureVerifier(config.WEBHOOK_SECRETS ?? []),
+            limiter: createRateLimiter({ redis: redis.client, prefix: 'senders', limit: config.WEBHOOK_RATE_PER_MINUTE, windowMs: 60_000 }),
+            replay: createReplayGuard(redis.client),
+            degraded: (what, err) => intakeLog.warn({ err, what }, 'redis unavailable; letting the delivery through without it'),
+          }),
+          accepting: () => running,
+          logger,
+          maxBodyBytes: config.WEBHOOK_MAX_BODY_BYTES,
+          deliveries: metrics.deliveries,
+        })
+      : undefined;
 
   // The HTTP server starts first (probes answer while the rest starts) but readiness waits for the
   // service to run; a delivery arriving before then gets 503 from a pool or broker not yet up.
@@ -129,6 +145,7 @@ export function createWebhooksService(config: WebhooksConfig, logger: Logger): S
       ...(redis ? [redis.component] : []),
       brokerComponent(broker, { timeoutMs: config.SHUTDOWN_TIMEOUT_MS }),
       outboxComponent(outbox),
+      ...(republisher ? [republisher] : []),
     ],
     checks: [...(redis ? [redis.check] : []), brokerCheck(broker)],
   });

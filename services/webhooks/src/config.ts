@@ -78,6 +78,12 @@ export const configShape = {
     what: "the fleet runner's development webhook secret",
     is: (list) => list !== undefined && list.some((s) => isDevelopmentWebhookSecret(s.secret)),
   }),
+  /**
+   * A stored delivery whose messages are still not confirmed this long after its INSERT is sent again
+   * by the republisher (the intake's process died between its commit and the confirm, or the broker
+   * failed the publish and the sender did not retry). Longer than a publish's confirm timeout.
+   */
+  DEPOSIT_REPUBLISH_AFTER_MS: envVar.int({ default: 30_000, min: 100, max: 3_600_000 }),
   /** Larger bodies are refused with 413 before any signature work. */
   WEBHOOK_MAX_BODY_BYTES: envVar.int({ default: 64 * 1024, min: 256, max: 1024 * 1024 }),
   /** Deliveries per authenticated sender per minute (Redis, fleet-wide); past it 429. */

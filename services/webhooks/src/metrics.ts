@@ -5,6 +5,8 @@ export interface WebhooksMetrics {
   deliveries: Counter<'outcome'>;
   /** Credits reversed because their transaction left the chain (an alert: should stay 0). */
   reversed: Counter<'chain'>;
+  /** Deliveries whose messages the republisher sent again (stored, never confirmed): should stay near 0. */
+  republished: Counter;
 }
 
 export function createWebhooksMetrics(registry: Registry): WebhooksMetrics {
@@ -19,6 +21,11 @@ export function createWebhooksMetrics(registry: Registry): WebhooksMetrics {
       name: 'webhooks_deposits_reversed_total',
       help: 'Credited deposits reversed with a compensating ledger entry because their transaction left the chain (reorganisation), by chain',
       labelNames: ['chain'] as const,
+      registers: [registry],
+    }),
+    republished: new Counter({
+      name: 'webhooks_deposits_republished_total',
+      help: 'Stored deliveries whose deposit.received and audit event were never confirmed by the broker, sent again by the republisher',
       registers: [registry],
     }),
   };

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { waitFor } from '@wallet-fleet/testing';
+import { applyBrokerDefinitions, waitFor } from '@wallet-fleet/testing';
+import { acceptEventId } from '../src/job-publisher.js';
 import { deliver, type Harness, newSecret, randomSolSignature, startHarness } from './support.js';
 
 const solDeposit = () => ({
@@ -36,12 +37,16 @@ describe('webhooks intake: POST /webhooks/deposits', function () {
       (await jobs(body.txHash)).map((r) => r.deposit_id),
       [res.body.jobId],
     );
-    // Answered only after the confirm: nothing is left in the outbox for this deposit.
+    // Answered after the confirm, which is then recorded (nothing left for the republisher), and
+    // with no outbox row on the way.
+    await waitFor(async () => (await h.db.query('SELECT job_published FROM deposits WHERE deposit_id = $1', [res.body.jobId])).rows[0].job_published);
     const left = await h.db.query('SELECT 1 FROM outbox WHERE message_id = $1', [res.body.jobId]);
     assert.equal(left.rowCount, 0);
     const received = await waitFor(() => h.seen.find((m) => m.routingKey === 'deposit.received' && m.body.depositId === res.body.jobId));
     assert.equal(received.body.amount, '1500000');
     assert.equal(received.body.eventIndex, 0);
+    const audit = await waitFor(() => h.seen.find((m) => m.routingKey === 'audit.webhooks.deposit.accept' && m.body.resource.id === res.body.jobId));
+    assert.equal(audit.body.after.txHash, body.txHash);
   });
 
   it('should accept a delivery signed with the older of two rotating secrets', async () => {
@@ -212,5 +217,81 @@ describe('webhooks intake: rate limit and storage failures', function () {
     assert.equal(res.status, 503);
     assert.equal(res.body.error.code, 'UNAVAILABLE');
     await h.db.query('ALTER TABLE deposits_gone RENAME TO deposits');
+  });
+});
+
+describe('webhooks intake: a publish the broker does not confirm', function () {
+  this.timeout(30_000);
+  let h: Harness | undefined;
+  afterEach(async () => {
+    await h?.stop();
+    h = undefined;
+  });
+
+  /**
+   * What the webhooks broker user may publish on wallet.events in this vhost (the fleet's definitions
+   * allow deposit.* and audit.webhooks.*). Set before the process publishes anything: RabbitMQ caches
+   * a channel's topic permission checks, and a refusal closes the channel, so the next one asks again.
+   */
+  const mayPublish = (vhost: string, write: string) =>
+    applyBrokerDefinitions(vhost, {
+      users: [],
+      permissions: [],
+      exchanges: [],
+      queues: [],
+      bindings: [],
+      policies: [],
+      topic_permissions: [{ user: 'webhooks', exchange: 'wallet.events', write, read: '^(deposit\\.received|wallet\\.created)$' }],
+    });
+  const FLEET_WRITE = '^(audit\\.webhooks\\..+|deposit\\.credited|deposit\\.failed|deposit\\.received|deposit\\.reversed)$';
+  const received = (hh: Harness, depositId: string) => hh.seen.filter((m) => m.routingKey === 'deposit.received' && m.body.depositId === depositId);
+
+  it('should answer 503, never 200, while the broker refuses the job, and the same job id once the sender retries', async () => {
+    h = await startHarness({ WEBHOOKS_ROLES: 'intake' });
+    await mayPublish(h.vhost.vhost, '^audit\\.webhooks\\..+$');
+    const body = solDeposit();
+    const refused = await deliver(h, { body });
+    assert.equal(refused.status, 503);
+    assert.equal(refused.body.error.code, 'UNAVAILABLE');
+    // Stored, not confirmed: the retry (or the republisher) sends it.
+    const [row] = (await h.db.query('SELECT deposit_id, job_published FROM deposits WHERE tx_hash = $1', [body.txHash])).rows;
+    assert.equal(row.job_published, false);
+
+    await mayPublish(h.vhost.vhost, FLEET_WRITE);
+    const retried = await deliver(h, { body });
+    assert.equal(retried.status, 200);
+    assert.equal(retried.body.jobId, row.deposit_id);
+    await waitFor(() => received(h!, row.deposit_id).length === 1, { what: 'deposit.received of the retried delivery' });
+    await waitFor(async () => (await h!.db.query('SELECT job_published FROM deposits WHERE deposit_id = $1', [row.deposit_id])).rows[0].job_published, {
+      what: 'the confirm recorded',
+    });
+  });
+
+  it('should publish again, with the same audit event id, a stored delivery whose messages were never confirmed and whose sender gave up', async () => {
+    h = await startHarness({ WEBHOOKS_ROLES: 'intake', DEPOSIT_REPUBLISH_AFTER_MS: '300' });
+    await mayPublish(h.vhost.vhost, '^$');
+    const body = solDeposit();
+    assert.equal((await deliver(h, { body })).status, 503);
+    const [row] = (await h.db.query('SELECT deposit_id FROM deposits WHERE tx_hash = $1', [body.txHash])).rows;
+    // As a process killed between its commit and the publish leaves it: a row nobody sent for.
+    const killed = randomUUID();
+    await h.db.query(
+      `INSERT INTO deposits (deposit_id, chain, tx_hash, event_index, token, amount, to_address, webhook_id, job_published, created_at)
+       VALUES ($1, 'SOL', $2, 0, 'native', 7, $3, 'acme:msg_killed', false, now() - interval '1 minute')`,
+      [killed, randomSolSignature(), body.toAddress],
+    );
+
+    await mayPublish(h.vhost.vhost, FLEET_WRITE);
+    for (const id of [row.deposit_id, killed]) {
+      await waitFor(() => received(h!, id).length >= 1, { what: `deposit.received of ${id} republished` });
+      const audit = await waitFor(() => h!.seen.find((m) => m.routingKey === 'audit.webhooks.deposit.accept' && m.body.resource.id === id));
+      assert.equal(audit.body.eventId, acceptEventId(id));
+    }
+    await waitFor(async () => (await h!.db.query('SELECT count(*)::int AS n FROM deposits WHERE NOT job_published')).rows[0].n === 0, {
+      what: 'every republished deposit recorded',
+    });
+    // Recorded, so not sent again by the next sweeps: a window to watch, there is no event to wait for.
+    await new Promise((r) => setTimeout(r, 700));
+    assert.equal(received(h, killed).length, 1);
   });
 });

@@ -1,12 +1,14 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { DepositWebhookBody, type FieldError, auditMessage, fieldErrors } from '@wallet-fleet/contracts';
+import { DepositWebhookBody, type FieldError, fieldErrors } from '@wallet-fleet/contracts';
 import type { RateLimiter } from '@wallet-fleet/service-kit';
+import type { JobPublisher } from '../job-publisher.js';
 import type { ReplayGuard } from '../replay-guard.js';
 import type { SignatureVerifier } from '../signature.js';
 import type { DepositStore } from '../store/deposit-store.js';
 
 export interface IntakeDeps {
-  store: DepositStore;
+  store: Pick<DepositStore, 'accept'>;
+  jobs: Pick<JobPublisher, 'publish'>;
   verifier: SignatureVerifier;
   /** Keyed by the authenticated sender (the name of the secret that verified), never by a header. */
   limiter: RateLimiter;
@@ -27,31 +29,31 @@ export type IntakeOutcome =
 /**
  * The work of one deposit delivery, after the size limit (the route's): the signature over the raw
  * bytes, the rate limit of the sender it authenticates, the `webhook-id` replay guard, the strict
- * body schema, then the durable accept:
- * - `accepted` once the deposit row is committed and its `deposit.received` message is confirmed by
- *   the broker (same jobId for the same claim: chain, txHash, eventIndex, token, amount, toAddress; `created`
- *   false for a duplicate; another claim for the same transfer is another job, which the chain decides);
+ * body schema, then the durable accept: one INSERT (its own commit), then the job's `deposit.received`
+ * and its accept audit event published straight from here (no outbox row, no relay pass):
+ * - `accepted` once the deposit row is committed and both messages are confirmed by the broker (same
+ *   jobId for the same claim: chain, txHash, eventIndex, token, amount, toAddress; `created` false for
+ *   a duplicate, which publishes only when the job is not confirmed yet; another claim for the same
+ *   transfer is another job, which the chain decides);
  * - `unauthorized` (bad, stale or missing signature), `bad_body` (not JSON, schema), `rate_limited`
  *   (the sender), `replayed` (its webhook-id with another body), `unavailable` (the deposit could not be
- *   stored or enqueued durably: the sender retries, dedupe makes that harmless).
+ *   stored or enqueued durably: the sender retries, dedupe makes that harmless; a row stored and never
+ *   confirmed is sent again by the republisher if the sender does not).
  */
 export function createIntakeHandler(deps: IntakeDeps) {
   return async (body: Buffer, headers: IncomingHttpHeaders): Promise<IntakeOutcome> => {
     const verdict = deps.verifier.verify(body, headers);
     if (!verdict.ok) return { kind: 'unauthorized', reason: verdict.reason };
     const { sender } = verdict;
-    try {
-      const r = await deps.limiter.take(sender);
-      if (!r.allowed) return { kind: 'rate_limited', sender, retryAfterMs: r.resetMs };
-    } catch (err) {
-      deps.degraded('rate_limit', err);
-    }
+    // The rate limit and the replay guard are asked at once (one Redis round trip of waiting). The
+    // guard then remembers the id of a delivery the limit refuses too, which changes nothing: its
+    // retry carries the same id and body (`same`), and another body under that id is refused anyway.
     const webhookId = String(headers['webhook-id']);
-    try {
-      if ((await deps.replay.check(sender, webhookId, body)) === 'different') return { kind: 'replayed' };
-    } catch (err) {
-      deps.degraded('replay_guard', err);
-    }
+    const [limit, replay] = await Promise.allSettled([deps.limiter.take(sender), deps.replay.check(sender, webhookId, body)]);
+    if (limit.status === 'rejected') deps.degraded('rate_limit', limit.reason);
+    else if (!limit.value.allowed) return { kind: 'rate_limited', sender, retryAfterMs: limit.value.resetMs };
+    if (replay.status === 'rejected') deps.degraded('replay_guard', replay.reason);
+    else if (replay.value === 'different') return { kind: 'replayed' };
     let json: unknown;
     try {
       json = JSON.parse(body.toString('utf8'));
@@ -65,18 +67,12 @@ export function createIntakeHandler(deps: IntakeDeps) {
     }
     const deposit = parsed.data;
     try {
-      const accepted = await deps.store.accept(deposit, `${sender}:${webhookId}`.slice(0, 200), (depositId) => [
-        { routingKey: 'deposit.received', messageId: depositId, payload: { depositId, ...deposit } },
-        auditMessage('webhooks', 'deposit.accept', {
-          resource: { type: 'deposit', id: depositId },
-          status: 'success',
-          after: { chain: deposit.chain, txHash: deposit.txHash, eventIndex: deposit.eventIndex, amount: deposit.amount, toAddress: deposit.toAddress },
-        }),
-      ]);
-      // A duplicate waits too: the first delivery may have been answered 503 (or its process
-      // killed) after the commit but before the publish, and this is the one that gets the 200.
-      await deps.store.ensurePublished(accepted);
-      return { kind: 'accepted', jobId: accepted.jobId, created: accepted.created };
+      const accepted = await deps.store.accept(deposit, `${sender}:${webhookId}`.slice(0, 200));
+      // A duplicate publishes too while its job is not confirmed: the first delivery may have been
+      // answered 503 (or its process killed) after the commit but before the confirm, and this is the
+      // one that gets the 200. Published twice meanwhile at worst, which the consumers dedupe.
+      if (!accepted.published) await deps.jobs.publish(accepted);
+      return { kind: 'accepted', jobId: accepted.depositId, created: accepted.created };
     } catch (err) {
       return { kind: 'unavailable', error: err };
     }

@@ -26,7 +26,7 @@ const problem = (res: Response, status: number, code: string, message: string, e
  * (express.raw refuses past the limit with 413); then the intake handler (signature, the sender's rate
  * limit, the webhook-id replay guard, schema, durable accept). Answers:
  * - 200 `{status:"accepted", jobId}` once the deposit row is committed and its `deposit.received`
- *   message is confirmed by the broker (same jobId for the same claim);
+ *   message and accept audit event are confirmed by the broker (same jobId for the same claim);
  * - 400 `{error:{code:"VALIDATION_FAILED", fields}}`, 401 bad/stale/missing signature, 409
  *   `WEBHOOK_ID_REUSED` the same webhook-id with another body, 413 too large, 429 the sender is rate
  *   limited (Retry-After), 503 not running yet, or the deposit could not be stored or enqueued

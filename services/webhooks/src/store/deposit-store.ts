@@ -68,116 +68,200 @@ const toRow = (r: RawRow): DepositRow => ({
   ...(r.credit_key && r.asset !== null && r.decimals !== null ? { identity: { creditKey: r.credit_key, asset: r.asset, decimals: r.decimals } } : {}),
 });
 
-/** The outbox's watch on published message ids (not exported by the messaging package's index). */
-type PublishWatch = ReturnType<Outbox['watch']>;
+/** A stored delivery's claim as its `deposit.received` message and its accept audit event carry it. */
+export interface StoredClaim {
+  depositId: string;
+  chain: Chain;
+  txHash: string;
+  eventIndex: number;
+  token: string;
+  amount: string;
+  toAddress: string;
+  /** When the row was stored: the time of its accept audit event, whoever publishes it. */
+  createdAt: string;
+}
 
-/** An accepted delivery: its job, and what its 200 still waits for. */
-export interface Accepted {
-  jobId: string;
+/** An accepted delivery: its job, whether this delivery created it, and whether its publish was confirmed. */
+export interface Accepted extends StoredClaim {
   /** Whether this delivery created the job (false: a duplicate). */
   created: boolean;
-  /**
-   * Watches the job's `deposit.received` message (its message id is the job id); undefined when
-   * the accepting transaction already saw it published (a duplicate whose outbox row is gone).
-   */
-  watch: PublishWatch | undefined;
+  /** Whether the job's messages were confirmed by the broker already (then a duplicate publishes nothing). */
+  published: boolean;
 }
 
-/**
- * Stores a deposit and its processing message (built by `messages` from the new deposit id) in
- * one statement, hence one transaction and one round trip: the insert and, only if it inserted,
- * the outbox rows (a data-modifying CTE). Dedupe is the unique index on the whole claim (chain,
- * tx_hash, event_index, token, amount, to_address) among deposits not reversed: another claim for the
- * same transfer is another job (the chain decides which one is true; the credit is unique per
- * on-chain transfer, in the ledger), and so is a claim delivered again after its deposit was
- * reversed (the transfer mined again after a reorganisation). The insert either creates the row or does nothing, and then the existing row is
- * read by a second statement (it is committed: a concurrent insert of the same key waits on the
- * constraint until the other transaction ends, and a new statement sees what committed before it).
- * That read also looks for the message in the outbox: the relay deletes a row only after the
- * broker's confirm, so a duplicate whose row is gone needs no waiting at all.
- * No NOTIFY: the request drives this process's relay itself (`ensurePublished`); should the
- * process die first, the rows are found by the relays' poll.
- * Pass the result to `ensurePublished`, which closes the watch.
- * Throws UNAVAILABLE (database).
- */
-async function acceptDeposit(
-  pool: pg.Pool,
-  outbox: Outbox,
-  body: DepositWebhookBody,
-  webhookId: string,
-  messages: (depositId: string) => OutboxMessage[],
-): Promise<Accepted> {
-  const id = randomUUID();
-  const deposit = [id, body.chain, body.txHash, body.eventIndex, body.token, body.amount, body.toAddress, webhookId];
-  const enqueue = outbox.insertSql(messages(id), deposit.length + 1);
-  // Before the commit: a relay pass already running may publish the message before we ask.
-  const watch = outbox.watch([id]);
-  let existing: (RawRow & { pending: boolean }) | undefined;
-  try {
-    const inserted = await pool.query<{ deposit_id: string }>(
-      `WITH ins AS (
-         INSERT INTO deposits (deposit_id, chain, tx_hash, event_index, token, amount, to_address, webhook_id)
-         VALUES ($1, $2, $3, $4, $5, $6::numeric, $7, $8)
-         ON CONFLICT (chain, tx_hash, event_index, token, amount, to_address) WHERE status <> 'reversed' DO NOTHING RETURNING deposit_id),
-       msg AS (${enqueue.sql} WHERE EXISTS (SELECT 1 FROM ins))
-       SELECT deposit_id FROM ins`,
-      [...deposit, ...enqueue.values],
-    );
-    if (inserted.rows.length === 1) return { jobId: id, created: true, watch };
-    watch.close();
-    ({
-      rows: [existing],
-    } = await pool.query<RawRow & { pending: boolean }>(
-      `SELECT ${COLUMNS}, EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = d.deposit_id::text) AS pending
-         FROM deposits d WHERE chain = $1 AND tx_hash = $2 AND event_index = $3 AND token = $4 AND amount = $5::numeric AND to_address = $6
-          AND status <> 'reversed'`,
-      [body.chain, body.txHash, body.eventIndex, body.token, body.amount, body.toAddress],
-    ));
-  } catch (e) {
-    watch.close();
-    throw databaseError(e);
-  }
-  // Reversed between the two statements: the sender's retry makes a new deposit.
-  if (!existing) throw new FleetError(ErrorCode.UNAVAILABLE, 'deposit vanished between insert and read');
-  // A duplicate whose first delivery is still in flight, or died between its commit and the
-  // publish: watched from here on; what was published before this shows up in the fallback check.
-  return { jobId: existing.deposit_id, created: false, watch: existing.pending ? outbox.watch([existing.deposit_id]) : undefined };
+interface AcceptRow {
+  /** The id this batch proposed for the delivery (`v.deposit_id`): which call the row answers. */
+  asked: string;
+  deposit_id: string;
+  created_at: Date;
+  created: boolean;
+  published: boolean;
 }
 
+/** One delivery waiting to be stored in the next batch. */
+interface PendingAccept {
+  id: string;
+  body: DepositWebhookBody;
+  webhookId: string;
+  resolve(a: Accepted): void;
+  reject(e: unknown): void;
+}
+
+/** Batches storing at once per pool; a call beyond them waits for the next and joins it (group commit). */
+const ACCEPT_BATCHES_IN_FLIGHT = 4;
+const ACCEPT_BATCH_MAX = 64;
+
+// The deliveries of a batch as a relation, from one array parameter per column.
+const BATCH_VALUES = `v AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::numeric[], $7::text[], $8::text[])
+                AS v (deposit_id, chain, tx_hash, event_index, token, amount, to_address, webhook_id))`;
+const SAME_CLAIM = `d.chain = v.chain AND d.tx_hash = v.tx_hash AND d.event_index = v.event_index AND d.token = v.token
+                    AND d.amount = v.amount AND d.to_address = v.to_address AND d.status <> 'reversed'`;
+
 /**
- * Resolves once the accepted job's `deposit.received` message is published with a broker confirm.
- * The usual case costs no query: this process's relay publishes the row in a pass shared with
- * every concurrent request (group commit) and resolves the watch by message id. Only when that
- * pass did not have the row does the request look itself, with `FOR UPDATE`, so that a row another
- * replica's relay holds mid-publish is waited for (bounded by lock_timeout) instead of skipped.
- * No connection is held while waiting for the relay, so many waiting requests cannot starve it of
- * the pool. Closes the watch. Throws UNAVAILABLE when the message is still unpublished after a few
- * rounds (broker down: the relay keeps the row and publishes it later).
+ * Stores deliveries' deposits (`job_published` false until their messages are confirmed, see
+ * `markPublished`), many in one statement: concurrent calls share a round trip and a commit (group
+ * commit, up to ACCEPT_BATCHES_IN_FLIGHT statements at once; a call arriving while they all run joins
+ * the next, so an idle intake adds no wait). A batch that fails is stored again call by call, so one
+ * call's failure is never another's. Dedupe is the unique index on the whole claim (chain, tx_hash,
+ * event_index, token, amount, to_address) among deposits not reversed: another claim for the same
+ * transfer is another job (the chain decides which one is true; the credit is unique per on-chain
+ * transfer, in the ledger), and so is a claim delivered again after its deposit was reversed (the
+ * transfer mined again after a reorganisation). The INSERT either creates a row or does nothing; for a
+ * delivery that created nothing the same statement reads the existing row, unless that row was
+ * committed after the statement's snapshot (the INSERT waited on the constraint for it, or it came in
+ * the same batch): then a second statement, which sees what committed before it, reads it. Rows are
+ * inserted in claim order, so two batches waiting on each other's uncommitted keys take them in the
+ * same order and cannot deadlock.
  */
-async function ensurePublished(pool: pg.Pool, accepted: Accepted, rounds = 3): Promise<void> {
-  const { watch } = accepted;
-  if (!watch) return;
-  try {
-    for (let i = 0; i < rounds; i++) {
-      let mine: boolean;
-      try {
-        mine = await watch.settled();
-      } catch (e) {
-        throw new FleetError(ErrorCode.UNAVAILABLE, 'could not publish the deposit message', { cause: e });
-      }
-      if (mine || !(await stillInOutbox(pool, accepted.jobId))) return;
+function createAcceptor(pool: pg.Pool) {
+  const queue: PendingAccept[] = [];
+  let running = 0;
+
+  const kick = () => {
+    while (running < ACCEPT_BATCHES_IN_FLIGHT && queue.length > 0) {
+      const batch = queue.splice(0, ACCEPT_BATCH_MAX);
+      running++;
+      void store(batch).finally(() => {
+        running--;
+        kick();
+      });
     }
-  } finally {
-    watch.close();
+  };
+
+  async function store(batch: PendingAccept[]): Promise<void> {
+    let rows: AcceptRow[];
+    try {
+      rows = await acceptMany(pool, batch);
+    } catch (e) {
+      if (batch.length === 1) {
+        batch[0]!.reject(databaseError(e));
+        return;
+      }
+      await Promise.all(batch.map((p) => store([p])));
+      return;
+    }
+    const byAsked = new Map(rows.map((r) => [r.asked, r]));
+    for (const p of batch) {
+      const row = byAsked.get(p.id);
+      // Reversed between the two statements: the sender's retry makes a new deposit.
+      if (!row) {
+        p.reject(new FleetError(ErrorCode.UNAVAILABLE, 'deposit vanished between insert and read'));
+        continue;
+      }
+      const b = p.body;
+      p.resolve({
+        depositId: row.deposit_id,
+        chain: b.chain,
+        txHash: b.txHash,
+        eventIndex: b.eventIndex,
+        token: b.token,
+        amount: b.amount,
+        toAddress: b.toAddress,
+        createdAt: row.created_at.toISOString(),
+        created: row.created,
+        published: row.published,
+      });
+    }
   }
-  throw new FleetError(ErrorCode.UNAVAILABLE, 'deposit message not yet published');
+
+  /** Throws UNAVAILABLE (database). */
+  return (body: DepositWebhookBody, webhookId: string): Promise<Accepted> =>
+    new Promise<Accepted>((resolve, reject) => {
+      queue.push({ id: randomUUID(), body, webhookId, resolve, reject });
+      kick();
+    });
 }
 
-async function stillInOutbox(pool: pg.Pool, messageId: string): Promise<boolean> {
-  return inTransaction(pool, async (c) => {
-    await c.query(`SET LOCAL lock_timeout = '5s'`);
-    const { rowCount } = await c.query('SELECT 1 FROM outbox WHERE message_id = $1 FOR UPDATE', [messageId]);
-    return (rowCount ?? 0) > 0;
+/** The INSERT of a batch and the rows of its duplicates: one statement, a second one only for rows it could not see. */
+async function acceptMany(pool: pg.Pool, batch: readonly PendingAccept[]): Promise<AcceptRow[]> {
+  const columns = [
+    batch.map((p) => p.id),
+    batch.map((p) => p.body.chain),
+    batch.map((p) => p.body.txHash),
+    batch.map((p) => p.body.eventIndex),
+    batch.map((p) => p.body.token),
+    batch.map((p) => p.body.amount),
+    batch.map((p) => p.body.toAddress),
+    batch.map((p) => p.webhookId),
+  ];
+  const { rows } = await pool.query<AcceptRow>({
+    name: 'webhooks-accept',
+    text: `WITH ${BATCH_VALUES},
+       ins AS (
+         INSERT INTO deposits (deposit_id, chain, tx_hash, event_index, token, amount, to_address, webhook_id, job_published)
+         SELECT deposit_id, chain, tx_hash, event_index, token, amount, to_address, webhook_id, false FROM v
+          ORDER BY chain, tx_hash, event_index, token, amount, to_address
+         ON CONFLICT (chain, tx_hash, event_index, token, amount, to_address) WHERE status <> 'reversed' DO NOTHING
+         RETURNING deposit_id, created_at)
+       SELECT deposit_id AS asked, deposit_id, created_at, true AS created, false AS published FROM ins
+       UNION ALL
+       SELECT v.deposit_id, d.deposit_id, d.created_at, false, d.job_published FROM v JOIN deposits d ON ${SAME_CLAIM}
+        WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.deposit_id = v.deposit_id)`,
+    values: columns,
+  });
+  if (rows.length >= batch.length) return rows;
+  const seen = new Set(rows.map((r) => r.asked));
+  const again = await pool.query<AcceptRow>(
+    `WITH ${BATCH_VALUES}
+     SELECT v.deposit_id AS asked, d.deposit_id, d.created_at, false AS created, d.job_published AS published FROM v JOIN deposits d ON ${SAME_CLAIM}`,
+    columns.map((c) => c.filter((_, i) => !seen.has(batch[i]!.id))),
+  );
+  return [...rows, ...again.rows];
+}
+
+/** Records that these deposits' messages were confirmed by the broker (one statement for many). */
+async function markPublished(db: pg.Pool | pg.ClientBase, depositIds: readonly string[]): Promise<void> {
+  if (depositIds.length === 0) return;
+  await db.query('UPDATE deposits SET job_published = true WHERE deposit_id = ANY($1::uuid[]) AND NOT job_published', [depositIds]);
+}
+
+/**
+ * One sweep of deliveries stored more than `olderThanMs` ago whose messages were never confirmed
+ * (see the republisher): claims up to `limit` of them (`FOR UPDATE SKIP LOCKED`, so replicas share
+ * the work), lets `publish` send them, marks those it says were confirmed, commits. Returns how many
+ * were claimed. Throws UNAVAILABLE (database); what `publish` throws passes unchanged.
+ */
+async function republishStale(pool: pg.Pool, olderThanMs: number, limit: number, publish: (claims: StoredClaim[]) => Promise<string[]>): Promise<number> {
+  return inTransaction(pool, async (client) => {
+    const { rows } = await client.query<RawRow & { created_at: Date }>(
+      `SELECT ${COLUMNS}, created_at FROM deposits
+        WHERE NOT job_published AND created_at < now() - make_interval(secs => $1::float8 / 1000)
+        ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
+      [olderThanMs, limit],
+    );
+    if (rows.length === 0) return 0;
+    const claims = rows.map((r) => ({
+      depositId: r.deposit_id,
+      chain: r.chain,
+      txHash: r.tx_hash,
+      eventIndex: r.event_index,
+      token: r.token,
+      amount: r.amount,
+      toAddress: r.to_address,
+      createdAt: r.created_at.toISOString(),
+    }));
+    await markPublished(client, await publish(claims));
+    return rows.length;
   });
 }
 
@@ -308,12 +392,15 @@ export type DepositStore = ReturnType<typeof createDepositStore>;
  * database failure; a FleetError thrown by a caller's callback passes unchanged.
  */
 export function createDepositStore(pool: pg.Pool, outbox: Outbox) {
+  const accept = createAcceptor(pool);
   return {
-    /** See acceptDeposit above. Throws UNAVAILABLE. */
-    accept: (body: DepositWebhookBody, webhookId: string, messages: (depositId: string) => OutboxMessage[]) =>
-      acceptDeposit(pool, outbox, body, webhookId, messages),
-    /** See ensurePublished above. Throws UNAVAILABLE. */
-    ensurePublished: (accepted: Accepted) => withDatabaseErrors(() => ensurePublished(pool, accepted)),
+    /** See createAcceptor above. Throws UNAVAILABLE. */
+    accept,
+    /** See markPublished above. Throws UNAVAILABLE. */
+    markPublished: (depositIds: readonly string[]) => withDatabaseErrors(() => markPublished(pool, depositIds)),
+    /** See republishStale above. Throws UNAVAILABLE. */
+    republishStale: (olderThanMs: number, limit: number, publish: (claims: StoredClaim[]) => Promise<string[]>) =>
+      withDatabaseErrors(() => republishStale(pool, olderThanMs, limit, publish)),
     get: (depositId: string) => withDatabaseErrors(() => getDeposit(pool, depositId)),
     findWallet: (chain: Chain, address: string) => withDatabaseErrors(() => findWallet(pool, chain, address)),
     rememberAddress: (w: { chain: Chain; address: string; walletId: string; userId: string }) => withDatabaseErrors(() => rememberAddress(pool, w)),
