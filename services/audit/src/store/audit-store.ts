@@ -204,11 +204,10 @@ async function query(pool: pg.Pool, q: AuditQuery): Promise<AuditQueryResult> {
   if (q.to !== undefined) add('occurred_at < ?', q.to);
   if (q.cursor !== undefined) add('sequence < ?', decodeCursor(q.cursor));
   params.push(q.limit + 1);
-  const { rows } = await pool.query<Row>(
-    `SELECT * FROM audit_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-     ORDER BY sequence DESC LIMIT $${params.length}`,
-    params,
-  );
+  const text = `SELECT * FROM audit_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+     ORDER BY sequence DESC LIMIT $${params.length}`;
+  // Named by its filters (at most 2^7 shapes): each connection parses and plans a shape once.
+  const { rows } = await pool.query<Row>({ name: `audit-query:${where.map((w) => w.split(' ')[0]).join(',')}`, text, values: params });
   const page = rows.slice(0, q.limit);
   const last = page[page.length - 1];
   return {
