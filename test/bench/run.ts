@@ -582,7 +582,7 @@ async function webhooksSuite(): Promise<void> {
 
   /**
    * One deployment shape: `roles` lists the processes (each a set of WEBHOOKS_ROLES); deliveries go
-   * to the first. Every delivery is processed too (an unknown address: rejected, dead-lettered), so
+   * to the processes that take them (intake role), in turn. Every delivery is processed too (an unknown address: rejected, dead-lettered), so
    * the chain-side work competes for the same two cores whichever process does it.
    */
   async function measure(label: string, roles: string[]) {
@@ -600,18 +600,19 @@ async function webhooksSuite(): Promise<void> {
     const procs = [];
     try {
       for (const r of roles) procs.push(await startService('webhooks', { ...env, ...profiled, WEBHOOKS_ROLES: r }));
-      const url = procs[0]!.url('/webhooks/deposits');
+      const urls = procs.filter((_, i) => roles[i]!.includes('intake')).map((p) => p.url('/webhooks/deposits'));
+      const url = (i: number) => urls[i % urls.length]!;
       // Where the CPU of the new deliveries went, by process: on a shared machine, CPU per delivery
       // moves much less with the load than throughput does.
       const { result: full, cpu } = await withCpu(total, () =>
-        runConcurrent(`${label}: new deliveries (${total}, 32 in flight)`, total, 32, (i) => post(url, i, 'a')),
+        runConcurrent(`${label}: new deliveries (${total}, 32 in flight)`, total, 32, (i) => post(url(i), i, 'a')),
       );
       // The issue's latency aim is stated at half the maximum load: deliveries arrive on a fixed
       // schedule at half the rate just measured, whether or not earlier ones were answered (open
       // loop), and latency counts from the scheduled arrival, so queueing behind a slow one shows.
       const halfRate = Math.max(1, Math.round(full.ops / full.seconds / 2));
-      const half = await runAtRate(`${label}: at half that rate (${halfRate}/s offered)`, total, halfRate, (i) => post(url, i, 'c'));
-      const dup = await runConcurrent(`${label}: duplicates (${total}, 32 in flight)`, total, 32, (i) => post(url, i, 'a'));
+      const half = await runAtRate(`${label}: at half that rate (${halfRate}/s offered)`, total, halfRate, (i) => post(url(i), i, 'c'));
+      const dup = await runConcurrent(`${label}: duplicates (${total}, 32 in flight)`, total, 32, (i) => post(url(i), i, 'a'));
       return { full, half, dup, cpu };
     } finally {
       for (const p of procs.reverse()) await p.stop();
@@ -634,6 +635,8 @@ async function webhooksSuite(): Promise<void> {
   const alone = await measure('intake role alone', ['intake']);
   const one = await measure('one process', ['intake,processing']);
   const split = await measure('intake process', ['intake', 'processing']);
+  // The intake split across processes: two intake processes, deliveries to each in turn.
+  const twoIntakes = await measure('two intake processes', ['intake', 'intake']);
   const aloneRate = alone.full.ops / alone.full.seconds / (raw.ops / raw.seconds);
   const p99 = (m: Measurement) => summarize(m).p99;
   printTable('Webhook intake at the HTTP edge (signature, rate limit, durable insert, confirmed publish) beside raw INSERT + confirmed publish; same run', [
@@ -646,12 +649,15 @@ async function webhooksSuite(): Promise<void> {
     { fleet: split.full, raw, note: 'WEBHOOKS_ROLES=intake, a processing process beside it' },
     { fleet: split.half, raw, note: 'the same at half its maximum rate' },
     { fleet: split.dup, raw },
+    { fleet: twoIntakes.full, raw, note: 'two intake processes (WEBHOOKS_ROLES=intake each), no processing' },
+    { fleet: twoIntakes.half, raw },
     { fleet: one.full, raw: rawPc, note: 'against raw publish+consume throughput' },
   ]);
   printCpu('Where the CPU of the new deliveries went (all processes of the machine, from /proc; the bench process is the HTTP client)', [
     { name: alone.full.name, cpu: alone.cpu },
     { name: one.full.name, cpu: one.cpu },
     { name: split.full.name, cpu: split.cpu },
+    { name: twoIntakes.full.name, cpu: twoIntakes.cpu },
   ]);
 }
 
