@@ -51,46 +51,39 @@ export async function rawPublishConsume(url: string, total: number): Promise<Mea
   }
 }
 
-/**
- * Sequential request/response over direct reply-to against a raw amqplib responder; with `work`,
- * the responder awaits it before it replies (e.g. the same query a fleet handler runs).
- */
-export async function rawRpc(url: string, total: number, work?: () => Promise<unknown>, name = 'raw amqplib RPC (direct reply-to)'): Promise<Measurement> {
+/** `total` sequential calls over direct reply-to to whatever answers on `queue`. */
+async function sequentialCalls(conn: amqp.ChannelModel, queue: string, total: number, name: string): Promise<Measurement> {
+  const client = await conn.createChannel();
+  const pending = new Map<string, () => void>();
+  await client.consume('amq.rabbitmq.reply-to', (msg) => msg && pending.get(msg.properties.correlationId)?.(), { noAck: true });
+  const m = await runConcurrent(name, total, 1, () => {
+    const id = randomUUID();
+    return new Promise<void>((resolve) => {
+      pending.set(id, () => {
+        pending.delete(id);
+        resolve();
+      });
+      client.publish('', queue, Buffer.from('{}'), { correlationId: id, replyTo: 'amq.rabbitmq.reply-to' });
+    });
+  });
+  await client.deleteQueue(queue);
+  return m;
+}
+
+/** Sequential request/response over direct reply-to against a raw amqplib responder in this process. */
+export async function rawRpc(url: string, total: number): Promise<Measurement> {
   const conn = await amqp.connect(url, socketOptions);
   try {
     const server = await conn.createChannel();
     const queue = `bench.rpc.${randomUUID()}`;
     await server.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
     await server.prefetch(32);
-    await server.consume(queue, async (msg) => {
+    await server.consume(queue, (msg) => {
       if (!msg) return;
-      if (work) await work();
-      server.sendToQueue(msg.properties.replyTo, Buffer.from('{"ok":true,"result":{}}'), {
-        correlationId: msg.properties.correlationId,
-      });
+      server.sendToQueue(msg.properties.replyTo, Buffer.from('{"ok":true,"result":{}}'), { correlationId: msg.properties.correlationId });
       server.ack(msg);
     });
-    const client = await conn.createChannel();
-    const pending = new Map<string, () => void>();
-    await client.consume(
-      'amq.rabbitmq.reply-to',
-      (msg) => {
-        if (msg) pending.get(msg.properties.correlationId)?.();
-      },
-      { noAck: true },
-    );
-    const m = await runConcurrent(name, total, 1, () => {
-      const id = randomUUID();
-      return new Promise<void>((resolve) => {
-        pending.set(id, () => {
-          pending.delete(id);
-          resolve();
-        });
-        client.publish('', queue, Buffer.from('{}'), { correlationId: id, replyTo: 'amq.rabbitmq.reply-to' });
-      });
-    });
-    await server.deleteQueue(queue);
-    return m;
+    return await sequentialCalls(conn, queue, total, 'raw amqplib RPC (direct reply-to)');
   } finally {
     await conn.close();
   }
@@ -112,21 +105,7 @@ export async function rawRpcToProcess(url: string, total: number, database?: { u
     });
     const conn = await amqp.connect(url, socketOptions);
     try {
-      const client = await conn.createChannel();
-      const pending = new Map<string, () => void>();
-      await client.consume('amq.rabbitmq.reply-to', (msg) => msg && pending.get(msg.properties.correlationId)?.(), { noAck: true });
-      const m = await runConcurrent(database ? 'raw RPC, responder process runs the same query' : 'raw RPC, responder in its own process', total, 1, () => {
-        const id = randomUUID();
-        return new Promise<void>((resolve) => {
-          pending.set(id, () => {
-            pending.delete(id);
-            resolve();
-          });
-          client.publish('', queue, Buffer.from('{}'), { correlationId: id, replyTo: 'amq.rabbitmq.reply-to' });
-        });
-      });
-      await client.deleteQueue(queue);
-      return m;
+      return await sequentialCalls(conn, queue, total, database ? 'raw RPC, responder process runs the same query' : 'raw RPC, responder in its own process');
     } finally {
       await conn.close();
     }

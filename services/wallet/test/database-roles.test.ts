@@ -1,30 +1,18 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
-import { createLogger, migrate } from '@wallet-fleet/service-kit';
-import { createSchemaName, type TestSchema } from '@wallet-fleet/testing';
-import pg from 'pg';
-
-const migrations = fileURLToPath(new URL('../migrations', import.meta.url));
+import type pg from 'pg';
+import { migratedWalletSchema } from './support.js';
 
 describe('wallet database roles (PostgreSQL)', () => {
-  let schema: TestSchema;
+  let db: Awaited<ReturnType<typeof migratedWalletSchema>>;
   let runtime: pg.Pool;
 
   before(async () => {
-    schema = await createSchemaName('wallet_roles');
-    await migrate({
-      databaseUrl: schema.migrationUrl,
-      runtimeUrl: schema.runtimeUrl,
-      dir: migrations,
-      schema: schema.schema,
-      logger: createLogger({ service: 'test', level: 'silent' }),
-    });
-    runtime = new pg.Pool({ connectionString: schema.runtimeUrl, options: `-c search_path=${schema.schema}`, max: 2 });
+    db = await migratedWalletSchema('wallet_roles');
+    runtime = db.runtime;
   });
   after(async () => {
-    await runtime?.end();
-    await schema?.drop();
+    await db?.end();
   });
 
   it('should let the runtime role activate a wallet but never move it to another user, re-key it or delete it', async () => {

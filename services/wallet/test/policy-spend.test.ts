@@ -2,38 +2,23 @@
 // over the last 24 h would, as spend is reserved, released and leaves the window.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
-import { createLogger, migrate } from '@wallet-fleet/service-kit';
-import { createSchemaName, type TestSchema } from '@wallet-fleet/testing';
-import pg from 'pg';
+import type pg from 'pg';
 import type { DailyCap } from '../src/policy/engine.js';
 import { createPolicyStore, type PolicyStore } from '../src/store/policy-store.js';
-
-const migrations = fileURLToPath(new URL('../migrations', import.meta.url));
+import { migratedWalletSchema } from './support.js';
 
 describe('rolling caps: spend kept as running totals (PostgreSQL)', () => {
-  let schema: TestSchema;
-  let runtime: pg.Pool;
+  let db: Awaited<ReturnType<typeof migratedWalletSchema>>;
   let owner: pg.Pool;
   let store: PolicyStore;
 
   before(async () => {
-    schema = await createSchemaName('wallet_spend');
-    await migrate({
-      databaseUrl: schema.migrationUrl,
-      runtimeUrl: schema.runtimeUrl,
-      dir: migrations,
-      schema: schema.schema,
-      logger: createLogger({ service: 'test', level: 'silent' }),
-    });
-    runtime = new pg.Pool({ connectionString: schema.runtimeUrl, options: `-c search_path=${schema.schema}`, max: 4 });
-    owner = new pg.Pool({ connectionString: schema.migrationUrl, options: `-c search_path=${schema.schema}`, max: 1 });
-    store = createPolicyStore(runtime, { enqueue: () => Promise.reject(new Error('no policy is set through this store')) });
+    db = await migratedWalletSchema('wallet_spend');
+    owner = db.owner;
+    store = createPolicyStore(db.runtime, { enqueue: () => Promise.reject(new Error('no policy is set through this store')) });
   });
   after(async () => {
-    await runtime?.end();
-    await owner?.end();
-    await schema?.drop();
+    await db?.end();
   });
 
   const cap = (rule: DailyCap['rule'], limit: bigint): DailyCap => ({ rule, scope: 'fleet', scopeId: null, asset: 'SOL', limit });

@@ -4,10 +4,12 @@ import { localEd25519Signer, solanaAddress } from '@wallet-fleet/chains';
 import { FleetError } from '@wallet-fleet/contracts';
 import type { SolanaRuntime } from '@wallet-fleet/dev-runtimes';
 import { type Broker, createBroker, defineTopology } from '@wallet-fleet/messaging';
-import { createLogger } from '@wallet-fleet/service-kit';
-import { backingServices, type TestSchema, type TestVhost } from '@wallet-fleet/testing';
+import { fileURLToPath } from 'node:url';
+import { createLogger, migrate } from '@wallet-fleet/service-kit';
+import { backingServices, createSchemaName, type TestSchema, type TestVhost } from '@wallet-fleet/testing';
 import { Connection, PublicKey } from '@solana/web3.js';
 import amqp, { type ChannelModel, type ConsumeMessage } from 'amqplib';
+import pg from 'pg';
 import { createWalletService } from '../src/app.js';
 import { loadWalletConfig } from '../src/config.js';
 
@@ -24,6 +26,34 @@ export const refusal = (p: Promise<unknown>): Promise<FleetError> =>
   );
 
 export type WalletService = ReturnType<typeof createWalletService>;
+
+/**
+ * A fresh schema with the wallet's migrations applied and no service: `runtime` logs in as the
+ * runtime role (what the service may do), `owner` as the migration role (what a test arranges).
+ */
+export async function migratedWalletSchema(prefix: string): Promise<{ schema: TestSchema; runtime: pg.Pool; owner: pg.Pool; end(): Promise<void> }> {
+  const schema = await createSchemaName(prefix);
+  await migrate({
+    databaseUrl: schema.migrationUrl,
+    runtimeUrl: schema.runtimeUrl,
+    dir: fileURLToPath(new URL('../migrations', import.meta.url)),
+    schema: schema.schema,
+    logger: silent,
+  });
+  const pool = (url: string, max: number) => new pg.Pool({ connectionString: url, options: `-c search_path=${schema.schema}`, max });
+  const runtime = pool(schema.runtimeUrl, 4);
+  const owner = pool(schema.migrationUrl, 1);
+  return {
+    schema,
+    runtime,
+    owner,
+    async end() {
+      await runtime.end();
+      await owner.end();
+      await schema.drop();
+    },
+  };
+}
 
 /**
  * Starts a wallet service as the fleet runs it: as its own broker user in `vhost`, with its
