@@ -228,6 +228,26 @@ const statements = {
   },
 };
 
+/**
+ * Runs an insert as the user's first active wallet if it is the first, else inactive (a concurrent
+ * create may win `wallets_one_active`: then once more, inactive). With an idempotency key, a unique
+ * violation of the wallet, the request or the pool key (the same create took a key first elsewhere)
+ * is `duplicate`; anything else is thrown.
+ */
+async function activeOrNot<T>(idempotent: boolean, insert: (active: 'if-first' | false) => Promise<T>): Promise<T | 'duplicate'> {
+  for (const active of ['if-first', false] as const) {
+    try {
+      return await insert(active);
+    } catch (e) {
+      const violated = uniqueViolation(e);
+      if (violated === 'wallets_one_active' && active === 'if-first') continue;
+      if (idempotent && (violated === 'wallets_pkey' || violated === 'create_requests_pkey' || violated === 'key_pool_wallet_id_key')) return 'duplicate';
+      throw e;
+    }
+  }
+  throw new Error('unreachable: the inactive insert cannot violate wallets_one_active');
+}
+
 export type WalletStore = ReturnType<typeof createWalletStore>;
 
 /**
@@ -299,21 +319,12 @@ export function createWalletStore(pool: pg.Pool, outbox: OutboxWriter, opts: { o
       const createdAt = new Date();
       const record = (isActive: boolean): WalletRecord => ({ ...row, publicKey: Buffer.from(row.publicKey), isActive, createdAt: createdAt.toISOString() });
       const messages = { active: messagesFor(record(true)), inactive: messagesFor(record(false)) };
-      for (const active of ['if-first', false] as const) {
-        try {
-          const w = await statements.insertWithKey(pool, outbox, { ...row, createdAt }, active, request, messages);
-          if (!w) return 'taken' as const;
-          outbox.wake();
-          return w;
-        } catch (e) {
-          const violated = uniqueViolation(e);
-          if (violated === 'wallets_one_active' && active === 'if-first') continue;
-          if (request && (violated === 'wallets_pkey' || violated === 'create_requests_pkey' || violated === 'key_pool_wallet_id_key'))
-            return 'duplicate' as const;
-          throw e;
-        }
-      }
-      throw new Error('unreachable: the inactive insert cannot violate wallets_one_active');
+      return activeOrNot(request !== undefined, async (active) => {
+        const w = await statements.insertWithKey(pool, outbox, { ...row, createdAt }, active, request, messages);
+        if (!w) return 'taken' as const;
+        outbox.wake();
+        return w;
+      });
     });
 
   const insertWith = (
@@ -321,28 +332,18 @@ export function createWalletStore(pool: pg.Pool, outbox: OutboxWriter, opts: { o
     request: { key: string; hash: string } | undefined,
     messagesFor: (w: WalletRecord) => OutboxMessage[],
   ): Promise<WalletRecord | 'duplicate' | 'pool-empty'> =>
-    withDatabaseErrors(async () => {
-      for (const active of ['if-first', false] as const) {
-        try {
-          return await inTransaction(pool, async (client) => {
-            const row = await rowFor(client);
-            if (!row) return 'pool-empty' as const;
-            const w = await statements.insert(client, row, active);
-            if (request) await statements.insertCreateRequest(client, row.userId, request.key, request.hash, w.walletId);
-            await outbox.enqueue(client, messagesFor(w));
-            return w;
-          });
-        } catch (e) {
-          const violated = uniqueViolation(e);
-          if (violated === 'wallets_one_active' && active === 'if-first') continue;
-          // key_pool_wallet_id_key: the same idempotent create took a pool key first elsewhere.
-          if (request && (violated === 'wallets_pkey' || violated === 'create_requests_pkey' || violated === 'key_pool_wallet_id_key'))
-            return 'duplicate' as const;
-          throw e;
-        }
-      }
-      throw new Error('unreachable: the inactive insert cannot violate wallets_one_active');
-    });
+    withDatabaseErrors(() =>
+      activeOrNot(request !== undefined, (active) =>
+        inTransaction(pool, async (client) => {
+          const row = await rowFor(client);
+          if (!row) return 'pool-empty' as const;
+          const w = await statements.insert(client, row, active);
+          if (request) await statements.insertCreateRequest(client, row.userId, request.key, request.hash, w.walletId);
+          await outbox.enqueue(client, messagesFor(w));
+          return w;
+        }),
+      ),
+    );
 
   return {
     get: (userId: string, walletId: string) => withDatabaseErrors(() => statements.get(pool, userId, walletId)),
