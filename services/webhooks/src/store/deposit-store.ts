@@ -69,17 +69,10 @@ const toRow = (r: RawRow): DepositRow => ({
 });
 
 /** A stored delivery's claim as its `deposit.received` message and its accept audit event carry it. */
-export interface StoredClaim {
-  depositId: string;
-  chain: Chain;
-  txHash: string;
-  eventIndex: number;
-  token: string;
-  amount: string;
-  toAddress: string;
+export type StoredClaim = Pick<DepositRow, 'depositId' | 'chain' | 'txHash' | 'eventIndex' | 'token' | 'amount' | 'toAddress'> & {
   /** When the row was stored: the time of its accept audit event, whoever publishes it. */
   createdAt: string;
-}
+};
 
 /** An accepted delivery: its job, whether this delivery created it, and whether its publish was confirmed. */
 export interface Accepted extends StoredClaim {
