@@ -243,16 +243,10 @@ async function republishStale(pool: pg.Pool, olderThanMs: number, limit: number,
       [olderThanMs, limit],
     );
     if (rows.length === 0) return 0;
-    const claims = rows.map((r) => ({
-      depositId: r.deposit_id,
-      chain: r.chain,
-      txHash: r.tx_hash,
-      eventIndex: r.event_index,
-      token: r.token,
-      amount: r.amount,
-      toAddress: r.to_address,
-      createdAt: r.created_at.toISOString(),
-    }));
+    const claims = rows.map((r): StoredClaim => {
+      const { depositId, chain, txHash, eventIndex, token, amount, toAddress } = toRow(r);
+      return { depositId, chain, txHash, eventIndex, token, amount, toAddress, createdAt: r.created_at.toISOString() };
+    });
     await markPublished(client, await publish(claims));
     return rows.length;
   });
