@@ -14,9 +14,10 @@ import amqp from 'amqplib';
 import pg from 'pg';
 import { decodeSolanaTransaction } from '@wallet-fleet/chains';
 import { createBroker, defineTopology } from '@wallet-fleet/messaging';
-import { createLogger, createPgPool, migrate } from '@wallet-fleet/service-kit';
+import { createLogger } from '@wallet-fleet/service-kit';
 import { createPolicyGate } from '../../services/wallet/src/policy/gate.js';
 import { createPolicyStore } from '../../services/wallet/src/store/policy-store.js';
+import { migratedWalletSchema } from '../../services/wallet/test/support.js';
 import { freePort, startService } from '../e2e/support/service-process.js';
 import { bareKmsClient, rawInsert, rawInsertThenPublish, rawKmsCreate, rawKmsSign, rawPublishConsume, rawRpc, rawRpcToProcess } from './raw.js';
 import { type CpuUsage, printCpu, withCpu } from './cpu.js';
@@ -345,54 +346,43 @@ async function walletSuite(): Promise<void> {
  * service's migrations: no broker, no KMS, so it runs in seconds.
  */
 async function policySuite(): Promise<void> {
-  const schema = await createSchemaName('bench_policy');
+  const db = await migratedWalletSchema('bench_policy');
   try {
-    await migrate({
-      databaseUrl: schema.migrationUrl,
-      runtimeUrl: schema.runtimeUrl,
-      dir: fileURLToPath(new URL('../../services/wallet/migrations', import.meta.url)),
-      schema: schema.schema,
-      logger: silent,
-    });
     const signer = Keypair.generate().publicKey;
     const w = { userId: 'signer', walletId: randomUUID(), address: signer.toBase58() };
     const tx = new Transaction({ feePayer: signer, recentBlockhash: '11111111111111111111111111111111' })
       .add(SystemProgram.transfer({ fromPubkey: signer, toPubkey: Keypair.generate().publicKey, lamports: 1 }))
       .serialize({ requireAllSignatures: false, verifySignatures: false });
-    const policy = await policyCheck({ DATABASE_URL: schema.runtimeUrl, DATABASE_SCHEMA: schema.schema }, w, tx, n(3000));
+    const policy = await policyCheck(db.runtime, w, tx, n(3000));
     // The floor of any check that records a reservation durably: one INSERT, one round trip, one commit.
-    const db = new pg.Pool({ connectionString: schema.migrationUrl, options: `-c search_path=${schema.schema}`, max: 1 });
-    let floor: Measurement;
-    try {
-      await db.query('CREATE TABLE bench_floor (id uuid PRIMARY KEY, amount numeric NOT NULL)');
-      floor = await runConcurrent('raw INSERT, one commit (sequential)', n(3000), 1, () => db.query('INSERT INTO bench_floor VALUES ($1, 1)', [randomUUID()]));
-    } finally {
-      await db.end();
-    }
+    await db.owner.query('CREATE TABLE bench_floor (id uuid PRIMARY KEY, amount numeric NOT NULL)');
+    const floor = await runConcurrent('raw INSERT, one commit (sequential)', n(3000), 1, () =>
+      db.owner.query('INSERT INTO bench_floor VALUES ($1, 1)', [randomUUID()]),
+    );
     const p50 = summarize(policy.capped).p50;
     printTable('The policy check of the signing path (decode, engine, cap reservation) against the wallet schema, sequential', [
       { fleet: policy.capped, raw: policy.plain, note: `p50 ${p50.toFixed(2)} ms with caps, ${aim('p50 < 1 ms', p50 < 1)}` },
       { fleet: policy.capped, raw: floor, note: 'against the floor: one durable INSERT' },
     ]);
   } finally {
-    await schema.drop();
+    await db.end();
   }
 }
 
 /**
- * What the policy adds to a signing (issue 11), with the wallet service's own code and database: the
- * SOL transaction decoded, the applicable rules read and evaluated, the spend reserved (a row per
- * signing; with caps, under the user's advisory lock after summing the last 24 h). Once with no
- * rules at all, then with a per-transaction limit and both daily caps set on the wallet and user.
+ * What the policy adds to a signing (issue 11), with the wallet service's own code and database, as
+ * the runtime role: the SOL transaction decoded, the rules (from memory after the first read)
+ * evaluated, the spend reserved in one `policy_reserve` call. Once with no rules at all, then with a
+ * per-transaction limit and both daily caps set on the wallet and user (which moves the policy epoch:
+ * the first capped check reloads the rules).
  */
 async function policyCheck(
-  env: { DATABASE_URL: string; DATABASE_SCHEMA: string },
+  pool: pg.Pool,
   w: { userId: string; walletId: string; address: string },
   tx: Buffer,
   total: number,
 ): Promise<{ plain: Measurement; capped: Measurement }> {
-  const db = createPgPool({ url: env.DATABASE_URL, schema: env.DATABASE_SCHEMA, max: 1 });
-  const store = createPolicyStore(db.pool, {
+  const store = createPolicyStore(pool, {
     enqueue: () => Promise.reject(new Error('the bench sets no policy through this store')),
   });
   const gate = createPolicyGate(store);
@@ -400,20 +390,16 @@ async function policyCheck(
     const decision = await gate.decide(w, decodeSolanaTransaction(tx, { wallet: w.address }), `bench:${randomUUID()}`);
     if (!decision.allowed) throw new Error(`policy denied the bench transaction: ${decision.denial?.message}`);
   };
-  try {
-    const plain = await runConcurrent('policy check, no rules', total, 1, check);
-    const big = '1000000000000000000';
-    await db.pool.query(`INSERT INTO policies (scope, scope_id, rules, version) VALUES ('user', $1, $3, 1), ('wallet', $2, $4, 1)`, [
-      w.userId,
-      w.walletId,
-      JSON.stringify({ dailyPerUser: { SOL: big } }),
-      JSON.stringify({ maxPerTransaction: { SOL: big }, dailyPerWallet: { SOL: big } }),
-    ]);
-    const capped = await runConcurrent('policy check, user and wallet caps', total, 1, check);
-    return { plain, capped };
-  } finally {
-    await db.pool.end();
-  }
+  const plain = await runConcurrent('policy check, no rules', total, 1, check);
+  const big = '1000000000000000000';
+  await pool.query(`INSERT INTO policies (scope, scope_id, rules, version) VALUES ('user', $1, $3, 1), ('wallet', $2, $4, 1)`, [
+    w.userId,
+    w.walletId,
+    JSON.stringify({ dailyPerUser: { SOL: big } }),
+    JSON.stringify({ maxPerTransaction: { SOL: big }, dailyPerWallet: { SOL: big } }),
+  ]);
+  const capped = await runConcurrent('policy check, user and wallet caps', total, 1, check);
+  return { plain, capped };
 }
 
 /**

@@ -5,16 +5,7 @@ import { createSchemaName, waitFor, type TestSchema, type TestVhost } from '@wal
 import pg from 'pg';
 import { Registry } from 'prom-client';
 import { createOutbox, defineTopology, outboxTableSql, type Broker, type Outbox } from '@wallet-fleet/messaging';
-import { applyTopology, broker, cleanup, depth, eachTestInFreshVhost, freshVhost, logger, rawChannel, takeAll } from './support.js';
-
-const deposit = (n: number) => ({
-  depositId: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
-  chain: 'SOL' as const,
-  txHash: `tx${n}`,
-  token: 'native',
-  amount: String(n),
-  toAddress: 'addr',
-});
+import { applyTopology, broker, cleanup, depth, eachTestInFreshVhost, freshVhost, logger, rawChannel, takeAll, deposit } from './support.js';
 
 // An events consumer holding one message unacked, and an RPC server, beside the publishes under test:
 // a bad publish must cost neither (no requeue, no reconnect).

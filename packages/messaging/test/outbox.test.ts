@@ -6,16 +6,7 @@ import { createSchemaName, waitFor, type TestSchema, type TestVhost } from '@wal
 import pg from 'pg';
 import { Registry } from 'prom-client';
 import { createOutbox, defineTopology, outboxTableSql, type Outbox } from '@wallet-fleet/messaging';
-import { broker, cleanup, depth, freshVhost, logger, rawChannel, takeAll, text } from './support.js';
-
-const deposit = (n: number) => ({
-  depositId: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
-  chain: 'SOL' as const,
-  txHash: `tx${n}`,
-  token: 'native',
-  amount: String(n),
-  toAddress: 'addr',
-});
+import { broker, cleanup, depth, freshVhost, logger, rawChannel, takeAll, text, deposit } from './support.js';
 
 describe('messaging: transactional outbox', () => {
   let vhost: TestVhost;

@@ -3,16 +3,7 @@ import { ErrorCode, Exchanges, isFleetError } from '@wallet-fleet/contracts';
 import { rabbitAdmin, waitFor, type TestVhost } from '@wallet-fleet/testing';
 import { Registry, type Gauge } from 'prom-client';
 import { defineTopology } from '@wallet-fleet/messaging';
-import { broker, depth, eachTestInFreshVhost, rawChannel, waitForConnections } from './support.js';
-
-const deposit = (n: number) => ({
-  depositId: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
-  chain: 'SOL' as const,
-  txHash: `tx${n}`,
-  token: 'native',
-  amount: '1',
-  toAddress: 'a',
-});
+import { broker, depth, eachTestInFreshVhost, rawChannel, waitForConnections, deposit } from './support.js';
 
 describe('messaging: publishing', () => {
   let vhost: TestVhost;

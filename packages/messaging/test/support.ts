@@ -111,6 +111,16 @@ export async function freshVhost(): Promise<TestVhost> {
   };
 }
 
+/** A valid `deposit.received` payload, the `n`th (distinct ids and hashes). */
+export const deposit = (n: number) => ({
+  depositId: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
+  chain: 'SOL' as const,
+  txHash: `tx${n}`,
+  token: 'native',
+  amount: String(n),
+  toAddress: 'addr',
+});
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Header value as text (the management API and amqplib differ in how they hand them back). */
