@@ -51,9 +51,23 @@ export async function rawPublishConsume(url: string, total: number): Promise<Mea
   }
 }
 
+/**
+ * How a raw client sends a request: to the queue by the default exchange, or, `fleet`, as the fleet's
+ * RPC client does at the AMQP level (no fleet code): through the `wallet.commands` topic exchange with
+ * `routingKey`, mandatory, on a confirm channel, with the fleet's request properties and headers
+ * (message id, user id, timestamp, correlation id, traceparent, deadline).
+ */
+type RequestShape = { kind: 'plain' } | { kind: 'fleet'; routingKey: string; userId: string };
+
 /** `total` sequential calls over direct reply-to to whatever answers on `queue`. */
-async function sequentialCalls(conn: amqp.ChannelModel, queue: string, total: number, name: string): Promise<Measurement> {
-  const client = await conn.createChannel();
+async function sequentialCalls(
+  conn: amqp.ChannelModel,
+  queue: string,
+  total: number,
+  name: string,
+  shape: RequestShape = { kind: 'plain' },
+): Promise<Measurement> {
+  const client = shape.kind === 'fleet' ? await conn.createConfirmChannel() : await conn.createChannel();
   const pending = new Map<string, () => void>();
   await client.consume('amq.rabbitmq.reply-to', (msg) => msg && pending.get(msg.properties.correlationId)?.(), { noAck: true });
   const m = await runConcurrent(name, total, 1, () => {
@@ -63,7 +77,28 @@ async function sequentialCalls(conn: amqp.ChannelModel, queue: string, total: nu
         pending.delete(id);
         resolve();
       });
-      client.publish('', queue, Buffer.from('{}'), { correlationId: id, replyTo: 'amq.rabbitmq.reply-to' });
+      if (shape.kind === 'plain') {
+        client.publish('', queue, Buffer.from('{}'), { correlationId: id, replyTo: 'amq.rabbitmq.reply-to' });
+        return;
+      }
+      const trace = randomUUID().replace(/-/g, '');
+      client.publish(
+        'wallet.commands',
+        shape.routingKey,
+        Buffer.from('{"userId":"nobody","limit":1}'),
+        {
+          mandatory: true,
+          messageId: randomUUID(),
+          correlationId: id,
+          replyTo: 'amq.rabbitmq.reply-to',
+          contentType: 'application/json',
+          persistent: false,
+          timestamp: Math.floor(Date.now() / 1000),
+          userId: shape.userId,
+          headers: { 'x-correlation-id': id, traceparent: `00-${trace}-${trace.slice(0, 16)}-01`, 'x-deadline': Date.now() + 10_000 },
+        },
+        () => undefined,
+      );
     });
   });
   await client.deleteQueue(queue);
@@ -92,20 +127,32 @@ export async function rawRpc(url: string, total: number): Promise<Measurement> {
 /**
  * Sequential request/response over direct reply-to to a raw responder in its own process
  * (raw-responder.mjs), as the fleet's services run; with `database`, the responder runs the query of
- * `wallet.audit.query {limit:1}` before it replies.
+ * `wallet.audit.query {limit:1}` before it replies; with `fleetShape`, client and responder use the
+ * AMQP features the fleet's messaging uses (see raw-responder.mjs and `RequestShape`), so that what
+ * is left between this and the fleet is the fleet's own code.
  */
-export async function rawRpcToProcess(url: string, total: number, database?: { url: string; schema: string }): Promise<Measurement> {
+export async function rawRpcToProcess(
+  url: string,
+  total: number,
+  database?: { url: string; schema: string },
+  fleetShape?: { userId: string },
+): Promise<Measurement> {
   const queue = `bench.rpc.${randomUUID()}`;
+  const routingKey = `bench.raw.${randomUUID()}`;
   const script = fileURLToPath(new URL('./raw-responder.mjs', import.meta.url));
-  const child = spawn(process.execPath, [script, url, queue, ...(database ? [database.url, database.schema] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [script, url, queue, ...(database ? [database.url, database.schema] : [])], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...(fleetShape ? { RAW_RESPONDER_SHAPE: 'fleet', RAW_RESPONDER_ROUTING_KEY: routingKey } : {}) },
+  });
   try {
     await new Promise<void>((resolve, reject) => {
       child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
       child.once('exit', (code) => reject(new Error(`raw responder exited with ${code}`)));
     });
     const conn = await amqp.connect(url, socketOptions);
+    const name = `raw RPC, responder process${database ? ' runs the same query' : ''}${fleetShape ? ', fleet AMQP shape' : ''}`;
     try {
-      return await sequentialCalls(conn, queue, total, database ? 'raw RPC, responder process runs the same query' : 'raw RPC, responder in its own process');
+      return await sequentialCalls(conn, queue, total, name, fleetShape ? { kind: 'fleet', routingKey, ...fleetShape } : { kind: 'plain' });
     } finally {
       await conn.close();
     }
