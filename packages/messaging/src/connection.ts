@@ -1,5 +1,6 @@
 import amqp, { type ChannelModel } from 'amqplib';
 import { computeRetryDelay } from './retry.js';
+import { batchWritesPerTick } from './write-batching.js';
 
 /**
  * Opens one AMQP connection. Nagle is off (`noDelay`): with it on, request/response over direct
@@ -15,11 +16,13 @@ export async function openConnection(url: string, service: string, timeoutMs: nu
     u.searchParams.set('heartbeat', String(heartbeatSeconds));
     target = u.toString();
   }
-  return amqp.connect(target, {
+  const conn = await amqp.connect(target, {
     noDelay: true,
     timeout: timeoutMs,
     clientProperties: { connection_name: `${service} (pid ${process.pid})` },
   });
+  batchWritesPerTick(conn);
+  return conn;
 }
 
 /** The longest delay a Node timer takes (about 24.8 days); a longer one fires after 1 ms. */
