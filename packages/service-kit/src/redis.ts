@@ -30,6 +30,8 @@ function redisReconnectDelay(attempt: number): number {
  *   the connection, but once running, a command while Redis is down rejects at once
  *   ("Stream isn't writeable…") instead of piling up in memory.
  * - `keyPrefix` is put before every key, including the keys of Lua scripts.
+ * - auto-pipelining: the commands issued in one turn of the event loop (the rate limiter's and the
+ *   replay guard's of every request in flight) leave in one write and come back in one read.
  *
  * The client does not connect until `component.start()`, which rejects with `FleetError`
  * `UNAVAILABLE` (and disconnects) when Redis cannot be reached.
@@ -42,6 +44,7 @@ export function createRedis(opts: { url: string; keyPrefix?: string; logger: Log
     enableOfflineQueue: true,
     connectTimeout: 5000,
     retryStrategy: redisReconnectDelay,
+    enableAutoPipelining: true,
     ...(opts.keyPrefix ? { keyPrefix: opts.keyPrefix } : {}),
     ...(opts.connectionName ? { connectionName: opts.connectionName } : {}),
   });
