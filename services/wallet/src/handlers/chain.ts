@@ -8,6 +8,7 @@ import {
   decodeAptosTransaction,
   decodeEvmTransaction,
   decodeSolanaTransaction,
+  ethereumAddress,
   evmTransactionHash,
   isValidAddress,
   signAptosRawTransaction,
@@ -37,8 +38,10 @@ import { type TransferAudit, type TransferRail, transfer } from './transfer.js';
 
 /** What signing needs of the KMS custody. */
 export interface WalletSigner {
-  signEd25519(keyVersionName: string, message: Uint8Array): Promise<Uint8Array>;
-  signSecp256k1Digest(keyVersionName: string, digest32: Uint8Array): Promise<{ r: bigint; s: bigint }>;
+  /** Verifies the signature against the key version's public key, which must be `expectedPublicKey`. */
+  signEd25519(keyVersionName: string, message: Uint8Array, expectedPublicKey: Uint8Array): Promise<Uint8Array>;
+  /** A low-s signature with its recovery bit, recovered to the key version's public key, whose address must be `expectedAddress`. */
+  signEthereumDigest(keyVersionName: string, digest32: Uint8Array, expectedAddress: string): Promise<{ r: bigint; s: bigint; yParity: 0 | 1 }>;
 }
 
 /** Reads of native balances, one per chain (each behind its own breaker in app.ts). */
@@ -86,12 +89,19 @@ const NATIVE: Record<Chain, { decimals: number; symbol: string }> = {
   APTOS: { decimals: 8, symbol: 'APT' },
 };
 
+// The custody verifies each signature against the key version's public key and checks that key is
+// the wallet's: the chain adapter need not verify it a second time.
 function kmsEd25519Signer(signer: WalletSigner, w: OwnedWallet): Ed25519Signer {
-  return { publicKey: new Uint8Array(w.publicKey), sign: (m) => signer.signEd25519(w.kmsKeyVersion, m) };
+  const publicKey = new Uint8Array(w.publicKey);
+  return { publicKey, verifiesAgainstPublicKey: true, sign: (m) => signer.signEd25519(w.kmsKeyVersion, m, publicKey) };
 }
 
+// The custody finds the recovery bit by recovering the key version's public key, after checking
+// that key has the address of the wallet's key: the chain adapter need not recover it again.
 function kmsSecp256k1Signer(signer: WalletSigner, w: OwnedWallet): Secp256k1Signer {
-  return { publicKey: new Uint8Array(w.publicKey), signDigest: (d) => signer.signSecp256k1Digest(w.kmsKeyVersion, d) };
+  const publicKey = new Uint8Array(w.publicKey);
+  const address = ethereumAddress(publicKey);
+  return { publicKey, verifiesAgainstPublicKey: true, signDigest: (d) => signer.signEthereumDigest(w.kmsKeyVersion, d, address) };
 }
 
 const balanceKey = (walletId: string) => `balance:${walletId}`;
