@@ -1,6 +1,7 @@
 import {
   Connection,
   PublicKey,
+  SIGNATURE_LENGTH_IN_BYTES as SIGNATURE_BYTES,
   SystemProgram,
   Transaction,
   VersionedTransaction,
@@ -214,7 +215,7 @@ export function createSolanaAdapter(options: SolanaAdapterOptions): SolanaAdapte
       const message = tx.message.serialize();
       const signature = await signVerifiedEd25519(signer, message);
       tx.signatures[index] = signature;
-      return tx.serialize();
+      return withSignature(transaction, tx, message, index);
     },
 
     async sendAndConfirm(signedTransaction, opts = {}) {
@@ -361,6 +362,27 @@ function parseKey(s: string, code: ErrorCode, what: string): PublicKey {
     if (code === ErrorCode.VALIDATION_FAILED) throw FleetError.validation([{ path: what, message: 'not a Solana address' }]);
     throw new FleetError(code, `${what} is not a Solana address`);
   }
+}
+
+/**
+ * `tx.serialize()` once signature `index` of `tx` is set, where `original` holds the bytes `tx` was
+ * read from and `message` its serialized message. When `original` is already in canonical form (a
+ * one-byte signature count, the signatures, then exactly `message`), that is `original` with the
+ * new signature in place: taken so, without serializing the message a second time inside web3.js
+ * (its largest CPU cost on the signing path). Any other input is serialized by web3.js.
+ */
+function withSignature(original: Uint8Array, tx: VersionedTransaction, message: Uint8Array, index: number): Uint8Array {
+  const count = tx.signatures.length;
+  const messageStart = 1 + SIGNATURE_BYTES * count;
+  const canonical =
+    count < 0x80 &&
+    original[0] === count &&
+    original.length === messageStart + message.length &&
+    Buffer.from(original.buffer, original.byteOffset + messageStart, message.length).equals(message);
+  if (!canonical) return tx.serialize();
+  const signed = Uint8Array.from(original);
+  signed.set(tx.signatures[index]!, 1 + SIGNATURE_BYTES * index);
+  return signed;
 }
 
 function parseTransaction(bytes: Uint8Array): VersionedTransaction {
