@@ -81,7 +81,9 @@ interface SigningFacts {
  * How a signing runs: as a request (`held`: kept for approval when the policy asks for it, under a
  * key that a repeat of the request finds again), or as the execution of an approved request.
  */
-type Mode = { held: { operation: ApprovableOperation; requestKey: string; request: Record<string, unknown>; requestedBy: string } } | { approvalId: string };
+type Mode =
+  | { held: { operation: ApprovableOperation; requestKey: () => string; request: Record<string, unknown>; requestedBy: string } }
+  | { approvalId: string };
 
 const NATIVE: Record<Chain, { decimals: number; symbol: string }> = {
   SOL: { decimals: 9, symbol: 'SOL' },
@@ -155,10 +157,12 @@ export function createChainHandlers(d: ChainDeps) {
    * APPROVAL_REQUIRED naming it; `wallet.approval.requested` is written with a new one.
    */
   async function approvalRequired(w: OwnedWallet, held: Extract<Mode, { held: unknown }>['held'], intent: Intent, need: ApprovalNeed): Promise<FleetError> {
+    const { requestKey, ...request } = held;
     const { approval } = await d.approvals.request(
       {
         approvalId: randomUUID(),
-        ...held,
+        ...request,
+        requestKey: requestKey(),
         userId: w.userId,
         walletId: w.walletId,
         chain: w.chain,
@@ -388,7 +392,8 @@ export function createChainHandlers(d: ChainDeps) {
   }
 
   /** A request kept for approval when the policy asks for it; its sender (broker user) can never approve it. */
-  const held = (operation: ApprovableOperation, requestKey: string, request: Record<string, unknown>, ctx: HandlerContext): Mode => ({
+  // The key is computed only for a request that is kept (a hash of the bytes, for a signing).
+  const held = (operation: ApprovableOperation, requestKey: () => string, request: Record<string, unknown>, ctx: HandlerContext): Mode => ({
     held: { operation, requestKey, request, requestedBy: ctx.caller.user ?? '' },
   });
 
@@ -437,19 +442,30 @@ export function createChainHandlers(d: ChainDeps) {
 
     // A request with an idempotency key names one transfer: repeated, it finds the same approval.
     'wallet.transaction.transfer': (r: ParsedRequestOf<'wallet.transaction.transfer'>, ctx: HandlerContext) =>
-      typedTransferAs('wallet.transfer', r, ctx, held('wallet.transaction.transfer', `transfer:${r.walletId}:${r.idempotencyKey}`, r, ctx)),
-
-    'wallet.transaction.transferSol': (r: ParsedRequestOf<'wallet.transaction.transferSol'>, ctx: HandlerContext) =>
       typedTransferAs(
+        'wallet.transfer',
+        r,
+        ctx,
+        held('wallet.transaction.transfer', () => `transfer:${r.walletId}:${r.idempotencyKey}`, r, ctx),
+      ),
+
+    'wallet.transaction.transferSol': (r: ParsedRequestOf<'wallet.transaction.transferSol'>, ctx: HandlerContext) => {
+      const requestKey = `transferSol:${r.walletId}:${r.idempotencyKey ?? randomUUID()}`;
+      return typedTransferAs(
         'wallet.transferSol',
         { ...r, asset: { type: 'native' } },
         ctx,
-        held('wallet.transaction.transferSol', `transferSol:${r.walletId}:${r.idempotencyKey ?? randomUUID()}`, r, ctx),
-      ),
+        held('wallet.transaction.transferSol', () => requestKey, r, ctx),
+      );
+    },
 
     // The same bytes to sign are the same request.
     'wallet.transaction.sign': (r: ParsedRequestOf<'wallet.transaction.sign'>, ctx: HandlerContext) =>
-      signAs(r, ctx, held('wallet.transaction.sign', `sign:${r.walletId}:${createHash('sha256').update(r.transaction).digest('hex')}`, r, ctx)),
+      signAs(
+        r,
+        ctx,
+        held('wallet.transaction.sign', () => `sign:${r.walletId}:${createHash('sha256').update(r.transaction).digest('hex')}`, r, ctx),
+      ),
   };
   return { handlers, executors };
 }
