@@ -12,7 +12,7 @@ import {
 } from '@solana/spl-token';
 import { isFleetError } from '@wallet-fleet/contracts';
 import { waitFor } from '@wallet-fleet/testing';
-import { createSolanaAdapter, localEd25519Signer, solanaAddress, type SolanaAdapter } from '../src/index.js';
+import { createSolanaAdapter, decodeSolanaTransaction, localEd25519Signer, parseSolanaTransaction, solanaAddress, type SolanaAdapter } from '../src/index.js';
 import { type SolanaRuntime, startSolanaRuntime } from '@wallet-fleet/dev-runtimes';
 
 const FEE = 5000n;
@@ -276,6 +276,11 @@ describe('Solana adapter over the litesvm runtime', () => {
       const expected = VersionedTransaction.deserialize(bytes);
       expected.addSignature(key, VersionedTransaction.deserialize(signed).signatures[expected.message.staticAccountKeys.findIndex((k) => k.equals(key))]!);
       assert.deepEqual(Buffer.from(signed), Buffer.from(expected.serialize()), `input ${i}`);
+      // Read once and shared with the decoding: the same bytes, and the parsed transaction left as read.
+      const parsed = parseSolanaTransaction(bytes);
+      assert.deepEqual(decodeSolanaTransaction(parsed, { wallet: key.toBase58() }), decodeSolanaTransaction(bytes, { wallet: key.toBase58() }));
+      assert.deepEqual(Buffer.from(await solana.signTransaction(parsed, signer)), Buffer.from(signed), `input ${i}, parsed`);
+      assert.deepEqual(Buffer.from(parsed.transaction.serialize()), Buffer.from(VersionedTransaction.deserialize(bytes).serialize()));
     }
   });
 

@@ -11,6 +11,7 @@ import {
   ethereumAddress,
   evmTransactionHash,
   isValidAddress,
+  parseSolanaTransaction,
   signAptosRawTransaction,
   signEvmTransaction,
   transactionSignature,
@@ -278,7 +279,7 @@ export function createChainHandlers(d: ChainDeps) {
             : d.solana.buildTokenTransfer({ from: w.address, to: r.recipient, mint: asset.mint, amount });
         return {
           sign: async () => {
-            const unsigned = await build();
+            const unsigned = parseSolanaTransaction(await build());
             return governed(w, logger, facts, decodeSolanaTransaction(unsigned, { wallet: w.address }), ref, mode, () =>
               d.solana.signTransaction(unsigned, kmsEd25519Signer(d.signer, w)),
             );
@@ -368,9 +369,10 @@ export function createChainHandlers(d: ChainDeps) {
     return auditedSign(w, ctx, facts, async () => {
       switch (w.chain) {
         case 'SOL': {
-          const bytes = decodeBase64(r.transaction);
-          const signed = await governed(w, ctx.logger, facts, decodeSolanaTransaction(bytes, { wallet: w.address }), ref, mode, () =>
-            d.solana.signTransaction(bytes, kmsEd25519Signer(d.signer, w)),
+          // Read once, for the decoding and the signing.
+          const tx = parseSolanaTransaction(decodeBase64(r.transaction));
+          const signed = await governed(w, ctx.logger, facts, decodeSolanaTransaction(tx, { wallet: w.address }), ref, mode, () =>
+            d.solana.signTransaction(tx, kmsEd25519Signer(d.signer, w)),
           );
           return { signedTransaction: Buffer.from(signed).toString('base64') };
         }
