@@ -359,7 +359,7 @@ export async function signEvmTransaction(unsignedSerializedHex: string, signer: 
   }
   const from = ethereumAddress(signer.publicKey);
   const digest = keccak256(serializeTransaction(tx), 'bytes');
-  let sig: { r: bigint; s: bigint };
+  let sig: { r: bigint; s: bigint; yParity?: 0 | 1 };
   try {
     sig = await signer.signDigest(digest);
   } catch (e) {
@@ -371,7 +371,7 @@ export async function signEvmTransaction(unsignedSerializedHex: string, signer: 
   if (sig.s <= 0n || sig.s > HALF_N || sig.r <= 0n || sig.r >= secp256k1.CURVE.n) {
     throw new FleetError(ErrorCode.SIGNING_FAILED, 'the signer returned a signature out of range or with high s');
   }
-  const yParity = recoveryBit(sig, digest, from);
+  const yParity = signer.verifiesAgainstPublicKey === true && sig.yParity !== undefined ? sig.yParity : recoveryBit(sig, digest, from);
   if (yParity === undefined) throw new FleetError(ErrorCode.SIGNING_FAILED, "the signature does not recover to the signer's address");
   const signature = { r: numberToHex(sig.r, { size: 32 }), s: numberToHex(sig.s, { size: 32 }), yParity, v: BigInt(27 + yParity) };
   const signedTransaction = serializeTransaction(tx, signature);

@@ -7,5 +7,6 @@ export type { NativeTransfer, TransactionTransfers, TransferPosition, TransferAs
 export { judgeClaim, creditKey, type DepositClaim, type ClaimVerdict } from './claims.js';
 export type { Action, Intent } from './decode/intent.js';
 export { decodeSolanaTransaction } from './decode/solana.js';
+export { parseSolanaTransaction, type ParsedSolanaTransaction } from './solana/parse.js';
 export { decodeEvmTransaction } from './decode/evm.js';
 export { decodeAptosTransaction } from './decode/aptos.js';

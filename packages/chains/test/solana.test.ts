@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { Connection, Keypair, PublicKey, SystemProgram, Transaction, VersionedTransaction } from '@solana/web3.js';
+import { Connection, Keypair, PublicKey, SystemProgram, Transaction, TransactionMessage, VersionedTransaction } from '@solana/web3.js';
 import {
   ACCOUNT_SIZE,
   MINT_SIZE,
@@ -12,7 +12,7 @@ import {
 } from '@solana/spl-token';
 import { isFleetError } from '@wallet-fleet/contracts';
 import { waitFor } from '@wallet-fleet/testing';
-import { createSolanaAdapter, localEd25519Signer, solanaAddress, type SolanaAdapter } from '../src/index.js';
+import { createSolanaAdapter, decodeSolanaTransaction, localEd25519Signer, parseSolanaTransaction, solanaAddress, type SolanaAdapter } from '../src/index.js';
 import { type SolanaRuntime, startSolanaRuntime } from '@wallet-fleet/dev-runtimes';
 
 const FEE = 5000n;
@@ -249,6 +249,39 @@ describe('Solana adapter over the litesvm runtime', () => {
     await assert.rejects(down.sendAndConfirm(signed, confirm), (e) => isFleetError(e, 'UNAVAILABLE') && e.retryable);
     await solana.sendAndConfirm(signed, confirm);
     assert.equal(await solana.getBalance(addr), 1_000_000n);
+  });
+
+  it('should return the very bytes web3.js serializes for the signed transaction, legacy and v0, with other signers and with trailing bytes', async () => {
+    const { blockhash } = await new Connection(runtime.url).getLatestBlockhash();
+    const signer = localEd25519Signer();
+    const key = new PublicKey(signer.publicKey);
+    const other = Keypair.generate();
+    const transfer = (from: PublicKey) => SystemProgram.transfer({ fromPubkey: from, toPubkey: Keypair.generate().publicKey, lamports: 5 });
+    const legacy = new Transaction({ feePayer: key, blockhash, lastValidBlockHeight: 0 }).add(transfer(key));
+    const twoSigners = new Transaction({ feePayer: key, blockhash, lastValidBlockHeight: 0 }).add(transfer(key), transfer(other.publicKey));
+    twoSigners.partialSign(other);
+    const v0 = new VersionedTransaction(
+      new TransactionMessage({
+        payerKey: other.publicKey,
+        recentBlockhash: blockhash,
+        instructions: [transfer(other.publicKey), transfer(key)],
+      }).compileToV0Message(),
+    );
+    v0.sign([other]);
+    const inputs = [legacy.serialize({ requireAllSignatures: false }), twoSigners.serialize({ requireAllSignatures: false }), Buffer.from(v0.serialize())];
+    // Bytes after the message: read past by web3.js, and dropped when it serializes again.
+    inputs.push(Buffer.concat([inputs[0]!, Buffer.from([7])]));
+    for (const [i, bytes] of inputs.entries()) {
+      const signed = await solana.signTransaction(bytes, signer);
+      const expected = VersionedTransaction.deserialize(bytes);
+      expected.addSignature(key, VersionedTransaction.deserialize(signed).signatures[expected.message.staticAccountKeys.findIndex((k) => k.equals(key))]!);
+      assert.deepEqual(Buffer.from(signed), Buffer.from(expected.serialize()), `input ${i}`);
+      // Read once and shared with the decoding: the same bytes, and the parsed transaction left as read.
+      const parsed = parseSolanaTransaction(bytes);
+      assert.deepEqual(decodeSolanaTransaction(parsed, { wallet: key.toBase58() }), decodeSolanaTransaction(bytes, { wallet: key.toBase58() }));
+      assert.deepEqual(Buffer.from(await solana.signTransaction(parsed, signer)), Buffer.from(signed), `input ${i}, parsed`);
+      assert.deepEqual(Buffer.from(parsed.transaction.serialize()), Buffer.from(VersionedTransaction.deserialize(bytes).serialize()));
+    }
   });
 
   it('should sign 100 random transactions so that every signature verifies for its signer', async () => {

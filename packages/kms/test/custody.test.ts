@@ -126,6 +126,19 @@ describe('kms custody', () => {
     }
   });
 
+  it("should sign for a caller's record of the key only when the key version holds that very key", async () => {
+    const { custody: c } = custody();
+    await c.ensureKeyRing();
+    const key = await c.createKey('sol-expected', 'ed25519');
+    const other = await c.createKey('sol-other', 'ed25519');
+    const message = Buffer.from('a solana transaction message');
+    const signature = await c.signEd25519(key.keyVersionName, message, key.publicKey);
+    assert.equal(ed25519.verify(signature, message, key.publicKey), true);
+    const err = await rejection(c.signEd25519(key.keyVersionName, message, other.publicKey));
+    assert.equal(err.code, ErrorCode.SIGNING_FAILED);
+    assert.equal(err.retryable, false);
+  });
+
   it('should create a secp256k1 key in HSM and return only low-s signatures that verify, over many random digests', async () => {
     const { custody: c } = custody();
     await c.ensureKeyRing();

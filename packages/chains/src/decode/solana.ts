@@ -1,6 +1,6 @@
-import { ComputeBudgetProgram, PublicKey, SystemProgram, VersionedTransaction } from '@solana/web3.js';
+import { ComputeBudgetProgram, PublicKey, SystemProgram } from '@solana/web3.js';
 import { ASSOCIATED_TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID } from '@solana/spl-token';
-import { ErrorCode, FleetError } from '@wallet-fleet/contracts';
+import { type ParsedSolanaTransaction, parsedSolanaTransaction } from '../solana/parse.js';
 import type { Action, Intent } from './intent.js';
 
 const SYSTEM = SystemProgram.programId.toBase58();
@@ -22,20 +22,15 @@ interface Instruction {
 }
 
 /**
- * Decodes a serialized Solana transaction (legacy or v0, signed or not) into an intent. `wallet` is
+ * Decodes a serialized Solana transaction (legacy or v0, signed or not; as bytes, or as read by
+ * `parseSolanaTransaction`) into an intent. `wallet` is
  * the address that will sign: a token account closed to it is the wallet's own business, to anyone
  * else it is an unknown action. Pure: no RPC, so accounts behind address lookup tables stay unknown
  * and an instruction that uses one is an unknown action.
  * Throws VALIDATION_FAILED (not a Solana transaction).
  */
-export function decodeSolanaTransaction(bytes: Uint8Array, options: { wallet: string }): Intent {
-  let tx: VersionedTransaction;
-  try {
-    tx = VersionedTransaction.deserialize(bytes);
-  } catch (e) {
-    throw new FleetError(ErrorCode.VALIDATION_FAILED, 'not a serialized Solana transaction', { cause: e });
-  }
-  const message = tx.message;
+export function decodeSolanaTransaction(input: Uint8Array | ParsedSolanaTransaction, options: { wallet: string }): Intent {
+  const message = parsedSolanaTransaction(input).transaction.message;
   const keys = message.staticAccountKeys.map((k) => k.toBase58());
   const key = (i: number) => (i < keys.length ? keys[i]! : null);
   const instructions: Instruction[] = message.compiledInstructions.map((ix) => ({

@@ -1,6 +1,7 @@
 import {
   Connection,
   PublicKey,
+  SIGNATURE_LENGTH_IN_BYTES as SIGNATURE_BYTES,
   SystemProgram,
   Transaction,
   VersionedTransaction,
@@ -20,6 +21,7 @@ import {
 import { FleetError, ErrorCode } from '@wallet-fleet/contracts';
 import { type Ed25519Signer, signVerifiedEd25519 } from '../signers.js';
 import type { NativeTransfer, TransactionReport, TransactionTransfers } from '../transfers.js';
+import { type ParsedSolanaTransaction, parseSolanaTransaction, parsedSolanaTransaction } from './parse.js';
 import { transfersInTransaction } from './transfers.js';
 
 export interface SolanaAdapterOptions {
@@ -61,12 +63,12 @@ export interface SolanaAdapter {
    */
   buildTokenTransfer(params: { from: string; to: string; mint: string; amount: bigint }): Promise<Uint8Array>;
   /**
-   * Adds the signer's signature to a serialized transaction (legacy or v0) and returns the new
-   * bytes; other signatures are kept. Throws VALIDATION_FAILED (not a transaction, or the signer
-   * is not one of its required signers) and SIGNING_FAILED (the signer returned a signature that
-   * does not verify).
+   * Adds the signer's signature to a serialized transaction (legacy or v0; as bytes, or as read by
+   * `parseSolanaTransaction`) and returns the new bytes; other signatures are kept. Throws
+   * VALIDATION_FAILED (not a transaction, or the signer is not one of its required signers) and
+   * SIGNING_FAILED (the signer returned a signature that does not verify).
    */
-  signTransaction(transaction: Uint8Array, signer: Ed25519Signer): Promise<Uint8Array>;
+  signTransaction(transaction: Uint8Array | ParsedSolanaTransaction, signer: Ed25519Signer): Promise<Uint8Array>;
   /**
    * Submits a fully signed transaction (with preflight unless `skipPreflight`: then a failing
    * transaction executes, pays its fee and its error comes from the status) and polls getSignatureStatuses until it
@@ -204,7 +206,9 @@ export function createSolanaAdapter(options: SolanaAdapterOptions): SolanaAdapte
     },
 
     async signTransaction(transaction, signer) {
-      const tx = parseTransaction(transaction);
+      const parsed = parsedSolanaTransaction(transaction);
+      // A copy to sign: the parsed transaction stays as it was read.
+      const tx = new VersionedTransaction(parsed.transaction.message, [...parsed.transaction.signatures]);
       const signerKey = new PublicKey(signer.publicKey);
       const required = tx.message.header.numRequiredSignatures;
       const index = tx.message.staticAccountKeys.slice(0, required).findIndex((k) => k.equals(signerKey));
@@ -214,7 +218,7 @@ export function createSolanaAdapter(options: SolanaAdapterOptions): SolanaAdapte
       const message = tx.message.serialize();
       const signature = await signVerifiedEd25519(signer, message);
       tx.signatures[index] = signature;
-      return tx.serialize();
+      return withSignature(parsed.bytes, tx, message, index);
     },
 
     async sendAndConfirm(signedTransaction, opts = {}) {
@@ -363,12 +367,29 @@ function parseKey(s: string, code: ErrorCode, what: string): PublicKey {
   }
 }
 
+/**
+ * `tx.serialize()` once signature `index` of `tx` is set, where `original` holds the bytes `tx` was
+ * read from and `message` its serialized message. When `original` is already in canonical form (a
+ * one-byte signature count, the signatures, then exactly `message`), that is `original` with the
+ * new signature in place: taken so, without serializing the message a second time inside web3.js
+ * (its largest CPU cost on the signing path). Any other input is serialized by web3.js.
+ */
+function withSignature(original: Uint8Array, tx: VersionedTransaction, message: Uint8Array, index: number): Uint8Array {
+  const count = tx.signatures.length;
+  const messageStart = 1 + SIGNATURE_BYTES * count;
+  const canonical =
+    count < 0x80 &&
+    original[0] === count &&
+    original.length === messageStart + message.length &&
+    Buffer.from(original.buffer, original.byteOffset + messageStart, message.length).equals(message);
+  if (!canonical) return tx.serialize();
+  const signed = Uint8Array.from(original);
+  signed.set(tx.signatures[index]!, 1 + SIGNATURE_BYTES * index);
+  return signed;
+}
+
 function parseTransaction(bytes: Uint8Array): VersionedTransaction {
-  try {
-    return VersionedTransaction.deserialize(bytes);
-  } catch (e) {
-    throw new FleetError(ErrorCode.VALIDATION_FAILED, 'not a serialized Solana transaction', { cause: e });
-  }
+  return parseSolanaTransaction(bytes).transaction;
 }
 
 function rpcFailure(what: string, e: unknown): FleetError {

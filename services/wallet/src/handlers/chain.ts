@@ -8,8 +8,10 @@ import {
   decodeAptosTransaction,
   decodeEvmTransaction,
   decodeSolanaTransaction,
+  ethereumAddress,
   evmTransactionHash,
   isValidAddress,
+  parseSolanaTransaction,
   signAptosRawTransaction,
   signEvmTransaction,
   transactionSignature,
@@ -37,8 +39,10 @@ import { type TransferAudit, type TransferRail, transfer } from './transfer.js';
 
 /** What signing needs of the KMS custody. */
 export interface WalletSigner {
-  signEd25519(keyVersionName: string, message: Uint8Array): Promise<Uint8Array>;
-  signSecp256k1Digest(keyVersionName: string, digest32: Uint8Array): Promise<{ r: bigint; s: bigint }>;
+  /** Verifies the signature against the key version's public key, which must be `expectedPublicKey`. */
+  signEd25519(keyVersionName: string, message: Uint8Array, expectedPublicKey: Uint8Array): Promise<Uint8Array>;
+  /** A low-s signature with its recovery bit, recovered to the key version's public key, whose address must be `expectedAddress`. */
+  signEthereumDigest(keyVersionName: string, digest32: Uint8Array, expectedAddress: string): Promise<{ r: bigint; s: bigint; yParity: 0 | 1 }>;
 }
 
 /** Reads of native balances, one per chain (each behind its own breaker in app.ts). */
@@ -78,7 +82,9 @@ interface SigningFacts {
  * How a signing runs: as a request (`held`: kept for approval when the policy asks for it, under a
  * key that a repeat of the request finds again), or as the execution of an approved request.
  */
-type Mode = { held: { operation: ApprovableOperation; requestKey: string; request: Record<string, unknown>; requestedBy: string } } | { approvalId: string };
+type Mode =
+  | { held: { operation: ApprovableOperation; requestKey: () => string; request: Record<string, unknown>; requestedBy: string } }
+  | { approvalId: string };
 
 const NATIVE: Record<Chain, { decimals: number; symbol: string }> = {
   SOL: { decimals: 9, symbol: 'SOL' },
@@ -86,12 +92,19 @@ const NATIVE: Record<Chain, { decimals: number; symbol: string }> = {
   APTOS: { decimals: 8, symbol: 'APT' },
 };
 
+// The custody verifies each signature against the key version's public key and checks that key is
+// the wallet's: the chain adapter need not verify it a second time.
 function kmsEd25519Signer(signer: WalletSigner, w: OwnedWallet): Ed25519Signer {
-  return { publicKey: new Uint8Array(w.publicKey), sign: (m) => signer.signEd25519(w.kmsKeyVersion, m) };
+  const publicKey = new Uint8Array(w.publicKey);
+  return { publicKey, verifiesAgainstPublicKey: true, sign: (m) => signer.signEd25519(w.kmsKeyVersion, m, publicKey) };
 }
 
+// The custody finds the recovery bit by recovering the key version's public key, after checking
+// that key has the address of the wallet's key: the chain adapter need not recover it again.
 function kmsSecp256k1Signer(signer: WalletSigner, w: OwnedWallet): Secp256k1Signer {
-  return { publicKey: new Uint8Array(w.publicKey), signDigest: (d) => signer.signSecp256k1Digest(w.kmsKeyVersion, d) };
+  const publicKey = new Uint8Array(w.publicKey);
+  const address = ethereumAddress(publicKey);
+  return { publicKey, verifiesAgainstPublicKey: true, signDigest: (d) => signer.signEthereumDigest(w.kmsKeyVersion, d, address) };
 }
 
 const balanceKey = (walletId: string) => `balance:${walletId}`;
@@ -145,10 +158,12 @@ export function createChainHandlers(d: ChainDeps) {
    * APPROVAL_REQUIRED naming it; `wallet.approval.requested` is written with a new one.
    */
   async function approvalRequired(w: OwnedWallet, held: Extract<Mode, { held: unknown }>['held'], intent: Intent, need: ApprovalNeed): Promise<FleetError> {
+    const { requestKey, ...request } = held;
     const { approval } = await d.approvals.request(
       {
         approvalId: randomUUID(),
-        ...held,
+        ...request,
+        requestKey: requestKey(),
         userId: w.userId,
         walletId: w.walletId,
         chain: w.chain,
@@ -264,7 +279,7 @@ export function createChainHandlers(d: ChainDeps) {
             : d.solana.buildTokenTransfer({ from: w.address, to: r.recipient, mint: asset.mint, amount });
         return {
           sign: async () => {
-            const unsigned = await build();
+            const unsigned = parseSolanaTransaction(await build());
             return governed(w, logger, facts, decodeSolanaTransaction(unsigned, { wallet: w.address }), ref, mode, () =>
               d.solana.signTransaction(unsigned, kmsEd25519Signer(d.signer, w)),
             );
@@ -354,9 +369,10 @@ export function createChainHandlers(d: ChainDeps) {
     return auditedSign(w, ctx, facts, async () => {
       switch (w.chain) {
         case 'SOL': {
-          const bytes = decodeBase64(r.transaction);
-          const signed = await governed(w, ctx.logger, facts, decodeSolanaTransaction(bytes, { wallet: w.address }), ref, mode, () =>
-            d.solana.signTransaction(bytes, kmsEd25519Signer(d.signer, w)),
+          // Read once, for the decoding and the signing.
+          const tx = parseSolanaTransaction(decodeBase64(r.transaction));
+          const signed = await governed(w, ctx.logger, facts, decodeSolanaTransaction(tx, { wallet: w.address }), ref, mode, () =>
+            d.solana.signTransaction(tx, kmsEd25519Signer(d.signer, w)),
           );
           return { signedTransaction: Buffer.from(signed).toString('base64') };
         }
@@ -378,7 +394,8 @@ export function createChainHandlers(d: ChainDeps) {
   }
 
   /** A request kept for approval when the policy asks for it; its sender (broker user) can never approve it. */
-  const held = (operation: ApprovableOperation, requestKey: string, request: Record<string, unknown>, ctx: HandlerContext): Mode => ({
+  // The key is computed only for a request that is kept (a hash of the bytes, for a signing).
+  const held = (operation: ApprovableOperation, requestKey: () => string, request: Record<string, unknown>, ctx: HandlerContext): Mode => ({
     held: { operation, requestKey, request, requestedBy: ctx.caller.user ?? '' },
   });
 
@@ -427,19 +444,30 @@ export function createChainHandlers(d: ChainDeps) {
 
     // A request with an idempotency key names one transfer: repeated, it finds the same approval.
     'wallet.transaction.transfer': (r: ParsedRequestOf<'wallet.transaction.transfer'>, ctx: HandlerContext) =>
-      typedTransferAs('wallet.transfer', r, ctx, held('wallet.transaction.transfer', `transfer:${r.walletId}:${r.idempotencyKey}`, r, ctx)),
-
-    'wallet.transaction.transferSol': (r: ParsedRequestOf<'wallet.transaction.transferSol'>, ctx: HandlerContext) =>
       typedTransferAs(
+        'wallet.transfer',
+        r,
+        ctx,
+        held('wallet.transaction.transfer', () => `transfer:${r.walletId}:${r.idempotencyKey}`, r, ctx),
+      ),
+
+    'wallet.transaction.transferSol': (r: ParsedRequestOf<'wallet.transaction.transferSol'>, ctx: HandlerContext) => {
+      const requestKey = `transferSol:${r.walletId}:${r.idempotencyKey ?? randomUUID()}`;
+      return typedTransferAs(
         'wallet.transferSol',
         { ...r, asset: { type: 'native' } },
         ctx,
-        held('wallet.transaction.transferSol', `transferSol:${r.walletId}:${r.idempotencyKey ?? randomUUID()}`, r, ctx),
-      ),
+        held('wallet.transaction.transferSol', () => requestKey, r, ctx),
+      );
+    },
 
     // The same bytes to sign are the same request.
     'wallet.transaction.sign': (r: ParsedRequestOf<'wallet.transaction.sign'>, ctx: HandlerContext) =>
-      signAs(r, ctx, held('wallet.transaction.sign', `sign:${r.walletId}:${createHash('sha256').update(r.transaction).digest('hex')}`, r, ctx)),
+      signAs(
+        r,
+        ctx,
+        held('wallet.transaction.sign', () => `sign:${r.walletId}:${createHash('sha256').update(r.transaction).digest('hex')}`, r, ctx),
+      ),
   };
   return { handlers, executors };
 }

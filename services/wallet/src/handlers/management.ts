@@ -66,9 +66,9 @@ export function createManagementHandlers({ store, custody, pool }: ManagementDep
 
   return {
     'wallet.management.create': async (r: ParsedRequestOf<'wallet.management.create'>, ctx: HandlerContext): Promise<Wallet> => {
-      const hash = requestHash(r);
-      const walletId = r.idempotencyKey ? walletIdFor(r.userId, r.idempotencyKey) : randomUUID();
-      const request = r.idempotencyKey ? { key: r.idempotencyKey, hash } : undefined;
+      // Only an idempotent create is compared with an earlier one: the others need no hash.
+      const request = r.idempotencyKey ? { key: r.idempotencyKey, hash: requestHash(r) } : undefined;
+      const walletId = request ? walletIdFor(r.userId, request.key) : randomUUID();
       const messagesFor = (w: WalletRecord) => [
         { routingKey: 'wallet.created', payload: publicWallet(w), messageId: `wallet.created:${w.walletId}` },
         auditMessage('wallet', 'wallet.create', {
@@ -94,8 +94,8 @@ export function createManagementHandlers({ store, custody, pool }: ManagementDep
       }
       if (created === 'pool-empty') {
         // Before a KMS call: a repeated create is answered from its record.
-        if (r.idempotencyKey) {
-          const prior = await replay(r.userId, r.idempotencyKey, hash);
+        if (request) {
+          const prior = await replay(r.userId, request.key, request.hash);
           if (prior) return prior;
         }
         // No pooled key: create one now. The key comes first: a crash after it leaves an unused KMS
@@ -115,7 +115,7 @@ export function createManagementHandlers({ store, custody, pool }: ManagementDep
       }
       if (created !== 'duplicate') return publicWallet(created);
       // The same idempotent create finished first (a retry, another replica, a redelivery).
-      const prior = await replay(r.userId, r.idempotencyKey!, hash);
+      const prior = await replay(r.userId, request!.key, request!.hash);
       if (!prior) throw new FleetError(ErrorCode.INTERNAL, 'idempotent create collided but left no record');
       return prior;
     },

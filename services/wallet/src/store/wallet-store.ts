@@ -161,7 +161,8 @@ const statements = {
    * A create in one statement (so one round trip and one commit): assigns the pool key the row
    * names if it is still unassigned, inserts the wallet (active when the user has no active wallet
    * on the chain), the idempotency record and the messages of whichever of the two `messages`
-   * variants matches the active flag the database decided. `undefined` when the key was assigned
+   * variants matches the active flag the database decided (with `active` false, `messages.active`
+   * may be empty: that variant cannot be the one). `undefined` when the key was assigned
    * meanwhile (nothing written). A data-modifying CTE that inserts nothing writes nothing after it:
    * the later CTEs select from the earlier ones.
    */
@@ -180,8 +181,13 @@ const statements = {
                        SELECT user_id, $${values.length + 1}::text, $${values.length + 2}::text, wallet_id FROM w)`;
       values.push(request.key, request.hash);
     }
-    const whenActive = outbox.insertSql(messages.active, values.length + 1);
-    values.push(...whenActive.values);
+    // An insert that cannot be active (`active` false) has no active variant to write.
+    let activeSql = '';
+    if (messages.active.length > 0) {
+      const whenActive = outbox.insertSql(messages.active, values.length + 1);
+      activeSql = `a AS (${whenActive.sql} WHERE EXISTS (SELECT 1 FROM w WHERE w.is_active)),`;
+      values.push(...whenActive.values);
+    }
     const whenInactive = outbox.insertSql(messages.inactive, values.length + 1);
     values.push(...whenInactive.values);
     // Named (prepared once per connection): planning this statement costs about as much as running it.
@@ -197,7 +203,7 @@ const statements = {
                          k.kms_key_version, k.public_key, $8::timestamptz
                     FROM k
                   RETURNING *)${requestSql},
-            a AS (${whenActive.sql} WHERE EXISTS (SELECT 1 FROM w WHERE w.is_active)),
+            ${activeSql}
             i AS (${whenInactive.sql} WHERE EXISTS (SELECT 1 FROM w WHERE NOT w.is_active))
        SELECT * FROM w`,
       values,
@@ -230,12 +236,13 @@ const statements = {
 
 /**
  * Runs an insert as the user's first active wallet if it is the first, else inactive (a concurrent
- * create may win `wallets_one_active`: then once more, inactive). With an idempotency key, a unique
+ * create may win `wallets_one_active`: then once more, inactive); only inactive when the user is
+ * `knownActive` to have an active wallet on the chain already. With an idempotency key, a unique
  * violation of the wallet, the request or the pool key (the same create took a key first elsewhere)
  * is `duplicate`; anything else is thrown.
  */
-async function activeOrNot<T>(idempotent: boolean, insert: (active: 'if-first' | false) => Promise<T>): Promise<T | 'duplicate'> {
-  for (const active of ['if-first', false] as const) {
+async function activeOrNot<T>(idempotent: boolean, insert: (active: 'if-first' | false) => Promise<T>, knownActive = false): Promise<T | 'duplicate'> {
+  for (const active of knownActive ? ([false] as const) : (['if-first', false] as const)) {
     try {
       return await insert(active);
     } catch (e) {
@@ -258,6 +265,12 @@ export function createWalletStore(pool: pg.Pool, outbox: OutboxWriter, opts: { o
   // Bounded LRU of what `owned` found: every signature starts with this read and its answer never
   // changes. Only found wallets are kept, so a wallet created after a miss is found next time.
   const ownedCache = new LRUCache<string, OwnedWallet>({ max: opts.ownedCacheSize ?? 10_000 });
+  // Bounded LRU of the users (per chain) this process saw with an active wallet. That never stops
+  // being true (wallets are never deleted, and setActive moves the flag within one transaction), so
+  // their later creates are inserted inactive at once, and only that variant of a create's messages
+  // is built and validated instead of both.
+  const activeKnown = new LRUCache<string, true>({ max: opts.ownedCacheSize ?? 10_000 });
+  const activeKey = (w: { userId: string; chain: Chain }) => `${w.chain}\u0000${w.userId}`;
   const write = (messages: readonly OutboxMessage[]) => withDatabaseErrors(() => outbox.write(messages));
   const pending: Array<{ messages: readonly OutboxMessage[]; resolve: () => void; reject: (e: unknown) => void }> = [];
   let flushing = false;
@@ -318,13 +331,19 @@ export function createWalletStore(pool: pg.Pool, outbox: OutboxWriter, opts: { o
       // The wallet's messages carry its createdAt, so it is set here rather than by the database.
       const createdAt = new Date();
       const record = (isActive: boolean): WalletRecord => ({ ...row, publicKey: Buffer.from(row.publicKey), isActive, createdAt: createdAt.toISOString() });
-      const messages = { active: messagesFor(record(true)), inactive: messagesFor(record(false)) };
-      return activeOrNot(request !== undefined, async (active) => {
-        const w = await statements.insertWithKey(pool, outbox, { ...row, createdAt }, active, request, messages);
-        if (!w) return 'taken' as const;
-        outbox.wake();
-        return w;
-      });
+      const known = activeKnown.has(activeKey(row));
+      const messages = { active: known ? [] : messagesFor(record(true)), inactive: messagesFor(record(false)) };
+      return activeOrNot(
+        request !== undefined,
+        async (active) => {
+          const w = await statements.insertWithKey(pool, outbox, { ...row, createdAt }, active, request, messages);
+          if (!w) return 'taken' as const;
+          activeKnown.set(activeKey(w), true);
+          outbox.wake();
+          return w;
+        },
+        known,
+      );
     });
 
   const insertWith = (
