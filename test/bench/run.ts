@@ -264,7 +264,8 @@ async function walletSuite(): Promise<void> {
   const db = new pg.Pool({ connectionString: databaseUrl, max: 1 });
   let wallet: Awaited<ReturnType<typeof startService>> | undefined;
   try {
-    const creates = n(400);
+    // A thousand: at ~1,000 creates/s a smaller run lasts a fraction of a second, too short to read.
+    const creates = n(1000);
     const moderateCreates = n(200);
     const signs = n(2000);
     const walletEnv = {
