@@ -50,6 +50,7 @@ const transferErrors = [
   ErrorCode.SUBMISSION_FAILED,
   ErrorCode.POLICY_DENIED,
   ErrorCode.APPROVAL_REQUIRED,
+  ErrorCode.APPROVAL_CLOSED,
 ];
 
 /**
@@ -154,6 +155,7 @@ export const operations = {
       ErrorCode.SIGNING_FAILED,
       ErrorCode.POLICY_DENIED,
       ErrorCode.APPROVAL_REQUIRED,
+      ErrorCode.APPROVAL_CLOSED,
     ],
   },
   'wallet.approval.list': {

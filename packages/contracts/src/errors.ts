@@ -37,7 +37,11 @@ export const ErrorCode = {
    * `details.approvalId` names the request (`wallet.approval.*`), the same one when repeated.
    */
   APPROVAL_REQUIRED: 'APPROVAL_REQUIRED',
-  /** The approval request is no longer pending (`details.status`: expired, rejected, completed, failed). */
+  /**
+   * The approval request is no longer pending (`details.status`: expired, rejected, completed, failed).
+   * Also the answer to a repeat of a request whose approval ended without a result (failed, rejected,
+   * expired; `details.error` for a failed execution): that request will not be carried out.
+   */
   APPROVAL_CLOSED: 'APPROVAL_CLOSED',
   INTERNAL: 'INTERNAL',
 } as const;

@@ -146,9 +146,18 @@ describe('approvals: above a threshold, N distinct approvers, executed once', fu
     assert.equal(listed.items.length, 2);
   });
 
+  /** The transfer `held` asks for, with `key`, as the backend repeats it. */
+  const repeat = (f: Awaited<ReturnType<typeof heldWallet>>, key: string) =>
+    fleet.backend.request(
+      'wallet.transaction.transferSol',
+      { userId: f.userId, walletId: f.w.walletId, recipient: f.to, amount: ABOVE, idempotencyKey: key },
+      { timeoutMs: 30_000 },
+    );
+
   it('should execute a transfer once after two distinct approvals: the balance moves once and wallet.approval.completed says so', async () => {
     const f = await heldWallet();
-    const approvalId = await held(f);
+    const key = randomUUID();
+    const approvalId = await held(f, key);
     const signatures = fleet.kmsSignatures;
 
     const first = await approve('approver-1', approvalId);
@@ -170,7 +179,10 @@ describe('approvals: above a threshold, N distinct approvers, executed once', fu
     const again = await refusal(approve('approver-1', approvalId));
     assert.equal(again.code, ErrorCode.APPROVAL_CLOSED);
     assert.equal(again.details!.status, 'completed');
+    const repeated = await repeat(f, key);
+    assert.deepEqual(repeated, { ...(second.result as object), source: 'record', checkedOnChain: false }, 'the repeated request answers the executed transfer');
     assert.equal(await sol.lamports(f.to), BigInt(ABOVE));
+    assert.equal(fleet.kmsSignatures, signatures + 1, 'the repeat signed nothing');
 
     const done = await waitFor(() => completedEvents(approvalId)[0], { timeoutMs: 5000, what: 'wallet.approval.completed' });
     assert.equal(done.body.status, 'completed');
@@ -282,7 +294,8 @@ describe('approvals: above a threshold, N distinct approvers, executed once', fu
 
   it('should end a request rejected by any approver: nothing signed, no approval after it', async () => {
     const f = await heldWallet();
-    const approvalId = await held(f);
+    const key = randomUUID();
+    const approvalId = await held(f, key);
     const signatures = fleet.kmsSignatures;
     await approve('approver-1', approvalId);
     const rejected = await fleet.approvers['approver-2'].request('wallet.approval.reject', { approvalId, reason: 'unknown recipient' });
@@ -291,6 +304,9 @@ describe('approvals: above a threshold, N distinct approvers, executed once', fu
     const late = await refusal(approve('approver-2', approvalId));
     assert.equal(late.code, ErrorCode.APPROVAL_CLOSED);
     assert.equal(late.details!.status, 'rejected');
+    const repeated = await refusal(repeat(f, key));
+    assert.equal(repeated.code, ErrorCode.APPROVAL_CLOSED, 'a repeat of the rejected request is not held again');
+    assert.deepEqual([repeated.details!.approvalId, repeated.details!.status], [approvalId, 'rejected']);
     assert.equal(fleet.kmsSignatures, signatures);
     assert.equal(await sol.lamports(f.to), 0n);
     await waitFor(() => fleet.seen.find((e) => e.routingKey === 'wallet.approval.rejected' && e.body.approvalId === approvalId), {
@@ -339,6 +355,9 @@ describe('approvals: above a threshold, N distinct approvers, executed once', fu
     assert.ok(signed.verifySignatures(), 'signed by the wallet');
     const got = await fleet.approvers['approver-1'].request('wallet.approval.get', { approvalId });
     assert.deepEqual(got.result, done.result);
+    const repeated = await fleet.backend.request('wallet.transaction.sign', { userId: f.userId, walletId: f.w.walletId, transaction: tx });
+    assert.deepEqual(repeated, done.result, 'the same bytes, once approved and signed, answer that signature');
+    assert.equal(fleet.kmsSignatures, signatures + 1, 'signed once');
     const event = await waitFor(() => completedEvents(approvalId)[0], { timeoutMs: 5000, what: 'wallet.approval.completed' });
     assert.deepEqual(event.body.result, done.result);
   });

@@ -35,7 +35,7 @@ import type { ApprovalStore } from '../store/approval-store.js';
 import type { TransferStore } from '../store/transfer-store.js';
 import type { OwnedWallet, WalletStore } from '../store/wallet-store.js';
 import { type ApprovalExecutors, approvalMessage } from './approvals.js';
-import { type TransferAudit, type TransferRail, transfer } from './transfer.js';
+import { ExecutedOnApproval, type TransferAudit, type TransferRail, transfer } from './transfer.js';
 
 /** What signing needs of the KMS custody. */
 export interface WalletSigner {
@@ -155,9 +155,15 @@ export function createChainHandlers(d: ChainDeps) {
 
   /**
    * Keeps a request above an approval threshold (or finds it kept, when repeated) and answers
-   * APPROVAL_REQUIRED naming it; `wallet.approval.requested` is written with a new one.
+   * APPROVAL_REQUIRED naming it; `wallet.approval.requested` is written with a new one. A repeat
+   * whose approval has ended gets its end instead (see `endOf`).
    */
-  async function approvalRequired(w: OwnedWallet, held: Extract<Mode, { held: unknown }>['held'], intent: Intent, need: ApprovalNeed): Promise<FleetError> {
+  async function approvalRequired(
+    w: OwnedWallet,
+    held: Extract<Mode, { held: unknown }>['held'],
+    intent: Intent,
+    need: ApprovalNeed,
+  ): Promise<FleetError | ExecutedOnApproval> {
     const { requestKey, ...request } = held;
     const { approval } = await d.approvals.request(
       {
@@ -174,10 +180,13 @@ export function createChainHandlers(d: ChainDeps) {
       },
       (a) => [approvalMessage('wallet.approval.requested', a)],
     );
-    return new FleetError(
-      ErrorCode.APPROVAL_REQUIRED,
-      `above the ${need.scope} approval threshold of ${need.threshold} ${need.asset}: ${approval.required} distinct approvers must approve ${approval.approvalId} (now ${approval.status})`,
-      { details: approvalDetails(approval) },
+    return (
+      endOf(approval) ??
+      new FleetError(
+        ErrorCode.APPROVAL_REQUIRED,
+        `above the ${need.scope} approval threshold of ${need.threshold} ${need.asset}: ${approval.required} distinct approvers must approve ${approval.approvalId} (now ${approval.status})`,
+        { details: approvalDetails(approval) },
+      )
     );
   }
 
@@ -218,6 +227,8 @@ export function createChainHandlers(d: ChainDeps) {
     try {
       result = await run();
     } catch (e) {
+      // Nothing was signed: the execution of the approval wrote its own event.
+      if (e instanceof ExecutedOnApproval) throw e;
       const err = isFleetError(e) ? e : new FleetError(ErrorCode.INTERNAL, 'unexpected failure', { cause: e });
       const message = auditMessage('wallet', action, {
         ...auditBase(w, ctx),
@@ -354,6 +365,10 @@ export function createChainHandlers(d: ChainDeps) {
           logger: ctx.logger,
         },
       );
+    } catch (e) {
+      // A repeat of a transfer that its approval executed: that transfer, as the approval recorded it.
+      if (e instanceof ExecutedOnApproval) return { ...(e.result as TransferResult), source: 'record', checkedOnChain: false };
+      throw e;
     } finally {
       // Whatever happened, the cached balance may be stale now.
       await d.cache.del(balanceKey(w.walletId)).catch(() => undefined);
@@ -366,7 +381,7 @@ export function createChainHandlers(d: ChainDeps) {
     const facts: SigningFacts = 'approvalId' in mode ? { approvalId: mode.approvalId } : {};
     // A raw signature may be broadcast by anyone at any time: its spend is never given back once signed.
     const ref = `sign:${randomUUID()}`;
-    return auditedSign(w, ctx, facts, async () => {
+    const signing = auditedSign(w, ctx, facts, async () => {
       switch (w.chain) {
         case 'SOL': {
           // Read once, for the decoding and the signing.
@@ -390,6 +405,11 @@ export function createChainHandlers(d: ChainDeps) {
           return { signedTransaction: Buffer.from(signed).toString('base64') };
         }
       }
+    });
+    // A repeat of a signing that its approval executed: the signature kept on the approval.
+    return signing.catch((e: unknown) => {
+      if (e instanceof ExecutedOnApproval) return e.result as ResultOf<'wallet.transaction.sign'>;
+      throw e;
     });
   }
 
@@ -492,6 +512,20 @@ const approvalDetails = (a: Approval) => ({
   approvals: a.approvedBy.length,
   expiresAt: a.expiresAt,
 });
+
+/**
+ * What a repeated request answers once its approval has ended, instead of APPROVAL_REQUIRED: the
+ * result of the execution (`completed`), or APPROVAL_CLOSED saying how it ended (`failed` with the
+ * execution's error, `rejected`, `expired`). Undefined while it is still pending or being executed.
+ */
+function endOf(a: Approval): FleetError | ExecutedOnApproval | undefined {
+  if (a.status === 'completed' && a.result) return new ExecutedOnApproval(a.approvalId, a.result);
+  if (a.status !== 'failed' && a.status !== 'rejected' && a.status !== 'expired') return undefined;
+  const why = a.error ? ` (${a.error.code}: ${a.error.message})` : '';
+  return new FleetError(ErrorCode.APPROVAL_CLOSED, `this request's approval ${a.approvalId} is ${a.status}${why}; a new request needs a new idempotency key`, {
+    details: { approvalId: a.approvalId, status: a.status, ...(a.error ? { error: a.error } : {}) },
+  });
+}
 
 function decodeBase64(s: string): Uint8Array {
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(s)) throw FleetError.validation([{ path: 'transaction', message: 'expected base64' }]);

@@ -17,6 +17,23 @@ export interface TransferAudit {
   failed(err: FleetError, signature?: string): OutboxMessage;
 }
 
+/**
+ * What `rail.sign` (and the signing path) throws when the request was carried out already, by the
+ * execution of its approval: nothing is signed and nothing more is recorded for this call (the
+ * execution was audited); the handler answers with `result`, the execution's own. A FleetError so
+ * that it passes the stores' error translation unchanged, and so that, were it ever not turned
+ * into that answer, the caller would still learn the truth: APPROVAL_CLOSED, `completed`.
+ */
+export class ExecutedOnApproval extends FleetError {
+  constructor(
+    readonly approvalId: string,
+    readonly result: Record<string, unknown>,
+  ) {
+    super(ErrorCode.APPROVAL_CLOSED, `carried out by the execution of approval ${approvalId}`, { details: { approvalId, status: 'completed' } });
+    this.name = 'ExecutedOnApproval';
+  }
+}
+
 /** What became of signed bytes that may or may not have reached the chain (see the adapters' `fate`). */
 export type Fate = 'confirmed' | 'failed' | 'pending' | 'expired';
 
@@ -72,7 +89,7 @@ const fromChain = (signature: string, status: Result['status'] = 'confirmed'): R
  * when it cannot be written nothing is sent. The outcome event goes with the transfer's final
  * state; a transfer the chain accepted is reported as accepted even when its outcome event cannot
  * be written then (the row stays `signed`, and the next call with the key writes both).
- * Throws what the rail throws, UNAVAILABLE (database, or a call with this key still running after
+ * Throws what the rail throws (ExecutedOnApproval with no event written), UNAVAILABLE (database, or a call with this key still running after
  * `lockWaitMs`), IDEMPOTENCY_CONFLICT, SUBMISSION_FAILED.
  */
 export async function transfer(d: TransferDeps & { lockWaitMs: number }, r: TransferRequest): Promise<Result> {
@@ -181,7 +198,7 @@ export async function transfer(d: TransferDeps & { lockWaitMs: number }, r: Tran
       return settle(signedTx);
     });
   } catch (e) {
-    if (!outcomeWritten) await outcome(r.audit.failed(asFleet(e)));
+    if (!outcomeWritten && !(e instanceof ExecutedOnApproval)) await outcome(r.audit.failed(asFleet(e)));
     throw e;
   }
 }
