@@ -339,7 +339,7 @@ class MessageBroker implements Broker {
           await ch.consume(DIRECT_REPLY_TO, this.rpc.onReply, { noAck: true });
         },
         // Replies to calls in flight went to the closed channel: those calls cannot succeed.
-        (err) => this.rpc.failAll(err),
+        (err) => this.rpc.failWaitingAfterTurn(err),
       );
       if (this.life.signal.aborted) throw unavailable('broker stopped');
       this.session = s;

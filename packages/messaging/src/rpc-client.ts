@@ -37,8 +37,9 @@ export class RpcClient {
 
   /**
    * Rejects VALIDATION_FAILED (body, before sending), UNAVAILABLE (not connected, or the
-   * connection dropped while waiting), UNROUTABLE (no queue bound), TIMEOUT (no reply in time), or
-   * the handler's FleetError from an `{ok:false}` reply.
+   * connection dropped while waiting), UNROUTABLE (no queue bound), FORBIDDEN (the broker refused
+   * the publish: no permission for this operation), TIMEOUT (no reply in time), or the handler's
+   * FleetError from an `{ok:false}` reply.
    */
   async request<Op extends OperationName>(
     publisherOf: () => Publisher,
@@ -113,6 +114,18 @@ export class RpcClient {
   /** Fails every waiting call (connection lost: the replies can never reach a new channel). */
   failAll(err: Error): void {
     for (const id of [...this.pending.keys()]) this.settle(id, (call) => call.reject(err));
+  }
+
+  /**
+   * The reply channel closed: fails the calls waiting now (their replies went to it) once this turn
+   * of the event loop is over, so that a call whose own publish the broker refused (the reason the
+   * channel closed) settles first with that refusal (FORBIDDEN, NOT_FOUND) rather than `err`.
+   */
+  failWaitingAfterTurn(err: Error): void {
+    const ids = [...this.pending.keys()];
+    setImmediate(() => {
+      for (const id of ids) this.settle(id, (call) => call.reject(err));
+    });
   }
 
   get inFlight(): number {

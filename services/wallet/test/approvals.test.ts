@@ -322,10 +322,14 @@ describe('approvals: above a threshold, N distinct approvers, executed once', fu
   it('should refuse FORBIDDEN an approval from a caller without the approver role', async () => {
     const f = await heldWallet();
     const approvalId = await held(f);
-    // The broker itself refuses the backend's publish (topic permissions from the catalogue; the
-    // RPC client reports the closed channel as UNAVAILABLE, naming the refusal) ...
+    // The broker itself refuses the backend's publish (topic permissions from the catalogue) ...
     const byBackend = await refusal(fleet.backend.request('wallet.approval.approve', { approvalId }));
-    assert.match(byBackend.message, /ACCESS_REFUSED - access to topic 'wallet\.approval\.approve' .* refused for user 'backend'/);
+    assert.equal(byBackend.code, ErrorCode.FORBIDDEN, byBackend.message);
+    assert.equal(byBackend.retryable, false);
+    assert.match(
+      (byBackend.details!.brokerRefusal as { text: string }).text,
+      /ACCESS_REFUSED - access to topic 'wallet\.approval\.approve' .* refused for user 'backend'/,
+    );
     // ... and the service refuses a broker user it does not know as an approver.
     assert.equal((await refusal(approve('stranger', approvalId))).code, ErrorCode.FORBIDDEN);
     const a = await fleet.ops.request('wallet.approval.get', { approvalId });
