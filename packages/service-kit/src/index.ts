@@ -17,6 +17,7 @@ export {
 export { createAdminServer, createHttpServer, type Check } from './http.js';
 export { createService, runService, runServiceMain, type Component, type Service, type ServiceState } from './lifecycle.js';
 export { createServiceBase, type ServiceBase } from './service-base.js';
+export { createPeriodic, type PeriodicOptions } from './periodic.js';
 export { createPgPool, type PgPool } from './postgres.js';
 export { migrate } from './migrate.js';
 export { createRedis, type Redis, type RedisHandle } from './redis.js';

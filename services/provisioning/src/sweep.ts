@@ -1,4 +1,4 @@
-import type { Component, Logger } from '@wallet-fleet/service-kit';
+import { type Component, createPeriodic, type Logger } from '@wallet-fleet/service-kit';
 import { chainJobMessage } from './ports.js';
 import type { ProvisioningStore } from './store/provisioning-store.js';
 
@@ -19,8 +19,6 @@ export interface SweepOptions {
  */
 export function createSweep(opts: SweepOptions): Component & { runOnce(): Promise<number> } {
   const batch = opts.batchSize ?? 100;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<number> | undefined;
 
   async function pass(): Promise<number> {
     let total = 0;
@@ -37,29 +35,10 @@ export function createSweep(opts: SweepOptions): Component & { runOnce(): Promis
     return total;
   }
 
-  const runOnce = () => {
-    running ??= pass().finally(() => (running = undefined));
-    return running;
-  };
-
-  return {
+  return createPeriodic({
     name: 'sweep',
-    runOnce,
-    async start() {
-      const tick = () => {
-        runOnce()
-          .catch((err) => opts.logger.warn({ err }, 'stuck-job sweep failed; next pass later'))
-          .finally(() => {
-            if (timer) timer = setTimeout(tick, opts.intervalMs);
-          });
-      };
-      timer = setTimeout(tick, opts.intervalMs);
-    },
-    async stop() {
-      const t = timer;
-      timer = undefined;
-      clearTimeout(t);
-      await running?.catch(() => undefined);
-    },
-  };
+    intervalMs: opts.intervalMs,
+    run: pass,
+    onError: (err) => opts.logger.warn({ err }, 'stuck-job sweep failed; next pass later'),
+  });
 }

@@ -1,4 +1,4 @@
-import type { Component, Logger } from '@wallet-fleet/service-kit';
+import { type Component, createPeriodic, type Logger } from '@wallet-fleet/service-kit';
 import type { createRunHandlers } from './handlers/runs.js';
 import type { ReconciliationMetrics } from './metrics.js';
 
@@ -11,31 +11,23 @@ export function createScheduler(
   runs: ReturnType<typeof createRunHandlers>,
   o: { intervalMs: number; initialDelayMs: number; metrics: ReconciliationMetrics; logger: Logger },
 ): Component {
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = false;
-  const jitter = (ms: number) => Math.round(ms * (0.9 + Math.random() * 0.2));
-  return {
+  const periodic = createPeriodic({
     name: 'scheduler',
-    async start() {
-      stopped = false;
-      if (timer) return;
-      const tick = () => {
-        runs
-          .runPass('schedule')
-          .catch((err: unknown) => {
-            o.metrics.runs.inc({ outcome: 'failed' });
-            o.logger.warn({ err }, 'reconciliation pass could not run; next one later');
-          })
-          .finally(() => {
-            if (!stopped) timer = setTimeout(tick, jitter(o.intervalMs));
-          });
-      };
-      timer = setTimeout(tick, jitter(o.initialDelayMs));
+    intervalMs: o.intervalMs,
+    initialDelayMs: o.initialDelayMs,
+    jitter: 0.1,
+    run: () => runs.runPass('schedule'),
+    onError: (err) => {
+      o.metrics.runs.inc({ outcome: 'failed' });
+      o.logger.warn({ err }, 'reconciliation pass could not run; next one later');
     },
+  });
+  return {
+    name: periodic.name,
+    start: () => periodic.start(),
     async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      timer = undefined;
+      await periodic.stop();
+      // A pass an operator asked for (wallet.reconcile.run) holds the lock too.
       await runs.inFlight()?.catch(() => undefined);
     },
   };

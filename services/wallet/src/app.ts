@@ -7,6 +7,7 @@ import {
   type Logger,
   type Service,
   createBreaker,
+  createPeriodic,
   createPgPool,
   createRateLimiter,
   createServiceBase,
@@ -83,6 +84,18 @@ export function createWalletService(config: WalletConfig, logger: Logger): Servi
           },
         }
       : undefined;
+  // Each replica prunes now and then; passes of two replicas at once delete disjoint rows or nothing.
+  const spendPruner = createPeriodic({
+    name: 'policy-spend-pruner',
+    intervalMs: config.POLICY_SPEND_PRUNE_INTERVAL_MS,
+    jitter: 0.1,
+    run: async () => {
+      const pruned = await policies.pruneSpend();
+      if (pruned.rows > 0 || pruned.totals > 0) logger.info({ rows: pruned.rows, totals: pruned.totals }, 'pruned policy spend older than 25 h');
+      return pruned;
+    },
+    onError: (err) => logger.warn({ err }, 'pruning policy spend failed; next pass later'),
+  });
   const lockPg = createPgPool({ url: config.DATABASE_URL, schema, max: config.DATABASE_LOCK_POOL_MAX, applicationName: 'wallet-locks', logger });
   const transfers = createTransferStore(pg.pool, outbox, { pool: lockPg.pool, max: config.DATABASE_LOCK_POOL_MAX });
   const approvals = createApprovalStore(pg.pool, outbox);
@@ -123,6 +136,7 @@ export function createWalletService(config: WalletConfig, logger: Logger): Servi
       redis.component,
       kms,
       ...(pool ? [refiller] : []),
+      spendPruner,
       // Stopped after the consumers, whose transfers hold its connections.
       lockPg.component,
       brokerComponent(broker, { timeoutMs: config.SHUTDOWN_TIMEOUT_MS }),

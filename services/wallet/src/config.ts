@@ -48,6 +48,8 @@ export const configShape = {
   KEY_POOL_REFILL_INTERVAL_MS: envVar.int({ default: 5000, min: 10, max: 3_600_000 }),
   /** Keys a refill pass creates at once. */
   KEY_POOL_REFILL_CONCURRENCY: envVar.int({ default: 4, min: 1, max: 256 }),
+  /** Between passes that delete policy spend older than 25 h (it no longer counts toward any cap). */
+  POLICY_SPEND_PRUNE_INTERVAL_MS: envVar.int({ default: 600_000, min: 1000, max: 86_400_000 }),
 };
 
 export type WalletConfig = ReturnType<typeof loadWalletConfig>;

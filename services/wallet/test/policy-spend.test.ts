@@ -65,6 +65,36 @@ describe('rolling caps: spend kept as running totals (PostgreSQL)', () => {
     assert.equal(rows[0].spent, '1000');
   });
 
+  it('should prune spend older than 25 h in batches, and caps checked afterwards count exactly the last 24 h', async () => {
+    const who = { userId: `u-${randomUUID()}`, walletId: randomUUID() };
+    const caps = [cap('dailyPerWallet', 100n), cap('dailyPerUser', 100n)];
+    const reserve = async (amount: bigint) => store.reserve(await epoch(), randomUUID(), who, new Map([['SOL', amount]]), caps);
+    // 26 h old rows, unreleased and released; 60 that is 24.5 h old (in no window, too young to
+    // prune); 40 in the window; totals last moved 25.5 h ago (they still count the 60).
+    await owner.query(
+      `INSERT INTO policy_spend (ref, asset, user_id, wallet_id, amount, created_at, released_at)
+       SELECT gen_random_uuid()::text, 'SOL', $1, $2, 1, now() - interval '26 hours', CASE WHEN i % 2 = 0 THEN now() END
+         FROM generate_series(1, 7) AS i`,
+      [who.userId, who.walletId],
+    );
+    assert.equal(await reserve(60n), undefined);
+    assert.equal(await reserve(40n), undefined);
+    await owner.query(`UPDATE policy_spend SET created_at = now() - interval '24.5 hours' WHERE wallet_id = $1 AND amount = 60`, [who.walletId]);
+    await owner.query(`UPDATE policy_spend_totals SET counted_after = now() - interval '25.5 hours' WHERE who IN ($1, $2::text)`, [who.userId, who.walletId]);
+    const rowsOf = async () =>
+      (await owner.query(`SELECT amount::int, created_at < now() - interval '25 hours' AS old FROM policy_spend WHERE wallet_id = $1`, [who.walletId])).rows;
+    assert.equal((await rowsOf()).length, 9);
+
+    const pruned = await store.pruneSpend(3);
+    assert.ok(pruned.rows >= 7, `the seven old rows (and those of other tests) are deleted: ${pruned.rows}`);
+    assert.ok(pruned.totals >= 2, 'the wallet and user totals that counted from before the horizon are dropped');
+    assert.deepEqual((await rowsOf()).map((r) => r.amount).sort(), [40, 60], 'what is younger than 25 h stays');
+    assert.deepEqual(await store.pruneSpend(3), { rows: 0, totals: 0 }, 'a second pass finds nothing');
+    // The totals are summed again from the last 24 h: 40 (the 60 left the window).
+    assert.equal(await reserve(60n), undefined, '40 + 60 is the cap');
+    assert.deepEqual(ruleAndUse(await reserve(1n)), ['dailyPerWallet', '100']);
+  });
+
   it('should answer stale, recording nothing, for rules read before a policy changed', async () => {
     const who = { userId: `u-${randomUUID()}`, walletId: randomUUID() };
     const before = await epoch();

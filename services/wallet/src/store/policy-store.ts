@@ -210,5 +210,25 @@ export function createPolicyStore(pool: pg.Pool, outbox: Pick<OutboxWriter, 'enq
       withDatabaseErrors(async () => {
         await pool.query({ name: 'policy-release', text: 'SELECT policy_release($1)', values: [ref] });
       }),
+
+    /**
+     * Deletes the spend that can never count again (older than 25 h; see `policy_prune_spend`),
+     * `batch` rows per statement (each its own short transaction) until none is left. Returns the
+     * rows deleted and the running totals dropped (to be summed again by their next check).
+     */
+    pruneSpend: (batch = 10_000): Promise<{ rows: number; totals: number }> =>
+      withDatabaseErrors(async () => {
+        const pruned = { rows: 0, totals: 0 };
+        for (;;) {
+          const { rows } = await pool.query<{ deleted_rows: string; dropped_totals: string }>(
+            'SELECT deleted_rows, dropped_totals FROM policy_prune_spend($1)',
+            [batch],
+          );
+          const deleted = Number(rows[0]!.deleted_rows);
+          pruned.rows += deleted;
+          pruned.totals += Number(rows[0]!.dropped_totals);
+          if (deleted < batch) return pruned;
+        }
+      }),
   };
 }
